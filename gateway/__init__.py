@@ -1,0 +1,1 @@
+"""Safeguard Gateway: a safeguarding mail relay for organisations working with young people."""

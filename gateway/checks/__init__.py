@@ -1,0 +1,1 @@
+"""One module per finding code; each a pure function of (message, view, now, rule, org)."""

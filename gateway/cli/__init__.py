@@ -1,0 +1,64 @@
+"""`safeguard`: one console script; one module per command."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gateway.config import ConfigError, Settings, load_settings
+
+
+class Context:
+    """Carries `--config` to commands; settings are parsed once, on first use."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+class Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"safeguard: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=Group)
+@click.option(
+    "--config",
+    "config_path",
+    envvar="SAFEGUARD_CONFIG",
+    default=None,
+    help="Path to gateway.toml (default: $SAFEGUARD_CONFIG, else ./gateway.toml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Safeguard Gateway: a safeguarding mail relay for organisations working with young people."""
+    ctx.obj = Context(config_path)
+
+
+def _register() -> None:
+    from gateway.cli import queue, serve, staff
+
+    cli.add_command(serve.serve)
+    cli.add_command(queue.queue)
+    cli.add_command(staff.staff)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="safeguard")

@@ -1,0 +1,354 @@
+"""`gateway.toml`, parsed once into typed settings that are passed down.
+
+Every error names the file, the key and (where the file has it) the line, so an IT admin can
+fix a typo without reading code. Nothing else in the gateway reads configuration.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_PATH = "gateway.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person editing the file."""
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    scheme: str  # smtp | smtp+starttls | smtps | maildir | mx
+    host: str = ""
+    port: int = 0
+    username: str | None = None
+    password: str | None = None
+    path: Path | None = None  # maildir
+    validate_certs: bool = True
+    timeout: float = 60.0
+
+    @property
+    def display(self) -> str:
+        if self.scheme == "maildir":
+            return f"maildir://{self.path}"
+        if self.scheme == "mx":
+            return "mx:"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 2525
+    hostname: str = "safeguard.localhost"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_listen: tuple[str, int] | None = None  # implicit TLS (submissions, port 465 style)
+    max_message_size: int = 10_240_000
+    max_recipients: int = 100
+    timeout: float = 300.0
+    data_timeout: float = 600.0
+    parse_timeout: float = 30.0
+    min_free_disk: int | None = None  # bytes; default 1.5 x max_message_size
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert is not None and self.tls_key is not None
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_failures: int = 5  # failed AUTH attempts per client address ...
+    failure_window: float = 600.0  # ... within this many seconds, then 421 4.7.0
+
+    def is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted_networks)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    workers: int = 4
+    retry_min: float = 300.0  # Postfix minimal_backoff_time
+    retry_max: float = 4000.0  # Postfix maximal_backoff_time
+    lifetime: float = 5 * 86400.0  # Postfix maximal_queue_lifetime
+    lease: float = 600.0  # a claimed entry not finished in this time is retried by anyone
+    poll_interval: float = 1.0
+
+
+@dataclass(frozen=True)
+class OrganisationSettings:
+    """The site's `[organisation]` table; each key set here wins over the pack's default."""
+
+    domains: tuple[str, ...] = ()
+    timezone: ZoneInfo | None = None
+    name: str = ""
+    # Other pack defaults the site overrides (office_hours, dsl, ...); the policy layer
+    # validates them against the pack format.
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    organisation: OrganisationSettings
+    server: ServerSettings
+    auth: AuthSettings
+    upstream: UpstreamSettings
+    delivery: DeliverySettings
+    database_url: str
+    pack: str
+    mode: str  # enforce | monitor
+    web_listen: tuple[str, int] | None
+    api_listen: tuple[str, int] | None
+    state_dir: Path
+    demo_directory: bool = True  # load the demo directory into an empty database
+
+
+def _key_line(text: str, section: str, key: str) -> int | None:
+    """Best effort: the line where `key` is set inside `[section]` (tomllib keeps no positions)."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\s*([^\]]+?)\s*\]$", stripped)
+        if header:
+            current = header.group(1)
+            continue
+        if current == section and re.match(rf"^{re.escape(key)}\s*=", stripped):
+            return number
+    return None
+
+
+class _Reader:
+    def __init__(self, path: Path, text: str, data: dict[str, Any]) -> None:
+        self.path = path
+        self.text = text
+        self.data = data
+
+    def error(self, section: str, key: str, reason: str) -> ConfigError:
+        line = _key_line(self.text, section, key)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        return ConfigError(f"{where}: [{section}] {key}: {reason}")
+
+    def table(self, section: str) -> dict[str, Any]:
+        value = self.data.get(section, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.path}: [{section}] must be a table")
+        return value
+
+    def get(self, section: str, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        value = self.table(section).get(key, default)
+        if value is default:
+            return value
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise self.error(section, key, f"expected {names}, got {value!r}")
+        return value
+
+    def listen(self, section: str, key: str, default: str | None) -> tuple[str, int] | None:
+        value = self.get(section, key, str, default)
+        if value is None or value == "":
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise self.error(section, key, f"expected HOST:PORT, got {value!r}")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_upstream(url: str) -> UpstreamSettings:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "maildir":
+        path = unquote((parts.netloc or "") + parts.path)
+        if not path:
+            raise ValueError("maildir:// needs a path, e.g. maildir:///var/mail/out")
+        return UpstreamSettings(scheme="maildir", path=Path(path))
+    if scheme == "mx":
+        return UpstreamSettings(scheme="mx")
+    if scheme not in ("smtp", "smtp+starttls", "smtps"):
+        raise ValueError(
+            f"unknown scheme {scheme!r}: use smtp://, smtp+starttls://, smtps://, maildir:// or mx:"
+        )
+    if not parts.hostname:
+        raise ValueError(f"{url!r} has no host")
+    default_port = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}[scheme]
+    try:
+        port = parts.port or default_port
+    except ValueError as exc:
+        raise ValueError(f"{url!r}: {exc}") from None
+    return UpstreamSettings(
+        scheme=scheme,
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read `gateway.toml` (or `$SAFEGUARD_CONFIG`); a missing default file means all defaults."""
+    explicit = path is not None or "SAFEGUARD_CONFIG" in os.environ
+    config_path = Path(path or os.environ.get("SAFEGUARD_CONFIG") or DEFAULT_PATH)
+    if config_path.exists():
+        text = config_path.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"{config_path}: no such configuration file")
+    else:
+        text, data = "", {}
+    return settings_from_dict(data, config_path, text)
+
+
+def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Settings:
+    r = _Reader(path, text, data)
+    base = path.resolve().parent
+
+    known = {
+        "organisation",
+        "server",
+        "auth",
+        "upstream",
+        "database",
+        "web",
+        "api",
+        "policy",
+        "delivery",
+        "directory",
+    }
+    for section in data:
+        if section not in known:
+            raise ConfigError(
+                f"{path}: unknown section [{section}] (known: {', '.join(sorted(known))})"
+            )
+
+    state_dir = Path(r.get("database", "state_dir", str, "var"))
+    if not state_dir.is_absolute():
+        state_dir = base / state_dir
+
+    org_table = dict(r.table("organisation"))
+    domains = tuple(d.lower().strip() for d in r.get("organisation", "domains", list, []))
+    tz_name = r.get("organisation", "timezone", str, None)
+    tz = None
+    if tz_name is not None:
+        try:
+            tz = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise r.error("organisation", "timezone", f"unknown time zone {tz_name!r}") from None
+    for key in ("domains", "timezone"):
+        org_table.pop(key, None)
+    organisation = OrganisationSettings(
+        domains=domains, timezone=tz, name=str(org_table.pop("name", "")), overrides=org_table
+    )
+
+    listen = r.listen("server", "listen", "127.0.0.1:2525")
+    assert listen is not None
+    cert = r.get("server", "tls_cert", str, None)
+    key = r.get("server", "tls_key", str, None)
+    if bool(cert) != bool(key):
+        raise r.error(
+            "server", "tls_cert" if not cert else "tls_key", "tls_cert and tls_key go together"
+        )
+    for name, value in (("tls_cert", cert), ("tls_key", key)):
+        if value and not (base / value).exists():
+            raise r.error("server", name, f"file {value!r} does not exist")
+    server = ServerSettings(
+        host=listen[0],
+        port=listen[1],
+        hostname=r.get("server", "hostname", str, "safeguard.localhost"),
+        tls_cert=(base / cert) if cert else None,
+        tls_key=(base / key) if key else None,
+        tls_listen=r.listen("server", "tls_listen", None),
+        max_message_size=r.get("server", "max_message_size", int, 10_240_000),
+        max_recipients=r.get("server", "max_recipients", int, 100),
+        timeout=r.get("server", "timeout", float, 300.0),
+        data_timeout=r.get("server", "data_timeout", float, 600.0),
+        parse_timeout=r.get("server", "parse_timeout", float, 30.0),
+        min_free_disk=r.get("server", "min_free_disk", int, None),
+    )
+    if server.tls_listen and not server.tls_enabled:
+        raise r.error("server", "tls_listen", "an implicit-TLS listener needs tls_cert and tls_key")
+
+    nets = []
+    for item in r.get("auth", "trusted_networks", list, ["127.0.0.0/8", "::1/128"]):
+        try:
+            nets.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            raise r.error("auth", "trusted_networks", f"{item!r} is not a network") from None
+    auth = AuthSettings(
+        trusted_networks=tuple(nets),
+        max_failures=r.get("auth", "max_failures", int, 5),
+        failure_window=r.get("auth", "failure_window", float, 600.0),
+    )
+
+    upstream_url = r.get("upstream", "url", str, "maildir://var/maildir")
+    try:
+        upstream = parse_upstream(upstream_url)
+    except ValueError as exc:
+        raise r.error("upstream", "url", str(exc)) from None
+    if upstream.path is not None and not upstream.path.is_absolute():
+        upstream = UpstreamSettings(scheme="maildir", path=base / upstream.path)
+    upstream = UpstreamSettings(
+        **{
+            **upstream.__dict__,
+            "validate_certs": r.get("upstream", "validate_certs", bool, True),
+            "timeout": r.get("upstream", "timeout", float, 60.0),
+        }
+    )
+
+    delivery = DeliverySettings(
+        workers=r.get("delivery", "workers", int, 4),
+        retry_min=r.get("delivery", "retry_min", float, 300.0),
+        retry_max=r.get("delivery", "retry_max", float, 4000.0),
+        lifetime=r.get("delivery", "lifetime", float, 5 * 86400.0),
+        lease=r.get("delivery", "lease", float, 600.0),
+        poll_interval=r.get("delivery", "poll_interval", float, 1.0),
+    )
+    if delivery.workers < 1:
+        raise r.error("delivery", "workers", "at least 1")
+
+    db_url = r.get("database", "url", str, "")
+    if not db_url:
+        db_url = f"sqlite:///{state_dir / 'archive.db'}"
+    elif db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
+        relative = db_url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            db_url = f"sqlite:///{base / relative}"
+
+    mode = r.get("policy", "mode", str, "enforce")
+    if mode not in ("enforce", "monitor"):
+        raise r.error("policy", "mode", f"expected 'enforce' or 'monitor', got {mode!r}")
+
+    demo = r.get("directory", "demo", bool, True)
+    return Settings(
+        path=path,
+        organisation=organisation,
+        server=server,
+        auth=auth,
+        upstream=upstream,
+        delivery=delivery,
+        database_url=db_url,
+        pack=r.get("policy", "pack", str, "default"),
+        mode=mode,
+        web_listen=r.listen("web", "listen", "127.0.0.1:8025"),
+        api_listen=r.listen("api", "listen", "127.0.0.1:8026"),
+        state_dir=state_dir,
+        demo_directory=demo,
+    )

@@ -1,0 +1,205 @@
+"""The queue worker: sends due entries upstream, retries with backoff, bounces failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import jinja2
+import structlog
+
+from gateway.clock import Clock
+from gateway.config import DeliverySettings
+from gateway.delivery.transports import Outcome, Transport
+from gateway.ids import new_queue_id
+from gateway.notify.delivery import delivery_failure
+from gateway.notify.dsn import RecipientStatus
+from gateway.store.archive import Archive
+from gateway.store.queue import QueueEntry, QueueStore
+from gateway.store.records import ArchiveRecord, QueueItem, as_aware
+
+log = structlog.get_logger("gateway.delivery")
+
+
+def backoff(attempts: int, settings: DeliverySettings) -> float:
+    """Postfix's schedule: double from retry_min each attempt, capped at retry_max."""
+    return float(min(settings.retry_max, settings.retry_min * (2 ** max(0, attempts))))
+
+
+def _enhanced(outcome: Outcome) -> str:
+    parts = outcome.text.split(" ", 1)[0].split(".")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return ".".join(parts)
+    return f"{str(outcome.code)[0]}.0.0"
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        *,
+        queue: QueueStore,
+        archive: Archive,
+        transport_factory: Callable[[], Transport],
+        settings: DeliverySettings,
+        templates: jinja2.Environment,
+        clock: Clock,
+        hostname: str,
+    ) -> None:
+        self.queue = queue
+        self.archive = archive
+        self.transport_factory = transport_factory
+        self.settings = settings
+        self.templates = templates
+        self.clock = clock
+        self.hostname = hostname
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit so new mail goes out now, not at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        work: asyncio.Queue[QueueEntry | None] = asyncio.Queue(maxsize=self.settings.workers * 2)
+        senders = [
+            asyncio.create_task(self._sender(work), name=f"sender-{i}")
+            for i in range(self.settings.workers)
+        ]
+        try:
+            while not self._stopping.is_set():
+                try:
+                    entries = await asyncio.to_thread(
+                        self.queue.claim, self.owner, self.clock.now(), self.settings.workers * 2
+                    )
+                except Exception as exc:  # database away: keep the worker alive, try again
+                    log.error("queue_claim_failed", error=repr(exc))
+                    entries = []
+                for entry in entries:
+                    await work.put(entry)
+                if not entries:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+        finally:
+            for _ in senders:
+                await work.put(None)
+            await asyncio.gather(*senders, return_exceptions=True)
+
+    async def _sender(self, work: asyncio.Queue[QueueEntry | None]) -> None:
+        transport = self.transport_factory()
+        try:
+            while (entry := await work.get()) is not None:
+                try:
+                    await self.deliver(entry, transport)
+                except Exception as exc:
+                    # The lease runs out and another attempt picks the entry up again.
+                    log.error("delivery_crashed", queue_id=entry.queue_id, error=repr(exc))
+        finally:
+            await transport.close()
+
+    async def deliver(self, entry: QueueEntry, transport: Transport) -> None:
+        outcomes = await transport.send(entry.mail_from, entry.recipients, entry.body)
+        now = self.clock.now()
+        delivered = [r for r, o in outcomes.items() if o.delivered]
+        permanent = {r: o for r, o in outcomes.items() if o.permanent}
+        pending = {r: o for r, o in outcomes.items() if not o.delivered and not o.permanent}
+        expired = bool(pending) and now >= as_aware(entry.expires_at)
+        log.info(
+            "delivery_attempt",
+            queue_id=entry.queue_id,
+            kind=entry.kind,
+            attempt=entry.attempts + 1,
+            delivered=len(delivered),
+            refused=len(permanent),
+            deferred=len(pending),
+            reply=next(iter(outcomes.values())).text[:200] if outcomes else "",
+        )
+        if pending and not expired:
+            delay = backoff(entry.attempts, self.settings)
+            error = "; ".join(f"{r}: {o.code} {o.text}" for r, o in pending.items())[:2000]
+            if permanent:
+                await self._bounce(entry, permanent, expired=False, now=now)
+            await asyncio.to_thread(
+                self.queue.retry_later,
+                entry.id,
+                self.owner,
+                at=now + timedelta(seconds=delay),
+                error=error,
+                recipients=list(pending),
+            )
+            return
+        failures = dict(permanent)
+        if expired:
+            failures.update(
+                {
+                    r: Outcome(o.code, f"4.4.7 delivery time expired: {o.text}")
+                    for r, o in pending.items()
+                }
+            )
+        if failures:
+            await self._bounce(entry, failures, expired=expired, now=now)
+            error = "; ".join(f"{r}: {o.code} {o.text}" for r, o in failures.items())[:2000]
+            if delivered:
+                await asyncio.to_thread(self.queue.delivered, entry.id, self.owner, now)
+            else:
+                await asyncio.to_thread(self.queue.failed, entry.id, self.owner, now, error)
+        else:
+            await asyncio.to_thread(self.queue.delivered, entry.id, self.owner, now)
+
+    async def _bounce(
+        self, entry: QueueEntry, failures: dict[str, Outcome], *, expired: bool, now: datetime
+    ) -> None:
+        # Never bounce a bounce or a notice (RFC 5321 §4.5.5), nor mail without a sender.
+        if entry.kind != "deliver" or not entry.mail_from:
+            log.warning("undeliverable_notice_dropped", queue_id=entry.queue_id, kind=entry.kind)
+            return
+        statuses = [
+            RecipientStatus(
+                rcpt, "4.4.7" if expired and o.code < 500 else _enhanced(o), f"{o.code} {o.text}"
+            )
+            for rcpt, o in failures.items()
+        ]
+        raw = delivery_failure(
+            self.templates,
+            reporting_mta=self.hostname,
+            sender=entry.mail_from,
+            original=entry.body,
+            arrival=as_aware(entry.created_at),
+            statuses=statuses,
+            expired=expired,
+            lifetime=self.settings.lifetime,
+        )
+        record = ArchiveRecord(
+            queue_id=new_queue_id(),
+            received_at=now,
+            raw=raw,
+            verdict="deliver",
+            channel="email",
+            client_address="gateway",
+            envelope_from="",
+            envelope_to=(entry.mail_from,),
+            from_addr=f"mailer-daemon@{self.hostname}",
+            to_addrs=(entry.mail_from,),
+            subject="Undelivered Mail Returned to Sender",
+            body_text="",
+            dedupe=False,
+            evaluation={"generated": "delivery_failure", "for_queue_id": entry.queue_id},
+        )
+        item = QueueItem(kind="bounce", mail_from="", recipients=(entry.mail_from,))
+        stored = await asyncio.to_thread(self.archive.store, record, [item])
+        log.info(
+            "bounce_queued",
+            queue_id=entry.queue_id,
+            bounce_queue_id=stored.queue_id,
+            recipients=len(failures),
+        )
+        self.wake()

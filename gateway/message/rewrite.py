@@ -1,0 +1,76 @@
+"""Changes the gateway makes to a delivered copy, on raw bytes, leaving the rest untouched.
+
+The archive always keeps the original; these produce what recipients receive.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def split_header(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block including its final line break, body); no blank line: all header."""
+    match = _HEADER_END.search(raw)
+    if match is None:
+        return raw, b""
+    cut = match.start() + (2 if raw[match.start() : match.start() + 2] == b"\r\n" else 1)
+    return raw[:cut], raw[cut:]
+
+
+def _fields(header: bytes) -> list[bytes]:
+    """Header fields with their folded continuation lines kept together."""
+    fields: list[bytes] = []
+    for line in header.splitlines(keepends=True):
+        if fields and line[:1] in (b" ", b"\t"):
+            fields[-1] += line
+        else:
+            fields.append(line)
+    return fields
+
+
+def _name(field: bytes) -> bytes:
+    return field.split(b":", 1)[0].strip().lower()
+
+
+def header_value(raw: bytes, name: str) -> str | None:
+    """The first `name:` field's unfolded value, decoded leniently (no full parse)."""
+    header, _ = split_header(raw)
+    wanted = name.lower().encode()
+    for field in _fields(header):
+        if _name(field) == wanted:
+            value = field.split(b":", 1)[1]
+            return " ".join(value.decode("utf-8", "replace").split())
+    return None
+
+
+def replace_headers(raw: bytes, remove: Sequence[str], add: Sequence[tuple[str, str]]) -> bytes:
+    """Drop every field named in `remove`, then add `add` where the first removed one stood."""
+    header, body = split_header(raw)
+    names = {n.lower().encode() for n in remove}
+    newline = b"\r\n" if b"\r\n" in header else b"\n"
+    added = b"".join(f"{k}: {v}".encode() + newline for k, v in add)
+    out: list[bytes] = []
+    placed = False
+    for field in _fields(header):
+        if _name(field) in names:
+            if not placed:
+                out.append(added)
+                placed = True
+            continue
+        out.append(field)
+    if not placed:
+        # Before the blank line that ends the header (which split_header kept on the block).
+        if out and out[-1].strip() == b"":
+            out.insert(len(out) - 1, added)
+        else:
+            out.append(added)
+    return b"".join(out) + body
+
+
+def hide_recipients(raw: bytes) -> bytes:
+    """The Bcc fix for mass mail: nobody sees the others' addresses; delivery is unchanged
+    because the envelope, not the header, says who receives it."""
+    return replace_headers(raw, ["To", "Cc", "Bcc"], [("To", "undisclosed-recipients:;")])

@@ -1,0 +1,59 @@
+"""The notice a sender gets when upstream refuses their message or it expires in the queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from email import policy
+from email.parser import BytesParser
+
+import jinja2
+
+from gateway.notify.dsn import RecipientStatus, build_dsn
+
+
+def _subject_of(raw: bytes) -> str:
+    try:
+        headers = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+        return str(headers.get("Subject", "") or "(no subject)")
+    except Exception:  # a header the email package cannot read still gets a notice
+        return "(no subject)"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86400:
+        days = round(seconds / 86400)
+        return f"{days} day{'s' if days != 1 else ''}"
+    hours = max(1, round(seconds / 3600))
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+def delivery_failure(
+    env: jinja2.Environment,
+    *,
+    reporting_mta: str,
+    sender: str,
+    original: bytes,
+    arrival: datetime,
+    statuses: Sequence[RecipientStatus],
+    expired: bool,
+    lifetime: float,
+) -> bytes:
+    context = {
+        "reporting_mta": reporting_mta,
+        "statuses": statuses,
+        "original_subject": _subject_of(original),
+        "arrival": arrival.strftime("%A %d %B %Y, %H:%M %Z"),
+        "expired": expired,
+        "lifetime": _duration(lifetime),
+    }
+    return build_dsn(
+        reporting_mta=reporting_mta,
+        sender=sender,
+        subject="Undelivered Mail Returned to Sender",
+        text=env.get_template("notices/delivery_failed.txt.j2").render(context),
+        html=env.get_template("notices/delivery_failed.html.j2").render(context),
+        statuses=statuses,
+        original=original,
+        arrival=arrival,
+    )

@@ -1,0 +1,98 @@
+"""RFC 3464 delivery status notifications: the machine-readable frame around a human notice."""
+
+from __future__ import annotations
+
+import email.charset
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.generator import BytesGenerator
+from email.message import Message
+from email.mime.message import MIMEMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.parser import BytesParser
+from email.utils import format_datetime, make_msgid
+
+# The header the gateway puts on everything it writes itself: never bounced, never re-checked.
+GENERATED_HEADER = "X-Safeguard-Generated"
+
+_QP = email.charset.Charset("utf-8")
+_QP.body_encoding = email.charset.QP
+
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    recipient: str
+    status: str  # enhanced status code, e.g. 5.1.1
+    diagnostic: str  # the remote server's reply, or our own reason
+    action: str = "failed"  # failed | delayed
+
+
+def _text(body: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(body, _QP)  # sets charset and quoted-printable together
+    return part
+
+
+def _clean(value: str) -> str:
+    # Header values built from remote replies or addresses must not smuggle new lines.
+    return " ".join(value.replace("\r", " ").replace("\n", " ").split())
+
+
+def build_dsn(
+    *,
+    reporting_mta: str,
+    sender: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    statuses: Sequence[RecipientStatus],
+    original: bytes,
+    arrival: datetime,
+    kind: str = "bounce",
+    extra_parts: Sequence[Message] = (),
+) -> bytes:
+    """A `multipart/report; report-type=delivery-status` to `sender`, original attached."""
+    report = MIMEMultipart("report", report_type="delivery-status")
+    if html is None:
+        report.attach(_text(text, "plain"))
+    else:
+        human = MIMEMultipart("alternative")
+        human.attach(_text(text, "plain"))
+        human.attach(_text(html, "html"))
+        report.attach(human)
+
+    per_message = Message()
+    per_message["Reporting-MTA"] = f"dns; {_clean(reporting_mta)}"
+    per_message["Arrival-Date"] = format_datetime(arrival)
+    blocks = [per_message]
+    for status in statuses:
+        block = Message()
+        block["Final-Recipient"] = f"rfc822; {_clean(status.recipient)}"
+        block["Action"] = status.action
+        block["Status"] = status.status
+        block["Diagnostic-Code"] = f"smtp; {_clean(status.diagnostic)[:900]}"
+        blocks.append(block)
+    delivery_status = MIMENonMultipart("message", "delivery-status")
+    delivery_status.set_payload(blocks)
+    report.attach(delivery_status)
+
+    for part in extra_parts:
+        report.attach(part)
+    report.attach(MIMEMessage(BytesParser(policy=policy.compat32).parsebytes(original)))
+
+    del report["MIME-Version"]
+    report["From"] = f"Mail Delivery System <MAILER-DAEMON@{_clean(reporting_mta)}>"
+    report["To"] = _clean(sender)
+    report["Subject"] = _clean(subject)
+    report["Date"] = format_datetime(arrival)
+    report["Message-ID"] = make_msgid(domain=_clean(reporting_mta))
+    report["Auto-Submitted"] = "auto-replied"
+    report[GENERATED_HEADER] = kind
+    report["MIME-Version"] = "1.0"
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, mangle_from_=False, policy=policy.SMTP).flatten(report)
+    return buffer.getvalue()

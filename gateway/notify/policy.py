@@ -1,0 +1,227 @@
+"""Notices that follow a verdict: the bounce with its corrected draft, the deferral notice,
+and the safeguarding lead's alert. Each is an ordinary message for the queue."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy as email_policy
+from email.generator import BytesGenerator
+from email.message import EmailMessage, Message
+from email.mime.message import MIMEMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, make_msgid
+
+import jinja2
+
+from gateway.message.model import Message as ParsedMessage
+from gateway.message.rewrite import hide_recipients, replace_headers
+from gateway.notify.dsn import GENERATED_HEADER, RecipientStatus, build_dsn
+from gateway.notify.wording import Explained
+from gateway.policy.types import Action, Organisation
+
+
+@dataclass(frozen=True)
+class Draft:
+    raw: bytes
+    fixes: tuple[str, ...]  # what the gateway changed, in words
+    manual: tuple[str, ...]  # what only the sender can change
+
+
+def _format_addresses(addresses: Sequence[str]) -> str:
+    return ", ".join(addresses)
+
+
+def corrected_draft(raw: bytes, message: ParsedMessage, explained: Sequence[Explained]) -> Draft:
+    """The sender's message with the safe corrections made: required copies added, recipients
+    moved to Bcc. Words (sign-offs, personal details) are left for the person to edit."""
+    fixes: list[str] = []
+    manual: list[str] = []
+    add_cc: list[str] = []
+    hide = False
+    for e in explained:
+        p = e.finding.params
+        if e.finding.code == "missing_required_cc":
+            options: list[str] = []
+            if "guardian" in p["required"]:
+                options += p["guardians"][:1]
+            if not options and "school" in (*p["required"], *p["fallback"]):
+                options += p["schools"][:1]
+            if (
+                not options
+                and ("level2_staff" in (*p["required"], *p["fallback"]))
+                and p["colleagues"]
+            ):
+                options.append(p["colleagues"][0]["email"])
+            if options and options[0] not in add_cc:
+                add_cc.append(options[0])
+                fixes.append(f"{options[0]} added in Cc")
+            elif not options:
+                manual.append(e.correction)
+        elif e.finding.code == "mass_mail_visible_recipients":
+            hide = True
+        elif e.finding.action in (Action.REJECT, Action.DEFER):
+            manual.append(e.correction)
+    draft = raw
+    if hide:
+        everyone = [a.email for a in (*message.to, *message.cc, *message.bcc)] + add_cc
+        draft = hide_recipients(draft)
+        draft = replace_headers(draft, ["Bcc"], [("Bcc", _format_addresses(everyone))])
+        fixes.append("recipients moved to Bcc")
+    elif add_cc:
+        existing = [a.email for a in message.cc]
+        draft = replace_headers(draft, ["Cc"], [("Cc", _format_addresses(existing + add_cc))])
+    # A fresh draft: mail clients open X-Unsent messages ready to send, with a new identity.
+    draft = replace_headers(
+        draft, ["Message-ID", "Date", "X-Unsent", "Received"], [("X-Unsent", "1")]
+    )
+    return Draft(draft, tuple(dict.fromkeys(fixes)), tuple(dict.fromkeys(manual)))
+
+
+def _context(
+    message: ParsedMessage, explained: Sequence[Explained], org: Organisation, sent: datetime
+) -> dict[str, object]:
+    young = []
+    seen = set()
+    for e in explained:
+        person = e.finding.params.get("young_person")
+        if person and person["email"] not in seen:
+            seen.add(person["email"])
+            young.append(person)
+    return {
+        "subject": message.subject or "(no subject)",
+        "recipients": [a.email for a in message.recipients],
+        "sent": sent.astimezone(org.timezone),
+        "explained": explained,
+        "org": org,
+        "young": young,
+        "sender": message.sender.email or message.envelope_from,
+    }
+
+
+def policy_bounce(
+    env: jinja2.Environment,
+    *,
+    hostname: str,
+    raw: bytes,
+    message: ParsedMessage,
+    explained: Sequence[Explained],
+    org: Organisation,
+    sent: datetime,
+) -> bytes:
+    """RFC 3464 report: why, what to change (quoting the policy), corrected draft, original."""
+    draft = corrected_draft(
+        raw, message, [e for e in explained if e.finding.action is Action.REJECT] or explained
+    )
+    context = _context(message, explained, org, sent) | {
+        "draft_fixes": draft.fixes,
+        "manual": draft.manual,
+    }
+    rejected = {e.finding.recipient for e in explained if e.finding.action is Action.REJECT}
+    statuses = (
+        [
+            RecipientStatus(
+                rcpt, "5.7.1", "550 5.7.1 held back by the organisation's safeguarding policy"
+            )
+            for rcpt in message.envelope_to
+        ]
+        if rejected
+        else []
+    )
+    extra: list[Message] = []
+    if draft.fixes:
+        part = MIMEMessage(BytesParser(policy=email_policy.compat32).parsebytes(draft.raw))
+        part.add_header("Content-Disposition", "attachment", filename="corrected-draft.eml")
+        extra.append(part)
+    return build_dsn(
+        reporting_mta=hostname,
+        sender=message.envelope_from,
+        subject=f"Not sent: {message.subject or '(no subject)'}",
+        text=env.get_template("notices/policy_bounce.txt.j2").render(context),
+        html=env.get_template("notices/policy_bounce.html.j2").render(context),
+        statuses=statuses,
+        original=raw,
+        arrival=sent,
+        kind="policy-bounce",
+        extra_parts=extra,
+    )
+
+
+def _plain(
+    *,
+    hostname: str,
+    to: Sequence[str],
+    subject: str,
+    body: str,
+    sent: datetime,
+    kind: str,
+    from_name: str,
+) -> bytes:
+    notice = EmailMessage(policy=email_policy.SMTP)
+    notice["From"] = f"{from_name} <postmaster@{hostname}>"
+    notice["To"] = ", ".join(to)
+    notice["Subject"] = subject
+    notice["Date"] = format_datetime(sent)
+    notice["Message-ID"] = make_msgid(domain=hostname)
+    notice["Auto-Submitted"] = "auto-generated"
+    notice[GENERATED_HEADER] = kind
+    notice.set_content(body, cte="quoted-printable")
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, policy=email_policy.SMTP).flatten(notice)
+    return buffer.getvalue()
+
+
+def deferral_notice(
+    env: jinja2.Environment,
+    *,
+    hostname: str,
+    message: ParsedMessage,
+    explained: Sequence[Explained],
+    org: Organisation,
+    sent: datetime,
+    deliver_at: datetime,
+    queue_id: str,
+) -> bytes:
+    context = _context(message, explained, org, sent) | {
+        "deliver_at": deliver_at.astimezone(org.timezone),
+        "queue_id": queue_id,
+    }
+    return _plain(
+        hostname=hostname,
+        to=[message.envelope_from],
+        subject=f"Held until {deliver_at.astimezone(org.timezone):%A %H:%M}: "
+        f"{message.subject or '(no subject)'}",
+        body=env.get_template("notices/deferral.txt.j2").render(context),
+        sent=sent,
+        kind="deferral",
+        from_name="Safeguard Gateway",
+    )
+
+
+def dsl_alert(
+    env: jinja2.Environment,
+    *,
+    hostname: str,
+    message: ParsedMessage,
+    explained: Sequence[Explained],
+    org: Organisation,
+    sent: datetime,
+    queue_id: str,
+    verdict: str,
+) -> bytes:
+    context = _context(message, explained, org, sent) | {"queue_id": queue_id, "verdict": verdict}
+    if not context["young"]:
+        context["young"] = [
+            {"email": e.finding.recipient} for e in explained if e.finding.recipient
+        ]
+    return _plain(
+        hostname=hostname,
+        to=list(org.dsl),
+        subject=f"Safeguarding alert: message from {context['sender']} ({queue_id})",
+        body=env.get_template("notices/dsl_alert.txt.j2").render(context),
+        sent=sent,
+        kind="dsl-alert",
+        from_name="Safeguard Gateway",
+    )

@@ -1,0 +1,60 @@
+"""What a finding means and how to fix it, in plain English, from `templates/findings/`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+
+from gateway.policy.types import Finding, Organisation, Rule
+
+
+@dataclass(frozen=True)
+class Explained:
+    finding: Finding
+    rule: Rule
+    explanation: str
+    correction: str
+
+    def as_dict(self) -> dict[str, Any]:
+        f = self.finding
+        return {
+            "code": f.code,
+            "rule": f.rule,
+            "action": f.action.value,
+            "recipient": f.recipient,
+            "explanation": self.explanation,
+            "correction": self.correction,
+            "policy": self.rule.policy,
+            "evidence": f.evidence,
+        }
+
+
+def _template(env: jinja2.Environment, code: str) -> jinja2.Template:
+    try:
+        return env.get_template(f"findings/{code}.j2")
+    except jinja2.TemplateNotFound:
+        return env.get_template("findings/generic.j2")
+
+
+def explain(env: jinja2.Environment, finding: Finding, rule: Rule, org: Organisation) -> Explained:
+    module = _template(env, finding.code).make_module(
+        {"f": finding, "p": finding.params, "rule": rule, "org": org}
+    )
+    explanation = " ".join(str(module.explanation()).split())  # type: ignore[attr-defined]
+    correction = " ".join(str(module.correction()).split())  # type: ignore[attr-defined]
+    return Explained(finding, rule, explanation, correction)
+
+
+def explain_all(
+    env: jinja2.Environment, findings: Sequence[Finding], rules: dict[str, Rule], org: Organisation
+) -> list[Explained]:
+    fallback = Rule(
+        id="gateway",
+        check="check_error",
+        action=findings[0].action if findings else None,
+        policy="",
+    )  # type: ignore[arg-type]
+    return [explain(env, f, rules.get(f.rule, fallback), org) for f in findings]

@@ -1,0 +1,289 @@
+"""The one walk a submission takes before the reply: parse, check the sender, evaluate the
+policy, and build what the store must commit (archive record + queue entries). Shared by the
+SMTP relay, `safeguard check` and the HTTP API.
+
+Everything here is synchronous and CPU-bound: callers run it off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+
+import jinja2
+
+from gateway.directory.model import DirectoryView
+from gateway.message.model import Message
+from gateway.message.parse import MessageTooComplex, parse_message
+from gateway.message.rewrite import header_value, hide_recipients
+from gateway.notify.dsn import GENERATED_HEADER
+from gateway.notify.policy import deferral_notice, dsl_alert, policy_bounce
+from gateway.notify.wording import Explained, explain
+from gateway.policy.evaluate import Policy
+from gateway.policy.types import Action, Verdict
+from gateway.store.records import ArchiveRecord, QueueItem
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the SMTP layer hands over: bytes and envelope, nothing interpreted."""
+
+    queue_id: str
+    raw: bytes
+    envelope_from: str
+    envelope_to: tuple[str, ...]
+    received_at: datetime
+    client_address: str = ""
+    helo: str = ""
+    auth_user: str | None = None  # the authenticated staff address; None from a trusted network
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class Prepared:
+    record: ArchiveRecord
+    items: tuple[QueueItem, ...]
+    reply: str  # what the client hears once the record is committed
+    message: Message
+    verdict: Verdict
+    explained: tuple[Explained, ...]
+
+
+class SubmissionRefused(Exception):
+    """Refused before archiving (not ours to relay); `reply` is the SMTP answer."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+def _clean(value: str) -> str:
+    return "".join(ch for ch in value if ch.isprintable() and ch not in "()[];\\")[:200]
+
+
+def received_header(sub: Submission, hostname: str) -> bytes:
+    """RFC 5321 §4.4 trace header; `with` names TLS and AUTH as RFC 3848 asks."""
+    protocol = "ESMTP" + ("S" if sub.tls else "") + ("A" if sub.auth_user else "")
+    helo = _clean(sub.helo) or "unknown"
+    line = (
+        f"Received: from {helo} ([{_clean(sub.client_address)}])\r\n"
+        f"\tby {hostname} (Safeguard Gateway) with {protocol} id {sub.queue_id}"
+    )
+    if len(sub.envelope_to) == 1:
+        line += f"\r\n\tfor <{_clean(sub.envelope_to[0])}>"
+    line += f"; {format_datetime(sub.received_at)}\r\n"
+    return line.encode("ascii", "replace")
+
+
+def _one_line(explained: tuple[Explained, ...]) -> str:
+    first = explained[0]
+    text = f"{first.explanation} {first.correction}"
+    more = f" (+{len(explained) - 1} more)" if len(explained) > 1 else ""
+    return " ".join(text.split())[:400] + more
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        hostname: str,
+        policy: Policy,
+        directory: Callable[[], DirectoryView],
+        templates: jinja2.Environment,
+    ) -> None:
+        self.hostname = hostname
+        self.policy = policy
+        self.directory = directory
+        self.templates = templates
+
+    @property
+    def organisation(self):
+        return self.policy.pack.organisation
+
+    def sender_allowed(self, address: str, auth_user: str | None) -> bool:
+        """Staff send as themselves; a trusted network only as the organisation's domains."""
+        address = address.strip().lower()
+        if auth_user is not None:
+            return address == auth_user.lower()
+        return address == "" or self.organisation.is_internal(address)
+
+    def parse(self, sub: Submission) -> Message:
+        try:
+            return parse_message(
+                sub.raw,
+                envelope_from=sub.envelope_from,
+                envelope_to=sub.envelope_to,
+                sent_at=sub.received_at,
+            )
+        except MessageTooComplex as exc:
+            raise SubmissionRefused(f"554 5.6.0 Message content rejected: {exc}") from None
+
+    def evaluate(
+        self, message: Message, raw: bytes, at: datetime
+    ) -> tuple[Verdict, tuple[Explained, ...]]:
+        if header_value(raw, GENERATED_HEADER) is not None and not message.envelope_from:
+            # The gateway's own notices are passed as they are: no loops, no notices on notices.
+            verdict = Verdict(Action.DELIVER, (), (), monitor=self.policy.mode == "monitor")
+            return verdict, ()
+        verdict = self.policy.evaluate(message, self.directory(), at)
+        rules = {r.id: r for r in self.policy.pack.rules}
+        explained = tuple(
+            explain(self.templates, f, rules[f.rule], self.organisation)
+            for f in verdict.findings
+            if f.rule in rules
+        )
+        return verdict, explained
+
+    def prepare(self, sub: Submission) -> Prepared:
+        message = self.parse(sub)
+        header_from = message.sender.email if message.sender.email != message.envelope_from else ""
+        if header_from and not self.sender_allowed(header_from, sub.auth_user):
+            owner = sub.auth_user or "this network"
+            raise SubmissionRefused(
+                f"550 5.7.1 From: <{header_from}> is not an address {owner} may send as"
+            )
+        verdict, explained = self.evaluate(message, sub.raw, sub.received_at)
+
+        prefix = received_header(sub, self.hostname)
+        message_id = message.message_id
+        if message_id is None:
+            # Submission servers add what a client left out (RFC 6409 §8); search needs an id.
+            message_id = f"{sub.queue_id}@{self.hostname}"
+            prefix += f"Message-ID: <{message_id}>\r\n".encode()
+        if message.date is None:
+            prefix += f"Date: {format_datetime(sub.received_at)}\r\n".encode()
+
+        items, reply, stored_verdict = self._plan(sub, message, verdict, explained, prefix)
+        record = ArchiveRecord(
+            queue_id=sub.queue_id,
+            received_at=sub.received_at,
+            raw=sub.raw,
+            verdict=stored_verdict,
+            channel=message.channel,
+            client_address=sub.client_address,
+            helo=sub.helo,
+            auth_user=sub.auth_user,
+            envelope_from=sub.envelope_from,
+            envelope_to=sub.envelope_to,
+            from_addr=message.sender.email,
+            to_addrs=tuple(a.email for a in message.to),
+            cc_addrs=tuple(a.email for a in message.cc),
+            bcc_addrs=tuple(a.email for a in message.bcc),
+            subject=message.subject,
+            message_id=message_id,
+            body_text=message.new_text,
+            mode=self.policy.mode,
+            findings=tuple(
+                e.finding.as_dict() | {"explanation": e.explanation, "correction": e.correction}
+                for e in explained
+            ),
+            evaluation={
+                "pack": self.policy.pack.name,
+                "evaluated": list(verdict.evaluated),
+                "hits": list(verdict.hits),
+                "deliver_at": verdict.deliver_at.isoformat() if verdict.deliver_at else None,
+                "defects": list(message.defects),
+            },
+            # Only a client-supplied Message-ID identifies a resend of the same message.
+            dedupe=message.message_id is not None,
+        )
+        return Prepared(record, tuple(items), reply, message, verdict, explained)
+
+    def _plan(
+        self,
+        sub: Submission,
+        message: Message,
+        verdict: Verdict,
+        explained: tuple[Explained, ...],
+        prefix: bytes,
+    ) -> tuple[list[QueueItem], str, str]:
+        """Queue entries and SMTP reply for a verdict. Monitor mode records, never enforces."""
+        org = self.organisation
+        accepted = f"250 2.0.0 Ok: queued as {sub.queue_id}"
+        deliver = QueueItem(
+            kind="deliver", mail_from=sub.envelope_from, recipients=sub.envelope_to, prefix=prefix
+        )
+        items: list[QueueItem] = []
+        urgent = tuple(e for e in explained if e.rule.urgent)
+        if urgent and org.dsl:
+            items.append(
+                QueueItem(
+                    kind="alert",
+                    mail_from="",
+                    recipients=org.dsl,
+                    content=dsl_alert(
+                        self.templates,
+                        hostname=self.hostname,
+                        message=message,
+                        explained=urgent,
+                        org=org,
+                        sent=sub.received_at,
+                        queue_id=sub.queue_id,
+                        verdict=verdict.action.value,
+                    ),
+                )
+            )
+        action = verdict.action
+        if verdict.monitor:
+            return [deliver, *items], accepted, action.value
+        # A sender we cannot write to (outside the organisation, or the null sender) hears
+        # "no" in the session; their own server tells them.
+        can_notify = bool(sub.envelope_from) and org.is_internal(sub.envelope_from)
+        if action is Action.REJECT:
+            if org.reject_in_session or not can_notify:
+                rejected = tuple(e for e in explained if e.finding.action is Action.REJECT)
+                raise_reply = f"550 5.7.1 {_one_line(rejected)}"
+                return items, raise_reply, action.value
+            items.append(
+                QueueItem(
+                    kind="bounce",
+                    mail_from="",
+                    recipients=(sub.envelope_from,),
+                    content=policy_bounce(
+                        self.templates,
+                        hostname=self.hostname,
+                        raw=sub.raw,
+                        message=message,
+                        explained=explained,
+                        org=org,
+                        sent=sub.received_at,
+                    ),
+                )
+            )
+            return items, accepted, action.value
+        content = None
+        if any(e.finding.action is Action.REWRITE for e in explained):
+            content = hide_recipients(sub.raw)
+        not_before = verdict.deliver_at if action is Action.DEFER else None
+        items.insert(
+            0,
+            QueueItem(
+                kind="deliver",
+                mail_from=sub.envelope_from,
+                recipients=sub.envelope_to,
+                prefix=prefix,
+                content=content,
+                not_before=not_before,
+            ),
+        )
+        if action is Action.DEFER and not_before is not None and can_notify:
+            items.append(
+                QueueItem(
+                    kind="notice",
+                    mail_from="",
+                    recipients=(sub.envelope_from,),
+                    content=deferral_notice(
+                        self.templates,
+                        hostname=self.hostname,
+                        message=message,
+                        explained=explained,
+                        org=org,
+                        sent=sub.received_at,
+                        deliver_at=not_before,
+                        queue_id=sub.queue_id,
+                    ),
+                )
+            )
+        return items, accepted, action.value

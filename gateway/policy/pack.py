@@ -1,0 +1,336 @@
+"""Loading a policy pack (`rules/NAME.toml`) once, strictly, with errors an admin can act on.
+
+Every error names the file, the line where known, the rule id, and the reason; the loader
+collects all of them instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gateway.config import OrganisationSettings
+from gateway.policy.hours import HoursError, OfficeHours
+from gateway.policy.registry import CheckSpec, discover
+from gateway.policy.types import RULE_ACTIONS, Action, Organisation, Pack, Retention, Rule, Where
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+
+_RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_PACK_KEYS = {"pack", "organisation", "retention", "rule"}
+_RULE_KEYS = {
+    "id",
+    "check",
+    "action",
+    "urgent",
+    "section",
+    "policy",
+    "reading",
+    "where",
+    "settings",
+}
+_ORG_KEYS = {
+    "name",
+    "domains",
+    "timezone",
+    "office_hours",
+    "bank_holidays",
+    "dsl",
+    "mailboxes",
+    "own_phone_numbers",
+    "own_addresses",
+    "reject_in_session",
+}
+
+
+class PackError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
+        self.problems = problems
+
+
+def pack_path(name_or_path: str, rules_dir: Path = RULES_DIR) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or "/" in name_or_path:
+        return candidate
+    return rules_dir / f"{name_or_path}.toml"
+
+
+def available_packs(rules_dir: Path = RULES_DIR) -> list[str]:
+    return sorted(p.stem for p in rules_dir.glob("*.toml"))
+
+
+def _rule_lines(text: str) -> list[int]:
+    return [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == "[[rule]]"]
+
+
+class _Problems:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.items: list[str] = []
+
+    def line_of(self, key: str, start: int | None, section: str | None = None) -> int | None:
+        """The line of `key = ` after `start` (a rule's header), before the next [[rule]]."""
+        begin = (start or 1) - 1
+        for number in range(begin, len(self.lines)):
+            stripped = self.lines[number].strip()
+            if number > begin and stripped == "[[rule]]":
+                break
+            if (
+                section is not None
+                and start is None
+                and stripped.startswith("[")
+                and section not in stripped
+            ):
+                continue
+            if re.match(rf"^{re.escape(key)}\s*=", stripped):
+                return number + 1
+        return start
+
+    def add(self, reason: str, *, line: int | None = None, rule: str | None = None) -> None:
+        where = f"{self.path}:{line}" if line else str(self.path)
+        who = f" rule {rule!r}:" if rule else ""
+        self.items.append(f"{where}:{who} {reason}")
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _organisation(
+    raw: Mapping[str, Any], site: OrganisationSettings | None, p: _Problems, pack_title: str
+) -> Organisation | None:
+    merged = dict(raw)
+    if site is not None:
+        merged.update(site.overrides)
+        if site.domains:
+            merged["domains"] = list(site.domains)
+        if site.timezone is not None:
+            merged["timezone"] = site.timezone.key
+        if site.name:
+            merged["name"] = site.name
+    for key in merged:
+        if key not in _ORG_KEYS:
+            p.add(
+                f"[organisation] unknown key {key!r} (known: {', '.join(sorted(_ORG_KEYS))})",
+                line=p.line_of(key, None, "organisation"),
+            )
+    domains = merged.get("domains", [])
+    if not _strings(domains) or not domains:
+        p.add(
+            "[organisation] domains must be a non-empty list of domains",
+            line=p.line_of("domains", None, "organisation"),
+        )
+        return None
+    try:
+        zone = ZoneInfo(str(merged.get("timezone", "Europe/London")))
+    except (ZoneInfoNotFoundError, ValueError):
+        p.add(
+            f"[organisation] timezone {merged.get('timezone')!r} is not a time zone",
+            line=p.line_of("timezone", None, "organisation"),
+        )
+        return None
+    bank = merged.get("bank_holidays", "GB-ENG")
+    try:
+        hours = OfficeHours(
+            str(merged.get("office_hours", "Mon-Fri 09:00-17:00")),
+            zone,
+            str(bank) if bank else None,
+        )
+    except HoursError as exc:
+        key = "bank_holidays" if "bank-holiday" in str(exc) else "office_hours"
+        p.add(f"[organisation] {key}: {exc}", line=p.line_of(key, None, "organisation"))
+        return None
+    dsl = merged.get("dsl", [])
+    numbers = merged.get("own_phone_numbers", [])
+    own_addresses = merged.get("own_addresses", [])
+    mailboxes = merged.get("mailboxes", {})
+    for key, value, ok in (
+        ("dsl", dsl, _strings(dsl)),
+        ("own_phone_numbers", numbers, _strings(numbers)),
+        ("own_addresses", own_addresses, _strings(own_addresses)),
+        (
+            "mailboxes",
+            mailboxes,
+            isinstance(mailboxes, dict) and all(isinstance(v, str) for v in mailboxes.values()),
+        ),
+    ):
+        if not ok:
+            p.add(
+                f"[organisation] {key} has the wrong shape: {value!r}",
+                line=p.line_of(key, None, "organisation"),
+            )
+            return None
+    return Organisation(
+        name=str(merged.get("name") or pack_title),
+        domains=tuple(d.lower() for d in domains),
+        timezone=zone,
+        office_hours=hours,
+        bank_holidays=str(bank or ""),
+        dsl=tuple(a.lower() for a in dsl),
+        mailboxes={k: v.lower() for k, v in mailboxes.items()},
+        own_phone_numbers=tuple(numbers),
+        own_addresses=tuple(own_addresses),
+        reject_in_session=bool(merged.get("reject_in_session", False)),
+    )
+
+
+def _rule(
+    raw: Any, line: int | None, checks: Mapping[str, CheckSpec], p: _Problems, seen: set[str]
+) -> Rule | None:
+    if not isinstance(raw, dict):
+        p.add("[[rule]] must be a table", line=line)
+        return None
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
+        p.add(f"id {rule_id!r} must be kebab-case (a-z, 0-9, -)", line=p.line_of("id", line))
+        return None
+    ok = True
+    for key in raw:
+        if key not in _RULE_KEYS:
+            p.add(f"unknown key {key!r}", line=p.line_of(key, line), rule=rule_id)
+            ok = False
+    if rule_id in seen:
+        p.add("the same id is used twice in this pack", line=line, rule=rule_id)
+        ok = False
+    seen.add(rule_id)
+    code = raw.get("check")
+    spec = checks.get(code) if isinstance(code, str) else None
+    if spec is None:
+        p.add(
+            f"unknown check {code!r} (known: {', '.join(sorted(checks))})",
+            line=p.line_of("check", line),
+            rule=rule_id,
+        )
+        ok = False
+    try:
+        action = Action(raw.get("action"))
+        if action not in RULE_ACTIONS:
+            raise ValueError
+    except ValueError:
+        p.add(
+            f"action {raw.get('action')!r} must be one of reject, defer, rewrite, flag",
+            line=p.line_of("action", line),
+            rule=rule_id,
+        )
+        ok = False
+    policy = raw.get("policy")
+    if not isinstance(policy, str) or not policy.strip():
+        p.add(
+            "every rule quotes the policy sentence it enforces: `policy` is missing",
+            line=line,
+            rule=rule_id,
+        )
+        ok = False
+    where_raw = raw.get("where", {})
+    where = Where()
+    if not isinstance(where_raw, dict) or set(where_raw) - {"categories", "minors_only"}:
+        p.add("[rule.where] takes only categories and minors_only", line=line, rule=rule_id)
+        ok = False
+    else:
+        categories = where_raw.get("categories")
+        if categories is not None and not _strings(categories):
+            p.add("where.categories must be a list of category names", line=line, rule=rule_id)
+            ok = False
+        else:
+            where = Where(
+                categories=tuple(c.lower() for c in categories) if categories is not None else None,
+                minors_only=bool(where_raw.get("minors_only", True)),
+            )
+    settings: Any = None
+    if spec is not None:
+        raw_settings = raw.get("settings", {})
+        try:
+            if not isinstance(raw_settings, dict):
+                raise ValueError("[rule.settings] must be a table")
+            settings = spec.parse_settings(raw_settings)
+        except (ValueError, TypeError) as exc:
+            p.add(f"settings: {exc}", line=p.line_of("settings", line), rule=rule_id)
+            ok = False
+    if not ok:
+        return None
+    return Rule(
+        id=rule_id,
+        check=str(code),
+        action=action,
+        policy=" ".join(str(policy).split()),
+        section=str(raw.get("section", "")),
+        reading=" ".join(str(raw.get("reading", "")).split()),
+        urgent=bool(raw.get("urgent", False)),
+        where=where,
+        settings=settings,
+        line=line,
+    )
+
+
+def load_pack(
+    name_or_path: str,
+    *,
+    site: OrganisationSettings | None = None,
+    rules_dir: Path = RULES_DIR,
+    checks: Mapping[str, CheckSpec] | None = None,
+) -> Pack:
+    """Parse and validate a pack; raises PackError listing every problem."""
+    path = pack_path(name_or_path, rules_dir)
+    if not path.exists():
+        known = ", ".join(available_packs(rules_dir))
+        raise PackError([f"{path}: no such policy pack (available: {known})"])
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PackError([f"{path}: not valid TOML: {exc}"]) from None
+    p = _Problems(path, text)
+    for key in data:
+        if key not in _PACK_KEYS:
+            p.add(f"unknown top-level key {key!r} (known: {', '.join(sorted(_PACK_KEYS))})")
+    meta = data.get("pack", {})
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        p.add("[pack] needs a name")
+        meta = {}
+    organisation = _organisation(
+        data.get("organisation", {}),
+        site,
+        p,
+        str(meta.get("title") or meta.get("name") or path.stem),
+    )
+    retention_raw = data.get("retention", {})
+    retention = Retention(
+        years=retention_raw.get("years"),
+        until_age=retention_raw.get("until_age"),
+        policy=str(retention_raw.get("policy", "")),
+    )
+    checks = checks if checks is not None else discover()
+    raw_rules = data.get("rule", [])
+    lines = _rule_lines(text)
+    seen: set[str] = set()
+    rules = []
+    for index, raw in enumerate(raw_rules if isinstance(raw_rules, list) else []):
+        rule = _rule(raw, lines[index] if index < len(lines) else None, checks, p, seen)
+        if rule is not None:
+            rules.append(rule)
+    if organisation is not None:
+        for rule in rules:
+            validate = checks[rule.check].validate
+            for problem in validate(rule, organisation) if validate else []:
+                p.add(problem, line=rule.line, rule=rule.id)
+    if p.items:
+        raise PackError(p.items)
+    assert organisation is not None
+    return Pack(
+        name=str(meta["name"]),
+        title=str(meta.get("title", meta["name"])),
+        path=path,
+        summary=" ".join(str(meta.get("summary", "")).split()),
+        seed=meta.get("seed"),
+        organisation=organisation,
+        retention=retention,
+        rules=tuple(rules),
+    )

@@ -1,0 +1,121 @@
+"""The running gateway: the relay, its archive writer and its delivery worker, wired once."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import structlog
+
+from gateway.clock import Clock, SystemClock
+from gateway.config import Settings
+from gateway.delivery.transports import Transport, make_transport
+from gateway.delivery.worker import DeliveryWorker
+from gateway.directory_source import DirectorySource, seed_demo_if_empty
+from gateway.notify.render import make_environment
+from gateway.pipeline import Pipeline
+from gateway.policy.evaluate import Policy
+from gateway.policy.pack import load_pack
+from gateway.smtp.auth import Authenticator, FailureLimiter
+from gateway.smtp.handler import RelayHandler
+from gateway.smtp.server import SessionCounter, start_listeners
+from gateway.store.archive import Archive
+from gateway.store.credentials import CredentialStore
+from gateway.store.db import make_engine
+from gateway.store.directory import DirectoryStore
+from gateway.store.migrate import upgrade
+from gateway.store.queue import QueueStore
+from gateway.store.writer import ArchiveWriter
+
+log = structlog.get_logger("gateway.service")
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    run_worker: bool = True
+    drain_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.settings.database_url)
+        upgrade(self.engine)
+        self.archive = Archive(self.engine, lifetime=self.settings.delivery.lifetime)
+        self.queue = QueueStore(self.engine, lease=self.settings.delivery.lease)
+        self.writer = ArchiveWriter(self.archive)
+        self.policy = Policy(
+            load_pack(self.settings.pack, site=self.settings.organisation), mode=self.settings.mode
+        )
+        self.directory_store = DirectoryStore(self.engine)
+        if self.settings.demo_directory:
+            seed_demo_if_empty(self.directory_store, self.clock.now())
+        self.directory = DirectorySource(self.directory_store)
+        self.templates = make_environment()
+        self.pipeline = Pipeline(
+            hostname=self.settings.server.hostname,
+            policy=self.policy,
+            directory=self.directory,
+            templates=self.templates,
+        )
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline")
+        self.counter = SessionCounter()
+        self.worker = DeliveryWorker(
+            queue=self.queue,
+            archive=self.archive,
+            transport_factory=self.transport,
+            settings=self.settings.delivery,
+            templates=self.templates,
+            clock=self.clock,
+            hostname=self.settings.server.hostname,
+        )
+        self.handler = RelayHandler(
+            settings=self.settings,
+            pipeline=self.pipeline,
+            writer=self.writer,
+            authenticator=Authenticator(CredentialStore(self.engine)),
+            limiter=FailureLimiter(
+                self.settings.auth.max_failures, self.settings.auth.failure_window
+            ),
+            clock=self.clock,
+            executor=self.executor,
+            on_queued=self.worker.wake,
+        )
+        self._servers: list[asyncio.Server] = []
+        self._worker_task: asyncio.Task[None] | None = None
+
+    def transport(self) -> Transport:
+        return make_transport(self.settings.upstream, local_hostname=self.settings.server.hostname)
+
+    @property
+    def ports(self) -> list[int]:
+        return [s.sockets[0].getsockname()[1] for s in self._servers]
+
+    async def start(self) -> None:
+        self.writer.start()
+        self._servers = await start_listeners(self.handler, self.settings.server, self.counter)
+        if self.run_worker:
+            self._worker_task = asyncio.create_task(self.worker.run(), name="delivery-worker")
+        log.info(
+            "gateway_started",
+            listen=[f"{self.settings.server.host}:{p}" for p in self.ports],
+            upstream=self.settings.upstream.display,
+            database=self.engine.url.render_as_string(hide_password=True),
+            mode=self.settings.mode,
+        )
+
+    async def stop(self) -> None:
+        """A clean stop: no new sessions, let those in flight finish, then stop the worker."""
+        for server in self._servers:
+            server.close()
+        try:
+            await asyncio.wait_for(self.counter.idle.wait(), self.drain_timeout)
+        except TimeoutError:
+            log.warning("sessions_still_open_at_stop", active=self.counter.active)
+        if self._worker_task is not None:
+            self.worker.stop()
+            await self._worker_task
+        self.writer.stop()
+        self.executor.shutdown(wait=True)
+        self.engine.dispose()
+        log.info("gateway_stopped")

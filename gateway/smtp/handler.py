@@ -1,0 +1,249 @@
+"""The aiosmtpd handler: thin. Authenticate, check the envelope, then hand the bytes to the
+pipeline (off the event loop) and the archive writer, and answer only after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import shutil
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime
+from typing import Any
+
+import structlog
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from email_validator import EmailNotValidError, validate_email
+
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.ids import new_queue_id
+from gateway.pipeline import Pipeline, Prepared, Submission, SubmissionRefused
+from gateway.smtp import replies
+from gateway.smtp.auth import Authenticator, FailureLimiter
+from gateway.store.writer import ArchiveWriter
+
+log = structlog.get_logger("gateway.smtp")
+
+
+def _peer_ip(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")
+
+
+def _is_tls(server: SMTP) -> bool:
+    transport = server.transport
+    return server._tls_protocol is not None or (
+        transport is not None and transport.get_extra_info("ssl_object") is not None
+    )
+
+
+class RelayHandler:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pipeline: Pipeline,
+        writer: ArchiveWriter,
+        authenticator: Authenticator,
+        limiter: FailureLimiter,
+        clock: Clock,
+        executor: Executor | None = None,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.writer = writer
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self.clock = clock
+        self.executor = executor
+        self.on_queued = on_queued
+
+    # --- authentication -------------------------------------------------------------------
+    async def _check_login(self, server: SMTP, login: bytes, password: bytes) -> AuthResult:
+        ip = _peer_ip(server.session) if server.session else ""
+        try:
+            user, secret = login.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            user, secret = "", ""
+        if user and await self.authenticator.verify(user, secret):
+            log.info("smtp_auth", client=ip, user=user.lower(), result="ok")
+            return AuthResult(success=True, auth_data=LoginPassword(user.lower().encode(), b""))
+        self.limiter.failed(ip)
+        log.warning("smtp_auth", client=ip, user=user[:320], result="failed")
+        return AuthResult(success=False, handled=False, message=replies.AUTH_FAILED)
+
+    async def _throttled(self, server: SMTP) -> bool:
+        ip = _peer_ip(server.session) if server.session else ""
+        if self.limiter.blocked(ip):
+            await server.push(replies.AUTH_THROTTLED)
+            if server.transport is not None:
+                server.transport.close()
+            return True
+        return False
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if await self._throttled(server):
+            return AuthResult(success=False, handled=True)
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await server.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._check_login(server, parts[1], parts[2])
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        if await self._throttled(server):
+            return AuthResult(success=False, handled=True)
+        if len(args) == 2:  # the username came as an initial response (RFC 4954 §4)
+            try:
+                login: object = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            login = await server.challenge_auth(server.AuthLoginUsernameChallenge)
+        if not isinstance(login, bytes):
+            return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth(server.AuthLoginPasswordChallenge)
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._check_login(server, login, password)
+
+    # --- envelope ---------------------------------------------------------------------------
+    def _auth_user(self, session: Session) -> str | None:
+        if session.authenticated and isinstance(session.auth_data, LoginPassword):
+            return session.auth_data.login.decode()
+        return None
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        ip = _peer_ip(session)
+        user = self._auth_user(session)
+        if user is None and not self.settings.auth.is_trusted(ip):
+            return replies.AUTH_REQUIRED
+        if not self.pipeline.sender_allowed(address, user):
+            owner = f"user <{user}>" if user else "this network"
+            return f"553 5.7.1 <{address}>: Sender address rejected: not owned by {owner}"
+        if not self._disk_ok():
+            return replies.NO_STORAGE
+        envelope.mail_from = address.strip().lower()
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
+    def _disk_ok(self) -> bool:
+        needed = self.settings.server.min_free_disk
+        if needed is None:
+            # Postfix refuses MAIL when free space is under 1.5 x the size limit.
+            needed = int(self.settings.server.max_message_size * 1.5)
+        try:
+            return shutil.disk_usage(self.settings.state_dir).free >= needed
+        except OSError:
+            return True  # the state directory may not exist (PostgreSQL-only deployments)
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.settings.server.max_recipients:
+            return replies.TOO_MANY_RECIPIENTS
+        try:
+            checked = validate_email(address, check_deliverability=False, test_environment=True)
+        except EmailNotValidError:
+            return f"{replies.BAD_ADDRESS}: <{address[:100]}>"
+        normalised = checked.normalized.lower()
+        if normalised not in envelope.rcpt_tos:
+            envelope.rcpt_tos.append(normalised)
+            envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Ok"
+
+    # --- data -------------------------------------------------------------------------------
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        received_at: datetime = self.clock.now()
+        submission = Submission(
+            queue_id=new_queue_id(),
+            raw=raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape"),
+            envelope_from=envelope.mail_from or "",
+            envelope_to=tuple(envelope.rcpt_tos),
+            received_at=received_at,
+            client_address=_peer_ip(session),
+            helo=session.host_name or "",
+            auth_user=self._auth_user(session),
+            tls=_is_tls(server),
+        )
+        bound = log.bind(
+            queue_id=submission.queue_id,
+            client=submission.client_address,
+            user=submission.auth_user,
+            mail_from=submission.envelope_from,
+            rcpts=len(submission.envelope_to),
+            size=len(submission.raw),
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            prepared: Prepared = await asyncio.wait_for(
+                loop.run_in_executor(self.executor, self.pipeline.prepare, submission),
+                self.settings.server.parse_timeout,
+            )
+        except SubmissionRefused as refused:
+            bound.info("smtp_transaction", result="refused", reply=refused.reply)
+            return refused.reply
+        except TimeoutError:
+            bound.error("smtp_transaction", result="tempfail", reason="evaluation timed out")
+            return replies.TEMPFAIL
+        try:
+            stored = await self.writer.submit(prepared.record, prepared.items)
+        except Exception as exc:
+            bound.error("smtp_transaction", result="tempfail", reason=f"archive: {exc!r}")
+            return replies.TEMPFAIL
+        self.on_queued()
+        bound.info(
+            "smtp_transaction",
+            result="accepted",
+            verdict=prepared.record.verdict,
+            duplicate=stored.duplicate,
+            archive_id=stored.archive_id,
+        )
+        if stored.duplicate:
+            return f"250 2.0.0 Ok: already queued as {stored.queue_id}"
+        return prepared.reply
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd's default is "500 Error: (Exc) ..." - permanent, and the mail would be lost.
+        log.error("smtp_exception", error=repr(error))
+        return replies.TEMPFAIL
+
+
+class GatewaySMTP(SMTP):
+    """aiosmtpd's protocol with enhanced status codes on its own replies."""
+
+    def __init__(self, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+
+    async def push(self, status: str | bytes) -> None:  # type: ignore[override]
+        data = status.encode("ascii", "replace") if isinstance(status, str) else status
+        await super().push(replies.REWRITES.get(data, data))

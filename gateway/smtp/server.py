@@ -1,0 +1,101 @@
+"""Listening sockets for the relay: plain with STARTTLS, and optionally implicit TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from gateway.config import ServerSettings
+from gateway.smtp.handler import GatewaySMTP, RelayHandler
+
+
+def server_tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
+    if not settings.tls_enabled:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    return context
+
+
+class SessionCounter:
+    """Sessions in flight, so a clean stop can wait for them."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def opened(self) -> None:
+        self.active += 1
+        self.idle.clear()
+
+    def closed(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self.idle.set()
+
+
+def _factory(
+    handler: RelayHandler,
+    settings: ServerSettings,
+    counter: SessionCounter,
+    *,
+    implicit_tls: bool,
+    tls: ssl.SSLContext | None,
+) -> Any:
+    class CountedSMTP(GatewaySMTP):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            if self._original_transport is None:  # not the STARTTLS re-entry
+                counter.opened()
+            super().connection_made(transport)
+
+        def connection_lost(self, error: Exception | None) -> None:
+            super().connection_lost(error)
+            counter.closed()
+
+    def make() -> GatewaySMTP:
+        return CountedSMTP(
+            handler,
+            hostname=settings.hostname,
+            ident="Safeguard Gateway",
+            data_size_limit=settings.max_message_size,
+            timeout=settings.timeout,
+            # STARTTLS on the plain port; on an implicit-TLS port the socket is already encrypted,
+            # which aiosmtpd cannot see, so AUTH may be offered there without STARTTLS.
+            tls_context=None if implicit_tls else tls,
+            require_starttls=False,
+            auth_require_tls=not implicit_tls,
+            enable_SMTPUTF8=True,
+            command_call_limit={"AUTH": 5, "RCPT": settings.max_recipients + 10, "*": 200},
+        )
+
+    return make
+
+
+async def start_listeners(
+    handler: RelayHandler, settings: ServerSettings, counter: SessionCounter
+) -> list[asyncio.Server]:
+    loop = asyncio.get_running_loop()
+    tls = server_tls_context(settings)
+    servers = [
+        await loop.create_server(
+            _factory(handler, settings, counter, implicit_tls=False, tls=tls),
+            host=settings.host,
+            port=settings.port,
+            reuse_address=True,
+        )
+    ]
+    if settings.tls_listen and tls is not None:
+        host, port = settings.tls_listen
+        servers.append(
+            await loop.create_server(
+                _factory(handler, settings, counter, implicit_tls=True, tls=tls),
+                host=host,
+                port=port,
+                ssl=tls,
+                reuse_address=True,
+            )
+        )
+    return servers

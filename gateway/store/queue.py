@@ -1,0 +1,211 @@
+"""The delivery queue: claim due entries (each by exactly one worker), record outcomes."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, or_, select, update
+
+from gateway.store.db import is_postgres
+from gateway.store.records import utc_naive
+from gateway.store.schema import archive, queue
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    id: int
+    archive_id: int
+    queue_id: str
+    kind: str
+    mail_from: str
+    recipients: tuple[str, ...]
+    attempts: int
+    created_at: datetime
+    expires_at: datetime
+    body: bytes  # prefix + content (or the archived raw message)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    queue_id: str
+    kind: str
+    status: str
+    mail_from: str
+    recipients: tuple[str, ...]
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+class QueueStore:
+    def __init__(self, engine: Engine, *, lease: float = 600.0) -> None:
+        self.engine = engine
+        self.lease = timedelta(seconds=lease)
+        self._skip_locked = is_postgres(engine)
+
+    def claim(self, owner: str, now: datetime, limit: int = 16) -> list[QueueEntry]:
+        """Lease up to `limit` due entries to `owner`; no other worker gets them meanwhile.
+
+        PostgreSQL: FOR UPDATE SKIP LOCKED lets many gateways claim without waiting on each
+        other. SQLite: BEGIN IMMEDIATE already serialises writers, so the select-then-update
+        cannot interleave.
+        """
+        now = utc_naive(now)
+        due = or_(
+            and_(queue.c.status == "queued", queue.c.next_attempt_at <= now),
+            # A worker that died mid-send left a lease behind: take it over when it runs out.
+            and_(queue.c.status == "sending", queue.c.lease_until < now),
+        )
+        pick = select(queue.c.id).where(due).order_by(queue.c.next_attempt_at).limit(limit)
+        if self._skip_locked:
+            pick = pick.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(pick).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(queue)
+                .where(queue.c.id.in_(ids))
+                .values(status="sending", lease_owner=owner, lease_until=now + self.lease)
+            )
+            rows = conn.execute(
+                select(
+                    queue.c.id,
+                    queue.c.archive_id,
+                    archive.c.queue_id,
+                    queue.c.kind,
+                    queue.c.mail_from,
+                    queue.c.recipients,
+                    queue.c.attempts,
+                    queue.c.created_at,
+                    queue.c.expires_at,
+                    queue.c.prefix,
+                    queue.c.content_gz,
+                    archive.c.raw_gz,
+                )
+                .join(archive, archive.c.id == queue.c.archive_id)
+                .where(queue.c.id.in_(ids))
+                .order_by(queue.c.next_attempt_at)
+            ).all()
+        return [
+            QueueEntry(
+                id=row.id,
+                archive_id=row.archive_id,
+                queue_id=row.queue_id,
+                kind=row.kind,
+                mail_from=row.mail_from,
+                recipients=tuple(row.recipients),
+                attempts=row.attempts,
+                created_at=row.created_at,
+                expires_at=row.expires_at,
+                body=bytes(row.prefix)
+                + zlib.decompress(row.content_gz if row.content_gz is not None else row.raw_gz),
+            )
+            for row in rows
+        ]
+
+    def delivered(self, entry_id: int, owner: str, now: datetime) -> None:
+        self._finish(entry_id, owner, now, status="delivered", error=None)
+
+    def failed(self, entry_id: int, owner: str, now: datetime, error: str) -> None:
+        self._finish(entry_id, owner, now, status="failed", error=error)
+
+    def _finish(
+        self, entry_id: int, owner: str, now: datetime, *, status: str, error: str | None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(queue)
+                .where(queue.c.id == entry_id, queue.c.lease_owner == owner)
+                .values(
+                    status=status,
+                    finished_at=utc_naive(now),
+                    last_error=error,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+
+    def retry_later(
+        self,
+        entry_id: int,
+        owner: str,
+        *,
+        at: datetime,
+        error: str,
+        recipients: Sequence[str] | None = None,
+    ) -> None:
+        """Back to the queue until `at`; `recipients` narrows it to those still pending."""
+        values: dict[str, object] = {
+            "status": "queued",
+            "next_attempt_at": utc_naive(at),
+            "attempts": queue.c.attempts + 1,
+            "last_error": error,
+            "lease_owner": None,
+            "lease_until": None,
+        }
+        if recipients is not None:
+            values["recipients"] = list(recipients)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(queue)
+                .where(queue.c.id == entry_id, queue.c.lease_owner == owner)
+                .values(**values)
+            )
+
+    def retry_now(self, entry_id: int, now: datetime) -> bool:
+        """`safeguard queue retry`: make a waiting entry due now (a held message included)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(queue)
+                .where(queue.c.id == entry_id, queue.c.status == "queued")
+                .values(next_attempt_at=utc_naive(now))
+            )
+        return result.rowcount == 1
+
+    def pending(self, limit: int = 200) -> list[QueueRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    queue.c.id,
+                    archive.c.queue_id,
+                    queue.c.kind,
+                    queue.c.status,
+                    queue.c.mail_from,
+                    queue.c.recipients,
+                    queue.c.attempts,
+                    queue.c.next_attempt_at,
+                    queue.c.last_error,
+                )
+                .join(archive, archive.c.id == queue.c.archive_id)
+                .where(queue.c.status.in_(("queued", "sending")))
+                .order_by(queue.c.next_attempt_at, queue.c.id)
+                .limit(limit)
+            ).all()
+        return [
+            QueueRow(
+                id=row.id,
+                queue_id=row.queue_id,
+                kind=row.kind,
+                status=row.status,
+                mail_from=row.mail_from,
+                recipients=tuple(row.recipients),
+                attempts=row.attempts,
+                next_attempt_at=row.next_attempt_at,
+                last_error=row.last_error,
+            )
+            for row in rows
+        ]
+
+    def next_due(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(queue.c.next_attempt_at)
+                .where(queue.c.status == "queued")
+                .order_by(queue.c.next_attempt_at)
+                .limit(1)
+            ).scalar_one_or_none()

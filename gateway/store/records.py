@@ -1,0 +1,83 @@
+"""Values the store is given and gives back; it stores them and never evaluates policy."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """The storage convention: naive UTC (see schema.py)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def as_aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """One message as it will be archived: raw bytes plus what search and review need."""
+
+    queue_id: str
+    received_at: datetime
+    raw: bytes
+    verdict: str
+    channel: str = "email"
+    client_address: str = ""
+    helo: str = ""
+    auth_user: str | None = None
+    envelope_from: str = ""
+    envelope_to: tuple[str, ...] = ()
+    from_addr: str = ""
+    to_addrs: tuple[str, ...] = ()
+    cc_addrs: tuple[str, ...] = ()
+    bcc_addrs: tuple[str, ...] = ()
+    subject: str = ""
+    message_id: str | None = None
+    body_text: str = ""
+    mode: str = "enforce"
+    findings: tuple[dict[str, Any], ...] = ()
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    dedupe: bool = True  # a client's resend after a lost 250 is recognised, not archived twice
+
+    @property
+    def raw_sha256(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+    @property
+    def dedupe_key(self) -> str | None:
+        if not (self.dedupe and self.message_id):
+            return None
+        return hashlib.sha256(f"{self.message_id}\0{self.raw_sha256}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A message to send: the archived body (or `content`) behind `prefix`, to `recipients`."""
+
+    kind: str  # deliver | bounce | notice | alert
+    mail_from: str
+    recipients: tuple[str, ...]
+    prefix: bytes = b""
+    content: bytes | None = None
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    archive_id: int
+    queue_id: str
+    duplicate: bool  # the same message was archived before; nothing new was queued
+
+
+def chain_hash(
+    prev_hash: str, raw_sha256: str, verdict: str, received_at: datetime, queue_id: str
+) -> str:
+    """A link of the archive's hash chain: altering any of these fields breaks every later link."""
+    text = f"{prev_hash}|{raw_sha256}|{verdict}|{utc_naive(received_at).isoformat()}|{queue_id}"
+    return hashlib.sha256(text.encode()).hexdigest()

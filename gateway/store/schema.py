@@ -1,0 +1,149 @@
+"""Tables of the archive, the delivery queue and the directory (SQLAlchemy Core).
+
+Times are stored as naive UTC: SQLite keeps no zone, and one convention on both databases
+keeps the hash chain byte-identical wherever it is recomputed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for an archive.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+archive = Table(
+    "archive",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("queue_id", String(32), nullable=False, unique=True),
+    Column("received_at", DateTime(), nullable=False),
+    Column("channel", String(32), nullable=False, default="email"),
+    Column("client_address", String(64), nullable=False, default=""),
+    Column("helo", String(255), nullable=False, default=""),
+    Column("auth_user", String(320)),
+    Column("envelope_from", String(320), nullable=False, default=""),
+    Column("envelope_to", JSON, nullable=False),
+    Column("from_addr", String(320), nullable=False, default=""),
+    Column("to_addrs", JSON, nullable=False),
+    Column("cc_addrs", JSON, nullable=False),
+    Column("bcc_addrs", JSON, nullable=False),
+    Column("subject", Text, nullable=False, default=""),
+    Column("message_id", String(998)),
+    Column("body_text", Text, nullable=False, default=""),
+    Column("size", Integer, nullable=False),
+    Column("raw_sha256", String(64), nullable=False),
+    Column("raw_gz", LargeBinary, nullable=False),  # zlib-compressed bytes exactly as received
+    Column("verdict", String(16), nullable=False),
+    Column("mode", String(16), nullable=False, default="enforce"),
+    Column("findings", JSON, nullable=False),
+    Column("evaluation", JSON, nullable=False),  # rules evaluated, hits and misses
+    Column("dedupe_key", String(64), unique=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("record_hash", String(64), nullable=False),
+    Index("ix_archive_received_at", "received_at"),
+    Index("ix_archive_message_id", "message_id"),
+)
+
+chain_head = Table(
+    "chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_id", Id, nullable=False, default=0),
+    Column("last_hash", String(64), nullable=False),
+)
+
+queue = Table(
+    "queue",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("archive_id", Id, ForeignKey("archive.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # deliver | bounce | notice | alert
+    Column("mail_from", String(320), nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("prefix", LargeBinary, nullable=False),  # header lines we add (Received, ...)
+    Column("content_gz", LargeBinary),  # replaces the archived body when set (a rewritten copy)
+    Column(
+        "status", String(16), nullable=False
+    ),  # queued | sending | delivered | failed | cancelled
+    Column("created_at", DateTime(), nullable=False),
+    Column("not_before", DateTime(), nullable=False),
+    Column("next_attempt_at", DateTime(), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("lease_owner", String(64)),
+    Column("lease_until", DateTime()),
+    Column("finished_at", DateTime()),
+    Index("ix_queue_due", "status", "next_attempt_at"),
+    Index("ix_queue_archive_id", "archive_id"),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("updated_at", DateTime(), nullable=False),
+)
+
+directory_entries = Table(
+    "directory_entries",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # staff | contact
+    Column("key", String(320), primary_key=True),  # primary e-mail address
+    Column("data", JSON, nullable=False),
+    Column("updated_at", DateTime(), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("query", Text, nullable=False, default=""),
+    Column("result_count", Integer),
+    Column("detail", JSON, nullable=False),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(), nullable=False),
+)
+
+__all__ = [
+    "archive",
+    "audit_log",
+    "chain_head",
+    "credentials",
+    "directory_entries",
+    "meta",
+    "metadata",
+    "queue",
+]

@@ -1,0 +1,261 @@
+"""Body text and attachments from MIME structures."""
+
+from __future__ import annotations
+
+import base64
+
+from gateway.message import Attachment
+from tests.message.support import parse
+
+PDF = base64.b64encode(b"%PDF-1.4 fake" * 10).decode()
+PNG = base64.b64encode(b"\x89PNG fake").decode()
+
+
+def test_alternative_prefers_plain_text() -> None:
+    message = parse(
+        """
+        From: alice@example.org
+        To: bob@example.org
+        Content-Type: multipart/alternative; boundary="alt"
+
+        --alt
+        Content-Type: text/plain; charset=utf-8
+
+        Plain words.
+        --alt
+        Content-Type: text/html; charset=utf-8
+
+        <p>HTML words.</p>
+        --alt--
+        """
+    )
+    assert message.new_text == "Plain words."
+    assert message.attachments == ()
+
+
+def test_html_only_mail_is_converted() -> None:
+    message = parse(
+        """
+        From: alice@example.org
+        To: bob@example.org
+        Content-Type: text/html; charset=utf-8
+
+        <html><head><style>p { color: red }</style></head><body>
+        <p>Hello <b>Bob</b>,</p><p>see you &amp; the team at 4.</p>
+        </body></html>
+        """
+    )
+    assert message.new_text == "Hello Bob,\n\nsee you & the team at 4."
+    assert message.defects == ()
+
+
+def test_html_reply_blockquote_is_quoted() -> None:
+    message = parse(
+        """
+        From: alice@example.org
+        To: bob@example.org
+        Content-Type: text/html; charset=utf-8
+
+        <div>Yes, 4pm.</div>
+        <div class="gmail_quote">On Mon, 4 Mar 2024 at 08:12, Bob &lt;bob@example.org&gt; wrote:<br>
+        <blockquote class="gmail_quote">Can we meet at 4pm?<br>Bob</blockquote></div>
+        """
+    )
+    assert message.new_text == "Yes, 4pm."
+    assert message.quoted_text == (
+        "On Mon, 4 Mar 2024 at 08:12, Bob <bob@example.org> wrote:\n> Can we meet at 4pm?\n> Bob"
+    )
+
+
+def test_html_nested_beyond_the_parser_depth_is_not_lost() -> None:
+    # libxml2 drops text nested more than 255 elements deep; a browser would show it.
+    hidden = "meet me after school " * 20
+    message = parse(
+        "From: alice@example.org\nContent-Type: text/html\n\n" + "<div>" * 400 + hidden + "\n"
+    )
+    assert "meet me after school" in message.new_text
+    assert "HTML body only partly convertible; tags stripped instead" in message.defects
+
+
+def test_attachments_are_listed_with_decoded_size() -> None:
+    message = parse(
+        f"""
+        From: alice@example.org
+        To: bob@example.org
+        Content-Type: multipart/mixed; boundary="mix"
+
+        --mix
+        Content-Type: multipart/related; boundary="rel"
+
+        --rel
+        Content-Type: text/html; charset=utf-8
+
+        <p>Photo below</p><img src="cid:p1">
+        --rel
+        Content-Type: image/png
+        Content-ID: <p1>
+        Content-Transfer-Encoding: base64
+
+        {PNG}
+        --rel--
+        --mix
+        Content-Type: application/pdf; name="kit list.pdf"
+        Content-Disposition: attachment; filename="kit list.pdf"
+        Content-Transfer-Encoding: base64
+
+        {PDF}
+        --mix
+        Content-Type: text/plain; charset=utf-8
+        Content-Disposition: attachment; filename*=utf-8''caf%C3%A9.txt
+
+        not body text
+        --mix
+        Content-Type: text/calendar; charset=utf-8
+        Content-Disposition: attachment; filename="=?utf-8?q?tr=C3=AFp?=.ics"
+
+        BEGIN:VCALENDAR
+        --mix--
+        """
+    )
+    assert message.new_text == "Photo below"
+    assert message.attachments == (
+        Attachment(None, "image/png", len(b"\x89PNG fake")),
+        Attachment("kit list.pdf", "application/pdf", len(b"%PDF-1.4 fake" * 10)),
+        Attachment("café.txt", "text/plain", len(b"not body text")),
+        Attachment("trïp.ics", "text/calendar", len(b"BEGIN:VCALENDAR")),
+    )
+    assert message.defects == ()
+
+
+def test_every_inline_text_part_of_a_mixed_message_is_body_text() -> None:
+    # Mail readers show inline parts one after another; so must the checks see them.
+    message = parse(
+        """
+        From: alice@example.org
+        Content-Type: multipart/mixed; boundary="mix"
+
+        --mix
+        Content-Type: text/plain
+
+        First part.
+        --mix
+        Content-Type: image/jpeg
+        Content-Disposition: inline
+
+        xxxx
+        --mix
+        Content-Type: text/plain
+        Content-Disposition: inline
+
+        Second part.
+        --mix--
+        """
+    )
+    assert message.new_text == "First part.\n\nSecond part."
+    assert [a.content_type for a in message.attachments] == ["image/jpeg"]
+
+
+def test_forwarded_message_goes_to_quoted_text() -> None:
+    message = parse(
+        f"""
+        From: alice@example.org
+        To: bob@example.org
+        Subject: Fwd: kit
+        Content-Type: multipart/mixed; boundary="mix"
+
+        --mix
+        Content-Type: text/plain
+
+        See the message below.
+        --mix
+        Content-Type: message/rfc822
+        Content-Disposition: attachment; filename="kit.eml"
+
+        From: Carol <carol@example.org>
+        To: alice@example.org
+        Subject: Kit list
+        Date: Mon, 4 Mar 2024 08:00:00 +0000
+        Content-Type: multipart/mixed; boundary="inner"
+
+        --inner
+        Content-Type: text/plain
+
+        Boots and gloves.
+        --inner
+        Content-Type: application/pdf
+        Content-Disposition: attachment; filename="list.pdf"
+        Content-Transfer-Encoding: base64
+
+        {PDF}
+        --inner--
+        --mix--
+        """
+    )
+    assert message.new_text == "See the message below."
+    assert message.quoted_text == (
+        "From: Carol <carol@example.org>\n"
+        "Date: Mon, 4 Mar 2024 08:00:00 +0000\n"
+        "Subject: Kit list\n"
+        "To: alice@example.org\n\n"
+        "Boots and gloves."
+    )
+    kinds = [(a.filename, a.content_type) for a in message.attachments]
+    assert kinds == [("kit.eml", "message/rfc822"), ("list.pdf", "application/pdf")]
+    assert message.attachments[0].size > 100
+
+
+def test_inline_forward_is_not_an_attachment() -> None:
+    message = parse(
+        """
+        From: alice@example.org
+        Content-Type: multipart/mixed; boundary="mix"
+
+        --mix
+        Content-Type: text/plain
+
+        FYI
+        --mix
+        Content-Type: message/rfc822
+
+        From: carol@example.org
+        Subject: hello
+
+        Forwarded words.
+        --mix--
+        """
+    )
+    assert message.new_text == "FYI"
+    assert message.quoted_text.endswith("Forwarded words.")
+    assert message.attachments == ()
+
+
+def test_charsets_and_transfer_encodings() -> None:
+    latin = parse(
+        b"From: a@example.org\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\nCaf=E9 au lait=\r\n ok\r\n"
+    )
+    assert latin.new_text == "Café au lait ok"
+    undeclared = parse(b"From: a@example.org\r\n\r\nna\xc3\xafve\r\n")
+    assert undeclared.new_text == "naïve"
+    assert undeclared.defects == ()
+    b64 = parse(
+        b"From: a@example.org\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode("žluťoučký".encode())
+    )
+    assert b64.new_text == "žluťoučký"
+
+
+def test_single_part_non_text_message_is_an_attachment() -> None:
+    message = parse(
+        f"""
+        From: alice@example.org
+        Content-Type: application/pdf
+        Content-Transfer-Encoding: base64
+
+        {PDF}
+        """
+    )
+    assert message.new_text == ""
+    assert message.attachments == (
+        Attachment(None, "application/pdf", len(b"%PDF-1.4 fake" * 10)),
+    )

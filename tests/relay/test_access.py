@@ -1,0 +1,167 @@
+"""Who may relay: staff who authenticated over TLS, or a trusted network, as themselves only."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+
+from gateway.smtp.auth import hash_password
+from gateway.store.credentials import CredentialStore
+from tests.support import Sink
+
+MESSAGE = (
+    b"From: Alex Teacher <alex.teacher@safe.example>\r\nTo: sam.minor@home.example\r\n"
+    b"Subject: hello\r\nMessage-ID: <access-1@safe.example>\r\n\r\nHello Sam\r\n"
+)
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path, ssl.SSLContext]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "gateway.safe.example")
+    cert_path, key_path = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return cert_path, key_path, client
+
+
+@pytest.fixture
+def staff_gateway(start_gateway, tls_files):
+    """No trusted networks: every client must authenticate, and only after STARTTLS."""
+    cert, key, _ = tls_files
+    gateway = start_gateway(
+        auth={"trusted_networks": [], "max_failures": 3},
+        server={"tls_cert": str(cert), "tls_key": str(key)},
+    )
+    CredentialStore(gateway.gateway.engine).set_hash(
+        "alex.teacher@safe.example",
+        hash_password("correct horse battery"),
+        gateway.gateway.clock.now(),
+    )
+    return gateway
+
+
+def test_an_open_relay_probe_is_refused(staff_gateway):
+    with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
+        client.ehlo("probe.example")
+        code, reply = client.mail("spammer@elsewhere.example")
+        assert (code, reply[:5]) == (530, b"5.7.0")
+        code, _ = client.rcpt("victim@elsewhere.example")
+        assert code == 503
+
+
+def test_auth_is_not_offered_or_accepted_before_starttls(staff_gateway):
+    with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
+        client.ehlo("client.safe.example")
+        assert not client.has_extn("auth")
+        assert client.has_extn("starttls")
+        code, reply = client.docmd("AUTH", "PLAIN AGFsZXgAeA==")
+        assert code == 538 and reply.startswith(b"5.7.11")
+
+
+def test_staff_relay_after_starttls_and_auth(staff_gateway, tls_files, sink: Sink):
+    _, _, context = tls_files
+    with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
+        client.starttls(context=context)
+        client.ehlo("client.safe.example")
+        assert "PLAIN" in client.esmtp_features["auth"]
+        _auth(client, "LOGIN", "Alex.Teacher@safe.example", "correct horse battery")
+        client.sendmail("alex.teacher@safe.example", ["sam.minor@home.example"], MESSAGE)
+    [got] = sink.handler.wait_for(1)
+    assert b"with ESMTPSA id" in got.data
+
+
+def _auth(client: smtplib.SMTP, mechanism: str, user: str, password: str) -> None:
+    client.user, client.password = user, password
+    method = {"PLAIN": client.auth_plain, "LOGIN": client.auth_login}[mechanism]
+    client.auth(mechanism, method, initial_response_ok=True)
+
+
+def test_a_wrong_password_is_refused_and_repeated_failures_are_throttled(staff_gateway, tls_files):
+    _, _, context = tls_files
+    for mechanism in ("PLAIN", "LOGIN", "PLAIN"):
+        with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
+            client.starttls(context=context)
+            client.ehlo("client.safe.example")
+            with pytest.raises(smtplib.SMTPAuthenticationError) as failed:
+                _auth(client, mechanism, "alex.teacher@safe.example", "wrong password")
+            assert failed.value.smtp_code == 535
+    # The right password no longer helps from this address until the window passes.
+    with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
+        client.starttls(context=context)
+        client.ehlo("client.safe.example")
+        code, reply = client.docmd(
+            "AUTH", "PLAIN AGFsZXgudGVhY2hlckBzYWZlLmV4YW1wbGUAY29ycmVjdCBob3JzZSBiYXR0ZXJ5"
+        )
+        assert (code, reply[:5]) == (421, b"4.7.0")
+
+
+def test_staff_cannot_send_as_another_member_of_staff(staff_gateway, tls_files):
+    _, _, context = tls_files
+    with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
+        client.starttls(context=context)
+        client.ehlo("client.safe.example")
+        client.login("alex.teacher@safe.example", "correct horse battery")
+        code, reply = client.mail("dana.lee@safe.example")
+        assert code == 553 and reply.startswith(b"5.7.1")
+        client.rset()
+        client.mail("alex.teacher@safe.example")
+        client.rcpt("sam.minor@home.example")
+        spoofed = MESSAGE.replace(b"alex.teacher@safe.example", b"dana.lee@safe.example")
+        code, reply = client.data(spoofed)
+        assert code == 550 and reply.startswith(b"5.7.1")
+
+
+def test_a_trusted_network_may_relay_only_for_the_organisations_domains(start_gateway, sink: Sink):
+    gateway = start_gateway()
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo("mta.safe.example")
+        code, reply = client.mail("someone@elsewhere.example")
+        assert code == 553 and reply.startswith(b"5.7.1")
+        assert client.mail("alex.teacher@safe.example")[0] == 250
+
+
+def test_oversized_mail_is_refused_with_an_enhanced_code(start_gateway):
+    gateway = start_gateway(server={"max_message_size": 2000})
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo("client.safe.example")
+        code, reply = client.docmd("MAIL FROM:<alex.teacher@safe.example> SIZE=5000")
+        assert (code, reply[:5]) == (552, b"5.3.4")
+        client.mail("alex.teacher@safe.example")
+        client.rcpt("sam.minor@home.example")
+        code, reply = client.data(MESSAGE + (b"x" * 98 + b"\r\n") * 30)
+        assert (code, reply[:5]) == (552, b"5.3.4")
+
+
+def test_too_many_recipients_are_refused_with_452(start_gateway):
+    gateway = start_gateway(server={"max_recipients": 3})
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo("client.safe.example")
+        client.mail("alex.teacher@safe.example")
+        codes = [client.rcpt(f"pupil{i}@home.example")[0] for i in range(5)]
+    assert codes == [250, 250, 250, 452, 452]
+
+
+def test_a_malformed_recipient_address_is_refused(start_gateway):
+    gateway = start_gateway()
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo("client.safe.example")
+        client.mail("alex.teacher@safe.example")
+        code, reply = client.rcpt("not an address")
+        assert code == 501 and reply.startswith(b"5.1.3")
+
+
+def test_an_over_long_line_is_refused_with_an_enhanced_code(start_gateway):
+    gateway = start_gateway()
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo("client.safe.example")
+        client.mail("alex.teacher@safe.example")
+        client.rcpt("sam.minor@home.example")
+        code, reply = client.data(MESSAGE + b"x" * 3000 + b"\r\n")
+        assert (code, reply[:5]) == (500, b"5.5.2")

@@ -1,0 +1,146 @@
+"""A 250 is a promise: kill -9 the gateway mid-load and every acknowledged message still arrives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from gateway.store.schema import archive
+from tests.support import NO_RULES_PACK, Sink, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _config(tmp_path: Path, port: int, sink: Sink, database_url: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f"""
+[organisation]
+domains = ["safe.example"]
+[server]
+listen = "127.0.0.1:{port}"
+hostname = "gateway.safe.example"
+min_free_disk = 0
+[upstream]
+url = "{sink.url}"
+[database]
+url = "{database_url}"
+[policy]
+pack = "{NO_RULES_PACK}"
+[delivery]
+retry_min = 0.2
+retry_max = 1.0
+poll_interval = 0.1
+lease = 3
+"""
+    )
+    return path
+
+
+def _start(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as stderr:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(config), "serve"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=2) as probe:
+                probe.noop()
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise AssertionError(log.read_text()) from None
+            time.sleep(0.1)
+    raise AssertionError("gateway did not start")
+
+
+def _message(n: int) -> bytes:
+    return (
+        f"From: alex.teacher@safe.example\r\nTo: pupil{n}@home.example\r\nSubject: load {n}\r\n"
+        f"Message-ID: <load-{n}@safe.example>\r\n\r\nMessage number {n}.\r\n"
+    ).encode()
+
+
+def test_every_acknowledged_message_survives_kill_9_mid_load(
+    tmp_path: Path, database_url: str, sink: Sink
+):
+    port = free_port()
+    config = _config(tmp_path, port, sink, database_url)
+    log = tmp_path / "gateway.log"
+    process = _start(config, port, log)
+
+    acked: set[int] = set()
+    unanswered: set[int] = set()
+    lock = threading.Lock()
+    total, clients = 200, 8
+
+    def client(worker: int) -> None:
+        for n in range(worker, total, clients):
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                    smtp.sendmail(
+                        "alex.teacher@safe.example", [f"pupil{n}@home.example"], _message(n)
+                    )
+                with lock:
+                    acked.add(n)
+            except (OSError, smtplib.SMTPException):
+                with lock:
+                    unanswered.add(n)
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(clients)]
+    for thread in threads:
+        thread.start()
+    while True:
+        with lock:
+            if len(acked) >= 60:
+                break
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    for thread in threads:
+        thread.join()
+    assert len(acked) >= 60 and unanswered, "the kill should land mid-load"
+
+    process = _start(config, port, log)
+    try:
+        # A real client resends what got no reply; the archive recognises what it already has.
+        for n in sorted(unanswered):
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                smtp.sendmail("alex.teacher@safe.example", [f"pupil{n}@home.example"], _message(n))
+        expected = {f"load-{n}@safe.example" for n in acked | unanswered}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ids = {r.message_id for r in list(sink.handler.received)}
+            if expected <= ids:
+                break
+            time.sleep(0.1)
+        delivered = Counter(r.message_id for r in list(sink.handler.received))
+        missing = {f"load-{n}@safe.example" for n in acked} - set(delivered)
+        assert not missing, f"acknowledged but never delivered: {sorted(missing)[:10]}"
+        assert expected <= set(delivered)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()[-2000:]
+
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        per_id = conn.execute(
+            select(archive.c.message_id, func.count()).group_by(archive.c.message_id)
+        ).all()
+    engine.dispose()
+    twice = [mid for mid, count in per_id if count > 1]
+    assert not twice, f"archived twice: {twice[:10]}"
+    assert {mid for mid, _ in per_id} == expected

@@ -1,0 +1,145 @@
+"""Real parts for tests: an aiosmtpd sink as upstream, a gateway on a real port, databases."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from gateway.config import Settings, settings_from_dict
+
+DATA = Path(__file__).parent / "data"
+NO_RULES_PACK = DATA / "packs" / "no-rules.toml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message_id(self) -> str:
+        return str(message_from_bytes(self.data, policy=policy.default)["Message-ID"] or "").strip(
+            "<>"
+        )
+
+
+@dataclass
+class SinkHandler:
+    """Upstream that records what it is given; `answer` may refuse per recipient or at DATA."""
+
+    received: list[Received] = field(default_factory=list)
+    rcpt_answer: Callable[[str], str | None] = lambda _rcpt: None
+    data_answer: Callable[[], str | None] = lambda: None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        answer = self.rcpt_answer(address)
+        if answer:
+            return answer
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = self.data_answer()
+        if answer:
+            return answer
+        with self.lock:
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            )
+        return "250 2.0.0 Ok: stored"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.02)
+        with self.lock:
+            raise AssertionError(f"sink got {len(self.received)} messages, expected {count}")
+
+
+class Sink:
+    def __init__(self, port: int | None = None) -> None:
+        self.handler = SinkHandler()
+        self.port = port or free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> Sink:
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=None
+        )
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+
+def make_settings(
+    tmp_path: Path, database_url: str, *, upstream: str, **sections: dict[str, Any]
+) -> Settings:
+    data: dict[str, Any] = {
+        "organisation": {"domains": ["safe.example"], "timezone": "Europe/London"},
+        "server": {"listen": "127.0.0.1:0", "hostname": "gateway.safe.example", "min_free_disk": 0},
+        "auth": {"trusted_networks": ["127.0.0.0/8"]},
+        "upstream": {"url": upstream, "timeout": 5},
+        "database": {"url": database_url, "state_dir": str(tmp_path / "var")},
+        "delivery": {"retry_min": 0.2, "retry_max": 1.0, "poll_interval": 0.1, "lease": 30},
+        "policy": {"pack": str(NO_RULES_PACK)},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return settings_from_dict(data, tmp_path / "gateway.toml")
+
+
+class RunningGateway:
+    """A Gateway on its own event loop thread, on a real port."""
+
+    def __init__(self, gateway: Any) -> None:
+        self.gateway = gateway
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> RunningGateway:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.gateway.start(), self.loop).result(30)
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self.gateway.ports[0])
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        self.call(self.gateway.stop(), timeout=60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
