@@ -49,6 +49,12 @@ class DirectorySource:
         return self._view
 
 
+def demo_view(now: datetime) -> DirectoryView:
+    return DirectoryView(
+        read_contacts_csv(DEMO_CONTACTS_CSV, today=now.date()), read_staff_csv(DEMO_STAFF_CSV)
+    )
+
+
 def seed_demo_if_empty(store: DirectoryStore, now: datetime) -> bool:
     """The embedded default: a small demo directory, so a fresh clone shows the gateway working."""
     if store.version() != "0":

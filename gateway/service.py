@@ -7,12 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import structlog
+from sqlalchemy import Engine
 
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.delivery.transports import Transport, make_transport
 from gateway.delivery.worker import DeliveryWorker
-from gateway.directory_source import DirectorySource, seed_demo_if_empty
+from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
 from gateway.notify.render import make_environment
 from gateway.pipeline import Pipeline
 from gateway.policy.evaluate import Policy
@@ -31,6 +32,34 @@ from gateway.store.writer import ArchiveWriter
 log = structlog.get_logger("gateway.service")
 
 
+def load_policy(settings: Settings) -> Policy:
+    return Policy(load_pack(settings.pack, site=settings.organisation), mode=settings.mode)
+
+
+def open_engine(settings: Settings, pool_size: int = 8) -> Engine:
+    engine = make_engine(settings.database_url, pool_size=pool_size)
+    upgrade(engine)
+    return engine
+
+
+def open_store(settings: Settings) -> DirectoryStore:
+    return DirectoryStore(open_engine(settings, pool_size=1))
+
+
+def build_checker(settings: Settings) -> Pipeline:
+    """The evaluation path of `safeguard check`: the relay's, without SMTP or a queue."""
+    store = open_store(settings)
+    view = store.view()
+    if store.version() == "0" and settings.demo_directory:
+        view = demo_view(SystemClock().now())
+    return Pipeline(
+        hostname=settings.server.hostname,
+        policy=load_policy(settings),
+        directory=lambda: view,
+        templates=make_environment(),
+    )
+
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -39,14 +68,11 @@ class Gateway:
     drain_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        self.engine = make_engine(self.settings.database_url)
-        upgrade(self.engine)
+        self.engine = open_engine(self.settings)
         self.archive = Archive(self.engine, lifetime=self.settings.delivery.lifetime)
         self.queue = QueueStore(self.engine, lease=self.settings.delivery.lease)
         self.writer = ArchiveWriter(self.archive)
-        self.policy = Policy(
-            load_pack(self.settings.pack, site=self.settings.organisation), mode=self.settings.mode
-        )
+        self.policy = load_policy(self.settings)
         self.directory_store = DirectoryStore(self.engine)
         if self.settings.demo_directory:
             seed_demo_if_empty(self.directory_store, self.clock.now())

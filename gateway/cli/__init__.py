@@ -50,8 +50,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from gateway.cli import queue, serve, staff
+    from gateway.cli import check, directory, queue, rules, serve, staff
 
+    cli.add_command(check.check)
+    cli.add_command(directory.directory)
+    cli.add_command(rules.rules)
     cli.add_command(serve.serve)
     cli.add_command(queue.queue)
     cli.add_command(staff.staff)

@@ -44,7 +44,12 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A part that is not body text: a file, an image, a forwarded message, ..."""
+    """A part that is not (only) body text: a file, an image, an attached message, ...
+
+    ``size`` is the decoded payload size in bytes; for an attached message (message/*) it
+    is the approximate size of that message as sent. Inline text parts that carry a
+    filename are listed here and also read as body text.
+    """
 
     filename: str | None
     content_type: str

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from email import policy as email_policy
 from email.message import Message as MimePart
 from email.parser import BytesParser
-from email.utils import parsedate_to_datetime
+from email.utils import decode_params, parsedate_to_datetime
+from typing import Any
 
 from gateway.message.addresses import parse_address_list, unique
 from gateway.message.limits import MessageTooComplex, ParseLimits, header_block_size, prescan
@@ -46,6 +47,7 @@ _MESSAGE_ID_RE = re.compile(r"<([^<>\s]+)>")
 _AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
+_PARAM_TOKEN_RE = re.compile(r'\\"|"|;')
 _CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
 _BLANK_LINE_RE = re.compile(rb"\r\n|\r|\n")
 _DEFECT_TEXT = {
@@ -109,13 +111,49 @@ def _unique_emails(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def split_params(value: str) -> list[str]:
+    """Split a MIME header value at semicolons outside quotes, in linear time.
+
+    The same rule as the stdlib's ``email.message._parseparam`` (a quote preceded by a
+    backslash does not count), which rescans the value for every parameter and took 2 s
+    on 64 kB of quoted semicolons.
+    """
+    out: list[str] = []
+    start = 0
+    in_quotes = False
+    for match in _PARAM_TOKEN_RE.finditer(value):
+        token = match.group()
+        if token == '"':
+            in_quotes = not in_quotes
+        elif token == ";" and not in_quotes:
+            out.append(value[start : match.start()])
+            start = match.end()
+    out.append(value[start:])
+    return out
+
+
 class _LimitedPart(MimePart):
-    """A MIME part whose boundary is refused when too long (RFC 2231 continuations
-    included), before the parser compiles it into a regex."""
+    """A compat32 MIME part hardened against hostile parameters.
+
+    Its boundary is refused when too long (RFC 2231 continuations included), before the
+    parser compiles it into a regex; and its parameters are split in linear time.
+    """
 
     max_boundary_length = DEFAULT_LIMITS.max_boundary_length
 
-    def get_boundary(self, failobj: object = None) -> object:
+    def _get_params_preserve(self, failobj: object, header: str) -> object:
+        # Overrides the one private helper behind get_param(s), get_filename, get_boundary
+        # and get_content_charset; the rest mirrors the stdlib's version.
+        value = self.get(header)
+        if value is None:
+            return failobj
+        params: list[tuple[str, str]] = []
+        for param in split_params(str(value)):
+            name, equals, val = param.partition("=")
+            params.append((name.strip().lower() if equals else name.strip(), val.strip()))
+        return decode_params(params)
+
+    def get_boundary(self, failobj: Any = None) -> Any:
         boundary = super().get_boundary(failobj)
         if isinstance(boundary, str) and len(boundary) > self.max_boundary_length:
             raise MessageTooComplex(
@@ -318,11 +356,23 @@ def _leaf_text(part: MimePart, content_type: str, defects: _Defects) -> str:
     return text
 
 
-def _serialised_size(part: MimePart) -> int:
-    try:
-        return len(part.as_bytes())
-    except Exception:
-        return 0
+def _raw_size(part: MimePart) -> int:
+    """Approximate size in bytes of an attached message as it was sent.
+
+    Summed from raw headers and undecoded payloads: re-generating it (as_bytes) would
+    re-fold every header, which is slow on long 8-bit ones.
+    """
+    total = 0
+    stack = [part]
+    while stack:
+        current = stack.pop()
+        total += sum(len(name) + len(value) + 4 for name, value in current.raw_items()) + 2
+        payload = current.get_payload()
+        if isinstance(payload, list):
+            stack.extend(child for child in payload if isinstance(child, MimePart))
+        elif isinstance(payload, str):
+            total += len(payload)
+    return total
 
 
 def _forwarded_text(
@@ -373,7 +423,7 @@ def _collect(
     children = _children(part)
     if content_type in _FORWARDED_TYPES or (content_type.startswith("message/") and children):
         if disposition == "attachment" or content_type not in _FORWARDED_TYPES:
-            size = sum(map(_serialised_size, children)) if children else 0
+            size = sum(map(_raw_size, children)) if children else 0
             body.attachments.append(Attachment(_filename(part), content_type, size))
         if content_type in _FORWARDED_TYPES:
             for inner in children:

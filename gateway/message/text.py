@@ -45,7 +45,7 @@ _ASCII_SUPERSETS = frozenset(
     | {f"iso8859_{n}" for n in range(2, 17)}
     | {f"cp125{n}" for n in range(9)}
 )
-_UNDECLARED = frozenset({"", "unknown_8bit", "x_unknown", "ascii"})
+_UNDECLARED = frozenset({"", "unknown_8bit", "x_unknown"})
 
 _CONTROLS_EXCEPT_TAB_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _LINE_BREAKS_RE = re.compile(r"\r\n|\r|\n")
@@ -82,7 +82,9 @@ def charset_codec(charset: str | None) -> str | None:
     name = encodings.normalize_encoding(charset.strip().lower()[:64])
     if name in _UNDECLARED:
         return ""
-    return _CHARSETS.get(name) or _CHARSETS.get(name.replace(".", "_"))
+    codec = _CHARSETS.get(name) or _CHARSETS.get(name.replace(".", "_"))
+    # 8-bit bytes labelled ASCII are a mislabel (often UTF-8), not a reason for U+FFFD.
+    return "" if codec == "ascii" else codec
 
 
 def _guess(data: bytes) -> str:

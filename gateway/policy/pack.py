@@ -90,7 +90,7 @@ class _Problems:
                 and section not in stripped
             ):
                 continue
-            if re.match(rf"^{re.escape(key)}\s*=", stripped):
+            if re.match(rf"^{re.escape(key)}\s*=", stripped) or stripped == f"[rule.{key}]":
                 return number + 1
         return start
 

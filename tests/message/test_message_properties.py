@@ -123,9 +123,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-LIMITS = st.sampled_from(
-    [None, ParseLimits(max_mime_depth=2, max_parts=3, max_header_bytes=300)]
-)
+LIMITS = st.sampled_from([None, ParseLimits(max_mime_depth=2, max_parts=3, max_header_bytes=300)])
 
 
 def check(raw: bytes, limits: ParseLimits | None) -> None:

@@ -60,7 +60,10 @@ def test_apple_mail_unquoted_attribution() -> None:
         """
     )
     assert new == "Sounds good!"
-    assert quoted == "On 4 Mar 2024, at 08:12, Bob Jones <bob@example.org> wrote:\n> Can we meet at 4pm?"
+    assert (
+        quoted
+        == "On 4 Mar 2024, at 08:12, Bob Jones <bob@example.org> wrote:\n> Can we meet at 4pm?"
+    )
 
 
 def test_outlook_original_message() -> None:

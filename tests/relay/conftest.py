@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from gateway.clock import Clock, SystemClock
 from gateway.service import Gateway
 from tests.support import RunningGateway, Sink, make_settings
 
@@ -17,9 +18,11 @@ def start_gateway(
     """Start a gateway relaying to the sink; keyword arguments override config sections."""
     running: list[RunningGateway] = []
 
-    def start(upstream: str | None = None, **sections: dict[str, Any]) -> RunningGateway:
+    def start(
+        upstream: str | None = None, clock: Clock | None = None, **sections: dict[str, Any]
+    ) -> RunningGateway:
         settings = make_settings(tmp_path, database_url, upstream=upstream or sink.url, **sections)
-        gateway = RunningGateway(Gateway(settings)).__enter__()
+        gateway = RunningGateway(Gateway(settings, clock=clock or SystemClock())).__enter__()
         running.append(gateway)
         return gateway
 

@@ -1,0 +1,106 @@
+"""`safeguard rules lint [PACK]` and `safeguard rules show PACK`."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import click
+import jinja2
+
+from gateway.cli import Context, pass_context
+from gateway.notify.render import make_environment
+from gateway.policy.pack import PackError, available_packs, load_pack
+
+_TEMPLATES = (
+    "notices/policy_bounce.txt.j2",
+    "notices/policy_bounce.html.j2",
+    "notices/deferral.txt.j2",
+    "notices/dsl_alert.txt.j2",
+    "notices/delivery_failed.txt.j2",
+    "notices/delivery_failed.html.j2",
+    "findings/generic.j2",
+)
+
+
+@click.group()
+def rules() -> None:
+    """Policy packs: validate them, and read them for sign-off."""
+
+
+def _template_problems(env: jinja2.Environment, codes: set[str]) -> list[str]:
+    problems = []
+    names = list(_TEMPLATES) + [f"findings/{code}.j2" for code in sorted(codes)]
+    for name in names:
+        try:
+            env.get_template(name)
+        except jinja2.TemplateNotFound:
+            if not name.startswith("findings/") or name == "findings/generic.j2":
+                problems.append(f"template {name}: missing")
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(f"template {exc.filename or name}:{exc.lineno}: {exc.message}")
+    return problems
+
+
+@rules.command()
+@click.argument("pack", required=False)
+@pass_context
+def lint(ctx: Context, pack: str | None) -> None:
+    """Validate PACK (default: every pack in rules/) and the notice templates."""
+    names = [pack] if pack else available_packs()
+    env = make_environment()
+    failed = False
+    for name in names:
+        try:
+            loaded = load_pack(name)
+        except PackError as exc:
+            failed = True
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            continue
+        problems = _template_problems(env, {r.check for r in loaded.rules})
+        for problem in problems:
+            click.echo(f"{loaded.path}: {problem}", err=True)
+        failed = failed or bool(problems)
+        if not problems:
+            click.echo(f"{loaded.path}: ok ({len(loaded.rules)} rules)")
+    sys.exit(1 if failed else 0)
+
+
+@rules.command()
+@click.argument("pack")
+@pass_context
+def show(ctx: Context, pack: str) -> None:
+    """Print PACK's rules, each with the policy sentence it enforces, for sign-off."""
+    try:
+        loaded = load_pack(pack)
+    except PackError as exc:
+        click.echo(f"safeguard: {exc}", err=True)
+        sys.exit(2)
+    org = loaded.organisation
+    click.echo(f"{loaded.title} ({loaded.name})" + (f", from {loaded.seed}" if loaded.seed else ""))
+    if loaded.summary:
+        click.echo(textwrap.fill(loaded.summary, 96))
+    click.echo(
+        f"\nOffice hours: {org.office_hours.text}, closed on {org.bank_holidays or 'no'} "
+        f"bank holidays ({org.timezone.key}). Safeguarding lead: {', '.join(org.dsl) or '-'}"
+    )
+    for number, rule in enumerate(loaded.rules, start=1):
+        scope = "young people" if rule.where.minors_only else "everyone"
+        if rule.where.categories:
+            scope += f" ({', '.join(rule.where.categories)})"
+        urgent = ", alerts the safeguarding lead at once" if rule.urgent else ""
+        click.echo(
+            f"\n{number}. {rule.id}: {rule.action.value} on {rule.check} for {scope}{urgent}"
+        )
+        click.echo(
+            textwrap.fill(f"“{rule.policy}”", 96, initial_indent="   ", subsequent_indent="   ")
+        )
+        if rule.section:
+            click.echo(f"   ({rule.section})")
+        if rule.reading:
+            click.echo(
+                textwrap.fill(
+                    f"Reading: {rule.reading}", 96, initial_indent="   ", subsequent_indent="   "
+                )
+            )

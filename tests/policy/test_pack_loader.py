@@ -1,0 +1,135 @@
+"""A broken pack is refused at start-up with the file, line, rule id and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import OrganisationSettings
+from gateway.policy.pack import PackError, load_pack
+from gateway.policy.types import Action
+
+GOOD = """\
+[pack]
+name = "test"
+title = "Test Trust"
+
+[organisation]
+domains = ["test.example"]
+office_hours = "Mon-Fri 09:00-17:00"
+mailboxes = { work_experience = "we@test.example" }
+
+[[rule]]
+id = "copy-guardian"
+check = "missing_required_cc"
+action = "reject"
+policy = "Parents must be copied."
+[rule.settings]
+any_of = ["guardian"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "test.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_good_pack_loads_with_its_rules_and_sentences(tmp_path):
+    pack = load_pack(str(write(tmp_path, GOOD)))
+    [rule] = pack.rules
+    assert (rule.id, rule.check, rule.action, rule.policy) == (
+        "copy-guardian",
+        "missing_required_cc",
+        Action.REJECT,
+        "Parents must be copied.",
+    )
+    assert rule.line == 10
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ('check = "missing_required_cc"', 'check = "missing_cc"'),
+            ":12: rule 'copy-guardian': unknown check 'missing_cc'",
+        ),
+        (
+            ('action = "reject"', 'action = "block"'),
+            ":13: rule 'copy-guardian': action 'block' must be one of",
+        ),
+        (
+            ('policy = "Parents must be copied."\n', ""),
+            ":10: rule 'copy-guardian': every rule quotes the policy sentence",
+        ),
+        (
+            ('any_of = ["guardian"]', 'any_of = ["uncle"]'),
+            ":15: rule 'copy-guardian': settings: unknown role 'uncle'",
+        ),
+        (
+            ('office_hours = "Mon-Fri 09:00-17:00"', 'office_hours = "Mon-Fri 9am-5pm"'),
+            ":7: [organisation] office_hours: 'Mon-Fri 9am-5pm' is not like",
+        ),
+        (
+            ('office_hours = "Mon-Fri 09:00-17:00"', 'office_hours = "Mon-Fri 17:00-09:00"'),
+            ":7: [organisation] office_hours: 'Mon-Fri 17:00-09:00': the end must be after",
+        ),
+        (
+            ('id = "copy-guardian"', 'id = "Copy Guardian"'),
+            ":11: id 'Copy Guardian' must be kebab-case",
+        ),
+    ],
+)
+def test_a_broken_pack_names_file_line_rule_and_reason(tmp_path, change, expected):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(PackError) as error:
+        load_pack(str(path))
+    assert f"{path}{expected}" in str(error.value)
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path):
+    text = GOOD.replace('action = "reject"', 'action = "block"').replace(
+        'check = "missing_required_cc"', 'check = "nope"'
+    )
+    with pytest.raises(PackError) as error:
+        load_pack(str(write(tmp_path, text)))
+    assert len(error.value.problems) == 2
+
+
+def test_a_mailbox_the_organisation_does_not_define_is_refused(tmp_path):
+    text = (
+        GOOD
+        + """
+[[rule]]
+id = "enquiries-from-mailbox"
+check = "sender_not_permitted"
+action = "reject"
+policy = "Enquiries go through the placements mailbox."
+[rule.settings]
+mailbox = "placements"
+"""
+    )
+    with pytest.raises(PackError, match="mailbox 'placements' is not in"):
+        load_pack(str(write(tmp_path, text)))
+
+
+def test_invalid_toml_is_reported_with_its_position(tmp_path):
+    with pytest.raises(PackError, match=r"not valid TOML: .*line 2"):
+        load_pack(str(write(tmp_path, "[pack]\nname = \n")))
+
+
+def test_an_unknown_pack_name_lists_the_packs_there_are(tmp_path):
+    with pytest.raises(PackError, match=r"no such policy pack .*available: .*teens-in-ai"):
+        load_pack("no-such-pack")
+
+
+def test_the_sites_organisation_settings_win_over_the_packs(tmp_path):
+    site = OrganisationSettings(
+        domains=("school.example",),
+        overrides={"office_hours": "Mon-Fri 08:00-16:00", "dsl": ["d@school.example"]},
+    )
+    pack = load_pack(str(write(tmp_path, GOOD)), site=site)
+    assert pack.organisation.domains == ("school.example",)
+    assert pack.organisation.office_hours.text == "Mon-Fri 08:00-16:00"
+    assert pack.organisation.dsl == ("d@school.example",)
