@@ -49,9 +49,12 @@ def open_store(settings: Settings) -> DirectoryStore:
 def build_checker(settings: Settings) -> Pipeline:
     """The evaluation path of `safeguard check`: the relay's, without SMTP or a queue."""
     store = open_store(settings)
-    view = store.view()
-    if store.version() == "0" and settings.demo_directory:
-        view = demo_view(SystemClock().now())
+    try:
+        view = store.view()
+        if store.version() == "0" and settings.demo_directory:
+            view = demo_view(SystemClock().now())
+    finally:
+        store.engine.dispose()
     return Pipeline(
         hostname=settings.server.hostname,
         policy=load_policy(settings),

@@ -12,9 +12,10 @@ from gateway.config import ConfigError, Settings, load_settings
 class Context:
     """Carries `--config` to commands; settings are parsed once, on first use."""
 
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(self, config_path: str | None, click_context: click.Context) -> None:
         self.config_path = config_path
         self._settings: Settings | None = None
+        self.call_on_close = click_context.call_on_close
 
     @property
     def settings(self) -> Settings:
@@ -46,12 +47,13 @@ class Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Safeguard Gateway: a safeguarding mail relay for organisations working with young people."""
-    ctx.obj = Context(config_path)
+    ctx.obj = Context(config_path, ctx)
 
 
 def _register() -> None:
-    from gateway.cli import check, directory, queue, rules, serve, staff
+    from gateway.cli import archive, check, directory, queue, rules, serve, staff
 
+    cli.add_command(archive.archive)
     cli.add_command(check.check)
     cli.add_command(directory.directory)
     cli.add_command(rules.rules)

@@ -49,6 +49,8 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
         for line in exc.lines()[1:20]:
             click.echo(f"  {line}", err=True)
         sys.exit(2)
+    finally:
+        store.engine.dispose()
     click.echo(f"Imported {kind} from {csv_file}: {diff.summary()}.")
     for label, keys in (
         ("added", diff.added),

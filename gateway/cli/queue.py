@@ -16,6 +16,7 @@ from gateway.store.queue import QueueStore
 def _store(ctx: Context) -> QueueStore:
     engine = make_engine(ctx.settings.database_url, pool_size=1)
     upgrade(engine)
+    ctx.call_on_close(engine.dispose)
     return QueueStore(engine)
 
 

@@ -33,6 +33,7 @@ def set_password(ctx: Context, email: str) -> None:
         sys.exit(2)
     engine = make_engine(ctx.settings.database_url, pool_size=1)
     upgrade(engine)
+    ctx.call_on_close(engine.dispose)
     CredentialStore(engine).set_hash(
         email.strip().lower(), hash_password(password), SystemClock().now()
     )

@@ -1,0 +1,98 @@
+"""Walking the archive's hash chain: every record links to the one before it."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from gateway.store.records import chain_hash
+from gateway.store.schema import archive, chain_head
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Problem:
+    archive_id: int
+    queue_id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"record {self.archive_id} (queue id {self.queue_id}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class Report:
+    checked: int
+    problem: Problem | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def verify(
+    engine: Engine, *, progress: Callable[[int, int], None] | None = None, batch: int = 2000
+) -> Report:
+    """Recompute every link and every raw message's SHA-256; stop at the first mismatch."""
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(archive)).scalar_one()
+        head_id, head_hash = conn.execute(
+            select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
+        ).one()
+    previous, checked, after = GENESIS, 0, 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    archive.c.id,
+                    archive.c.queue_id,
+                    archive.c.raw_sha256,
+                    archive.c.raw_gz,
+                    archive.c.verdict,
+                    archive.c.received_at,
+                    archive.c.prev_hash,
+                    archive.c.record_hash,
+                )
+                .where(archive.c.id > after)
+                .order_by(archive.c.id)
+                .limit(batch)
+            ).all()
+        if not rows:
+            break
+        for row in rows:
+            reason = _problem(row, previous)
+            if reason is not None:
+                return Report(checked, Problem(row.id, row.queue_id, reason))
+            previous = row.record_hash
+            checked += 1
+        after = rows[-1].id
+        if progress is not None:
+            progress(checked, total)
+    if checked and (head_id != after or head_hash != previous):
+        reason = "the chain head does not match the last record (records were removed from the end)"
+        return Report(checked, Problem(int(head_id), "-", reason))
+    return Report(checked, None)
+
+
+def _problem(row: Any, previous: str) -> str | None:
+    if row.prev_hash != previous:
+        return (
+            "its link to the previous record is broken "
+            "(a record before it was removed, inserted or altered)"
+        )
+    expected = chain_hash(row.prev_hash, row.raw_sha256, row.verdict, row.received_at, row.queue_id)
+    if row.record_hash != expected:
+        return "its verdict, time or hash was altered"
+    try:
+        raw = zlib.decompress(row.raw_gz)
+    except zlib.error:
+        return "the stored message cannot be read"
+    if hashlib.sha256(raw).hexdigest() != row.raw_sha256:
+        return "the stored message does not match its SHA-256"
+    return None

@@ -1,0 +1,94 @@
+"""The smaller commands: passwords, the queue, rules, configuration errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.cli import cli
+from gateway.config import load_settings
+from gateway.ids import new_queue_id
+from gateway.service import open_engine
+from gateway.smtp.auth import Authenticator
+from gateway.store.archive import Archive
+from gateway.store.credentials import CredentialStore
+from gateway.store.records import ArchiveRecord, QueueItem
+
+
+def test_set_password_reads_stdin_and_stores_an_argon2_hash(run, config: Path):
+    result = run(
+        "staff", "set-password", "Alex.Teacher@safe.example", input="correct horse battery\n"
+    )
+    assert result.exit_code == 0, result.output
+    engine = open_engine(load_settings(config))
+    stored = CredentialStore(engine).hash_for("alex.teacher@safe.example")
+    assert stored and stored.startswith("$argon2id$")
+    assert Authenticator(CredentialStore(engine))._verify(
+        "alex.teacher@safe.example", "correct horse battery"
+    )
+    engine.dispose()
+
+
+def test_a_short_password_is_refused(run):
+    result = run("staff", "set-password", "alex.teacher@safe.example", input="short\n")
+    assert result.exit_code == 2
+    assert "at least 10 characters" in result.output
+
+
+def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
+    assert "The queue is empty." in run("queue", "list").output
+    engine = open_engine(load_settings(config))
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    Archive(engine).store(
+        ArchiveRecord(
+            queue_id=new_queue_id(),
+            received_at=datetime.now(UTC),
+            raw=b"Subject: held\r\n\r\nx\r\n",
+            verdict="defer",
+        ),
+        [
+            QueueItem(
+                kind="deliver",
+                mail_from="alex.teacher@safe.example",
+                recipients=("sam.minor@home.example",),
+                not_before=later,
+            )
+        ],
+    )
+    engine.dispose()
+    listing = run("queue", "list")
+    assert "sam.minor@home.example" in listing.output and "2030-01-01 00:00:00" in listing.output
+    entry = listing.output.splitlines()[1].split()[0]
+    assert run("queue", "retry", entry).exit_code == 0
+    assert "2030-01-01" not in run("queue", "list").output
+    missing = run("queue", "retry", "99999")
+    assert missing.exit_code == 1 and "no waiting queue entry 99999" in missing.output
+
+
+def test_a_config_error_is_one_line_naming_file_line_and_key(tmp_path: Path):
+    from click.testing import CliRunner
+
+    bad = tmp_path / "gateway.toml"
+    bad.write_text('[server]\nlisten = "127.0.0.1:2525"\nmax_message_size = "ten megabytes"\n')
+    result = CliRunner().invoke(cli, ["--config", str(bad), "queue", "list"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"safeguard: {bad}:3: [server] max_message_size: expected int, got 'ten megabytes'"
+    )
+
+
+def test_rules_lint_names_the_broken_rule(run, tmp_path: Path):
+    pack = tmp_path / "broken.toml"
+    pack.write_text(
+        '[pack]\nname = "broken"\n[organisation]\ndomains = ["x.example"]\n'
+        '[[rule]]\nid = "r1"\ncheck = "nope"\naction = "reject"\npolicy = "P."\n'
+    )
+    result = run("rules", "lint", str(pack))
+    assert result.exit_code == 1
+    assert f"{pack}:7: rule 'r1': unknown check 'nope'" in result.output
+
+
+def test_rules_show_prints_each_rule_with_its_sentence(run):
+    result = run("rules", "show", "tests/data/packs/no-rules.toml")
+    assert result.exit_code == 0
+    assert "Safe Example" in result.output

@@ -1,0 +1,55 @@
+"""`safeguard directory import`: a bad row is reported with its line and nothing is applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STAFF = (
+    "email,name,safeguarding_level,training_expires,dbs_checked,dsl\n"
+    "dana.lee@safe.example,Dana Lee,3,2027-03-31,yes,yes\n"
+    "alex.teacher@safe.example,Alex Teacher,1,2027-09-01,yes,no\n"
+)
+CONTACTS = (
+    "email,name,date_of_birth,category,guardian_emails,school_emails,consent\n"
+    "sam.minor@home.example,Sam Taylor,2011-05-04,participant,priya.shah@parents.example,,yes\n"
+)
+
+
+def test_import_reports_added_then_changed_and_removed(run, tmp_path: Path):
+    staff = tmp_path / "staff.csv"
+    staff.write_text(STAFF)
+    first = run("directory", "import", "staff", str(staff))
+    assert first.exit_code == 0, first.output
+    assert "2 added, 0 changed, 0 removed" in first.output
+
+    staff.write_text(
+        STAFF.replace("Alex Teacher,1", "Alex Teacher,2").splitlines()[0]
+        + "\n"
+        + STAFF.replace("Alex Teacher,1", "Alex Teacher,2").splitlines()[2]
+        + "\n"
+    )
+    second = run("directory", "import", "staff", str(staff))
+    assert second.exit_code == 0, second.output
+    assert "0 added, 1 changed, 1 removed" in second.output
+    assert "removed: dana.lee@safe.example" in second.output
+
+
+def test_a_bad_row_names_its_line_and_column_and_nothing_is_applied(run, tmp_path: Path):
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(CONTACTS)
+    assert run("directory", "import", "contacts", str(contacts)).exit_code == 0
+    contacts.write_text(CONTACTS + "ruby@home.example,Ruby,2013-13-40,participant,,,yes\n")
+    bad = run("directory", "import", "contacts", str(contacts))
+    assert bad.exit_code == 2
+    assert "line 3" in bad.output and "date_of_birth" in bad.output
+    assert "Traceback" not in bad.output
+    # The earlier import is untouched: re-importing the good file changes nothing.
+    contacts.write_text(CONTACTS)
+    again = run("directory", "import", "contacts", str(contacts))
+    assert "0 added, 0 changed, 0 removed, 1 unchanged" in again.output
+
+
+def test_a_missing_file_is_one_clear_line(run, tmp_path: Path):
+    result = run("directory", "import", "staff", str(tmp_path / "nope.csv"))
+    assert result.exit_code == 2
+    assert "nope.csv" in result.output and "Traceback" not in result.output

@@ -1,0 +1,87 @@
+"""`safeguard archive verify`: any change made behind the product's back is found and named."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, select, update
+
+from gateway.cli import cli
+from gateway.store.integrity import verify
+from gateway.store.schema import archive, queue
+from tests.relay.test_relay import MESSAGE, send
+from tests.support import Sink
+
+
+@pytest.fixture
+def archived(start_gateway, sink: Sink):
+    gateway = start_gateway()
+    for n in range(5):
+        send(gateway.port, MESSAGE.replace(b"thursday-1@", f"chain-{n}@".encode()))
+    sink.handler.wait_for(5)
+    with gateway.gateway.engine.connect() as conn:
+        ids = [r.id for r in conn.execute(select(archive.c.id).order_by(archive.c.id))]
+    return gateway.gateway.engine, ids
+
+
+def test_an_untouched_archive_verifies(archived):
+    engine, ids = archived
+    report = verify(engine)
+    assert report.ok and report.checked == len(ids) == 5
+
+
+@pytest.mark.parametrize(
+    ("alteration", "reason"),
+    [
+        ({"verdict": "deliver2"}, "its verdict, time or hash was altered"),
+        (
+            {"raw_gz": zlib.compress(MESSAGE.replace(b"room 4", b"room 5"))},
+            "the stored message does not match its SHA-256",
+        ),
+        ({"raw_sha256": "0" * 64}, "its verdict, time or hash was altered"),
+    ],
+)
+def test_a_row_altered_through_sql_is_named(archived, alteration, reason):
+    engine, ids = archived
+    with engine.begin() as conn:
+        conn.execute(update(archive).where(archive.c.id == ids[2]).values(**alteration))
+    report = verify(engine)
+    assert not report.ok
+    assert report.problem.archive_id == ids[2]
+    assert report.problem.reason == reason
+    assert report.checked == 2
+
+
+def test_a_deleted_row_breaks_the_next_link(archived):
+    engine, ids = archived
+    with engine.begin() as conn:
+        conn.execute(delete(queue).where(queue.c.archive_id == ids[1]))
+        conn.execute(delete(archive).where(archive.c.id == ids[1]))
+    report = verify(engine)
+    assert report.problem.archive_id == ids[2]
+    assert "link to the previous record is broken" in report.problem.reason
+
+
+def test_removing_the_newest_records_is_noticed(archived):
+    engine, ids = archived
+    with engine.begin() as conn:
+        conn.execute(delete(queue).where(queue.c.archive_id == ids[-1]))
+        conn.execute(delete(archive).where(archive.c.id == ids[-1]))
+    assert "chain head does not match" in verify(engine).problem.reason
+
+
+def test_the_command_exits_1_and_names_the_record(archived, tmp_path):
+    engine, ids = archived
+    config = tmp_path / "verify.toml"
+    config.write_text(f'[database]\nurl = "{engine.url.render_as_string(hide_password=False)}"\n')
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["--config", str(config), "archive", "verify"])
+    assert ok.exit_code == 0, ok.output
+    assert "Archive verified: 5 records" in ok.output
+    with engine.begin() as conn:
+        conn.execute(update(archive).where(archive.c.id == ids[3]).values(verdict="deliver2"))
+    bad = runner.invoke(cli, ["--config", str(config), "archive", "verify"])
+    assert bad.exit_code == 1
+    assert f"ARCHIVE ALTERED: record {ids[3]}" in bad.output
