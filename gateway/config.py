@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -114,6 +115,7 @@ class Settings:
     api_listen: tuple[str, int] | None
     state_dir: Path
     demo_directory: bool = True  # load the demo directory into an empty database
+    digest_at: time | None = time(7, 30)  # local time of the daily digest; None: not sent
 
 
 def _key_line(text: str, section: str, key: str) -> int | None:
@@ -232,6 +234,7 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         "policy",
         "delivery",
         "directory",
+        "notify",
     }
     for section in data:
         if section not in known:
@@ -337,6 +340,13 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         raise r.error("policy", "mode", f"expected 'enforce' or 'monitor', got {mode!r}")
 
     demo = r.get("directory", "demo", bool, True)
+    digest_text = r.get("notify", "digest_at", str, "07:30")
+    digest_at = None
+    if digest_text:
+        try:
+            digest_at = time.fromisoformat(digest_text)
+        except ValueError:
+            raise r.error("notify", "digest_at", f"expected HH:MM, got {digest_text!r}") from None
     return Settings(
         path=path,
         organisation=organisation,
@@ -351,4 +361,5 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         api_listen=r.listen("api", "listen", "127.0.0.1:8026"),
         state_dir=state_dir,
         demo_directory=demo,
+        digest_at=digest_at,
     )

@@ -15,6 +15,7 @@ from gateway.delivery.transports import Transport, make_transport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
 from gateway.notify.render import make_environment
+from gateway.notify.schedule import run_daily
 from gateway.pipeline import Pipeline
 from gateway.policy.evaluate import Policy
 from gateway.policy.pack import load_pack
@@ -112,6 +113,8 @@ class Gateway:
         )
         self._servers: list[asyncio.Server] = []
         self._worker_task: asyncio.Task[None] | None = None
+        self._digest_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def transport(self) -> Transport:
         return make_transport(self.settings.upstream, local_hostname=self.settings.server.hostname)
@@ -125,6 +128,21 @@ class Gateway:
         self._servers = await start_listeners(self.handler, self.settings.server, self.counter)
         if self.run_worker:
             self._worker_task = asyncio.create_task(self.worker.run(), name="delivery-worker")
+            if self.settings.digest_at is not None:
+                self._digest_task = asyncio.create_task(
+                    run_daily(
+                        engine=self.engine,
+                        archive=self.archive,
+                        env=self.templates,
+                        org=self.policy.pack.organisation,
+                        hostname=self.settings.server.hostname,
+                        clock=self.clock,
+                        at=self.settings.digest_at,
+                        stop=self._stopping,
+                        wake_worker=self.worker.wake,
+                    ),
+                    name="daily-digest",
+                )
         log.info(
             "gateway_started",
             listen=[f"{self.settings.server.host}:{p}" for p in self.ports],
@@ -141,6 +159,9 @@ class Gateway:
             await asyncio.wait_for(self.counter.idle.wait(), self.drain_timeout)
         except TimeoutError:
             log.warning("sessions_still_open_at_stop", active=self.counter.active)
+        self._stopping.set()
+        if self._digest_task is not None:
+            await self._digest_task
         if self._worker_task is not None:
             self.worker.stop()
             await self._worker_task

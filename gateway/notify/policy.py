@@ -149,7 +149,7 @@ def policy_bounce(
     )
 
 
-def _plain(
+def plain_notice(
     *,
     hostname: str,
     to: Sequence[str],
@@ -188,7 +188,7 @@ def deferral_notice(
         "deliver_at": deliver_at.astimezone(org.timezone),
         "queue_id": queue_id,
     }
-    return _plain(
+    return plain_notice(
         hostname=hostname,
         to=[message.envelope_from],
         subject=f"Held until {deliver_at.astimezone(org.timezone):%A %H:%M}: "
@@ -216,7 +216,7 @@ def dsl_alert(
         context["young"] = [
             {"email": e.finding.recipient} for e in explained if e.finding.recipient
         ]
-    return _plain(
+    return plain_notice(
         hostname=hostname,
         to=list(org.dsl),
         subject=f"Safeguarding alert: message from {context['sender']} ({queue_id})",
