@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.checks._scope import describe, is_staff_address, sender_of, young_recipients
+from gateway.checks._scope import (
+    describe,
+    is_staff_address,
+    receiving,
+    sender_of,
+    young_recipients,
+)
 from gateway.directory.model import Contact, DirectoryView
 from gateway.message.model import Message
 from gateway.policy.types import Finding, Organisation, Rule
@@ -74,7 +80,7 @@ def check(
     sender = sender_of(message)
     findings = []
     for young in young_recipients(message, view, now, rule):
-        copied = {a.email for a in message.recipients} - set(young.contact.emails) - {sender}
+        copied = {a.email for a in receiving(message)} - set(young.contact.emails) - {sender}
         holders = {
             r: _holders(r, young.contact, view, now, sender, settings.min_level)
             for r in (*settings.any_of, *settings.fallback)

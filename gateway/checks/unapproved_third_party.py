@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.checks._scope import describe, is_staff_address, sender_of, young_recipients
+from gateway.checks._scope import (
+    describe,
+    is_staff_address,
+    receiving,
+    sender_of,
+    young_recipients,
+)
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
 from gateway.policy.types import Finding, Organisation, Rule
@@ -50,7 +56,7 @@ def check(
             approved.update(view.schools_of(y.contact))
     level2 = {s.email for s in view.staff_with_level(settings.min_level, now.date())}
     findings = []
-    for address in message.recipients:
+    for address in receiving(message):
         email = address.email
         if email in approved:
             continue

@@ -139,6 +139,8 @@ class RelayHandler:
     ) -> str:
         ip = _peer_ip(session)
         user = self._auth_user(session)
+        if address == "<>":  # aiosmtpd hands the null reverse-path over as written
+            address = ""
         if user is None and not self.settings.auth.is_trusted(ip):
             return replies.AUTH_REQUIRED
         if not self.pipeline.sender_allowed(address, user):
@@ -146,7 +148,8 @@ class RelayHandler:
             return f"553 5.7.1 <{address}>: Sender address rejected: not owned by {owner}"
         if not self._disk_ok():
             return replies.NO_STORAGE
-        envelope.mail_from = address.strip().lower()
+        # aiosmtpd treats an empty mail_from as "no MAIL yet"; keep the null path spelled "<>".
+        envelope.mail_from = address.strip().lower() or "<>"
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
 
@@ -187,7 +190,7 @@ class RelayHandler:
         submission = Submission(
             queue_id=new_queue_id(),
             raw=raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape"),
-            envelope_from=envelope.mail_from or "",
+            envelope_from="" if envelope.mail_from in (None, "<>") else envelope.mail_from,
             envelope_to=tuple(envelope.rcpt_tos),
             received_at=received_at,
             client_address=_peer_ip(session),
