@@ -118,6 +118,8 @@ def policy_bounce(
     context = _context(message, explained, org, sent) | {
         "draft_fixes": draft.fixes,
         "manual": draft.manual,
+        "blocking": [e for e in explained if e.finding.action is Action.REJECT],
+        "others": [e for e in explained if e.finding.action is not Action.REJECT],
     }
     rejected = {e.finding.recipient for e in explained if e.finding.action is Action.REJECT}
     statuses = (

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from functools import cache
 
 from gateway.directory.model import Contact, DirectoryView, StaffMember
+from gateway.message.model import Message
 from gateway.message.parse import parse_message
 from gateway.notify.render import make_environment
 from gateway.notify.wording import Explained
@@ -103,6 +104,9 @@ def directory(domain: str) -> DirectoryView:
 class Result:
     verdict: Verdict
     explained: tuple[Explained, ...]
+    message: Message
+    raw: bytes
+    at: datetime
 
     @property
     def action(self) -> str:
@@ -175,4 +179,4 @@ def evaluate(pack: str, draft: Draft) -> Result:
         sent_at=moment,
     )
     verdict, explained = p.evaluate(message, raw, moment)
-    return Result(verdict, explained)
+    return Result(verdict, explained, message, raw, moment)

@@ -1,0 +1,97 @@
+"""Text helpers shared by the content checks: normalising, closing lines, evidence snippets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from gateway.checks._scope import InScope, describe
+
+# Curly and look-alike apostrophes are read as the straight one (').
+_APOSTROPHES = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "\uff07": "'", "`": "'"}
+)
+_WHITESPACE_RE = re.compile(r"\s+")
+
+# Lines that end a mail but are not the sender's closing: device footers, disclaimers, and the
+# attribution line of a reply whose quote the parser did not strip.
+_FOOTER_RE = re.compile(
+    r"""^(?:
+        sent\ from\ (?:my\ )?[\w\-. ]{2,40}
+      | get\ outlook\ for\ .{0,30}
+      | please\ consider\ the\ environment\b.*
+      | (?:this|the\ information\ in\ this)\ (?:e-?mail|message)\b.*\b(?:confidential|intended)\b.*
+      | (?:disclaimer|confidentiality\ notice)\b.*
+    )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_ATTRIBUTION_RE = re.compile(
+    r"^(?:on\b.{3,200}\bwrote:|-{2,}\s*original message\s*-{2,}|from:\s.+)$", re.IGNORECASE
+)
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The whitespace-separated words of `text` (for long constant word lists)."""
+    return frozenset(text.split())
+
+
+def normalise(text: str) -> str:
+    """Straight apostrophes, and every run of whitespace (line breaks included) as one space."""
+    return _WHITESPACE_RE.sub(" ", text.translate(_APOSTROPHES)).strip()
+
+
+def closing_lines(text: str, count: int = 4) -> list[str]:
+    """The last `count` non-empty lines the sender wrote, without device footers, disclaimers
+    or a trailing reply attribution (and anything after it)."""
+    kept: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if _ATTRIBUTION_RE.match(line):
+            break
+        if _FOOTER_RE.match(line):
+            continue
+        kept.append(line)
+    return kept[-count:]
+
+
+def snippet(text: str, start: int, end: int, width: int = 60) -> str:
+    """`text[start:end]` with about `width` characters either side, cut at word boundaries."""
+    left = max(0, start - width)
+    right = min(len(text), end + width)
+    if left > 0:
+        space = text.find(" ", left, start)
+        left = space + 1 if space != -1 else left
+    if right < len(text):
+        space = text.rfind(" ", end, right)
+        right = space if space != -1 else right
+    return ("…" if left > 0 else "") + text[left:right].strip() + ("…" if right < len(text) else "")
+
+
+def phrase_pattern(phrase: str) -> str:
+    """A lower-case phrase as a regular expression: whitespace runs match any whitespace,
+    apostrophes are optional ("don't" also matches "dont"), `*` is exactly one whole word."""
+    parts = []
+    for word in normalise(phrase).split(" "):
+        if word == "*":
+            parts.append(r"[^\W_]+(?:'[^\W_]+)?")
+        else:
+            parts.append("'?".join(re.escape(piece) for piece in word.split("'")))
+    return r"\s+".join(parts)
+
+
+def whole_words(phrases: Iterable[str]) -> str:
+    """One alternation of `phrases`, longest first, matched on whole words only."""
+    ordered = sorted({p for p in phrases if p.strip()}, key=lambda p: (-len(p), p))
+    if not ordered:
+        return r"(?!x)x"
+    return r"(?<!\w)(?:" + "|".join(phrase_pattern(p) for p in ordered) + r")(?!\w)"
+
+
+def scope_params(young: list[InScope]) -> dict[str, object]:
+    """Who the finding concerns, in the shape the notices read (`young_person` is the first)."""
+    return {
+        "young_person": describe(young[0].contact),
+        "young_people": [describe(y.contact) for y in young],
+    }

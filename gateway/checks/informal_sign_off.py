@@ -1,0 +1,239 @@
+"""The closing of a message to a young person is informal: emoji, kisses, love, hugs, emoticons.
+
+Only the last few non-empty lines of the text the sender wrote in this message are read (not
+quoted history, not the signature block after "-- ", not device footers or disclaimers). An X
+that is an initial, a label or part of a code ("Max X. Smith", "Box X", "Room 4X", "Malcolm
+X", "x2231") is not a kiss; "love" as a verb ("I'd love to hear") or inside a name ("Lovett",
+"Love Okonkwo" under "Regards,") is not a closing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import emoji
+
+from gateway.checks._scope import young_recipients
+from gateway.checks._text import closing_lines, scope_params, whole_words, word_set
+from gateway.directory.model import DirectoryView
+from gateway.message.model import Message
+from gateway.policy.types import Finding, Organisation, Rule
+
+CODE = "informal_sign_off"
+CLOSING_LINES = 4
+
+# Emoji the `emoji` library knows but that are ordinary typography in a footer.
+_NOT_EMOJI = frozenset("©®™")
+
+# Emoticons. `<3`, `XD` and kaomoji count only at the end of a line (see _TAIL_ONLY), so that
+# "scoring <3 on the quiz" is a comparison, not a heart.
+_EMOTICON_RE = re.compile(
+    r"(?<![\w<:;=^'/])"
+    r"(?:[:;=]'?-?[)(\]\[DPpOo*|\\/]|[xX]-?D|<3+|</3|\^[_.\-]?\^|\(:|[:;]-?\)+)"
+    r"(?![\w/])"
+)
+_TAIL_ONLY = re.compile(r"<3+|</3|[xX]-?D|\^[_.\-]?\^|[:;=]'?-?[/\\|oO]")
+# Only punctuation, emoticons, emoji, kisses or spaces may follow a tail-only emoticon.
+_TAIL_REST_RE = re.compile(r"^[\s.,!?)\-~*]*(?:(?:<3+|[:;]-?[)(DPp]|x{1,4}|X{1,4})[\s.,!?~]*)*$")
+
+_KISS_RE = re.compile(r"(?:[xX]{1,4}|(?:[xX][oO]){1,3}[xX]?)")
+# A single X after one of these is a label or a placeholder, not a kiss ("Box X", "tab X").
+_LABEL_WORDS = word_set(
+    """box room year group groups set form class studio block column row section part page
+    figure fig table zone gate level grade type plan version model phase stage team exhibit
+    case bay door platform question q item step sheet tab option slide screen camera player
+    malcolm generation gen project space"""
+)
+# A single capital X after one of these capitalised words is still a kiss ("Thanks X").
+_KISS_AFTER = word_set(
+    """thanks thank cheers love soon night bye later laters tomorrow weekend today mwah hun
+    babe lovely gorgeous xx"""
+)
+_NAME_WORD_RE = re.compile(r"[A-Z][a-z]+(?:-[A-Z][a-z]+)?")
+_PUNCT = ".,!?;:()\"'*~-"
+
+_WORDS_RE = re.compile(
+    r"(?<!\w)(?:"
+    r"(?:lots|loads|heaps|bags)\s+of\s+love|with\s+(?:all\s+my\s+|much\s+|lots\s+of\s+)?love"
+    r"|all\s+(?:my|our)\s+love|(?:big|much|sending(?:\s+you)?|love\s+and)\s+(?:love|hugs?)"
+    r"|love\s+(?:ya|you|u|yas|yaz)|luv(?:\s+(?:ya|u|you))?|lurve"
+    r"|(?:big\s+|virtual\s+|sending\s+(?:a\s+)?)hug|hugs|hugz|kisses|hugs\s+and\s+kisses"
+    r"|x\s?o\s?x\s?o|mwah+|ttyl|ttfn|cya|l8r"
+    r"|hun|hunny|hunni|babe|babes|sweetheart|sweetie|sweetpea|darling|darlin|poppet"
+    r")(?!\w)"
+    r"|\*\s*hugs?\s*\*",
+    re.IGNORECASE,
+)
+# Endearments that are also surnames or topics when capitalised after a capitalised word
+# ("Grace Darling", "Attila the Hun").
+_SURNAME_LIKE = frozenset({"hun", "darling", "darlin", "sweetheart"})
+# "Love" opening a line is a closing ("Love, Jo", "Love from us all") unless it is a verb.
+_LINE_LOVE_RE = re.compile(
+    r"^(?P<word>love|luv)\b(?!\s+(?:to|the|it|this|that|these|those|how|what|your|our|his|her|"
+    r"their|a|an|seeing|hearing|reading|having|being|working|getting|doing|making)\b)",
+    re.IGNORECASE,
+)
+# A vocative at the end of a line: "Thanks lovely x", "Night, gorgeous x".
+_VOCATIVE_RE = re.compile(
+    r"(?:^|,\s*|\b(?:thanks|thank you|night|morning|bye|cheers|soon|care|ta)\s*,?\s*)"
+    r"(?P<word>lovely|gorgeous|beautiful|handsome|sexy|angel|princess|treasure)"
+    r"[\s.!?~]*(?:[xX]{1,4}[\s.!?~]*)?$",
+    re.IGNORECASE,
+)
+_CLOSING_RE = re.compile(
+    r"^(?:(?:kind(?:est)?|warm(?:est)?|best|many|with|yours|all the)\s+)?"
+    r"(?:regards|wishes|thanks|sincerely|faithfully|truly|best)[,.!]?$|^(?:thanks|thank you|"
+    r"cheers|best|regards)[,.!]?$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    extra_words: tuple[str, ...] = ()
+    extra_re: re.Pattern[str] | None = None
+
+
+def parse_settings(raw: Mapping[str, Any]) -> Settings:
+    unknown = set(raw) - {"extra_words"}
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    words = raw.get("extra_words", [])
+    if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+        raise ValueError("extra_words must be a list of non-empty strings")
+    cleaned = tuple(dict.fromkeys(w.strip().lower() for w in words))
+    pattern = re.compile(whole_words(cleaned), re.IGNORECASE) if cleaned else None
+    return Settings(cleaned, pattern)
+
+
+def _emoji(line: str) -> list[str]:
+    if line.isascii():
+        return []
+    return [
+        e["emoji"] for e in emoji.emoji_list(line) if e["emoji"].rstrip("\ufe0f") not in _NOT_EMOJI
+    ]
+
+
+def _is_decoration(token: str) -> bool:
+    """Emoji, emoticons or bare punctuation that may trail a kiss ("x 😊", "xx!!")."""
+    core = token.strip(_PUNCT)
+    if not core:
+        return True
+    if _EMOTICON_RE.fullmatch(token):
+        return True
+    return not token.isascii() and not emoji.replace_emoji(token, "").strip(_PUNCT)
+
+
+def _kisses(line: str) -> list[str]:
+    """Kisses at the end of a line, walking back over emoji and punctuation."""
+    tokens = line.split()
+    found: list[str] = []
+    for i in range(len(tokens) - 1, -1, -1):
+        token = tokens[i]
+        core = token.strip(_PUNCT)
+        if core and _KISS_RE.fullmatch(core):
+            previous = tokens[i - 1] if i else ""
+            bare = previous.strip(_PUNCT).lower()
+            if len(core) == 1 and bare in _LABEL_WORDS:
+                break  # "Box X", "see tab x"
+            if len(core) == 1 and bare.isdigit():
+                break  # "2 x"
+            if (
+                core == "X"
+                and _NAME_WORD_RE.fullmatch(previous)
+                and previous.lower() not in _KISS_AFTER
+            ):
+                break  # an initial after a name: "Malcolm X", "Jo X" is read as an initial
+            found.append(core)
+            continue
+        if _is_decoration(token):
+            continue
+        break
+    found.reverse()
+    return found
+
+
+def _emoticons(line: str) -> list[str]:
+    found = []
+    for match in _EMOTICON_RE.finditer(line):
+        if _TAIL_ONLY.fullmatch(match.group()) and not _TAIL_REST_RE.match(line[match.end() :]):
+            continue
+        found.append(match.group())
+    return found
+
+
+def _words(line: str, previous: str, sender_names: frozenset[str], extra: re.Pattern[str] | None):
+    found = []
+    for match in _WORDS_RE.finditer(line):
+        word = match.group()
+        lower = word.lower()
+        if lower in _SURNAME_LIKE and word[0].isupper():
+            before = line[: match.start()].split()
+            after = line[match.end() :].split()
+            if (
+                before
+                and before[-1].lower() not in _KISS_AFTER
+                and (_NAME_WORD_RE.fullmatch(before[-1].rstrip(".")) or before[-1] == "the")
+            ) or (after and _NAME_WORD_RE.fullmatch(after[0])):
+                continue  # "Grace Darling", "Attila the Hun", "Dr. Hun Kim"
+        found.append(word)
+    love = _LINE_LOVE_RE.match(line)
+    if love and not any(w.lower().startswith(("love", "luv")) for w in found):
+        rest = line[love.end() :].strip()
+        name_line = bool(rest) and bool(re.fullmatch(r"[A-Z][\w'\-]+(?:\s+[A-Z][\w'\-.]+)*", rest))
+        if not (name_line and (_CLOSING_RE.match(previous) or "love" in sender_names)):
+            found.append(love.group("word"))
+    vocative = _VOCATIVE_RE.search(line)
+    if vocative:
+        found.append(vocative.group("word"))
+    if extra is not None:
+        found.extend(m.group() for m in extra.finditer(line))
+    return found
+
+
+def informal_tokens(
+    text: str, *, sender_name: str = "", extra: re.Pattern[str] | None = None
+) -> list[tuple[str, list[str]]]:
+    """(line, informal tokens) for each closing line of `text` that has any."""
+    names = frozenset(sender_name.lower().split())
+    hits = []
+    previous = ""
+    for line in closing_lines(text, CLOSING_LINES):
+        tokens = [*_words(line, previous, names, extra), *_emoticons(line)]
+        tokens += _emoji(line)
+        tokens += [k for k in _kisses(line) if k not in tokens]
+        if tokens:
+            hits.append((line, list(dict.fromkeys(tokens))))
+        previous = line
+    return hits
+
+
+def check(
+    message: Message, view: DirectoryView, now: datetime, rule: Rule, org: Organisation
+) -> list[Finding]:
+    settings: Settings = rule.settings or Settings()
+    young = young_recipients(message, view, now, rule)
+    if not young:
+        return []
+    sender_name = message.sender.name
+    staff = view.staff_member(message.sender.email) if message.sender.email else None
+    if staff is not None:
+        sender_name = f"{sender_name} {staff.name}"
+    hits = informal_tokens(message.new_text, sender_name=sender_name, extra=settings.extra_re)
+    if not hits:
+        return []
+    words = list(dict.fromkeys(w for _, found in hits for w in found))
+    return [
+        Finding(
+            code=CODE,
+            rule=rule.id,
+            action=rule.action,
+            recipient=young[0].address.email,
+            evidence=" / ".join(line for line, _ in hits),
+            params={"words": words, "line": hits[-1][0], **scope_params(young)},
+        )
+    ]

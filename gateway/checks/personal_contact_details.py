@@ -1,0 +1,477 @@
+"""A personal mobile, email address, social handle or home address shared with a young person.
+
+Reads the text the sender wrote and their signature (a personal mobile in a signature is the
+commonest case). Mobiles are found by their SHAPE (07xxx xxxxxx, +44 7xxx ..., any separators),
+so Ofcom's drama range 07700 900xxx counts although no number library calls it valid; a
+landline counts only when it is labelled as a home or personal number. The organisation's own
+numbers (`own_phone_numbers`, compared as E.164), its domains, its postal addresses, and the
+addresses of people already in the conversation are never personal. Email addresses are flagged
+only when they look personal (webmail domains, or introduced as "my personal email"), so a
+partner organisation's work address passes. A street address with a postcode is flagged in the
+text unless it reads like a venue; in the signature only when it is labelled as a home address.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+
+from gateway.checks._scope import young_recipients
+from gateway.checks._text import scope_params, word_set
+from gateway.directory.model import DirectoryView
+from gateway.message.model import Message
+from gateway.policy.types import Finding, Organisation, Rule
+
+CODE = "personal_contact_details"
+KINDS = ("phone", "email", "social", "address")
+
+
+@dataclass(frozen=True)
+class Settings:
+    kinds: tuple[str, ...] = KINDS
+
+
+def parse_settings(raw: Mapping[str, Any]) -> Settings:
+    unknown = set(raw) - {"kinds"}
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    kinds = raw.get("kinds", list(KINDS))
+    if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds):
+        raise ValueError(f"kinds must be a non-empty list drawn from {', '.join(KINDS)}")
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"kinds: unknown kind {kind!r} (kinds: {', '.join(KINDS)})")
+    return Settings(tuple(k for k in KINDS if k in kinds))
+
+
+# --- phone numbers -----------------------------------------------------------------------------
+
+# At most one separator between digits: a space, dot, dash, or a bracket with optional space.
+_SEP = r"(?:[ .\-\u2010-\u2013\u00a0]|\)\s?|\s?\(|\s[-\u2013]\s)?"
+_PHONE_RE = re.compile(
+    r"(?<![\w£$€+/\\\-])(?<!\d[.,])"
+    r"(?P<number>"
+    r"(?:(?:\+|00)\s?\(?44\)?" + _SEP + r"(?:\(0\)" + _SEP + r")?|\(?0" + _SEP + r")"
+    r"[1-9](?:" + _SEP + r"\d){8,9}"
+    r"|\+(?!44)[1-9]\d{0,2}(?:" + _SEP + r"\d){6,12}"
+    r")"
+    # Not the start of a longer run of digit groups ("07 7009 00461 12").
+    r"(?!\d|[.,\-/]\d|[ ]\d{1,3}(?:[\s.,;:)]|$))"
+)
+# Just before a number: it is a reference, not a phone ("Invoice 07700 900461").
+_REFERENCE_BEFORE_RE = re.compile(
+    r"\b(?:ref|reference|invoice|inv|order|account|acct|a/c|booking|ticket|case|policy|"
+    r"membership|member|candidate|serial|isbn|barcode|id|sort code|po)\b[\s.:#no]{0,6}$",
+    re.IGNORECASE,
+)
+# Just before a landline: it is a home or personal one.
+_HOME_LABEL_RE = re.compile(
+    r"(?:\b(?:home|house|private|personal|landline|mobile|mob|cell|whatsapp)\b|\bmy\s+(?:own\s+)?(?:number|phone|tel)\b"
+    r"|(?:^|\s)h\s*[:.])[^\n\d]{0,25}$",
+    re.IGNORECASE,
+)
+
+
+def _national_digits(text: str) -> str:
+    digits = re.sub(r"\D", "", text.replace("(0)", ""))
+    if digits.startswith("00"):
+        digits = digits[2:]
+    if digits.startswith("44"):
+        return "0" + digits[2:]
+    return digits if digits.startswith("0") else "+" + digits
+
+
+@lru_cache(maxsize=4096)
+def e164(number: str) -> str:
+    """A phone number as written (UK national or international) in E.164, e.g. +447700900461."""
+    national = _national_digits(number)
+    if national.startswith("+"):
+        try:
+            parsed = phonenumbers.parse(national, None)
+        except phonenumbers.NumberParseException:
+            return national
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    try:
+        parsed = phonenumbers.parse(national, "GB")
+    except phonenumbers.NumberParseException:
+        return "+44" + national[1:]
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _phone_kind(number: str) -> str | None:
+    """'mobile', 'landline' or None (service numbers, non-numbers) for a candidate."""
+    national = _national_digits(number)
+    if national.startswith("+"):
+        try:
+            parsed = phonenumbers.parse(national, None)
+        except phonenumbers.NumberParseException:
+            return None
+        if not phonenumbers.is_valid_number(parsed):
+            return None
+        kind = phonenumbers.number_type(parsed)
+        if kind in (
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.PAGER,
+            # North American numbers do not say which they are: read as a mobile.
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        ):
+            return "mobile"
+        if kind == phonenumbers.PhoneNumberType.FIXED_LINE:
+            return "landline"
+        return None
+    # UK by shape: 07 + 9 digits is a mobile (Ofcom's drama range 07700 900xxx included);
+    # 01/02 with 9-10 further digits a geographic line; 03, 05, 08, 09 are service numbers.
+    if len(national) == 11 and national.startswith("07"):
+        return "mobile"
+    if len(national) in (10, 11) and national[1] in "12":
+        return "landline"
+    return None
+
+
+# --- email addresses ---------------------------------------------------------------------------
+
+_EMAIL_RE = re.compile(
+    r"(?<![\w.+\-@])(?P<email>[A-Za-z0-9][\w.+'\-]{0,63}@(?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,24})"
+    r"(?![\w@])"
+)
+_WEBMAIL_LABELS = word_set(
+    """gmail googlemail hotmail outlook yahoo ymail rocketmail icloud aol protonmail gmx
+    btinternet btopenworld talktalk virginmedia blueyonder ntlworld tiscali yandex tutanota
+    hushmail zohomail lycos"""
+)
+_WEBMAIL_DOMAINS = word_set(
+    """live.com live.co.uk live.ie msn.com me.com mac.com sky.com mail.com email.com proton.me
+    pm.me tuta.io fastmail.com fastmail.fm zoho.com web.de inbox.com qq.com 163.com 126.com
+    mail.ru orange.fr wanadoo.fr free.fr aim.com posteo.de mailfence.com gmx.com gmx.co.uk
+    gmx.net gmx.de"""
+)
+_SECOND_LEVEL = frozenset({"co", "org", "ac", "gov", "com", "net", "ltd", "plc", "sch", "me"})
+_WEBMAIL_NAMES = r"gmail|googlemail|hotmail|outlook|yahoo|icloud|aol|protonmail|gmx|btinternet|live"
+_DOT = r"\s*(?:\.|\(dot\)|\[dot\]|\s+dot\s+)\s*"
+_OBFUSCATED_EMAIL_RE = re.compile(
+    r"(?<![\w.])(?P<email>[A-Za-z0-9][\w+\-]{0,63}(?:" + _DOT + r"[\w+\-]{1,63}){0,3}"
+    r"\s*(?:\(at\)|\[at\]|\{at\}|\s+at\s+)\s*"
+    r"(?:" + _WEBMAIL_NAMES + r")" + _DOT + r"(?:com|net|me|co" + _DOT + r"uk))\b",
+    re.IGNORECASE,
+)
+_PERSONAL_EMAIL_LABEL_RE = re.compile(
+    r"\b(?:my|his|her|their)\s+(?:own\s+|personal\s+|private\s+|home\s+|other\s+)"
+    r"(?:e-?mail|address|account)\b[^\n@]{0,25}$",
+    re.IGNORECASE,
+)
+
+
+def is_webmail(domain: str) -> bool:
+    domain = domain.lower().rstrip(".")
+    if domain in _WEBMAIL_DOMAINS:
+        return True
+    labels = domain.split(".")
+    if len(labels) < 2:
+        return False
+    registrable = labels[-3] if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL else labels[-2]
+    return registrable in _WEBMAIL_LABELS
+
+
+def _internal(domain: str, org: Organisation) -> bool:
+    domain = domain.lower()
+    return any(domain == d or domain.endswith("." + d) for d in org.domains)
+
+
+# --- social media ------------------------------------------------------------------------------
+
+# Platforms whose name before a colon introduces a handle ("Snapchat: jo.smith").
+_PLATFORMS = (
+    r"snapchat|snap|insta|instagram|tiktok|tik\s?tok|twitter|discord|kik|telegram|threads|bereal|"
+    r"facebook|fb|whatsapp"
+)
+# Places one can be added or messaged ("add me on Xbox").
+_INVITE_PLATFORMS = _PLATFORMS + r"|signal|wechat|twitch|youtube|roblox|xbox|psn|steam|fortnite"
+_SOCIAL_URL_RE = re.compile(
+    r"(?<![\w.\-/@])(?:https?://)?(?:www\.|m\.)?"
+    r"(?P<site>instagram\.com|instagr\.am|snapchat\.com/add|tiktok\.com|facebook\.com|fb\.com|"
+    r"fb\.me|m\.me|twitter\.com|x\.com|threads\.net|t\.me|wa\.me|api\.whatsapp\.com/send|"
+    r"discord\.gg|discord\.com/users|discordapp\.com/users|kik\.me|bere\.al|twitch\.tv)"
+    r"/+(?P<handle>[?=\w.@\-+%]{2,80})",
+    re.IGNORECASE,
+)
+_SOCIAL_LABEL_RE = re.compile(
+    r"(?P<my>\bmy\s+)?\b(?P<platform>" + _PLATFORMS + r")(?:\s+(?:handle|name|username|"
+    r"user\s?name|id|account|tag|code))?\s*(?P<sep>:|=|\s[-\u2013]\s|\bis\b:?)\s*@?(?P<handle>[A-Za-z0-9][A-Za-z0-9_.\-]"
+    r"{1,29}(?:#\d{4})?)(?![\w@])",
+    re.IGNORECASE,
+)
+_SOCIAL_INVITE_RE = re.compile(
+    r"\b(?:add|follow|find|friend|message|msg|dm|text|snap|hit)\s+me\s+(?:up\s+)?(?:on|at|via)"
+    r"\s+(?:my\s+)?(?P<platform>" + _INVITE_PLATFORMS + r")\b|\bwhats\s?app\s+me\b|\bsnap\s+me\b",
+    re.IGNORECASE,
+)
+_AT_HANDLE_RE = re.compile(
+    r"(?<![\w.@/\\])@(?P<handle>[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)(?![\w@])"
+)
+_DISCORD_TAG_RE = re.compile(r"(?<![\w@#])(?P<handle>[A-Za-z0-9_.]{2,32}#\d{4})(?!\d)")
+_HANDLE_STOPWORDS = word_set(
+    """the a an our my your his her their this that is it us follow link below above here there
+    please details account page group channel server tbc tba na none n/a see and or on in at
+    for to with from via only not coming soon https http www com"""
+)
+# "Follow us", "our Instagram": the organisation's accounts, not personal ones.
+_ORG_ACCOUNT_BEFORE_RE = re.compile(
+    r"\b(?:us|our|we're|we are|the (?:museum|trust|team|project|programme|school|academy|"
+    r"gallery|studio|organisation|charity))\b[^\n.!?]{0,40}$",
+    re.IGNORECASE,
+)
+_SOCIAL_CONTEXT_RE = re.compile(
+    r"\b(?:" + _PLATFORMS + r"|handle|username|add me|follow me)\b", re.IGNORECASE
+)
+_TIME_HANDLE_RE = re.compile(r"\d{1,2}(?:[:.]\d{2})?(?:am|pm)?|\d+", re.IGNORECASE)
+
+
+# --- postal addresses --------------------------------------------------------------------------
+
+_POSTCODE_RE = re.compile(r"\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)\s?\d[A-Z]{2}\b")
+_STREET_RE = re.compile(
+    r"\b\d{1,4}[A-Za-z]?(?:\s?[-/]\s?\d{1,4}[A-Za-z]?)?,?\s+(?:[A-Z][\w'’\-]*\.?\s+){1,3}"
+    r"(?:Road|Rd|Street|St|Avenue|Ave|Lane|Ln|Close|Cl|Drive|Dr|Way|Crescent|Cres|Grove|Gr|"
+    r"Gardens|Gdns|Place|Pl|Terrace|Tce|Court|Ct|Park|Hill|Row|Mews|Square|Sq|Walk|View|Rise|"
+    r"Green|Parade|Vale|Meadows?|Fields|Croft|Chase|Wharf|Yard|Boulevard|Embankment|End)\b"
+)
+_HOME_INTRO_RE = re.compile(
+    r"\b(?:my|his|her|their)\s+(?:home\s+|house\s+|flat\s+|postal\s+|own\s+|personal\s+|"
+    r"private\s+)?address\b|\bi\s+live\s+(?:at|on)\b|\bi'?m\s+at\b(?=\s+\d)|"
+    r"\bmy\s+(?:house|flat|place|home)\s+(?:is\s+)?(?:at|on)\b|"
+    r"\b(?:come|pop|get)\s+(?:round|over|back)\s+to\s+(?:mine|my\s+(?:house|flat|place))\b|"
+    r"\bhome\s+address\b|(?:^|\n)[ \t]*home\s*:",
+    re.IGNORECASE,
+)
+_VENUE_RE = re.compile(
+    r"\b(?:Museum|Gallery|Centre|Center|Hall|School|Academy|College|University|Studios?|Theatre|"
+    r"Theater|Library|Church|Chapel|Cathedral|Offices?|Building|House|Station|Arena|Stadium|Hub|"
+    r"Works|Mill|Factory|Warehouse|Institute|Trust|Club|Reception|Venue|Campus|HQ|Headquarters|"
+    r"Unit|Suite|Floor|Cottage|Farm|Hotel|Pavilion|Leisure|Community|Hospital|Surgery|Cinema|"
+    r"Shop|Store|Market|Ltd|CIC|Charity|Registered)\b|\b(?:registered\s+office|venue|meet(?:ing)?"
+    r"\s+(?:at|point)|workshop|session|rehearsal|concert|event|trip|visit)\b",
+    re.IGNORECASE,
+)
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
+# --- scanning ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    kind: str
+    value: str
+    key: str
+    start: int
+    end: int
+    where: str
+
+
+def _before(text: str, start: int, width: int = 60) -> str:
+    line_start = text.rfind("\n", 0, start) + 1
+    return text[max(line_start, start - width) : start]
+
+
+def _phones(text: str, where: str, own: frozenset[str]) -> Iterator[Hit]:
+    for match in _PHONE_RE.finditer(text):
+        number = match.group("number").strip()
+        if number.endswith(("(", ")")) and number.count("(") != number.count(")"):
+            number = number.rstrip("() ")
+        kind = _phone_kind(number)
+        if kind is None:
+            continue
+        before = _before(text, match.start())
+        if _REFERENCE_BEFORE_RE.search(before):
+            continue
+        if kind == "landline" and not _HOME_LABEL_RE.search(before):
+            continue
+        normalised = e164(number)
+        if normalised in own:
+            continue
+        yield Hit("phone", number, normalised, match.start(), match.end(), where)
+
+
+def _emails(text: str, where: str, known: frozenset[str], org: Organisation) -> Iterator[Hit]:
+    for match in _EMAIL_RE.finditer(text):
+        address = match.group("email").rstrip(".")
+        lower = address.lower()
+        domain = lower.rpartition("@")[2]
+        if lower in known or _internal(domain, org):
+            continue
+        labelled = _PERSONAL_EMAIL_LABEL_RE.search(_before(text, match.start()))
+        if is_webmail(domain) or labelled:
+            yield Hit("email", address, lower, match.start(), match.end(), where)
+    for match in _OBFUSCATED_EMAIL_RE.finditer(text):
+        value = " ".join(match.group("email").split())
+        yield Hit("email", value, _compact(value), match.start(), match.end(), where)
+
+
+def _org_handle(handle: str, org: Organisation) -> bool:
+    """The handle names the organisation ("@bmtlearning", "Birmingham" for BMT)."""
+    compact = _compact(handle)
+    labels = {_compact(d.split(".")[0]) for d in org.domains} | {_compact(org.name)}
+    return any(
+        (len(label) >= 3 and label in compact) or (len(compact) >= 4 and compact in label)
+        for label in labels
+    )
+
+
+def _socials(text: str, where: str, org: Organisation) -> Iterator[Hit]:
+    for match in _SOCIAL_URL_RE.finditer(text):
+        handle = match.group("handle").rstrip(".,)")
+        if _org_handle(handle, org) or _ORG_ACCOUNT_BEFORE_RE.search(_before(text, match.start())):
+            continue
+        value = text[match.start() : match.start("handle") + len(handle)]
+        yield Hit(
+            "social",
+            value,
+            _compact(match.group("site") + handle),
+            match.start(),
+            match.end(),
+            where,
+        )
+    for match in _SOCIAL_LABEL_RE.finditer(text):
+        handle = match.group("handle").rstrip(".-")
+        if match.group("sep").startswith("is") and not match.group("my"):
+            continue  # "Instagram is great"; "my insta is jo_s" counts
+        if handle.lower() in _HANDLE_STOPWORDS or _TIME_HANDLE_RE.fullmatch(handle):
+            continue
+        if _org_handle(handle, org) or _ORG_ACCOUNT_BEFORE_RE.search(_before(text, match.start())):
+            continue
+        value = text[match.start() : match.start("handle") + len(handle)]
+        yield Hit("social", value, _compact(handle), match.start(), match.end(), where)
+    for match in _SOCIAL_INVITE_RE.finditer(text):
+        value = " ".join(match.group().split())
+        yield Hit("social", value, _compact(value), match.start(), match.end(), where)
+    for match in _AT_HANDLE_RE.finditer(text):
+        handle = match.group("handle")
+        if _TIME_HANDLE_RE.fullmatch(handle) or handle.lower() in _HANDLE_STOPWORDS:
+            continue
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        line_end = text.find("\n", match.end())
+        line = text[line_start : line_end if line_end != -1 else len(text)]
+        handle_like = bool(re.search(r"[_\d.]", handle)) or handle.islower()
+        if not (handle_like or _SOCIAL_CONTEXT_RE.search(line)):
+            continue  # "@Sam, could you ..." is a mention of a person, not a handle
+        if _org_handle(handle, org) or _ORG_ACCOUNT_BEFORE_RE.search(_before(text, match.start())):
+            continue
+        yield Hit("social", "@" + handle, _compact(handle), match.start(), match.end(), where)
+    for match in _DISCORD_TAG_RE.finditer(text):
+        window = text[max(0, match.start() - 80) : match.end() + 40]
+        if re.search(r"discord", window, re.IGNORECASE):
+            handle = match.group("handle")
+            yield Hit("social", handle, _compact(handle), match.start(), match.end(), where)
+
+
+def _addresses(text: str, where: str, own: tuple[str, ...]) -> Iterator[Hit]:
+    candidates: list[tuple[int, int]] = []
+    for intro in _HOME_INTRO_RE.finditer(text):
+        window_end = text.find("\n\n", intro.end())
+        window_end = min(intro.end() + 160, window_end if window_end != -1 else len(text))
+        window = text[intro.end() : window_end]
+        parts = [m for r in (_STREET_RE, _POSTCODE_RE) for m in r.finditer(window)]
+        if parts:
+            start = intro.end() + min(m.start() for m in parts)
+            end = intro.end() + max(m.end() for m in parts)
+            candidates.append((start, end))
+    if where == "text":
+        for street in _STREET_RE.finditer(text):
+            window = text[street.end() : street.end() + 60]
+            postcode = _POSTCODE_RE.search(window)
+            if postcode is None or "\n\n" in window[: postcode.start()]:
+                continue
+            line_start = text.rfind("\n", 0, street.start()) + 1
+            sentence_start = max(line_start, *(text.rfind(p, 0, street.start()) + 1 for p in ".!?"))
+            # Venue words around the street (not in it: "45 Station Road" is a street).
+            before = text[max(sentence_start, street.start() - 80) : street.start()]
+            between = window[: postcode.end()]
+            if _VENUE_RE.search(before) or _VENUE_RE.search(between):
+                continue
+            candidates.append((street.start(), street.end() + postcode.end()))
+    own_compact = [_compact(a) for a in own]
+    for start, end in sorted(candidates):
+        value = " ".join(text[start:end].split()).strip(" ,")
+        key = _compact(value)
+        postcodes = [_compact(p) for p in _POSTCODE_RE.findall(value)]
+        if any(key in o or (postcodes and postcodes[-1] in o) for o in own_compact):
+            continue
+        yield Hit("address", value, key, start, end, where)
+
+
+def find(
+    text: str, where: str, *, kinds: tuple[str, ...], org: Organisation, known: frozenset[str]
+) -> list[Hit]:
+    """Personal contact details in `text` ('text' or 'signature'), first found first."""
+    hits: list[Hit] = []
+    own = frozenset(e164(n) for n in org.own_phone_numbers)
+    # Order matters: an email address or a link claims its span before the phone and
+    # @handle scanners see it.
+    scanners: list[Iterator[Hit]] = []
+    if "email" in kinds:
+        scanners.append(_emails(text, where, known, org))
+    if "social" in kinds:
+        scanners.append(_socials(text, where, org))
+    if "phone" in kinds:
+        scanners.append(_phones(text, where, own))
+    if "address" in kinds:
+        scanners.append(_addresses(text, where, org.own_addresses))
+    taken: list[tuple[int, int]] = []
+    for scanner in scanners:
+        for hit in scanner:
+            if any(hit.start < end and start < hit.end for start, end in taken):
+                continue
+            taken.append((hit.start, hit.end))
+            hits.append(hit)
+    return sorted(hits, key=lambda h: h.start)
+
+
+def check(
+    message: Message, view: DirectoryView, now: datetime, rule: Rule, org: Organisation
+) -> list[Finding]:
+    settings: Settings = rule.settings or Settings()
+    young = young_recipients(message, view, now, rule)
+    if not young:
+        return []
+    known = {a.email.lower() for a in message.recipients}
+    if message.sender.email and org.is_internal(message.sender.email):
+        known.add(message.sender.email.lower())
+    for y in young:
+        known.update(e.lower() for e in y.contact.emails)
+        known.update(view.guardians_of(y.contact))
+        known.update(view.schools_of(y.contact))
+    frozen = frozenset(known)
+    findings: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    for text, where in ((message.new_text, "text"), (message.signature, "signature")):
+        if not text:
+            continue
+        for hit in find(text, where, kinds=settings.kinds, org=org, known=frozen):
+            if (hit.kind, hit.key) in seen:
+                continue
+            seen.add((hit.kind, hit.key))
+            findings.append(
+                Finding(
+                    code=CODE,
+                    rule=rule.id,
+                    action=rule.action,
+                    recipient=young[0].address.email,
+                    evidence=hit.value,
+                    params={
+                        "kind": hit.kind,
+                        "value": hit.value,
+                        "where": hit.where,
+                        **scope_params(young),
+                    },
+                )
+            )
+    return findings

@@ -1,0 +1,353 @@
+"""personal_contact_details: no personal mobile, email, social handle or home address.
+
+Birmingham Museums Trust: “Do not let children, young people or vulnerable adults have your
+personal contact details (mobile number, email or postal address) or have contact with them via
+a personal social media account.” Brigantia: “Not share any personal information with a child or
+young person, e.g. should not give their personal contact details to children and young people
+including personal email, home or mobile telephone numbers, social media identities.” The Music
+Works: “We will never reveal personal details of themselves or others in e-mail and social media
+communication, or arrange to meet anyone without specific permission.”
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.checks import personal_contact_details
+from gateway.policy.types import Action, Finding
+from tests.checks.conftest import (
+    ADULT,
+    GUARDIAN,
+    MINOR,
+    make_message,
+    make_rule,
+    organisation,
+    run,
+)
+
+BMT = (
+    "Do not let children, young people or vulnerable adults have your personal contact details "
+    "(mobile number, email or postal address) or have contact with them via a personal social "
+    "media account."
+)
+BRIGANTIA = (
+    "Not share any personal information with a child or young person, e.g. should not give their "
+    "personal contact details to children and young people including personal email, home or "
+    "mobile telephone numbers, social media identities."
+)
+MUSIC_WORKS = (
+    "We will never reveal personal details of themselves or others in e-mail and social media "
+    "communication, or arrange to meet anyone without specific permission."
+)
+SAM = {"name": "Sam Taylor", "email": MINOR, "category": "participant"}
+
+
+def rule(kinds=None, *, policy=BMT):
+    settings = {"kinds": kinds} if kinds is not None else {}
+    return make_rule(
+        personal_contact_details,
+        settings,
+        policy=policy,
+        action=Action.REJECT,
+        rule_id="no-personal-contact-details",
+    )
+
+
+def found(text: str = "", *, signature: str = "", kinds=None, org=None, **kwargs):
+    """(kind, value) pairs found in a mail to Sam."""
+    message = make_message(text, signature=signature, **kwargs)
+    return [
+        (f.params["kind"], f.params["value"])
+        for f in run(personal_contact_details, message, rule(kinds), org)
+    ]
+
+
+# --- phone numbers ----------------------------------------------------------------------------
+
+
+def test_do_not_let_children_have_your_personal_mobile_number():
+    """BMT: “Do not let children ... have your personal contact details (mobile number, ...)”:
+    the whole finding, with the number as written so the notice can say what to remove."""
+    message = make_message("Hi Sam,\n\nIf you get lost, text me on 07700 900461.\n\nThanks,\nAlex")
+    assert run(personal_contact_details, message, rule()) == [
+        Finding(
+            code="personal_contact_details",
+            rule="no-personal-contact-details",
+            action=Action.REJECT,
+            recipient=MINOR,
+            evidence="07700 900461",
+            params={
+                "kind": "phone",
+                "value": "07700 900461",
+                "where": "text",
+                "young_person": SAM,
+                "young_people": [SAM],
+            },
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "07700 900461",
+        "07700900461",
+        "07700-900-461",
+        "07700.900.461",
+        "(07700) 900461",
+        "0770 090 0461",
+        "+44 7700 900461",
+        "+447700900461",
+        "+44 (0)7700 900 461",
+        "0044 7700 900461",
+    ],
+)
+def test_a_mobile_is_found_by_its_shape_including_ofcoms_drama_range(number):
+    """Seeds README: “Detect numbers by their shape, not only by whether a number library calls
+    them valid: Ofcom's ranges reserved for fiction (e.g. 07700 900xxx) are what realistic test
+    data uses.”"""
+    assert found(f"My mobile is {number} if you need me.") == [("phone", number)]
+
+
+def test_a_personal_mobile_in_the_signature_is_exactly_the_problem():
+    """Brigantia: “... should not give their personal contact details ... including personal
+    email, home or mobile telephone numbers ...”, wherever in the mail they are."""
+    assert found(
+        "See you Thursday.",
+        signature="Dan Cole\nMusic Leader\nM: 07700 900461",
+    ) == [("phone", "07700 900461")]
+
+
+def test_the_organisations_own_numbers_are_not_personal():
+    """README: “The organisation's own numbers and addresses are not personal.” (compared as
+    E.164, so any spelling of the number matches)."""
+    assert (
+        found(
+            "Ring the office on 0121 348 8014 (or +44 121 3488014), or the duty mobile "
+            "+44 7700 900999.",
+            signature="Youth Arts Trust\nT: 0121 348 8014\nM: 07700 900 999",
+        )
+        == []
+    )
+
+
+def test_a_work_landline_is_not_personal_but_a_home_number_is():
+    """“home or mobile telephone numbers”: a landline counts only when it is said to be home."""
+    assert found("Call reception on 0121 496 0731 or the booking line 0300 123 4567.") == []
+    assert found("My home number is 0121 496 0731.") == [("phone", "0121 496 0731")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The session is at 10:30 on 14/03/2026 in room 0712.",
+        "Invoice 07700 2026 is paid; Ref: 07700900461; order no. 07700 900462.",
+        "Tickets cost £07.99 or £12.50.",
+        "ISBN 978-0-7700-9004-6, page 077.",
+        "Call 0800 123 4567 (freephone) or 0300 123 4567.",
+        "Tel: 0121 496 0000 x2231, Fax: 0121 496 0999",
+        "Scores: 07 7009 00461 12",
+    ],
+)
+def test_times_dates_references_prices_and_room_numbers_are_not_phone_numbers(text):
+    assert found(text, kinds=["phone"]) == []
+
+
+def test_one_finding_per_distinct_number():
+    assert found("Text me on 07700 900461.", signature="M: +44 7700 900461\nAlt: 07700 900462") == [
+        ("phone", "07700 900461"),
+        ("phone", "07700 900462"),
+    ]
+
+
+def test_a_foreign_mobile_counts_too():
+    assert found("My Irish mobile is +353 87 123 4567.") == [("phone", "+353 87 123 4567")]
+
+
+# --- email addresses --------------------------------------------------------------------------
+
+
+def test_do_not_let_children_have_your_personal_email():
+    """BMT: “... personal contact details (mobile number, email or postal address)”."""
+    assert found("Email me at jo.smith@gmail.com or jo@hotmail.co.uk over half term.") == [
+        ("email", "jo.smith@gmail.com"),
+        ("email", "jo@hotmail.co.uk"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "sam@outlook.com",
+        "sam@live.co.uk",
+        "sam@yahoo.co.uk",
+        "sam@icloud.com",
+        "sam@me.com",
+        "sam@aol.com",
+        "sam@protonmail.com",
+        "sam@gmx.co.uk",
+        "sam@btinternet.com",
+        "sam@sky.com",
+        "sam@googlemail.com",
+    ],
+)
+def test_webmail_addresses_look_personal(address):
+    assert found(f"Write to {address}.", kinds=["email"]) == [("email", address)]
+
+
+def test_a_partner_organisations_work_address_is_not_personal():
+    """Only addresses that look personal are flagged: a museum partner's work address is how
+    the organisation's work is done."""
+    assert found("Please send your photos to learning@partner-museum.example.") == []
+
+
+def test_our_own_addresses_and_people_already_in_the_conversation_are_not_personal():
+    """The organisation's domains, and the parent already copied in, are not personal details."""
+    assert (
+        found(
+            f"I've copied your mum ({GUARDIAN}); write to dana.lee@youth.example or me at "
+            "alex.teacher@youth.example. Sam, your own sam.minor@home.example is on file.",
+            cc=(GUARDIAN,),
+        )
+        == []
+    )
+
+
+def test_an_address_introduced_as_personal_is_flagged_whatever_its_domain():
+    assert found("My personal email is alex@teacher-family.example.") == [
+        ("email", "alex@teacher-family.example")
+    ]
+
+
+def test_a_spelled_out_webmail_address_is_found():
+    assert found("You can reach me on alex dot t at gmail dot com") == [
+        ("email", "alex dot t at gmail dot com")
+    ]
+
+
+# --- social media -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Snapchat: alex.t99", "Snapchat: alex.t99"),
+        ("my insta is @alex_teaches", "my insta is @alex_teaches"),
+        ("find me at instagram.com/alex.teaches", "instagram.com/alex.teaches"),
+        ("https://www.tiktok.com/@alexteaches", "https://www.tiktok.com/@alexteaches"),
+        ("message me on wa.me/447700900461", "wa.me/447700900461"),
+        ("Add me on Snapchat if that's easier", "Add me on Snapchat"),
+        ("Whatsapp me when you're there", "Whatsapp me"),
+        ("I'm on Discord as alex#1234", "alex#1234"),
+        ("Follow @alex_t_music for the new tracks", "@alex_t_music"),
+    ],
+)
+def test_or_have_contact_with_them_via_a_personal_social_media_account(text, value):
+    """BMT: “... or have contact with them via a personal social media account.”"""
+    assert found(text) == [("social", value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Follow us on Instagram @youtharts for the photos.",
+        "See instagram.com/youtharts_trust for the gallery.",
+        "@Sam could you bring the register on Thursday?",
+        "Meet @ 5pm by the stage door, or @10:30 on Friday.",
+        "Instagram is a great place to share your work.",
+        "Discord: the server link is on the learning platform.",
+        "Ticket#1234 has been resolved.",
+    ],
+)
+def test_the_organisations_accounts_mentions_and_times_are_not_personal_handles(text):
+    assert found(text, kinds=["social"]) == []
+
+
+# --- postal addresses -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (
+            "My address is 12 Acacia Avenue, Birmingham B15 2TT, if you want to drop it off.",
+            "12 Acacia Avenue, Birmingham B15 2TT",
+        ),
+        ("I live at 4 Elm Close, Stroud GL5 1AA.", "4 Elm Close, Stroud GL5 1AA"),
+        ("Come to 45 Station Road, Stroud GL5 3AP on Saturday.", "45 Station Road, Stroud GL5 3AP"),
+    ],
+)
+def test_we_will_never_reveal_personal_details_such_as_a_home_address(text, value):
+    """The Music Works: “We will never reveal personal details of themselves or others in
+    e-mail ...”; BMT: “(mobile number, email or postal address)”."""
+    assert found(text) == [("address", value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The workshop is at Thimble Hall, 45 Station Road, Stroud GL5 3AP.",
+        "Birmingham Museum & Art Gallery, Chamberlain Square, Birmingham B3 3DH",
+        "Room B1, 2nd floor; Year 10 group.",
+        "I live in Birmingham and work at the museum.",
+    ],
+)
+def test_venues_and_rooms_are_not_home_addresses(text):
+    assert found(text, kinds=["address"]) == []
+
+
+def test_the_organisations_address_in_the_signature_is_not_personal():
+    """The Music Works' registered office appears in its footers: not a personal address."""
+    signature = (
+        "Paul\nThe Music Works, Box Hedge Cottage, Horsley, GL6 0PP\n12 High Street, GL6 0PP"
+    )
+    assert found("See you Saturday.", signature=signature) == []
+
+
+def test_a_postcode_in_the_signature_counts_only_when_it_is_introduced_as_home():
+    assert found("See you Saturday.", signature="Jo Cole\nHome: 12 Acacia Avenue, B15 2TT") == [
+        ("address", "12 Acacia Avenue, B15 2TT")
+    ]
+
+
+def test_an_address_listed_as_the_organisations_own_is_not_personal():
+    org = organisation(own_addresses=["Studio 3, 45 Station Road, Stroud GL5 3AP"])
+    assert found("Come to 45 Station Road, Stroud GL5 3AP on Saturday.", org=org) == []
+
+
+# --- scope and settings -----------------------------------------------------------------------
+
+
+def test_only_the_kinds_the_pack_names_are_reported():
+    """Teens in AI's pack names phone, email and social: a home address is not its concern."""
+    text = "Text 07700 900461, email jo@gmail.com, snap: jo.c99, I live at 4 Elm Close, GL5 1AA."
+    assert [kind for kind, _ in found(text)] == ["phone", "email", "social", "address"]
+    assert [kind for kind, _ in found(text, kinds=["phone", "email", "social"])] == [
+        "phone",
+        "email",
+        "social",
+    ]
+
+
+def test_details_in_quoted_text_do_not_fire():
+    message = make_message("Thanks Sam, see you then.", quoted="> my mum's number is 07700 900461")
+    assert run(personal_contact_details, message, rule()) == []
+
+
+def test_a_message_to_an_adult_does_not_fire():
+    """The policy protects children and young people; mail to an adult contact is not covered."""
+    assert found("Text me on 07700 900461.", to=(ADULT,), cc=()) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"kind": ["phone"]}, "kind"),
+        ({"kinds": ["phone", "fax"]}, "fax"),
+        ({"kinds": []}, "kinds"),
+        ({"kinds": "phone"}, "kinds"),
+    ],
+)
+def test_bad_settings_name_the_key(settings, message):
+    with pytest.raises(ValueError, match=message):
+        personal_contact_details.parse_settings(settings)

@@ -1,0 +1,195 @@
+"""risk_language: secrecy and grooming indicators, flagged to the safeguarding lead at once.
+
+BMT: “When using Direct Messaging, do not say anything that you would not say in the open.”,
+“Do not develop inappropriate relationships with children, young people and vulnerable
+adults.”, “Do not make sarcastic, insensitive, derogatory or sexually suggestive comments or
+gestures to or in front of children and young people.”, “Never be alone with child online.”
+Brigantia: “Ensure that all communications are transparent and open to scrutiny.” Teens in AI:
+“Should not communicate with young people via personal accounts or private messages.”,
+“Staff and young people must not engage in ‘sexting’ or send pictures to anyone that are
+obscene, indecent or menacing.”
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.checks import risk_language
+from gateway.policy.types import Action, Finding
+from tests.checks.conftest import ADULT, GUARDIAN, MINOR, make_message, make_rule, run
+
+ALL = [
+    "secrecy",
+    "meeting_alone",
+    "private_channels",
+    "photos",
+    "gifts",
+    "appearance",
+    "relationship",
+]
+SAM = {"name": "Sam Taylor", "email": MINOR, "category": "participant"}
+DM_IN_THE_OPEN = (
+    "When using Direct Messaging, do not say anything that you would not say in the open."
+)
+
+
+def rule(categories=None):
+    settings = {"categories": categories} if categories is not None else {}
+    return make_rule(risk_language, settings, policy=DM_IN_THE_OPEN, rule_id="risk-language")
+
+
+def categories_found(text: str, *, subject: str = "Thursday", **kwargs) -> list[str]:
+    message = make_message(text, subject=subject, **kwargs)
+    return [f.params["category"] for f in run(risk_language, message, rule())]
+
+
+def test_when_using_direct_messaging_do_not_say_anything_you_would_not_say_in_the_open():
+    """BMT: a request for secrecy is exactly what one would not say in the open. The finding
+    quotes the passage with context and names the category for the safeguarding lead."""
+    text = (
+        "Hi Sam,\n\nGreat work at rehearsal today, you were brilliant on the solo. Don’t tell "
+        "your   mum\nI said so, it's our little secret until the show.\n\nAlex"
+    )
+    message = make_message(text, channel="dm")
+    [finding] = run(risk_language, message, rule(["secrecy", "photos"]))
+    description = risk_language.load_categories()["secrecy"].description
+    assert finding == Finding(
+        code="risk_language",
+        rule="risk-language",
+        action=Action.FLAG,
+        recipient=MINOR,
+        evidence=(
+            "…work at rehearsal today, you were brilliant on the solo. Don't tell your mum I "
+            "said so, it's our little secret until the show. Alex"
+        ),
+        params={
+            "category": "secrecy",
+            "description": description,
+            "phrase": "Don't tell your mum",
+            "young_person": SAM,
+            "young_people": [SAM],
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("category", "sentence"),
+    [
+        ("secrecy", "Please delete our messages once you've read them, nobody needs to know."),
+        ("meeting_alone", "Why not come round to mine after the session, just the two of us?"),
+        ("private_channels", "It's easier to chat if you add me on Snapchat instead."),
+        ("photos", "Send me a selfie in your new kit when you get home."),
+        ("gifts", "I'll buy you a new phone if you keep up the practice."),
+        ("appearance", "You looked gorgeous at the concert last night."),
+        ("relationship", "You're so mature for your age, not like the others."),
+    ],
+)
+def test_each_category_fires_on_a_realistic_sentence(category, sentence):
+    """Brigantia: “Ensure that all communications are transparent and open to scrutiny.” Each
+    watch-list category, in a mail a DSL would want to see at once."""
+    assert categories_found(f"Hi Sam,\n\n{sentence}\n\nAlex") == [category]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Please send me your homework photo by Friday.",
+        "Send a photo of your artwork for the exhibition wall.",
+        "Send me a photo you took of the exhibit.",
+        "Follow us on Instagram for the gallery photos.",
+        "We'll buy pizza for the whole group.",
+        "Let me send you the link, and I'll get you the form tomorrow.",
+        "The portrait looks stunning and your body of work is growing.",
+        "Thinking of you and your family; we miss you at choir.",
+        "If you received this in error, please delete this message and notify the sender.",
+        "The minibus will pick you up at 9.",
+        "Come in your pyjamas for the museum sleepover!",
+        "Relax your lips on the mouthpiece; your body is your instrument.",
+        "Our art-history talk visits the nudes gallery.",
+        "If you're hot, open a window; you're pretty close to the fire exit.",
+        "We use the WhatsApp group for trip updates.",
+        "Your private lesson and one-to-one session are on Tuesday.",
+    ],
+)
+def test_the_false_positive_notes_legitimate_mail_does_not_fire(sentence):
+    """The data file's false_positive_notes: ordinary teaching, museum and youth-work mail."""
+    assert categories_found(f"Hi Sam,\n\n{sentence}\n\nKind regards,\nAlex") == []
+
+
+def test_phrases_read_whole_words_case_and_apostrophes_loosely():
+    """Curly apostrophes read as straight, line breaks as spaces, and a missing apostrophe
+    still matches; but a phrase inside a longer word does not."""
+    assert categories_found("DONT TELL\nANYONE about this") == ["secrecy"]
+    assert categories_found("Ask the darlingtons for the hunting horn.") == []
+
+
+def test_the_subject_is_read_too():
+    assert categories_found("See attached.", subject="our little secret") == ["secrecy"]
+
+
+def test_one_finding_per_category_however_many_phrases_hit():
+    text = "Don't tell anyone. Keep this between us. It's our secret. Send me a selfie."
+    assert categories_found(text) == ["secrecy", "photos"]
+
+
+def test_quoted_text_does_not_fire():
+    """A young person's own words quoted back must not raise an alert about the sender."""
+    message = make_message(
+        "Hi Sam,\n\nThat's fine, see you Thursday.\n\nAlex",
+        quoted="> pls dont tell my mum I missed the bus, it's our little secret",
+    )
+    assert run(risk_language, message, rule()) == []
+
+
+def test_the_signature_and_disclaimer_block_is_not_read():
+    message = make_message(
+        "Hi Sam,\n\nSee you Thursday.\n\nAlex",
+        signature="Alex Teacher\nPlease delete this email once you've read it if sent in error.",
+    )
+    assert run(risk_language, message, rule()) == []
+
+
+def test_a_message_to_an_adult_does_not_fire():
+    """The rules protect children and young people: mail to an adult is not scanned."""
+    assert categories_found("Just between us, the budget is tight.", to=(ADULT,), cc=()) == []
+    assert categories_found("Just between us, Sam did well.", to=(GUARDIAN,), cc=()) == []
+
+
+def test_only_the_packs_categories_are_scanned():
+    """Teens in AI's 'no-sexting' rule names photos and appearance only."""
+    message = make_message("Don't tell anyone, but you look stunning. Send me a selfie!")
+    hits = run(risk_language, message, rule(["photos", "appearance"]))
+    assert [f.params["category"] for f in hits] == ["photos", "appearance"]
+
+
+def test_every_category_of_the_data_file_is_known_and_compiles():
+    assert sorted(risk_language.load_categories()) == sorted(ALL)
+
+
+def test_an_unknown_category_is_an_error_listing_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown category 'grooming'.*known: appearance"):
+        risk_language.parse_settings({"categories": ["secrecy", "grooming"]})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"category": ["secrecy"]}, "category"), ({"categories": "secrecy"}, "categories")],
+)
+def test_bad_settings_name_the_key(settings, message):
+    with pytest.raises(ValueError, match=message):
+        risk_language.parse_settings(settings)
+
+
+def test_a_broken_data_file_is_reported_with_its_category(tmp_path: Path):
+    bad = tmp_path / "risk_language.toml"
+    bad.write_text(
+        '[category.secrecy]\ndescription = "x"\nphrases = ["a"]\npatterns = ["(unclosed"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match=r"\[category.secrecy\]: pattern '\(unclosed'"):
+        risk_language.load_categories(bad)
+    bad.write_text('[category.secrecy]\ndescription = "x"\nphrase = ["a"]\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown key"):
+        risk_language.load_categories(bad)
