@@ -40,33 +40,53 @@ def normalise(text: str) -> str:
     return _WHITESPACE_RE.sub(" ", text.translate(_APOSTROPHES)).strip()
 
 
+def normalise_marked(text: str) -> str:
+    """`normalise(text)` position for position, but a whitespace run holding a blank line (a
+    paragraph break) is a newline instead of a space: evidence is cut at paragraphs."""
+    return _WHITESPACE_RE.sub(_one_space_or_break, text.translate(_APOSTROPHES)).strip()
+
+
+def _one_space_or_break(match: re.Match[str]) -> str:
+    return "\n" if match.group().count("\n") >= 2 else " "
+
+
 def closing_lines(text: str, count: int = 4) -> list[str]:
     """The last `count` non-empty lines the sender wrote, without device footers, disclaimers
     or a trailing reply attribution (and anything after it)."""
+    lines = text.splitlines()
+    low = text.lower()
+    if "wrote:" in low or "original message" in low or "from:" in low:
+        for i, raw in enumerate(lines):
+            if _ATTRIBUTION_RE.match(raw.strip()):
+                lines = lines[:i]
+                break
     kept: list[str] = []
-    for raw in text.splitlines():
+    for raw in reversed(lines):
         line = raw.strip()
-        if not line:
-            continue
-        if _ATTRIBUTION_RE.match(line):
-            break
-        if _FOOTER_RE.match(line):
-            continue
-        kept.append(line)
-    return kept[-count:]
+        if line and not _FOOTER_RE.match(line):
+            kept.append(line)
+            if len(kept) == count:
+                break
+    kept.reverse()
+    return kept
 
 
 def snippet(text: str, start: int, end: int, width: int = 60) -> str:
-    """`text[start:end]` with about `width` characters either side, cut at word boundaries."""
-    left = max(0, start - width)
-    right = min(len(text), end + width)
-    if left > 0:
+    """`text[start:end]` with about `width` characters either side, cut at word boundaries and
+    never beyond the paragraph (newline) it is in; on one line."""
+    floor = text.rfind("\n", 0, start) + 1
+    ceiling = text.find("\n", end)
+    ceiling = len(text) if ceiling == -1 else ceiling
+    left = max(floor, start - width)
+    right = min(ceiling, end + width)
+    if left > floor:
         space = text.find(" ", left, start)
         left = space + 1 if space != -1 else left
-    if right < len(text):
+    if right < ceiling:
         space = text.rfind(" ", end, right)
         right = space if space != -1 else right
-    return ("…" if left > 0 else "") + text[left:right].strip() + ("…" if right < len(text) else "")
+    shown = " ".join(text[left:right].split())
+    return ("…" if left > floor else "") + shown + ("…" if right < ceiling else "")
 
 
 def phrase_pattern(phrase: str) -> str:
@@ -81,12 +101,14 @@ def phrase_pattern(phrase: str) -> str:
     return r"\s+".join(parts)
 
 
-def whole_words(phrases: Iterable[str]) -> str:
-    """One alternation of `phrases`, longest first, matched on whole words only."""
+def whole_words(phrases: Iterable[str], *, start_boundary: bool = True) -> str:
+    """One alternation of `phrases`, longest first, matched on whole words only (without the
+    check before the first word when the caller only tries positions where a word starts)."""
     ordered = sorted({p for p in phrases if p.strip()}, key=lambda p: (-len(p), p))
     if not ordered:
         return r"(?!x)x"
-    return r"(?<!\w)(?:" + "|".join(phrase_pattern(p) for p in ordered) + r")(?!\w)"
+    start = r"(?<!\w)" if start_boundary else ""
+    return start + r"(?:" + "|".join(phrase_pattern(p) for p in ordered) + r")(?!\w)"
 
 
 def scope_params(young: list[InScope]) -> dict[str, object]:

@@ -25,6 +25,7 @@ from gateway.policy.types import Finding, Organisation, Rule
 
 CODE = "informal_sign_off"
 CLOSING_LINES = 4
+LINE_TAIL = 500  # a closing "line" longer than this is a paragraph: read its end only
 
 # Emoji the `emoji` library knows but that are ordinary typography in a footer.
 _NOT_EMOJI = frozenset("©®™")
@@ -84,6 +85,16 @@ _VOCATIVE_RE = re.compile(
     r"[\s.!?~]*(?:[xX]{1,4}[\s.!?~]*)?$",
     re.IGNORECASE,
 )
+# Cheap substring tests that must pass before the regular expressions above are tried.
+_WORD_HINTS = (
+    "lov", "luv", "lurv", "hug", "kiss", "xo", "x o", "mwah", "ttyl", "ttfn", "cya", "l8r",
+    "hun", "babe", "sweet", "darlin", "poppet",
+)  # fmt: skip
+_VOCATIVE_HINTS = (
+    "lovely", "gorgeous", "beautiful", "handsome", "sexy", "angel", "princess", "treasure",
+)  # fmt: skip
+_EMOTICON_HINT_RE = re.compile(r"[:;=<^]|[xX]-?D|\(:")
+_EMOJI_HINT_RE = re.compile("[\u00a9\u00ae\u203c-\u32ff\U0001f000-\U0001faff\ufe0f\u200d]")
 _CLOSING_RE = re.compile(
     r"^(?:(?:kind(?:est)?|warm(?:est)?|best|many|with|yours|all the)\s+)?"
     r"(?:regards|wishes|thanks|sincerely|faithfully|truly|best)[,.!]?$|^(?:thanks|thank you|"
@@ -110,8 +121,11 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     return Settings(cleaned, pattern)
 
 
+_NO_SETTINGS = Settings()
+
+
 def _emoji(line: str) -> list[str]:
-    if line.isascii():
+    if line.isascii() or not _EMOJI_HINT_RE.search(line):
         return []
     return [
         e["emoji"] for e in emoji.emoji_list(line) if e["emoji"].rstrip("\ufe0f") not in _NOT_EMOJI
@@ -158,6 +172,8 @@ def _kisses(line: str) -> list[str]:
 
 
 def _emoticons(line: str) -> list[str]:
+    if not _EMOTICON_HINT_RE.search(line):
+        return []
     found = []
     for match in _EMOTICON_RE.finditer(line):
         if _TAIL_ONLY.fullmatch(match.group()) and not _TAIL_REST_RE.match(line[match.end() :]):
@@ -166,44 +182,48 @@ def _emoticons(line: str) -> list[str]:
     return found
 
 
-def _words(line: str, previous: str, sender_names: frozenset[str], extra: re.Pattern[str] | None):
+def _words(line: str, previous: str, sender_names: frozenset[str], settings: Settings) -> list[str]:
+    low = line.lower()
     found = []
-    for match in _WORDS_RE.finditer(line):
-        word = match.group()
-        lower = word.lower()
-        if lower in _SURNAME_LIKE and word[0].isupper():
-            before = line[: match.start()].split()
-            after = line[match.end() :].split()
-            if (
-                before
-                and before[-1].lower() not in _KISS_AFTER
-                and (_NAME_WORD_RE.fullmatch(before[-1].rstrip(".")) or before[-1] == "the")
-            ) or (after and _NAME_WORD_RE.fullmatch(after[0])):
-                continue  # "Grace Darling", "Attila the Hun", "Dr. Hun Kim"
-        found.append(word)
-    love = _LINE_LOVE_RE.match(line)
+    if any(hint in low for hint in _WORD_HINTS):
+        for match in _WORDS_RE.finditer(line):
+            word = match.group()
+            if word.lower() in _SURNAME_LIKE and word[0].isupper():
+                before = line[: match.start()].split()
+                after = line[match.end() :].split()
+                if (
+                    before
+                    and before[-1].lower() not in _KISS_AFTER
+                    and (_NAME_WORD_RE.fullmatch(before[-1].rstrip(".")) or before[-1] == "the")
+                ) or (after and _NAME_WORD_RE.fullmatch(after[0])):
+                    continue  # "Grace Darling", "Attila the Hun", "Dr. Hun Kim"
+            found.append(word)
+    love = _LINE_LOVE_RE.match(line) if low.startswith(("love", "luv")) else None
     if love and not any(w.lower().startswith(("love", "luv")) for w in found):
         rest = line[love.end() :].strip()
         name_line = bool(rest) and bool(re.fullmatch(r"[A-Z][\w'\-]+(?:\s+[A-Z][\w'\-.]+)*", rest))
         if not (name_line and (_CLOSING_RE.match(previous) or "love" in sender_names)):
             found.append(love.group("word"))
-    vocative = _VOCATIVE_RE.search(line)
-    if vocative:
-        found.append(vocative.group("word"))
-    if extra is not None:
-        found.extend(m.group() for m in extra.finditer(line))
+    if any(hint in low for hint in _VOCATIVE_HINTS):
+        vocative = _VOCATIVE_RE.search(line)
+        if vocative:
+            found.append(vocative.group("word"))
+    if settings.extra_re is not None and any(w in low for w in settings.extra_words):
+        found.extend(m.group() for m in settings.extra_re.finditer(line))
     return found
 
 
 def informal_tokens(
-    text: str, *, sender_name: str = "", extra: re.Pattern[str] | None = None
+    text: str, *, sender_name: str = "", settings: Settings | None = None
 ) -> list[tuple[str, list[str]]]:
     """(line, informal tokens) for each closing line of `text` that has any."""
+    settings = settings or _NO_SETTINGS
     names = frozenset(sender_name.lower().split())
     hits = []
     previous = ""
-    for line in closing_lines(text, CLOSING_LINES):
-        tokens = [*_words(line, previous, names, extra), *_emoticons(line)]
+    for whole in closing_lines(text, CLOSING_LINES):
+        line = whole[-LINE_TAIL:]
+        tokens = [*_words(line, previous, names, settings), *_emoticons(line)]
         tokens += _emoji(line)
         tokens += [k for k in _kisses(line) if k not in tokens]
         if tokens:
@@ -223,7 +243,7 @@ def check(
     staff = view.staff_member(message.sender.email) if message.sender.email else None
     if staff is not None:
         sender_name = f"{sender_name} {staff.name}"
-    hits = informal_tokens(message.new_text, sender_name=sender_name, extra=settings.extra_re)
+    hits = informal_tokens(message.new_text, sender_name=sender_name, settings=settings)
     if not hits:
         return []
     words = list(dict.fromkeys(w for _, found in hits for w in found))

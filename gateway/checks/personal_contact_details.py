@@ -136,10 +136,9 @@ def _phone_kind(number: str) -> str | None:
 
 # --- email addresses ---------------------------------------------------------------------------
 
-_EMAIL_RE = re.compile(
-    r"(?<![\w.+\-@])(?P<email>[A-Za-z0-9][\w.+'\-]{0,63}@(?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,24})"
-    r"(?![\w@])"
-)
+# An address is found from each "@": the local part before it, the domain after it.
+_LOCAL_PART_RE = re.compile(r"[A-Za-z0-9][\w.+'\-]{0,63}\Z")
+_DOMAIN_RE = re.compile(r"(?:[A-Za-z0-9\-]+\.)+[A-Za-z]{2,24}(?![\w@])")
 _WEBMAIL_LABELS = word_set(
     """gmail googlemail hotmail outlook yahoo ymail rocketmail icloud aol protonmail gmx
     btinternet btopenworld talktalk virginmedia blueyonder ntlworld tiscali yandex tutanota
@@ -153,6 +152,7 @@ _WEBMAIL_DOMAINS = word_set(
 )
 _SECOND_LEVEL = frozenset({"co", "org", "ac", "gov", "com", "net", "ltd", "plc", "sch", "me"})
 _WEBMAIL_NAMES = r"gmail|googlemail|hotmail|outlook|yahoo|icloud|aol|protonmail|gmx|btinternet|live"
+_WEBMAIL_HINTS = tuple(_WEBMAIL_NAMES.split("|"))
 _DOT = r"\s*(?:\.|\(dot\)|\[dot\]|\s+dot\s+)\s*"
 _OBFUSCATED_EMAIL_RE = re.compile(
     r"(?<![\w.])(?P<email>[A-Za-z0-9][\w+\-]{0,63}(?:" + _DOT + r"[\w+\-]{1,63}){0,3}"
@@ -301,19 +301,35 @@ def _phones(text: str, where: str, own: frozenset[str]) -> Iterator[Hit]:
         yield Hit("phone", number, normalised, match.start(), match.end(), where)
 
 
-def _emails(text: str, where: str, known: frozenset[str], org: Organisation) -> Iterator[Hit]:
-    for match in _EMAIL_RE.finditer(text):
-        address = match.group("email").rstrip(".")
+def _email_spans(text: str) -> Iterator[tuple[int, int]]:
+    at = text.find("@")
+    while at != -1:
+        local = _LOCAL_PART_RE.search(text, max(0, at - 64), at)
+        domain = _DOMAIN_RE.match(text, at + 1)
+        if local is not None and domain is not None:
+            yield local.start(), domain.end()
+        at = text.find("@", at + 1)
+
+
+_OBFUSCATION_HINTS = (" at ", "(at)", "[at]", "{at}")
+
+
+def _emails(
+    text: str, low: str, where: str, known: frozenset[str], org: Organisation
+) -> Iterator[Hit]:
+    for start, end in _email_spans(text):
+        address = text[start:end].rstrip(".")
         lower = address.lower()
         domain = lower.rpartition("@")[2]
         if lower in known or _internal(domain, org):
             continue
-        labelled = _PERSONAL_EMAIL_LABEL_RE.search(_before(text, match.start()))
+        labelled = _PERSONAL_EMAIL_LABEL_RE.search(_before(text, start))
         if is_webmail(domain) or labelled:
-            yield Hit("email", address, lower, match.start(), match.end(), where)
-    for match in _OBFUSCATED_EMAIL_RE.finditer(text):
-        value = " ".join(match.group("email").split())
-        yield Hit("email", value, _compact(value), match.start(), match.end(), where)
+            yield Hit("email", address, lower, start, start + len(address), where)
+    if any(h in low for h in _OBFUSCATION_HINTS) and any(w in low for w in _WEBMAIL_HINTS):
+        for match in _OBFUSCATED_EMAIL_RE.finditer(text):
+            value = " ".join(match.group("email").split())
+            yield Hit("email", value, _compact(value), match.start(), match.end(), where)
 
 
 def _org_handle(handle: str, org: Organisation) -> bool:
@@ -326,8 +342,21 @@ def _org_handle(handle: str, org: Organisation) -> bool:
     )
 
 
-def _socials(text: str, where: str, org: Organisation) -> Iterator[Hit]:
-    for match in _SOCIAL_URL_RE.finditer(text):
+_SITE_HINTS = (
+    "instagr", "snapchat", "tiktok", "facebook", "fb.", "m.me/", "twitter", "x.com/", "threads",
+    "t.me/", "wa.me/", "whatsapp", "discord", "kik.me", "bere.al", "twitch",
+)  # fmt: skip
+_PLATFORM_HINTS = (
+    "snap", "insta", "tik", "twitter", "discord", "kik", "telegram", "threads", "bereal",
+    "facebook", "fb", "whatsapp",
+)  # fmt: skip
+_INVITE_HINTS = ("me on", "me at", "me via", "me up", "app me", "snap me")
+
+
+def _socials(text: str, low: str, where: str, org: Organisation) -> Iterator[Hit]:
+    sites = any(h in low for h in _SITE_HINTS)
+    platforms = any(h in low for h in _PLATFORM_HINTS)
+    for match in _SOCIAL_URL_RE.finditer(text) if sites else ():
         handle = match.group("handle").rstrip(".,)")
         if _org_handle(handle, org) or _ORG_ACCOUNT_BEFORE_RE.search(_before(text, match.start())):
             continue
@@ -340,7 +369,7 @@ def _socials(text: str, where: str, org: Organisation) -> Iterator[Hit]:
             match.end(),
             where,
         )
-    for match in _SOCIAL_LABEL_RE.finditer(text):
+    for match in _SOCIAL_LABEL_RE.finditer(text) if platforms else ():
         handle = match.group("handle").rstrip(".-")
         if match.group("sep").startswith("is") and not match.group("my"):
             continue  # "Instagram is great"; "my insta is jo_s" counts
@@ -350,10 +379,11 @@ def _socials(text: str, where: str, org: Organisation) -> Iterator[Hit]:
             continue
         value = text[match.start() : match.start("handle") + len(handle)]
         yield Hit("social", value, _compact(handle), match.start(), match.end(), where)
-    for match in _SOCIAL_INVITE_RE.finditer(text):
+    invites = any(h in low for h in _INVITE_HINTS)
+    for match in _SOCIAL_INVITE_RE.finditer(text) if invites else ():
         value = " ".join(match.group().split())
         yield Hit("social", value, _compact(value), match.start(), match.end(), where)
-    for match in _AT_HANDLE_RE.finditer(text):
+    for match in _AT_HANDLE_RE.finditer(text) if "@" in text else ():
         handle = match.group("handle")
         if _TIME_HANDLE_RE.fullmatch(handle) or handle.lower() in _HANDLE_STOPWORDS:
             continue
@@ -366,16 +396,25 @@ def _socials(text: str, where: str, org: Organisation) -> Iterator[Hit]:
         if _org_handle(handle, org) or _ORG_ACCOUNT_BEFORE_RE.search(_before(text, match.start())):
             continue
         yield Hit("social", "@" + handle, _compact(handle), match.start(), match.end(), where)
-    for match in _DISCORD_TAG_RE.finditer(text):
+    tags = "#" in text and "discord" in low
+    for match in _DISCORD_TAG_RE.finditer(text) if tags else ():
         window = text[max(0, match.start() - 80) : match.end() + 40]
         if re.search(r"discord", window, re.IGNORECASE):
             handle = match.group("handle")
             yield Hit("social", handle, _compact(handle), match.start(), match.end(), where)
 
 
-def _addresses(text: str, where: str, own: tuple[str, ...]) -> Iterator[Hit]:
+_INTRO_HINTS = (
+    "address", "live at", "live on", "m at ", "my house", "my flat", "my place", "my home",
+    "to mine", "home:", "home :",
+)  # fmt: skip
+_INWARD_CODE_RE = re.compile(r"\d[A-Z]{2}\b")  # the end of a postcode: cheap to look for
+
+
+def _addresses(text: str, low: str, where: str, own: tuple[str, ...]) -> Iterator[Hit]:
     candidates: list[tuple[int, int]] = []
-    for intro in _HOME_INTRO_RE.finditer(text):
+    intros = any(h in low for h in _INTRO_HINTS)
+    for intro in _HOME_INTRO_RE.finditer(text) if intros else ():
         window_end = text.find("\n\n", intro.end())
         window_end = min(intro.end() + 160, window_end if window_end != -1 else len(text))
         window = text[intro.end() : window_end]
@@ -384,7 +423,7 @@ def _addresses(text: str, where: str, own: tuple[str, ...]) -> Iterator[Hit]:
             start = intro.end() + min(m.start() for m in parts)
             end = intro.end() + max(m.end() for m in parts)
             candidates.append((start, end))
-    if where == "text":
+    if where == "text" and _INWARD_CODE_RE.search(text):
         for street in _STREET_RE.finditer(text):
             window = text[street.end() : street.end() + 60]
             postcode = _POSTCODE_RE.search(window)
@@ -416,15 +455,16 @@ def find(
     own = frozenset(e164(n) for n in org.own_phone_numbers)
     # Order matters: an email address or a link claims its span before the phone and
     # @handle scanners see it.
+    low = text.lower()
     scanners: list[Iterator[Hit]] = []
     if "email" in kinds:
-        scanners.append(_emails(text, where, known, org))
+        scanners.append(_emails(text, low, where, known, org))
     if "social" in kinds:
-        scanners.append(_socials(text, where, org))
+        scanners.append(_socials(text, low, where, org))
     if "phone" in kinds:
         scanners.append(_phones(text, where, own))
     if "address" in kinds:
-        scanners.append(_addresses(text, where, org.own_addresses))
+        scanners.append(_addresses(text, low, where, org.own_addresses))
     taken: list[tuple[int, int]] = []
     for scanner in scanners:
         for hit in scanner:

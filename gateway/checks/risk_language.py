@@ -1,12 +1,13 @@
 """Secrecy or grooming language in a message to a young person (phrase lists in rules/data).
 
 The categories, phrases and patterns live in `rules/data/risk_language.toml`, maintained by
-safeguarding leads. They are read and compiled when a pack is loaded (one regular expression
-per category); `check` only scans. The subject and the text the sender wrote in this message
-are scanned, never quoted history (a young person's own words quoted back would fire) or the
-signature. Text is read case-insensitively, on whole words, with curly apostrophes as straight
-ones and every whitespace run (line breaks included) as one space; `*` in a phrase is exactly
-one word, and an apostrophe in a phrase may be left out ("dont tell anyone").
+safeguarding leads. They are read and compiled when a pack is loaded (each category indexed by
+the words its phrases and patterns can start with); `check` only scans. The subject and the
+text the sender wrote in this message are scanned, never quoted history (a young person's own
+words quoted back would fire) or the signature. Text is read case-insensitively, on whole
+words, with curly apostrophes as straight ones and every whitespace run (line breaks included)
+as one space; `*` in a phrase is exactly one word, and an apostrophe in a phrase may be left
+out ("dont tell anyone").
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from re import _constants as _c
+from re import _parser
 from typing import Any
 
 from gateway.checks._scope import young_recipients
-from gateway.checks._text import normalise, scope_params, snippet, whole_words
+from gateway.checks._text import (
+    normalise,
+    normalise_marked,
+    scope_params,
+    snippet,
+    whole_words,
+)
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
 from gateway.policy.types import Finding, Organisation, Rule
@@ -32,11 +41,152 @@ CONTEXT = 60
 _CATEGORY_KEYS = frozenset({"description", "phrases", "patterns", "false_positive_notes"})
 
 
+# Matching is on a lower-cased copy of the normalised text with one space in front, in which
+# characters that can open a word ("(", quotes, "/") read as spaces. A second copy, in which all
+# punctuation but the apostrophe reads as a space, is split into words: a category is only
+# tried at the words its phrases and patterns can start with (an index built at load time), so
+# a 2 kB message costs a few set operations and a handful of anchored matches per category
+# instead of one regular-expression attempt per character.
+_OPENER_CHARS = '([{<"“”‘/*_~'
+_OPENERS = str.maketrans({c: " " for c in _OPENER_CHARS})
+_OPENERS_RE = re.compile("[" + re.escape(_OPENER_CHARS) + "]")
+_ASCII_SPLIT = str.maketrans(
+    {chr(i): " " for i in range(128) if not (chr(i).isalnum() or chr(i) in "' ")}
+)
+_SPLIT_RE = re.compile(r"[^\w' ]|_")
+
+
+def _blank_openers(text: str) -> str:
+    # str.translate is fast only on ASCII text; a regular expression is faster otherwise.
+    return text.translate(_OPENERS) if text.isascii() else _OPENERS_RE.sub(" ", text)
+
+
+def _blank_punctuation(text: str) -> str:
+    """Every character but letters, digits, apostrophes and spaces as a space."""
+    return text.translate(_ASCII_SPLIT) if text.isascii() else _SPLIT_RE.sub(" ", text)
+
+
+_UPPER_LITERAL_RE = re.compile(r"(?<!\\)[A-Z]")
+_FIRST_WORDS_LIMIT = 400
+
+
+def _nonword(items: list[Any]) -> bool:
+    """`items` is one literal or class that matches only characters that end a word."""
+    if len(items) != 1:
+        return False
+    op, av = items[0]
+    members = [(op, av)] if op is _c.LITERAL else av if op is _c.IN else None
+    if not members:
+        return False
+    for kind, value in members:
+        if kind is _c.LITERAL:
+            if chr(value).isalnum() or chr(value) in "'_":
+                return False
+        elif not (kind is _c.CATEGORY and value in (_c.CATEGORY_SPACE, _c.CATEGORY_NOT_WORD)):
+            return False
+    return True
+
+
+def _first_words(items: list[Any], prefix: str, out: set[str]) -> bool:
+    """Add to `out` every word a match of the parsed regex `items` can start with (lower-case,
+    apostrophes as written); False when that cannot be known (a class, a repeat, ...)."""
+    i = 0
+    while i < len(items):
+        if len(out) > _FIRST_WORDS_LIMIT:
+            return False
+        op, av = items[i]
+        if op is _c.LITERAL and (chr(av).isalnum() or chr(av) == "'"):
+            prefix += chr(av).lower()
+            i += 1
+            continue
+        if op is _c.AT and av is _c.AT_BOUNDARY:
+            if prefix:
+                out.add(prefix)
+                return True
+            i += 1
+            continue
+        if op is _c.SUBPATTERN:
+            return _first_words([*av[-1], *items[i + 1 :]], prefix, out)
+        if op is _c.BRANCH:
+            return all(_first_words([*alt, *items[i + 1 :]], prefix, out) for alt in av[1])
+        if prefix and _nonword([items[i]]):
+            out.add(prefix)  # the word ends at a space, a hyphen, ...
+            return True
+        if op is _c.MAX_REPEAT or op is _c.MIN_REPEAT:
+            low, high, sub = av
+            rest = items[i + 1 :]
+            if prefix and _nonword(list(sub)):
+                out.add(prefix)  # "top[- ]?up" can start with "top" ...
+                return low > 0 or _first_words(rest, prefix, out)  # ... or "topup"
+            if (low, high) != (0, 1):
+                return False
+            return _first_words([*sub, *rest], prefix, out) and _first_words(rest, prefix, out)
+        return False
+    if prefix:
+        out.add(prefix)
+        return True
+    return False
+
+
+def _pattern_start(pattern: str) -> tuple[str, frozenset[str]] | None:
+    """(pattern without its leading \\b, the words it can start with), or None."""
+    if not pattern.startswith(r"\b"):
+        return None
+    body = pattern[2:]
+    words: set[str] = set()
+    try:
+        if not _first_words(list(_parser.parse(body)), "", words):
+            return None
+    except Exception:  # a private parser: any surprise just means "scan everywhere"
+        return None
+    return body, frozenset(words)
+
+
+def _phrase_start(phrase: str) -> frozenset[str] | None:
+    first = normalise(phrase).lower().split(" ")[0]
+    first = _blank_punctuation(first).split(" ")[0]
+    if first in {"*", ""}:
+        return None
+    return frozenset({first, first.replace("'", "")})
+
+
 @dataclass(frozen=True)
 class Category:
     name: str
     description: str
-    matcher: re.Pattern[str]
+    anchored: re.Pattern[str]  # tried only where an indexed word starts
+    first_words: frozenset[str]
+    loose: re.Pattern[str] | None  # phrases/patterns whose first word is unknown: searched
+
+    def search(self, matching: str, words: frozenset[str], split: str) -> re.Match[str] | None:
+        """The first match in `matching` (the prepared text); `words` and `split` index it."""
+        best = self.loose.search(matching) if self.loose is not None else None
+        positions: list[int] = []
+        for word in self.first_words & words:
+            probe = f" {word} "
+            at = split.find(probe)
+            while at != -1:
+                positions.append(at + 1)
+                at = split.find(probe, at + 1)
+        for position in sorted(positions):
+            if best is not None and position >= best.start():
+                break
+            match = self.anchored.match(matching, position)
+            if match is not None:
+                return match
+        return best
+
+
+def prepare(text: str) -> tuple[str, str, frozenset[str]]:
+    """The matching copy, the word-split copy and its set of words, for `Category.search`.
+    Both copies are `" " + normalise(text)` position for position."""
+    normal = normalise(text)
+    lower = normal.lower()
+    if len(lower) != len(normal):  # a few characters lower-case to two
+        lower = "".join(c.lower() if len(c.lower()) == 1 else c for c in normal)
+    matching = " " + _blank_openers(lower) + " "
+    split = _blank_punctuation(matching).replace(" '", "  ").replace("' ", "  ")
+    return matching, split, frozenset(split.split())
 
 
 @dataclass(frozen=True)
@@ -71,10 +221,36 @@ def _compile(name: str, raw: object, path: Path) -> Category:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"{where}: pattern {pattern!r} is not valid: {exc}") from None
-    alternatives = [f"(?:{p})" for p in patterns]
-    if phrases:
-        alternatives.insert(0, whole_words(normalise(p).lower() for p in phrases))
-    return Category(name, " ".join(description.split()), re.compile("|".join(alternatives), re.I))
+    first_words: set[str] = set()
+    indexed_phrases, loose_phrases = [], []
+    for phrase in phrases:
+        start = _phrase_start(phrase)
+        if start is None:
+            loose_phrases.append(phrase)
+        else:
+            indexed_phrases.append(phrase)
+            first_words |= start
+    anchored, loose = [], []
+    if indexed_phrases:
+        lowered = (normalise(p).lower() for p in indexed_phrases)
+        anchored.append(whole_words(lowered, start_boundary=False))
+    if loose_phrases:
+        loose.append(whole_words(normalise(p).lower() for p in loose_phrases))
+    for pattern in patterns:
+        start = _pattern_start(pattern)
+        if start is None:
+            loose.append(f"(?:{pattern})")
+        else:
+            anchored.append(f"(?:{start[0]})")
+            first_words |= start[1]
+    flags = re.IGNORECASE if any(_UPPER_LITERAL_RE.search(p) for p in patterns) else 0
+    return Category(
+        name=name,
+        description=" ".join(description.split()),
+        anchored=re.compile("|".join(anchored) or r"(?!x)x", flags),
+        first_words=frozenset(first_words),
+        loose=re.compile("|".join(loose), flags) if loose else None,
+    )
 
 
 @lru_cache(maxsize=8)
@@ -126,27 +302,33 @@ def check(
     young = young_recipients(message, view, now, rule)
     if not young:
         return []
-    texts = [normalise(t) for t in (message.new_text, message.subject) if t]
     findings = []
-    for category in settings.categories:
-        for text in texts:
-            match = category.matcher.search(text)
+    for text in (message.new_text, message.subject):
+        if not text:
+            continue
+        matching, split, words = prepare(text)
+        for category in settings.categories:
+            if category.name in {f.params["category"] for f in findings}:
+                continue
+            match = category.search(matching, words, split)
             if match is None:
                 continue
+            # Positions in `matching` are those of " " + normalise(text), and of this copy.
+            shown = " " + normalise_marked(text)
             findings.append(
                 Finding(
                     code=CODE,
                     rule=rule.id,
                     action=rule.action,
                     recipient=young[0].address.email,
-                    evidence=snippet(text, match.start(), match.end(), CONTEXT),
+                    evidence=snippet(shown, match.start(), match.end(), CONTEXT).strip(),
                     params={
                         "category": category.name,
                         "description": category.description,
-                        "phrase": match.group(),
+                        "phrase": " ".join(shown[match.start() : match.end()].split()),
                         **scope_params(young),
                     },
                 )
             )
-            break
-    return findings
+    order = {c.name: i for i, c in enumerate(settings.categories)}
+    return sorted(findings, key=lambda f: order[f.params["category"]])

@@ -62,6 +62,11 @@ def _register() -> None:
     cli.add_command(queue.queue)
     cli.add_command(staff.staff)
 
+    from gateway.cli import audit, search
+
+    cli.add_command(audit.audit)
+    cli.add_command(search.search)
+
 
 _register()
 

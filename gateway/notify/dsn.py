@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.generator import BytesGenerator
+from email.header import Header
 from email.message import Message
-from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
 
 # The header the gateway puts on everything it writes itself: never bounced, never re-checked.
@@ -40,6 +39,34 @@ def _text(body: str, subtype: str) -> MIMENonMultipart:
 def _clean(value: str) -> str:
     # Header values built from remote replies or addresses must not smuggle new lines.
     return " ".join(value.replace("\r", " ").replace("\n", " ").split())
+
+
+def _header(value: str) -> str:
+    """A header value safe to generate: RFC 2047-encoded when it is not plain ASCII."""
+    value = _clean(value)
+    if value.isascii():
+        return value
+    return Header(value.encode("utf-8", "replace").decode("utf-8"), "utf-8").encode()
+
+
+class _VerbatimGenerator(BytesGenerator):
+    """Writes string payloads (our attached originals) back to their exact bytes."""
+
+    def _encode(self, s: str) -> bytes:
+        return s.encode("ascii", "surrogateescape")
+
+
+def attached_message(raw: bytes, filename: str | None = None) -> MIMENonMultipart:
+    """A message/rfc822 part carrying `raw` byte for byte.
+
+    Parsing and re-generating would "repair" (and can choke on) a malformed original; a string
+    payload is written out verbatim by the generator, and surrogateescape round-trips any byte.
+    """
+    part = MIMENonMultipart("message", "rfc822")
+    part.set_payload(raw.decode("ascii", "surrogateescape"))
+    if filename:
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part
 
 
 def build_dsn(
@@ -82,17 +109,17 @@ def build_dsn(
 
     for part in extra_parts:
         report.attach(part)
-    report.attach(MIMEMessage(BytesParser(policy=policy.compat32).parsebytes(original)))
+    report.attach(attached_message(original))
 
     del report["MIME-Version"]
     report["From"] = f"Mail Delivery System <MAILER-DAEMON@{_clean(reporting_mta)}>"
-    report["To"] = _clean(sender)
-    report["Subject"] = _clean(subject)
+    report["To"] = _header(sender)
+    report["Subject"] = _header(subject)
     report["Date"] = format_datetime(arrival)
     report["Message-ID"] = make_msgid(domain=_clean(reporting_mta))
     report["Auto-Submitted"] = "auto-replied"
     report[GENERATED_HEADER] = kind
     report["MIME-Version"] = "1.0"
     buffer = io.BytesIO()
-    BytesGenerator(buffer, mangle_from_=False, policy=policy.SMTP).flatten(report)
+    _VerbatimGenerator(buffer, mangle_from_=False, policy=policy.SMTP).flatten(report)
     return buffer.getvalue()

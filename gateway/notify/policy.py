@@ -10,15 +10,13 @@ from datetime import datetime
 from email import policy as email_policy
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
-from email.mime.message import MIMEMessage
-from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
 
 import jinja2
 
 from gateway.message.model import Message as ParsedMessage
 from gateway.message.rewrite import hide_recipients, replace_headers
-from gateway.notify.dsn import GENERATED_HEADER, RecipientStatus, build_dsn
+from gateway.notify.dsn import GENERATED_HEADER, RecipientStatus, attached_message, build_dsn
 from gateway.notify.wording import Explained
 from gateway.policy.types import Action, Organisation
 
@@ -134,9 +132,7 @@ def policy_bounce(
     )
     extra: list[Message] = []
     if draft.fixes:
-        part = MIMEMessage(BytesParser(policy=email_policy.compat32).parsebytes(draft.raw))
-        part.add_header("Content-Disposition", "attachment", filename="corrected-draft.eml")
-        extra.append(part)
+        extra.append(attached_message(draft.raw, "corrected-draft.eml"))
     return build_dsn(
         reporting_mta=hostname,
         sender=message.envelope_from,

@@ -10,11 +10,13 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.engine import make_url
 
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -62,6 +64,13 @@ class RelayHandler:
         self.clock = clock
         self.executor = executor
         self.on_queued = on_queued
+        # Where accepted mail is written: the SQLite file's disk, else the state directory.
+        url = make_url(settings.database_url)
+        self._spool = (
+            Path(url.database).resolve().parent
+            if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+            else settings.state_dir
+        )
 
     # --- authentication -------------------------------------------------------------------
     async def _check_login(self, server: SMTP, login: bytes, password: bytes) -> AuthResult:
@@ -158,10 +167,13 @@ class RelayHandler:
         if needed is None:
             # Postfix refuses MAIL when free space is under 1.5 x the size limit.
             needed = int(self.settings.server.max_message_size * 1.5)
+        path = self._spool
+        while not path.exists() and path != path.parent:
+            path = path.parent
         try:
-            return shutil.disk_usage(self.settings.state_dir).free >= needed
+            return shutil.disk_usage(path).free >= needed
         except OSError:
-            return True  # the state directory may not exist (PostgreSQL-only deployments)
+            return True
 
     async def handle_RCPT(
         self,

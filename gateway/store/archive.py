@@ -10,7 +10,8 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from gateway.store.db import is_postgres
 from gateway.store.records import ArchiveRecord, QueueItem, Stored, chain_hash, utc_naive
-from gateway.store.schema import archive, chain_head, queue
+from gateway.store.schema import archive, archive_addresses, archive_findings, chain_head, queue
+from gateway.store.search import index_rows
 
 
 class Archive:
@@ -50,6 +51,9 @@ class Archive:
 
         results: list[Stored] = []
         last_id = _last_id
+        # Search's side tables, written in the same transaction as the records they describe.
+        address_rows: list[dict[str, object]] = []
+        finding_rows: list[dict[str, object]] = []
         for record, items in batch:
             key = record.dedupe_key
             if key and key in seen:
@@ -89,11 +93,18 @@ class Archive:
                     "record_hash": record_hash,
                 },
             ).scalar_one()
+            addresses, findings = index_rows(archive_id, record)
+            address_rows.extend(addresses)
+            finding_rows.extend(findings)
             if key:
                 seen[key] = (archive_id, record.queue_id)
             last_hash, last_id = record_hash, archive_id
             self._queue(conn, archive_id, record, items)
             results.append(Stored(archive_id, record.queue_id, duplicate=False))
+        if address_rows:
+            conn.execute(insert(archive_addresses), address_rows)
+        if finding_rows:
+            conn.execute(insert(archive_findings), finding_rows)
         if last_id != _last_id:
             conn.execute(
                 update(chain_head)

@@ -147,3 +147,36 @@ __all__ = [
     "metadata",
     "queue",
 ]
+
+# --- Search (issue 5): side tables the archive writer fills in the same transaction. ---------
+# Addresses and finding codes live in rows of their own rather than being read out of the JSON
+# columns: a B-tree lookup is portable and stays fast at a million messages, where scanning
+# JSON would not. The full-text indexes (FTS5 on SQLite, a tsvector column on PostgreSQL) are
+# created by migration 0002 only, since they are dialect-specific.
+
+archive_addresses = Table(
+    "archive_addresses",
+    metadata,
+    Column("archive_id", Id, ForeignKey("archive.id", ondelete="CASCADE"), primary_key=True),
+    # from | to | cc | bcc (header roles) | envelope_from | envelope_to (SMTP envelope)
+    Column("role", String(16), primary_key=True),
+    Column("address", String(320), primary_key=True),  # lower-case
+    Column("domain", String(255), nullable=False),  # lower-case part after the '@'
+    Index("ix_archive_addresses_address", "address", "role", "archive_id"),
+    Index("ix_archive_addresses_domain", "domain", "role", "archive_id"),
+)
+
+archive_findings = Table(
+    "archive_findings",
+    metadata,
+    Column("archive_id", Id, ForeignKey("archive.id", ondelete="CASCADE"), primary_key=True),
+    Column("code", String(64), primary_key=True),
+    Column("rule", String(128), primary_key=True),
+    Column("action", String(16), nullable=False),
+    Index("ix_archive_findings_code", "code", "archive_id"),
+)
+
+# `verdict:` filters, newest first.
+Index("ix_archive_verdict_received_at", archive.c.verdict, archive.c.received_at)
+
+__all__ += ["archive_addresses", "archive_findings"]

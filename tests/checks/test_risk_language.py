@@ -12,11 +12,14 @@ obscene, indecent or menacing.”
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from gateway.checks import risk_language
+from gateway.checks._text import normalise, whole_words
 from gateway.policy.types import Action, Finding
 from tests.checks.conftest import ADULT, GUARDIAN, MINOR, make_message, make_rule, run
 
@@ -62,7 +65,7 @@ def test_when_using_direct_messaging_do_not_say_anything_you_would_not_say_in_th
         recipient=MINOR,
         evidence=(
             "…work at rehearsal today, you were brilliant on the solo. Don't tell your mum I "
-            "said so, it's our little secret until the show. Alex"
+            "said so, it's our little secret until the show."
         ),
         params={
             "category": "secrecy",
@@ -116,6 +119,22 @@ def test_each_category_fires_on_a_realistic_sentence(category, sentence):
 def test_the_false_positive_notes_legitimate_mail_does_not_fire(sentence):
     """The data file's false_positive_notes: ordinary teaching, museum and youth-work mail."""
     assert categories_found(f"Hi Sam,\n\n{sentence}\n\nKind regards,\nAlex") == []
+
+
+def test_the_evidence_quotes_the_passage_in_its_paragraph_never_the_whole_body():
+    """The alert goes to the DSL, not the archive: it quotes about 60 characters either side
+    of the match, within the paragraph, and nothing from the paragraphs around it."""
+    text = (
+        "Hi Sam,\n\nThe answer to question 3 is 42.\n\nThis is our little secret, ok?\n\n"
+        "The bus leaves at 9 from the front of the museum, so please be there by quarter to and "
+        "bring a packed lunch.\n\nKind regards,\nAlex"
+    )
+    [finding] = run(risk_language, make_message(text), rule(["secrecy"]))
+    assert finding.evidence == "This is our little secret, ok?"
+    long = "word " * 40 + "our little secret " + "word " * 40
+    [finding] = run(risk_language, make_message(long), rule(["secrecy"]))
+    assert finding.evidence.startswith("…") and finding.evidence.endswith("…")
+    assert 120 <= len(finding.evidence) <= 160
 
 
 def test_phrases_read_whole_words_case_and_apostrophes_loosely():
@@ -193,3 +212,49 @@ def test_a_broken_data_file_is_reported_with_its_category(tmp_path: Path):
     bad.write_text('[category.secrecy]\ndescription = "x"\nphrase = ["a"]\n', encoding="utf-8")
     with pytest.raises(ValueError, match="unknown key"):
         risk_language.load_categories(bad)
+
+
+def _plain_scan(category: str) -> re.Pattern[str]:
+    """The reference reading of the data file: one case-insensitive search over the text."""
+    raw = tomllib.loads(risk_language.DATA_FILE.read_text(encoding="utf-8"))["category"][category]
+    phrases = whole_words(normalise(p).lower() for p in raw["phrases"])
+    return re.compile("|".join([phrases, *(f"(?:{p})" for p in raw.get("patterns", []))]), re.I)
+
+
+def _samples() -> list[str]:
+    data = tomllib.loads(risk_language.DATA_FILE.read_text(encoding="utf-8"))["category"]
+    around = [("Hi Sam, ", "."), ("(", ")"), ("“", "” she said"), ("😊", "!"), ("well-", "s ok")]
+    samples = []
+    for i, phrase in enumerate(p for c in data.values() for p in c["phrases"]):
+        before, after = around[i % len(around)]
+        text = phrase.replace("*", "mum")
+        text = [text, text.upper(), text.replace("'", "’"), text.replace("'", "")][i % 4]
+        samples.append(f"{before}{text}{after}")
+    samples += [
+        "what r u wearing tonight?",
+        "is ur mum home tonight",
+        "topup your phone",
+        "I will buy you a drink",
+        "carry on this chat on snap",
+        "We really love you",
+        "delete them once you've read them",
+        "meet me alone after",
+        "send some pics of yourself",
+    ]
+    return samples
+
+
+def test_the_word_index_finds_exactly_what_a_plain_scan_of_the_data_finds():
+    """Speed must not change the reading: for every phrase of the data file (in varied case,
+    apostrophes and surroundings) the indexed search agrees with a plain regex scan."""
+    categories = risk_language.load_categories()
+    references = {name: _plain_scan(name) for name in categories}
+    disagreements = []
+    for sample in _samples():
+        matching, split, words = risk_language.prepare(sample)
+        for name, category in categories.items():
+            indexed = category.search(matching, words, split) is not None
+            plain = references[name].search(normalise(sample)) is not None
+            if indexed != plain:
+                disagreements.append((name, sample, indexed, plain))
+    assert disagreements == []

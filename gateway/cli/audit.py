@@ -1,0 +1,59 @@
+"""`safeguard audit`: who searched, exported, reviewed or released what, and when."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import timedelta
+
+import click
+
+from gateway.cli import Context, pass_context
+from gateway.clock import SystemClock
+from gateway.store.audit import AuditLog
+
+_SINCE_RE = re.compile(r"(\d+)\s*([mhdw])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str) -> timedelta:
+    """`30m`, `24h`, `7d`, `2w`: how far back to look."""
+    match = _SINCE_RE.fullmatch(value.strip().lower())
+    if match is None:
+        raise ValueError(f"--since {value!r} is not a period such as 30m, 24h, 7d or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@click.command()
+@click.option("--since", metavar="PERIOD", help="Only the last PERIOD: 30m, 24h, 7d, 2w.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many rows.")
+@pass_context
+def audit(ctx: Context, since: str | None, as_json: bool, limit: int | None) -> None:
+    """Who searched, exported, reviewed or released what, and when (newest first)."""
+    from gateway.service import open_engine
+
+    try:
+        back = parse_since(since) if since is not None else None
+    except ValueError as exc:
+        click.echo(f"safeguard: {exc}", err=True)
+        sys.exit(2)
+    now = SystemClock().now()
+    engine = open_engine(ctx.settings, pool_size=1)
+    try:
+        entries = AuditLog(engine).entries(
+            since=now - back if back is not None else None, limit=limit
+        )
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps([e.as_dict() for e in entries], indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo("No audit entries" + (f" in the last {since}." if since else "."))
+        return
+    click.echo(f"{'WHEN (UTC)':<19}  {'WHO':<32} {'ACTION':<15} {'RESULTS':>7}  QUERY")
+    for e in entries:
+        count = "" if e.result_count is None else str(e.result_count)
+        click.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<32} {e.action:<15} {count:>7}  {e.query}")

@@ -1,0 +1,105 @@
+"""The audit log: who searched, exported, reviewed or released what, and when.
+
+Rows are only ever added. Times are naive UTC in the table (schema.py) and aware UTC here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from gateway.store.records import as_aware, utc_naive
+from gateway.store.schema import audit_log
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime  # aware, UTC
+    actor: str
+    action: str  # search | search_refused | export | ...
+    query: str
+    result_count: int | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "query": self.query,
+            "result_count": self.result_count,
+            "detail": self.detail,
+        }
+
+
+class AuditLog:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        at: datetime,
+        query: str = "",
+        result_count: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Add one row in its own transaction; it is committed when this returns."""
+        values = {
+            "at": utc_naive(at),
+            "actor": actor[:320],
+            "action": action[:32],
+            "query": query,
+            "result_count": result_count,
+            "detail": dict(detail or {}),
+        }
+        with self.engine.begin() as conn:
+            entry_id = conn.execute(
+                insert(audit_log).returning(audit_log.c.id), values
+            ).scalar_one()
+        return AuditEntry(
+            id=entry_id,
+            at=as_aware(values["at"]),
+            actor=values["actor"],
+            action=values["action"],
+            query=query,
+            result_count=result_count,
+            detail=values["detail"],
+        )
+
+    def entries(
+        self,
+        *,
+        since: datetime | None = None,
+        action: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Newest first; `since` is inclusive."""
+        stmt = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.id.desc())
+        if since is not None:
+            stmt = stmt.where(audit_log.c.at >= utc_naive(since))
+        if action is not None:
+            stmt = stmt.where(audit_log.c.action == action)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            AuditEntry(
+                id=row.id,
+                at=as_aware(row.at),
+                actor=row.actor,
+                action=row.action,
+                query=row.query,
+                result_count=row.result_count,
+                detail=dict(row.detail or {}),
+            )
+            for row in rows
+        ]

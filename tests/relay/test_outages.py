@@ -1,0 +1,56 @@
+"""When the gateway's own parts fail, the client is told to try again and nothing is lost."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.relay.test_relay import MESSAGE, send
+from tests.support import Sink
+
+
+def test_low_disk_refuses_new_mail_with_452_before_data(start_gateway):
+    gateway = start_gateway(server={"min_free_disk": 10**18})
+    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+        client.ehlo("client.safe.example")
+        code, reply = client.mail("alex.teacher@safe.example")
+    assert (code, reply[:5]) == (452, b"4.3.1")
+
+
+@pytest.mark.postgres
+def test_database_unavailable_answers_451_and_the_retry_is_delivered(
+    tmp_path, postgres_url: str, sink: Sink
+):
+    from gateway.service import Gateway
+    from tests.support import RunningGateway, make_settings
+
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT"
+    )
+    with RunningGateway(Gateway(make_settings(tmp_path, postgres_url, upstream=sink.url))) as gw:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+                ),
+                {"name": name},
+            )
+        try:
+            with smtplib.SMTP("127.0.0.1", gw.port) as client:
+                client.ehlo("client.safe.example")
+                client.mail("alex.teacher@safe.example")
+                client.rcpt("sam.minor@home.example")
+                code, reply = client.data(MESSAGE)
+            assert (code, reply[:5]) == (451, b"4.3.0")
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        # The client's retry, as any MTA would make it, is accepted and delivered.
+        send(gw.port, MESSAGE, rcpts=["sam.minor@home.example"])
+        [got] = sink.handler.wait_for(1)
+        assert got.message_id == "thursday-1@safe.example"
+    admin.dispose()

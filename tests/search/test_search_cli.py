@@ -1,0 +1,164 @@
+"""`safeguard search` and `safeguard audit` on an archive filled through the relay: the table,
+the JSON, paging, who may search, the audit trail, and one-line errors."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from gateway.cli import cli
+from gateway.cli.audit import parse_since
+from tests.relay.test_relay import MESSAGE, send
+from tests.support import Sink
+
+SUBJECTS = ("Thursday's session", "Room change", "Trip to the museum")
+
+
+@pytest.fixture
+def run(start_gateway, sink: Sink, tmp_path: Path, database_url: str) -> Callable[..., Result]:
+    """Three messages through a real gateway, then the CLI against its database."""
+    gateway = start_gateway()
+    for n, subject in enumerate(SUBJECTS):
+        raw = MESSAGE.replace(b"thursday-1@", f"cli-{n}@".encode()).replace(
+            b"Subject: Thursday's session", f"Subject: {subject}".encode()
+        )
+        send(gateway.port, raw)
+    sink.handler.wait_for(len(SUBJECTS))
+    config = tmp_path / "search.toml"
+    config.write_text(
+        '[organisation]\ndomains = ["safe.example"]\ntimezone = "Europe/London"\n'
+        f'[database]\nurl = "{database_url}"\n'
+    )
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+    return invoke
+
+
+def test_search_prints_a_table_newest_first(run):
+    result = run("search", "room")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ID", "DATE", "(Europe/London)"]
+    rows = lines[1:4]
+    assert [s for r in rows for s in SUBJECTS if s in r] == list(reversed(SUBJECTS))
+    assert all("alex.teacher@safe.example" in r and "sam.minor@home.example +1" in r for r in rows)
+    assert all(r.split()[-1] == "deliver" for r in rows)
+    assert lines[-1] == "1–3 of 3 (page 1 of 1)."
+
+
+def test_search_pages(run):
+    result = run("search", "--limit", "1", "--page", "2", "room")
+    assert result.exit_code == 0, result.output
+    assert "Room change" in result.stdout and "Trip" not in result.stdout
+    assert result.stdout.splitlines()[-1] == "2–2 of 3 (page 2 of 3). Next: --page 3"
+    assert (
+        run("search", "--page", "9", "room").stdout == "No messages on page 9: 3 match (1 pages).\n"
+    )
+    assert run("search", "zebra").stdout == "No messages match.\n"
+
+
+def test_search_json_is_a_list_of_messages(run):
+    result = run("search", "--json", "subject:room", "OR", "subject:trip")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert [h["subject"] for h in hits] == ["Trip to the museum", "Room change"]
+    first = hits[0]
+    assert set(first) == {
+        "id",
+        "queue_id",
+        "date",
+        "from",
+        "to",
+        "cc",
+        "subject",
+        "verdict",
+        "findings",
+    }
+    assert first["from"] == "alex.teacher@safe.example"
+    assert first["to"] == ["sam.minor@home.example"]
+    assert first["cc"] == ["priya.shah@parents.example"]
+    assert (first["verdict"], first["findings"]) == ("deliver", [])
+    assert datetime.fromisoformat(first["date"]).tzinfo is not None
+    assert hits[0]["id"] > hits[1]["id"]
+
+
+def test_a_bad_query_is_one_line_on_stderr_and_exit_2(run):
+    result = run("search", "form:alex.teacher@safe.example")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "safeguard: query: unknown field `form:` — did you mean `from:`? To search for the text "
+        'itself, quote it: "form:alex.teacher@safe.example" (at column 1)\n'
+    )
+    result = run("search", "room", "after:2026-02-30")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("safeguard: query: after: takes a date as YYYY-MM-DD")
+    assert result.stderr.endswith("(at column 12)\n") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_only_a_safeguarding_lead_may_search_as_one(run):
+    refused = run("search", "--as", "alex.teacher@safe.example", "room")
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    assert refused.stderr == (
+        "safeguard: alex.teacher@safe.example is not a safeguarding lead in the directory; "
+        "searching needs --as a DSL\n"
+    )
+    unknown = run("search", "--as", "stranger@elsewhere.example", "room")
+    assert unknown.exit_code == 2 and "stranger@elsewhere.example is not" in unknown.stderr
+    allowed = run("search", "--as", "DSL@safe.example", "--json", "room")
+    assert allowed.exit_code == 0, allowed.output
+    assert len(json.loads(allowed.stdout)) == 3
+
+
+def test_every_search_is_audited_and_shown_by_safeguard_audit(run):
+    assert run("search", "room").exit_code == 0
+    assert run("search", "--as", "dsl@safe.example", "subject:trip").exit_code == 0
+    assert run("search", "--as", "alex.teacher@safe.example", "room").exit_code == 2
+    assert run("search", "form:x").exit_code == 2  # nothing was searched: nothing to audit
+
+    result = run("audit", "--json")
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    assert [(e["actor"], e["action"], e["query"], e["result_count"]) for e in entries] == [
+        ("alex.teacher@safe.example", "search_refused", "room", None),
+        ("dsl@safe.example", "search", "subject:trip", 1),
+        (getpass.getuser(), "search", "room", 3),
+    ]
+    assert entries[1]["detail"]["as"] == "dsl@safe.example"
+    assert entries[2]["detail"]["as"] is None
+    moment = datetime.fromisoformat(entries[0]["at"])
+    assert abs((datetime.now(UTC) - moment).total_seconds()) < 60
+
+    table = run("audit", "--since", "1h")
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["WHEN", "(UTC)", "WHO", "ACTION", "RESULTS", "QUERY"]
+    assert lines[2].split()[2:] == ["dsl@safe.example", "search", "1", "subject:trip"]
+    assert len(lines) == 4
+
+
+def test_audit_since_takes_a_period(run):
+    assert run("audit").stdout == "No audit entries.\n"
+    assert run("audit", "--since", "7d").stdout == "No audit entries in the last 7d.\n"
+    bad = run("audit", "--since", "yesterday")
+    assert bad.exit_code == 2
+    assert bad.stderr == (
+        "safeguard: --since 'yesterday' is not a period such as 30m, 24h, 7d or 2w\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30m", 1800), ("24h", 86400), ("7d", 604800), ("2W", 1209600)]
+)
+def test_since_periods(text: str, seconds: int):
+    assert parse_since(text).total_seconds() == seconds
