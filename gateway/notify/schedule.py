@@ -18,6 +18,7 @@ from gateway.notify.digest import render, summarise
 from gateway.notify.policy import plain_notice
 from gateway.policy.types import Organisation
 from gateway.store.archive import Archive
+from gateway.store.db import transaction
 from gateway.store.records import ArchiveRecord, QueueItem, utc_naive
 from gateway.store.reports import verdicts_since
 from gateway.store.schema import meta
@@ -28,7 +29,7 @@ _KEY = "digest_last_day"
 
 def claim_day(engine: Engine, day: str, now: datetime) -> bool:
     """True for exactly one caller per day, across every gateway on this database."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         current = conn.execute(select(meta.c.value).where(meta.c.key == _KEY)).scalar()
         if current is None:
             try:

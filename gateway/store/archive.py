@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from gateway.store.db import is_postgres
+from gateway.store.db import is_postgres, transaction
 from gateway.store.records import ArchiveRecord, QueueItem, Stored, chain_hash, utc_naive
 from gateway.store.schema import archive, archive_addresses, archive_findings, chain_head, queue
 from gateway.store.search import index_rows
@@ -27,7 +27,7 @@ class Archive:
         self, batch: Sequence[tuple[ArchiveRecord, Sequence[QueueItem]]]
     ) -> list[Stored]:
         """Archive and queue every message of `batch` in ONE transaction: one fsync for many."""
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             return self._store_many(conn, batch)
 
     def _store_many(

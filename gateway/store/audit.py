@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
+from gateway.store.db import transaction
 from gateway.store.records import as_aware, utc_naive
 from gateway.store.schema import audit_log
 
@@ -60,7 +61,7 @@ class AuditLog:
             "result_count": result_count,
             "detail": dict(detail or {}),
         }
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             entry_id = conn.execute(
                 insert(audit_log).returning(audit_log.c.id), values
             ).scalar_one()

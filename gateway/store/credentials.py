@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gateway.store.db import transaction
 from gateway.store.records import utc_naive
 from gateway.store.schema import credentials
 
@@ -36,5 +37,5 @@ class CredentialStore:
                 "updated_at": statement.excluded.updated_at,
             },
         )
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(statement)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
@@ -24,8 +26,7 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            # pysqlite's own transaction handling would defer BEGIN; we issue BEGIN IMMEDIATE
-            # ourselves so a writer takes the lock up front instead of failing on upgrade.
+            # pysqlite's own transaction handling is switched off; we issue BEGIN ourselves.
             connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
         )
 
@@ -41,7 +42,19 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock up front (a deferred read-then-write can fail to upgrade);
+            # readers never hold the write lock, so a long search does not stall the relay.
+            immediate = conn.get_execution_options().get("sqlite_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (committed on success); on SQLite it holds the write lock throughout."""
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_write=True)
+        with conn.begin():
+            yield conn

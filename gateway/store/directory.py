@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select
 
 from gateway.directory.model import Contact, DirectoryView, StaffMember
+from gateway.store.db import transaction
 from gateway.store.records import utc_naive
 from gateway.store.schema import directory_entries, meta
 
@@ -85,7 +86,7 @@ class DirectoryStore:
             {"kind": kind, "key": item.email, "data": _to_json(item), "updated_at": utc_naive(now)}
             for item in items
         ]
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(delete(directory_entries).where(directory_entries.c.kind == kind))
             if rows:
                 conn.execute(insert(directory_entries), rows)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, or_, select, update
 
-from gateway.store.db import is_postgres
+from gateway.store.db import is_postgres, transaction
 from gateway.store.records import utc_naive
 from gateway.store.schema import archive, queue
 
@@ -63,7 +63,7 @@ class QueueStore:
         pick = select(queue.c.id).where(due).order_by(queue.c.next_attempt_at).limit(limit)
         if self._skip_locked:
             pick = pick.with_for_update(skip_locked=True)
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             ids = list(conn.execute(pick).scalars())
             if not ids:
                 return []
@@ -117,7 +117,7 @@ class QueueStore:
     def _finish(
         self, entry_id: int, owner: str, now: datetime, *, status: str, error: str | None
     ) -> None:
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(
                 update(queue)
                 .where(queue.c.id == entry_id, queue.c.lease_owner == owner)
@@ -150,7 +150,7 @@ class QueueStore:
         }
         if recipients is not None:
             values["recipients"] = list(recipients)
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(
                 update(queue)
                 .where(queue.c.id == entry_id, queue.c.lease_owner == owner)
@@ -159,7 +159,7 @@ class QueueStore:
 
     def retry_now(self, entry_id: int, now: datetime) -> bool:
         """`safeguard queue retry`: make a waiting entry due now (a held message included)."""
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             result = conn.execute(
                 update(queue)
                 .where(queue.c.id == entry_id, queue.c.status == "queued")

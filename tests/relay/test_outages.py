@@ -54,3 +54,16 @@ def test_database_unavailable_answers_451_and_the_retry_is_delivered(
         [got] = sink.handler.wait_for(1)
         assert got.message_id == "thursday-1@safe.example"
     admin.dispose()
+
+
+def test_a_long_read_does_not_hold_up_the_relay(start_gateway, sink: Sink):
+    """A search or verify reading the archive must not take the SQLite write lock."""
+    from sqlalchemy import select
+
+    from gateway.store.schema import archive
+
+    gateway = start_gateway()
+    with gateway.gateway.engine.connect() as reader:
+        reader.execute(select(archive.c.id)).all()  # a read transaction is now open
+        send(gateway.port, MESSAGE)  # accepted while the read is still in progress
+    sink.handler.wait_for(1)
