@@ -116,6 +116,7 @@ class Settings:
     state_dir: Path
     demo_directory: bool = True  # load the demo directory into an empty database
     digest_at: time | None = time(7, 30)  # local time of the daily digest; None: not sent
+    templates: Path | None = None  # the site's own notice wording, searched before the pack's
 
 
 def _key_line(text: str, section: str, key: str) -> int | None:
@@ -340,6 +341,9 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         raise r.error("policy", "mode", f"expected 'enforce' or 'monitor', got {mode!r}")
 
     demo = r.get("directory", "demo", bool, True)
+    templates_dir = r.get("notify", "templates", str, None)
+    if templates_dir and not (base / templates_dir).is_dir():
+        raise r.error("notify", "templates", f"folder {templates_dir!r} does not exist")
     digest_text = r.get("notify", "digest_at", str, "07:30")
     digest_at = None
     if digest_text:
@@ -362,4 +366,5 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         state_dir=state_dir,
         demo_directory=demo,
         digest_at=digest_at,
+        templates=(base / templates_dir) if templates_dir else None,
     )

@@ -14,7 +14,7 @@ from gateway.config import Settings
 from gateway.delivery.transports import Transport, make_transport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
-from gateway.notify.render import make_environment
+from gateway.notify.render import environment_for
 from gateway.notify.schedule import run_daily
 from gateway.pipeline import Pipeline
 from gateway.policy.evaluate import Policy
@@ -60,7 +60,7 @@ def build_checker(settings: Settings) -> Pipeline:
         hostname=settings.server.hostname,
         policy=load_policy(settings),
         directory=lambda: view,
-        templates=make_environment(),
+        templates=environment_for(settings.pack, settings.templates),
     )
 
 
@@ -81,7 +81,7 @@ class Gateway:
         if self.settings.demo_directory:
             seed_demo_if_empty(self.directory_store, self.clock.now())
         self.directory = DirectorySource(self.directory_store)
-        self.templates = make_environment()
+        self.templates = environment_for(self.settings.pack, self.settings.templates)
         self.pipeline = Pipeline(
             hostname=self.settings.server.hostname,
             policy=self.policy,

@@ -32,7 +32,7 @@ def parse_span(text: str) -> timedelta:
 def digest(ctx: Context, since: str) -> None:
     """Flags by rule and by member of staff, with counts of returned and held mail."""
     from gateway.notify.digest import render, summarise
-    from gateway.notify.render import make_environment
+    from gateway.notify.render import environment_for
     from gateway.service import load_policy, open_engine
     from gateway.store.reports import verdicts_since
 
@@ -48,4 +48,5 @@ def digest(ctx: Context, since: str) -> None:
         items = verdicts_since(engine, now - span)
     finally:
         engine.dispose()
-    click.echo(render(make_environment(), summarise(items, now - span, now), org.name), nl=False)
+    env = environment_for(ctx.settings.pack, ctx.settings.templates)
+    click.echo(render(env, summarise(items, now - span, now), org.name), nl=False)

@@ -9,7 +9,7 @@ import click
 import jinja2
 
 from gateway.cli import Context, pass_context
-from gateway.notify.render import make_environment
+from gateway.notify.render import environment_for
 from gateway.policy.pack import PackError, available_packs, load_pack
 
 _TEMPLATES = (
@@ -48,7 +48,6 @@ def _template_problems(env: jinja2.Environment, codes: set[str]) -> list[str]:
 def lint(ctx: Context, pack: str | None) -> None:
     """Validate PACK (default: every pack in rules/) and the notice templates."""
     names = [pack] if pack else available_packs()
-    env = make_environment()
     failed = False
     for name in names:
         try:
@@ -58,6 +57,7 @@ def lint(ctx: Context, pack: str | None) -> None:
             for problem in exc.problems:
                 click.echo(problem, err=True)
             continue
+        env = environment_for(name, ctx.settings.templates)
         problems = _template_problems(env, {r.check for r in loaded.rules})
         for problem in problems:
             click.echo(f"{loaded.path}: {problem}", err=True)

@@ -27,6 +27,14 @@ def make_environment(overrides: Sequence[Path] = ()) -> jinja2.Environment:
     return env
 
 
+def environment_for(pack: str, site: Path | None = None) -> jinja2.Environment:
+    """Lookup order: the site's own folder, then the pack's wording (`templates/packs/NAME/`),
+    then the built-ins. Each folder mirrors the built-in layout (notices/, findings/)."""
+    folders = [site] if site is not None else []
+    folders.append(BUILTIN_TEMPLATES / "packs" / Path(pack).stem)
+    return make_environment(folders)
+
+
 def local_time(value: str | datetime) -> str:
     """'Monday 23 November 2026 at 09:00' (in the zone the time carries: the organisation's)."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
