@@ -51,12 +51,13 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from gateway.cli import archive, check, digest, directory, queue, rules, serve, staff
+    from gateway.cli import archive, check, digest, directory, export, queue, rules, serve, staff
 
     cli.add_command(archive.archive)
     cli.add_command(check.check)
     cli.add_command(digest.digest)
     cli.add_command(directory.directory)
+    cli.add_command(export.export)
     cli.add_command(rules.rules)
     cli.add_command(serve.serve)
     cli.add_command(queue.queue)

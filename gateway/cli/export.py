@@ -1,0 +1,109 @@
+"""`safeguard export QUERY --format mbox|eml-zip -o FILE` and `export --contact ADDR`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gateway.cli import Context, pass_context
+from gateway.clock import SystemClock
+
+PROGRESS_FROM = 300  # a progress bar for exports longer than this
+
+
+@click.command()
+@click.argument("query", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["mbox", "eml-zip"]), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--contact",
+    metavar="ADDR",
+    help="A person's whole history (any role), with a cover page listing it.",
+)
+@click.option("--as", "as_email", metavar="EMAIL", help="The safeguarding lead exporting.")
+@pass_context
+def export(
+    ctx: Context,
+    query: tuple[str, ...],
+    fmt: str,
+    output: Path,
+    contact: str | None,
+    as_email: str | None,
+) -> None:
+    """Export matching messages exactly as received, with a manifest of SHA-256 hashes."""
+    from gateway.cli.search import local_user
+    from gateway.export import cover_page, matching_ids
+    from gateway.export import export as write_export
+    from gateway.notify.render import environment_for
+    from gateway.search import QueryError, parse
+    from gateway.service import open_engine
+    from gateway.store.audit import AuditLog
+    from gateway.store.directory import DirectoryStore
+    from gateway.store.search import NotASafeguardingLead, require_dsl
+
+    text = " ".join(query)
+    if contact:
+        text = f"contact:{contact.strip()} {text}".strip()
+    if not text:
+        click.echo("safeguard: give a QUERY or --contact ADDR", err=True)
+        sys.exit(2)
+    try:
+        node = parse(text)
+    except QueryError as exc:
+        click.echo(f"safeguard: query: {exc}", err=True)
+        sys.exit(2)
+    if output.exists():
+        click.echo(f"safeguard: {output} exists; choose a new file name", err=True)
+        sys.exit(2)
+    now = SystemClock().now()
+    engine = open_engine(ctx.settings, pool_size=1)
+    audit = AuditLog(engine)
+    try:
+        actor = local_user()
+        if as_email is not None:
+            try:
+                actor = require_dsl(engine, as_email)
+            except NotASafeguardingLead:
+                audit.record(actor=as_email[:320], action="export_refused", at=now, query=text)
+                click.echo(
+                    f"safeguard: {as_email} is not a safeguarding lead in the directory; "
+                    "exporting needs --as a DSL",
+                    err=True,
+                )
+                sys.exit(2)
+        ids = matching_ids(engine, node)
+        cover = None
+        if contact:
+            person = DirectoryStore(engine).view().contact(contact)
+            cover = cover_page(
+                environment_for(ctx.settings.pack, ctx.settings.templates),
+                contact=contact.strip().lower(),
+                name=person.name if person else None,
+                organisation=ctx.settings.organisation.name or "",
+                exported_by=actor,
+                at=now,
+                query=text,
+            )
+        if len(ids) > PROGRESS_FROM:
+            with click.progressbar(length=len(ids), label="Exporting", file=sys.stderr) as bar:
+                done = write_export(
+                    engine, ids, fmt=fmt, out=output, cover=cover, progress=bar.update
+                )
+        else:
+            done = write_export(engine, ids, fmt=fmt, out=output, cover=cover)
+        audit.record(
+            actor=actor,
+            action="export",
+            at=now,
+            query=text,
+            result_count=done.count,
+            detail={"format": fmt, "file": str(output), "sha256": done.sha256, "as": as_email},
+        )
+    finally:
+        engine.dispose()
+    click.echo(f"Exported {done.count} message{'s' if done.count != 1 else ''} to {output}")
+    for path in done.extra_files:
+        click.echo(f"  with {path}")
+    click.echo(f"SHA-256 of {output.name}: {done.sha256}")

@@ -1,0 +1,184 @@
+"""Exporting archived messages exactly as received, with a manifest of SHA-256 hashes: for a
+parent's subject-access request, an investigation, or a handover."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from sqlalchemy import Engine, select
+
+from gateway.search.query import Node
+from gateway.store.records import as_aware
+from gateway.store.schema import archive
+from gateway.store.search import compile_query
+
+FORMATS = ("mbox", "eml-zip")
+MANIFEST_COLUMNS = (
+    "archive_id",
+    "queue_id",
+    "date",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "envelope_to",
+    "subject",
+    "verdict",
+    "findings",
+    "sha256",
+    "file",
+)
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    count: int
+    sha256: str  # of the export file itself
+    extra_files: tuple[Path, ...]  # manifests and cover page written beside an mbox
+
+
+def matching_ids(engine: Engine, node: Node) -> list[int]:
+    """Every match, oldest first: an export reads as the conversation happened."""
+    where = compile_query(node, engine.dialect.name)
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(archive.c.id).where(where).order_by(archive.c.received_at, archive.c.id)
+            ).scalars()
+        )
+
+
+def _rows(engine: Engine, ids: Sequence[int], batch: int = 500) -> Iterator[Any]:
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        with engine.connect() as conn:
+            rows = {r.id: r for r in conn.execute(select(archive).where(archive.c.id.in_(chunk)))}
+        for archive_id in chunk:
+            yield rows[archive_id]
+
+
+def _manifest_row(row: Any, raw: bytes, name: str) -> dict[str, Any]:
+    return {
+        "archive_id": row.id,
+        "queue_id": row.queue_id,
+        "date": as_aware(row.received_at).isoformat(),
+        "from": row.from_addr or row.envelope_from,
+        "to": ";".join(row.to_addrs),
+        "cc": ";".join(row.cc_addrs),
+        "bcc": ";".join(row.bcc_addrs),
+        "envelope_to": ";".join(row.envelope_to),
+        "subject": row.subject,
+        "verdict": row.verdict,
+        "findings": ";".join(dict.fromkeys(f["code"] for f in row.findings)),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "file": name,
+    }
+
+
+def _csv(rows: Sequence[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _mbox_entry(row: Any, raw: bytes) -> bytes:
+    """mboxrd: a From_ line, then the message with every ^>*From quoted one level deeper."""
+    sender = (row.envelope_from or "MAILER-DAEMON").replace(" ", "_")
+    when = as_aware(row.received_at).strftime("%a %b %d %H:%M:%S %Y")
+    lines = raw.replace(b"\r\n", b"\n").split(b"\n")
+    quoted = [b">" + line if line.lstrip(b">").startswith(b"From ") else line for line in lines]
+    body = b"\n".join(quoted)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    return f"From {sender} {when}\n".encode() + body + b"\n"
+
+
+def export(
+    engine: Engine,
+    ids: Sequence[int],
+    *,
+    fmt: str,
+    out: Path,
+    cover: Callable[[list[dict[str, Any]]], str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Exported:
+    """Write the messages `ids` to `out` (mbox or a zip of .eml files) with manifests."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    manifest: list[dict[str, Any]] = []
+    extra: list[Path] = []
+    tmp = out.with_name(out.name + ".partial")
+    if fmt == "eml-zip":
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            for n, row in enumerate(_rows(engine, ids), start=1):
+                raw = zlib.decompress(row.raw_gz)
+                name = f"messages/{n:06d}-{row.queue_id}.eml"
+                bundle.writestr(name, raw)
+                manifest.append(_manifest_row(row, raw, name))
+                if progress:
+                    progress(1)
+            bundle.writestr("manifest.csv", _csv(manifest))
+            bundle.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+            if cover is not None:
+                bundle.writestr("cover.html", cover(manifest))
+    else:
+        with open(tmp, "wb") as handle:
+            for n, row in enumerate(_rows(engine, ids), start=1):
+                raw = zlib.decompress(row.raw_gz)
+                handle.write(_mbox_entry(row, raw))
+                manifest.append(_manifest_row(row, raw, f"message {n}"))
+                if progress:
+                    progress(1)
+        for suffix, content in (
+            (".manifest.csv", _csv(manifest)),
+            (".manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode()),
+        ):
+            path = out.with_name(out.name + suffix)
+            path.write_bytes(content)
+            extra.append(path)
+        if cover is not None:
+            path = out.with_name(out.name + ".cover.html")
+            path.write_text(cover(manifest), encoding="utf-8")
+            extra.append(path)
+    tmp.replace(out)  # a half-written export never carries the final name
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    return Exported(out, len(manifest), digest, tuple(extra))
+
+
+def cover_page(
+    env: jinja2.Environment,
+    *,
+    contact: str,
+    name: str | None,
+    organisation: str,
+    exported_by: str,
+    at: datetime,
+    query: str,
+) -> Callable[[list[dict[str, Any]]], str]:
+    def render(manifest: list[dict[str, Any]]) -> str:
+        return env.get_template("notices/export_cover.html.j2").render(
+            contact=contact,
+            name=name,
+            organisation=organisation,
+            exported_by=exported_by,
+            at=format_datetime(at),
+            query=query,
+            messages=manifest,
+        )
+
+    return render

@@ -1,0 +1,139 @@
+"""Exports for a parent's request or an investigation: messages exactly as received, with a
+manifest of hashes, a cover page for one person's history, and an audit row."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import mailbox
+import re
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import cli
+from tests.relay.test_relay import send
+from tests.support import Sink
+
+
+def _message(n: int, cc: str | None) -> bytes:
+    lines = ["From: alex.teacher@safe.example", "To: sam.minor@home.example"]
+    if cc:
+        lines.append(f"Cc: {cc}")
+    lines += [
+        f"Subject: Update {n}",
+        f"Message-ID: <export-{n}@safe.example>",
+        "",
+        f"From the start: update number {n}.",
+        ">From a quoted line",
+        "Kind regards,",
+        "Alex",
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+@pytest.fixture
+def archived(start_gateway, sink: Sink, tmp_path):
+    gateway = start_gateway()
+    sent = {}
+    for n in range(4):
+        cc = "priya.shah@parents.example" if n % 2 == 0 else "jordan.ellis@safe.example"
+        raw = _message(n, cc)
+        send(gateway.port, raw, rcpts=["sam.minor@home.example", cc])
+        sent[f"export-{n}@safe.example"] = raw
+    sink.handler.wait_for(4)
+    config = tmp_path / "export.toml"
+    url = gateway.gateway.engine.url.render_as_string(hide_password=False)
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    return config, sent
+
+
+def _run(config, *args):
+    return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+
+def test_a_persons_whole_history_as_eml_zip_with_manifest_and_cover(archived, tmp_path):
+    config, sent = archived
+    out = tmp_path / "priya.zip"
+    result = _run(
+        config,
+        "export",
+        "--contact",
+        "Priya.Shah@parents.example",
+        "--format",
+        "eml-zip",
+        "-o",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    assert "Exported 2 messages" in result.output
+    assert f"SHA-256 of priya.zip: {hashlib.sha256(out.read_bytes()).hexdigest()}" in result.output
+    with zipfile.ZipFile(out) as bundle:
+        names = bundle.namelist()
+        manifest = list(csv.DictReader(io.StringIO(bundle.read("manifest.csv").decode())))
+        assert json.loads(bundle.read("manifest.json"))[0]["sha256"] == manifest[0]["sha256"]
+        cover = bundle.read("cover.html").decode()
+        for row in manifest:
+            raw = bundle.read(row["file"])
+            assert hashlib.sha256(raw).hexdigest() == row["sha256"]
+            assert raw in sent.values()  # exactly as received
+    assert [r["subject"] for r in manifest] == ["Update 0", "Update 2"]  # oldest first
+    assert "priya.shah@parents.example" in cover and "Update 2" in cover
+    assert "messages/000001-" in names[0]
+
+
+def test_mbox_export_round_trips_every_message(archived, tmp_path):
+    config, sent = archived
+    out = tmp_path / "sam.mbox"
+    result = _run(config, "export", "to:sam.minor@home.example", "--format", "mbox", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    box = mailbox.mbox(str(out))
+    # mboxrd: a reader removes one ">" from every ">...From " line (Python's mailbox does not).
+    got = [re.sub(rb"(?m)^>(>*From )", rb"\1", m.as_bytes()).replace(b"\n", b"\r\n") for m in box]
+    box.close()
+    assert len(got) == 4
+    for message in got:
+        assert message in sent.values()
+    manifest = json.loads((tmp_path / "sam.mbox.manifest.json").read_text())
+    assert len(manifest) == 4
+
+
+def test_exporting_is_audited_and_needs_a_real_dsl_for_as(archived, tmp_path):
+    config, _ = archived
+    refused = _run(
+        config,
+        "export",
+        "from:alex.teacher@safe.example",
+        "--format",
+        "mbox",
+        "-o",
+        str(tmp_path / "x.mbox"),
+        "--as",
+        "alex.teacher@safe.example",
+    )
+    assert refused.exit_code == 2
+    assert "not a safeguarding lead" in refused.output
+    assert not (tmp_path / "x.mbox").exists()
+    _run(
+        config,
+        "export",
+        "from:alex.teacher@safe.example",
+        "--format",
+        "mbox",
+        "-o",
+        str(tmp_path / "y.mbox"),
+    )
+    audit = _run(config, "audit", "--json")
+    actions = [row["action"] for row in json.loads(audit.output)]
+    assert actions[:2] == ["export", "export_refused"]
+
+
+def test_an_existing_file_is_never_overwritten(archived, tmp_path):
+    config, _ = archived
+    out = tmp_path / "keep.mbox"
+    out.write_text("precious")
+    result = _run(config, "export", "verdict:deliver", "--format", "mbox", "-o", str(out))
+    assert result.exit_code == 2 and out.read_text() == "precious"
