@@ -8,9 +8,7 @@ from collections.abc import Iterable
 from gateway.checks._scope import InScope, describe
 
 # Curly and look-alike apostrophes are read as the straight one (').
-_APOSTROPHES = str.maketrans(
-    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "\uff07": "'", "`": "'"}
-)
+_CURLY = ("\u2019", "\u2018", "\u02bc", "\u2032", "\uff07", "`")
 _WHITESPACE_RE = re.compile(r"\s+")
 
 # Lines that end a mail but are not the sender's closing: device footers, disclaimers, and the
@@ -35,15 +33,25 @@ def word_set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+def _straight(text: str) -> str:
+    # str.translate is slow on non-ASCII text; a few replace() calls are not.
+    if text.isascii():
+        return text.replace("`", "'") if "`" in text else text
+    for curly in _CURLY:
+        if curly in text:
+            text = text.replace(curly, "'")
+    return text
+
+
 def normalise(text: str) -> str:
     """Straight apostrophes, and every run of whitespace (line breaks included) as one space."""
-    return _WHITESPACE_RE.sub(" ", text.translate(_APOSTROPHES)).strip()
+    return _WHITESPACE_RE.sub(" ", _straight(text)).strip()
 
 
 def normalise_marked(text: str) -> str:
     """`normalise(text)` position for position, but a whitespace run holding a blank line (a
     paragraph break) is a newline instead of a space: evidence is cut at paragraphs."""
-    return _WHITESPACE_RE.sub(_one_space_or_break, text.translate(_APOSTROPHES)).strip()
+    return _WHITESPACE_RE.sub(_one_space_or_break, _straight(text)).strip()
 
 
 def _one_space_or_break(match: re.Match[str]) -> str:

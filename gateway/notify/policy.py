@@ -84,10 +84,11 @@ def _context(
     young = []
     seen = set()
     for e in explained:
-        person = e.finding.params.get("young_person")
-        if person and person["email"] not in seen:
-            seen.add(person["email"])
-            young.append(person)
+        people = [e.finding.params.get("young_person"), *e.finding.params.get("young_people", ())]
+        for person in people:
+            if person and person["email"] not in seen:
+                seen.add(person["email"])
+                young.append(person)
     return {
         "subject": message.subject or "(no subject)",
         "recipients": [a.email for a in message.recipients],
