@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -141,37 +141,3 @@ class Archive:
             )
         if rows:
             conn.execute(insert(queue), rows)
-
-    def raw(self, archive_id: int) -> bytes:
-        with self.engine.connect() as conn:
-            blob = conn.execute(
-                select(archive.c.raw_gz).where(archive.c.id == archive_id)
-            ).scalar_one()
-        return zlib.decompress(blob)
-
-    def iter_chain(
-        self, batch_size: int = 1000
-    ) -> Iterator[tuple[int, str, str, str, object, str, str]]:
-        """(id, queue_id, raw_sha256, verdict, received_at, prev_hash, record_hash) in id order."""
-        after = 0
-        while True:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(
-                        archive.c.id,
-                        archive.c.queue_id,
-                        archive.c.raw_sha256,
-                        archive.c.verdict,
-                        archive.c.received_at,
-                        archive.c.prev_hash,
-                        archive.c.record_hash,
-                    )
-                    .where(archive.c.id > after)
-                    .order_by(archive.c.id)
-                    .limit(batch_size)
-                ).all()
-            if not rows:
-                return
-            for row in rows:
-                yield tuple(row)  # type: ignore[misc]
-            after = rows[-1].id
