@@ -7,6 +7,7 @@ import sys
 import click
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.policy.pack import PackError
 
 
 class Context:
@@ -33,6 +34,11 @@ class Group(click.Group):
             return super().invoke(ctx)
         except ConfigError as exc:
             click.echo(f"safeguard: {exc}", err=True)
+            sys.exit(2)
+        except PackError as exc:
+            # A broken pack stops start-up (and every command) with each problem on its line.
+            for problem in exc.problems:
+                click.echo(f"safeguard: {problem}", err=True)
             sys.exit(2)
 
 

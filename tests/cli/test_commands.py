@@ -92,3 +92,23 @@ def test_rules_show_prints_each_rule_with_its_sentence(run):
     result = run("rules", "show", "tests/data/packs/no-rules.toml")
     assert result.exit_code == 0
     assert "Safe Example" in result.output
+
+
+def test_serve_refuses_to_start_with_a_broken_pack_naming_file_line_and_rule(tmp_path: Path):
+    from click.testing import CliRunner
+
+    pack = tmp_path / "broken.toml"
+    pack.write_text(
+        '[pack]\nname = "broken"\n[organisation]\ndomains = ["x.example"]\n'
+        '[[rule]]\nid = "r1"\ncheck = "missing_required_cc"\naction = "block"\n'
+        'policy = "P."\n[rule.settings]\nany_of = ["guardian"]\n'
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[policy]\npack = "{pack}"\n[database]\nurl = "sqlite:///a.db"\n'
+        '[server]\nlisten = "127.0.0.1:0"\n'
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "serve"])
+    assert result.exit_code == 2
+    assert f"safeguard: {pack}:8: rule 'r1': action 'block' must be one of" in result.output
+    assert "Traceback" not in result.output
