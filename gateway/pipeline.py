@@ -45,9 +45,6 @@ class Prepared:
     record: ArchiveRecord
     items: tuple[QueueItem, ...]
     reply: str  # what the client hears once the record is committed
-    message: Message
-    verdict: Verdict
-    explained: tuple[Explained, ...]
 
 
 class SubmissionRefused(Exception):
@@ -96,6 +93,7 @@ class Pipeline:
         self.policy = policy
         self.directory = directory
         self.templates = templates
+        self._rules = {rule.id: rule for rule in policy.pack.rules}
 
     @property
     def organisation(self):
@@ -125,11 +123,10 @@ class Pipeline:
         # No exemption for the gateway's own notices (a header anyone can forge): they go to
         # staff, so they pass; and a null-sender message is never answered with another notice.
         verdict = self.policy.evaluate(message, self.directory(), at)
-        rules = {r.id: r for r in self.policy.pack.rules}
+        # Every finding comes from one of the pack's rules (a crashed check included).
         explained = tuple(
-            explain(self.templates, f, rules[f.rule], self.organisation)
+            explain(self.templates, f, self._rules[f.rule], self.organisation)
             for f in verdict.findings
-            if f.rule in rules
         )
         return verdict, explained
 
@@ -186,7 +183,7 @@ class Pipeline:
             # Only a client-supplied Message-ID identifies a resend of the same message.
             dedupe=message.message_id is not None,
         )
-        return Prepared(record, tuple(items), reply, message, verdict, explained)
+        return Prepared(record, tuple(items), reply)
 
     def _plan(
         self,

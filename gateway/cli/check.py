@@ -12,7 +12,6 @@ import click
 from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
 from gateway.message.parse import MessageTooComplex, parse_message
-from gateway.message.rewrite import header_value
 from gateway.policy.types import Action
 
 
@@ -54,28 +53,24 @@ def check(
             sys.exit(2)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone)
+    # An empty envelope means "the header recipients", exactly what the relay would be given.
     try:
-        probe = parse_message(
+        message = parse_message(
             raw, envelope_from=sender or "", envelope_to=list(rcpts), sent_at=moment
         )
     except MessageTooComplex as exc:
         click.echo(f"safeguard: {eml}: {exc}", err=True)
         sys.exit(2)
-    envelope_from = sender or probe.sender.email
-    envelope_to = list(rcpts) or [a.email for a in probe.recipients]
-    if not envelope_to:
+    if not message.recipients:
         click.echo(f"safeguard: {eml}: no recipients (no To/Cc/Bcc and no --rcpt)", err=True)
         sys.exit(2)
-    message = parse_message(
-        raw, envelope_from=envelope_from, envelope_to=envelope_to, sent_at=moment
-    )
     verdict, explained = checker.evaluate(message, raw, moment)
     if as_json:
         payload = verdict.as_dict()
         payload["findings"] = [e.as_dict() for e in explained]
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
-        _print(verdict.action, explained, verdict.deliver_at, header_value(raw, "Subject") or "")
+        _print(verdict.action, explained, verdict.deliver_at, message.subject)
     sys.exit(0 if not explained else 1)
 
 

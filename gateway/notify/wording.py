@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,15 +45,3 @@ def explain(env: jinja2.Environment, finding: Finding, rule: Rule, org: Organisa
     explanation = " ".join(str(module.explanation()).split())  # type: ignore[attr-defined]
     correction = " ".join(str(module.correction()).split())  # type: ignore[attr-defined]
     return Explained(finding, rule, explanation, correction)
-
-
-def explain_all(
-    env: jinja2.Environment, findings: Sequence[Finding], rules: dict[str, Rule], org: Organisation
-) -> list[Explained]:
-    fallback = Rule(
-        id="gateway",
-        check="check_error",
-        action=findings[0].action if findings else None,
-        policy="",
-    )  # type: ignore[arg-type]
-    return [explain(env, f, rules.get(f.rule, fallback), org) for f in findings]

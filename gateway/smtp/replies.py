@@ -6,13 +6,11 @@ TEMPFAIL = "451 4.3.0 Temporary failure, please try again later"
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
 AUTH_THROTTLED = "421 4.7.0 Too many failed authentication attempts; try again later"
 AUTH_FAILED = "535 5.7.8 Authentication credentials invalid"
-AUTH_OK = "235 2.7.0 Authentication successful"
 NO_STORAGE = "452 4.3.1 Insufficient system storage"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 BAD_ADDRESS = "501 5.1.3 Bad recipient address syntax"
 MESSAGE_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 LINE_TOO_LONG = "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)"
-SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
 
 # aiosmtpd's own replies that lack an enhanced code, and what we say instead.
 REWRITES: dict[bytes, bytes] = {
@@ -23,5 +21,4 @@ REWRITES: dict[bytes, bytes] = {
     b"503 Error: need MAIL command": b"503 5.5.1 Error: need MAIL command",
     b"503 Error: nested MAIL command": b"503 5.5.1 Error: nested MAIL command",
     b"503 Error: send HELO first": b"503 5.5.1 Error: send HELO first",
-    b"530 5.7.0 Authentication required": AUTH_REQUIRED.encode(),
 }

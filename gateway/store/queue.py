@@ -200,12 +200,3 @@ class QueueStore:
             )
             for row in rows
         ]
-
-    def next_due(self) -> datetime | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(queue.c.next_attempt_at)
-                .where(queue.c.status == "queued")
-                .order_by(queue.c.next_attempt_at)
-                .limit(1)
-            ).scalar_one_or_none()
