@@ -9,7 +9,6 @@ test sets before sending it, so `after:`/`before:` and the order are exact.
 from __future__ import annotations
 
 import smtplib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, select
 
 from gateway.clock import FixedClock
 from gateway.search.query import parse
@@ -26,7 +25,7 @@ from gateway.service import Gateway
 from gateway.store.db import make_engine
 from gateway.store.schema import archive
 from gateway.store.search import ArchiveSearch, compile_query
-from tests.conftest import _PG_UNAVAILABLE, PG_ADMIN_URL
+from tests.conftest import fresh_postgres_database
 from tests.support import DATA, RunningGateway, Sink, make_settings
 
 PACK = DATA / "packs" / "search-corpus.toml"
@@ -155,18 +154,8 @@ def database(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('search') / 'archive.db'}"
         return
-    if _PG_UNAVAILABLE:
-        pytest.skip(_PG_UNAVAILABLE)
-    name = f"sg_search_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database("sg_search") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
