@@ -21,6 +21,7 @@ from gateway.message.rewrite import hide_recipients
 from gateway.notify.policy import deferral_notice, dsl_alert, policy_bounce
 from gateway.notify.wording import Explained, explain
 from gateway.policy.evaluate import Policy
+from gateway.policy.retention import youngest_minor_born
 from gateway.policy.types import Action, Verdict
 from gateway.store.records import ArchiveRecord, QueueItem
 
@@ -182,6 +183,16 @@ class Pipeline:
             },
             # Only a client-supplied Message-ID identifies a resend of the same message.
             dedupe=message.message_id is not None,
+            youngest_minor_born=youngest_minor_born(
+                (
+                    message.sender.email,
+                    message.envelope_from,
+                    *message.envelope_to,
+                    *(a.email for a in message.recipients),
+                ),
+                self.directory(),
+                sub.received_at.astimezone(self.organisation.timezone).date(),
+            ),
         )
         return Prepared(record, tuple(items), reply)
 

@@ -1,12 +1,19 @@
-"""`safeguard archive verify`: prove that nothing in the archive was altered."""
+"""`safeguard archive verify` and `archive purge`: prove nothing was altered; apply retention."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.cli import Context, pass_context
+from gateway.clock import SystemClock
+
+if TYPE_CHECKING:
+    from gateway.purge import Plan
 
 
 @click.group()
@@ -35,7 +42,128 @@ def verify(ctx: Context) -> None:
     if show:
         click.echo("", err=True)
     if report.ok:
-        click.echo(f"Archive verified: {report.checked:,} records, hash chain intact.")
+        purged = f" ({report.tombstones:,} emptied by audited purges)" if report.tombstones else ""
+        click.echo(f"Archive verified: {report.checked:,} records{purged}, hash chain intact.")
         return
     click.echo(f"ARCHIVE ALTERED: {report.problem}. {report.checked:,} records before it verified.")
     sys.exit(1)
+
+
+@archive.command()
+@click.option("--dry-run", is_flag=True, help="Show what retention would remove; change nothing.")
+@click.option(
+    "--as",
+    "as_email",
+    metavar="EMAIL",
+    help="The safeguarding lead purging (a staff row with dsl = yes); audited by that name.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--on",
+    "on_date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="With --dry-run: what would go on that date (default today).",
+)
+@pass_context
+def purge(
+    ctx: Context, dry_run: bool, as_email: str | None, yes: bool, on_date: datetime | None
+) -> None:
+    """Apply the pack's retention: empty old records into tombstones that keep the hash chain.
+
+    Every purge is audited (who, when, which records); `archive verify` still passes after it
+    and names any record emptied without an audited purge.
+    """
+    from gateway.cli.search import local_user
+    from gateway.policy.pack import load_pack
+    from gateway.purge import plan
+    from gateway.purge import purge as run_purge
+    from gateway.service import open_engine
+    from gateway.store.directory import DirectoryStore
+    from gateway.store.search import NotASafeguardingLead, require_dsl
+
+    if on_date is not None and not dry_run:
+        click.echo("safeguard: --on only goes with --dry-run: a purge happens today", err=True)
+        sys.exit(2)
+    settings = ctx.settings
+    pack = load_pack(settings.pack, site=settings.organisation)
+    zone = pack.organisation.timezone
+    now = SystemClock().now()
+    if on_date is not None:
+        now = on_date.replace(hour=12, tzinfo=zone)
+    engine = open_engine(settings, pool_size=1)
+    try:
+        actor = local_user()
+        if as_email is not None:
+            try:
+                actor = require_dsl(engine, as_email)
+            except NotASafeguardingLead:
+                click.echo(
+                    f"safeguard: {as_email} is not a safeguarding lead in the directory", err=True
+                )
+                sys.exit(2)
+        view = DirectoryStore(engine).view()
+        with _bar(label="Checking", show=sys.stderr.isatty()) as bar:
+            found = plan(engine, pack.retention, view, zone, now, progress=bar)
+        click.echo(f"Retention ({pack.name}): {found.rule}.")
+        if retention_text := pack.retention.policy.strip():
+            click.echo(f"The policy says: “{retention_text}”")
+        click.echo(_summary(found))
+        if dry_run or not found.due:
+            if dry_run and found.due:
+                click.echo("Dry run: nothing was changed. Run without --dry-run to purge.")
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                click.echo("safeguard: not at a terminal: add --yes to purge", err=True)
+                sys.exit(2)
+            click.confirm(f"Purge {len(found.due):,} records now?", abort=True)
+        with _bar(label="Purging", show=sys.stderr.isatty(), length=len(found.due)) as bar:
+            done = run_purge(engine, found, at=SystemClock().now(), actor=actor, progress=bar)
+    finally:
+        engine.dispose()
+    click.echo(
+        f"Purged {done:,} record{'s' if done != 1 else ''}: each is now a tombstone that keeps its "
+        "place in the hash chain. Audited as 'purge'; `safeguard archive verify` checks them."
+    )
+    if done < len(found.due):
+        click.echo(
+            f"{len(found.due) - done:,} records were kept because their delivery is still queued "
+            "(see `safeguard queue list`)."
+        )
+
+
+def _summary(found: Plan) -> str:
+    lines = [f"{found.live:,} records in the archive; as of {found.today:%d %B %Y}:"]
+    if found.due:
+        lines.append(
+            f"  {len(found.due):,} are past retention (received {found.first_received:%d %b %Y} "
+            f"to {found.last_received:%d %b %Y}) and would be purged"
+        )
+    else:
+        lines.append("  none is past retention")
+    if found.held_for_minor:
+        lines.append(
+            f"  {found.held_for_minor:,} older records are kept because a young person they "
+            "involve has not yet reached the retention age"
+        )
+    return "\n".join(lines)
+
+
+class _bar:
+    """A progress bar on a terminal; silent otherwise (scripts, tests)."""
+
+    def __init__(self, *, label: str, show: bool, length: int | None = None) -> None:
+        self.show, self.label, self.length, self.done = show, label, length, 0
+
+    def __enter__(self) -> Callable[[int], None]:
+        return self
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.show:
+            total = f" of {self.length:,}" if self.length else ""
+            click.echo(f"\r{self.label}: {self.done:,}{total} records", nl=False, err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.show and self.done:
+            click.echo("", err=True)

@@ -23,7 +23,7 @@ def normalise_email(value: str) -> str:
     return unicodedata.normalize("NFC", value.strip()).lower()
 
 
-def _birthday_in(year: int, born: date) -> date:
+def birthday_in(year: int, born: date) -> date:
     # A 29 February birthday falls on 1 March in common years (as English law counts age).
     if born.month == 2 and born.day == 29 and not calendar.isleap(year):
         return date(year, 3, 1)
@@ -54,7 +54,7 @@ class Contact:
     def age_on(self, day: date) -> int:
         """Age in whole years on ``day`` (negative before birth)."""
         age = day.year - self.date_of_birth.year
-        if day < _birthday_in(day.year, self.date_of_birth):
+        if day < birthday_in(day.year, self.date_of_birth):
             age -= 1
         return age
 

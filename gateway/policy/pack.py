@@ -55,6 +55,35 @@ class PackError(ValueError):
         self.problems = problems
 
 
+_RETENTION_KEYS = {"years", "until_age", "policy"}
+
+
+def _retention(raw: Any, p: _Problems) -> Retention:
+    if not isinstance(raw, dict):
+        p.add("[retention] must be a table", line=p.line_of("retention", None))
+        return Retention()
+    values: dict[str, int | None] = {}
+    for key in raw:
+        if key not in _RETENTION_KEYS:
+            known = ", ".join(sorted(_RETENTION_KEYS))
+            p.add(f"[retention] unknown key {key!r} (known: {known})", line=p.line_of(key, None))
+    for key, lowest, highest in (("years", 1, 100), ("until_age", 18, 120)):
+        value = raw.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest
+        ):
+            p.add(
+                f"[retention] {key} must be a whole number from {lowest} to {highest}, "
+                f"not {value!r}",
+                line=p.line_of(key, None, section="retention"),
+            )
+            value = None
+        values[key] = value
+    return Retention(
+        years=values["years"], until_age=values["until_age"], policy=str(raw.get("policy", ""))
+    )
+
+
 def pack_path(name_or_path: str, rules_dir: Path = RULES_DIR) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or "/" in name_or_path:
@@ -301,12 +330,7 @@ def load_pack(
         p,
         str(meta.get("title") or meta.get("name") or path.stem),
     )
-    retention_raw = data.get("retention", {})
-    retention = Retention(
-        years=retention_raw.get("years"),
-        until_age=retention_raw.get("until_age"),
-        policy=str(retention_raw.get("policy", "")),
-    )
+    retention = _retention(data.get("retention", {}), p)
     checks = checks if checks is not None else discover()
     raw_rules = data.get("rule", [])
     lines = _rule_lines(text)

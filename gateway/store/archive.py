@@ -89,6 +89,7 @@ class Archive:
                     "findings": list(record.findings),
                     "evaluation": record.evaluation,
                     "dedupe_key": key,
+                    "youngest_minor_born": record.youngest_minor_born,
                     "prev_hash": last_hash,
                     "record_hash": record_hash,
                 },

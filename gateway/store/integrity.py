@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import zlib
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from gateway.store.records import chain_hash
+from gateway.store.retention import audited_ids
 from gateway.store.schema import archive, chain_head
 
 GENESIS = "0" * 64
@@ -30,6 +32,7 @@ class Problem:
 class Report:
     checked: int
     problem: Problem | None
+    tombstones: int = 0  # records emptied by an audited retention purge (links still checked)
 
     @property
     def ok(self) -> bool:
@@ -39,13 +42,18 @@ class Report:
 def verify(
     engine: Engine, *, progress: Callable[[int, int], None] | None = None, batch: int = 2000
 ) -> Report:
-    """Recompute every link and every raw message's SHA-256; stop at the first mismatch."""
+    """Recompute every link and every raw message's SHA-256; stop at the first mismatch.
+
+    A tombstone (a record retention emptied) has no message left to hash, so only its link
+    and record hash are recomputed, and it must fall inside a range an audited purge names.
+    """
+    purged = _Ranges(audited_ids(engine))
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(archive)).scalar_one()
         head_id, head_hash = conn.execute(
             select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
         ).one()
-    previous, checked, after = GENESIS, 0, 0
+    previous, checked, after, tombstones = GENESIS, 0, 0, 0
     while True:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -58,6 +66,7 @@ def verify(
                     archive.c.received_at,
                     archive.c.prev_hash,
                     archive.c.record_hash,
+                    archive.c.purged_at,
                 )
                 .where(archive.c.id > after)
                 .order_by(archive.c.id)
@@ -66,9 +75,10 @@ def verify(
         if not rows:
             break
         for row in rows:
-            reason = _problem(row, previous)
+            reason = _problem(row, previous, purged)
             if reason is not None:
-                return Report(checked, Problem(row.id, row.queue_id, reason))
+                return Report(checked, Problem(row.id, row.queue_id, reason), tombstones)
+            tombstones += row.purged_at is not None
             previous = row.record_hash
             checked += 1
         after = rows[-1].id
@@ -76,11 +86,29 @@ def verify(
             progress(checked, total)
     if checked and (head_id != after or head_hash != previous):
         reason = "the chain head does not match the last record (records were removed from the end)"
-        return Report(checked, Problem(int(head_id), "-", reason))
-    return Report(checked, None)
+        return Report(checked, Problem(int(head_id), "-", reason), tombstones)
+    return Report(checked, None, tombstones)
 
 
-def _problem(row: Any, previous: str) -> str | None:
+class _Ranges:
+    """Id ranges merged into disjoint, sorted intervals, for a bisect lookup per record."""
+
+    def __init__(self, ranges: list[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for first, last in sorted(ranges):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        self.starts = [first for first, _ in merged]
+        self.lasts = [last for _, last in merged]
+
+    def __contains__(self, value: int) -> bool:
+        at = bisect.bisect_right(self.starts, value) - 1
+        return at >= 0 and value <= self.lasts[at]
+
+
+def _problem(row: Any, previous: str, purged: _Ranges) -> str | None:
     if row.prev_hash != previous:
         return (
             "its link to the previous record is broken "
@@ -89,6 +117,10 @@ def _problem(row: Any, previous: str) -> str | None:
     expected = chain_hash(row.prev_hash, row.raw_sha256, row.verdict, row.received_at, row.queue_id)
     if row.record_hash != expected:
         return "its verdict, time or hash was altered"
+    if row.purged_at is not None:
+        if row.id not in purged:
+            return "its content was removed, but no audited retention purge removed it"
+        return None
     try:
         raw = zlib.decompress(row.raw_gz)
     except zlib.error:

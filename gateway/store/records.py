@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 
@@ -44,6 +44,7 @@ class ArchiveRecord:
     findings: tuple[dict[str, Any], ...] = ()
     evaluation: dict[str, Any] = field(default_factory=dict)
     dedupe: bool = True  # a client's resend after a lost 250 is recognised, not archived twice
+    youngest_minor_born: date | None = None  # retention: "until the youngest minor is 25"
 
     @property
     def raw_sha256(self) -> str:

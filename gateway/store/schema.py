@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -62,6 +63,10 @@ archive = Table(
     Column("dedupe_key", String(64), unique=True),
     Column("prev_hash", String(64), nullable=False),
     Column("record_hash", String(64), nullable=False),
+    # Retention (migration 0003): the youngest under-18 involved, as the directory said then,
+    # and when the record became a tombstone (hash-chain fields kept, content removed).
+    Column("youngest_minor_born", Date()),
+    Column("purged_at", DateTime()),
     Index("ix_archive_received_at", "received_at"),
     Index("ix_archive_message_id", "message_id"),
 )
