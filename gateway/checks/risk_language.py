@@ -2,9 +2,11 @@
 
 The categories, phrases and patterns live in `rules/data/risk_language.toml`, maintained by
 safeguarding leads. They are read and compiled when a pack is loaded (each category indexed by
-the words its phrases and patterns can start with); `check` only scans. The subject and the
-text the sender wrote in this message are scanned, never quoted history (a young person's own
-words quoted back would fire) or the signature. Text is read case-insensitively, on whole
+the words its phrases and patterns can start with); `check` only scans. The subject and the text
+the sender wrote in this message are scanned, and quoted history only when the message is not a
+reply (In-Reply-To/References): in a reply it holds a young person's own words, while "> " lines
+in a fresh message would otherwise hide the sender's. Not the signature, whose disclaimers
+("please delete this email") read like secrecy. Text is read case-insensitively, on whole
 words, with curly apostrophes as straight ones and every whitespace run (line breaks included)
 as one space; `*` in a phrase is exactly one word, and an apostrophe in a phrase may be left
 out ("dont tell anyone").
@@ -303,7 +305,10 @@ def check(
     if not young:
         return []
     findings = []
-    for text in (message.new_text, message.subject):
+    # Quoted text is a young person's words only in a real reply; in a fresh message, "> "
+    # lines (or a forwarded part) are the sender's own choice, and read like new text.
+    quoted = "" if message.is_reply else message.quoted_text
+    for text in (message.new_text, message.subject, quoted):
         if not text:
             continue
         matching, split, words = prepare(text)

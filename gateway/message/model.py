@@ -86,6 +86,7 @@ class Message:
     auto_submitted: bool
     defects: tuple[str, ...]
     degraded: bool = False
+    is_reply: bool = False  # In-Reply-To or References: the quoted text answers a real message
 
     @property
     def recipients(self) -> tuple[Address, ...]:

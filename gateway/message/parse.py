@@ -262,6 +262,7 @@ class _Headers:
     message_id: str | None = None
     date: datetime | None = None
     auto_submitted: bool = False
+    is_reply: bool = False
 
 
 def _read_headers(headers: dict[str, list[str]], envelope_from: str, defects: _Defects) -> _Headers:
@@ -285,6 +286,7 @@ def _read_headers(headers: dict[str, list[str]], envelope_from: str, defects: _D
     out.message_id = _message_id(_first(headers, "message-id"))
     out.date = _date(_first(headers, "date"), defects)
     out.auto_submitted = _auto_submitted(headers, envelope_from)
+    out.is_reply = bool(headers.get("in-reply-to") or headers.get("references"))
     return out
 
 
@@ -505,6 +507,7 @@ def _assemble(
         auto_submitted=headers.auto_submitted,
         defects=defects.as_tuple(),
         degraded=degraded,
+        is_reply=headers.is_reply,
     )
 
 

@@ -116,6 +116,7 @@ def make_message(
     signature: str = "",
     quoted: str = "",
     channel: str = "mail",
+    is_reply: bool = False,
 ) -> Message:
     return Message(
         channel=channel,
@@ -135,6 +136,7 @@ def make_message(
         attachments=(),
         auto_submitted=False,
         defects=(),
+        is_reply=is_reply,
     )
 
 

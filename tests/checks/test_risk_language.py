@@ -153,13 +153,23 @@ def test_one_finding_per_category_however_many_phrases_hit():
     assert categories_found(text) == ["secrecy", "photos"]
 
 
-def test_quoted_text_does_not_fire():
+def test_quoted_text_in_a_reply_does_not_fire():
     """A young person's own words quoted back must not raise an alert about the sender."""
     message = make_message(
         "Hi Sam,\n\nThat's fine, see you Thursday.\n\nAlex",
         quoted="> pls dont tell my mum I missed the bus, it's our little secret",
+        is_reply=True,
     )
     assert run(risk_language, message, rule()) == []
+
+
+def test_quote_marks_in_a_fresh_message_do_not_hide_the_senders_words():
+    """Not a reply (no In-Reply-To or References): "> " lines are the sender's own text."""
+    message = make_message(
+        "Hi Sam,\n\nSee you Thursday.\n\nAlex",
+        quoted="> don't tell your mum about our chats, it's our little secret",
+    )
+    assert [f.params["category"] for f in run(risk_language, message, rule())] == ["secrecy"]
 
 
 def test_the_signature_and_disclaimer_block_is_not_read():

@@ -274,3 +274,16 @@ def test_caller_errors_are_not_swallowed() -> None:
         parse_message(b"", envelope_from="", envelope_to=[], sent_at=datetime(2024, 1, 1))
     with pytest.raises(TypeError, match="envelope_to"):
         parse_message(b"", envelope_from="", envelope_to="bob@example.org", sent_at=SENT_AT)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("", False),
+        ("In-Reply-To: <q-1@example.org>\n    ", True),
+        ("References: <q-0@example.org> <q-1@example.org>\n    ", True),
+    ],
+)
+def test_a_reply_is_known_by_in_reply_to_or_references(header: str, expected: bool) -> None:
+    message = parse(BASIC.replace("Subject: Trip\n    ", f"Subject: Trip\n    {header}"))
+    assert message.is_reply is expected
