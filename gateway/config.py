@@ -58,6 +58,9 @@ class ServerSettings:
     data_timeout: float = 600.0
     parse_timeout: float = 30.0
     min_free_disk: int | None = None  # bytes; default 1.5 x max_message_size
+    # Relay processes sharing the listening port (SO_REUSEPORT), each with its own archive
+    # writer and delivery worker: one Python process uses one core at most.
+    processes: int = 1
 
     @property
     def tls_enabled(self) -> bool:
@@ -286,7 +289,12 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         data_timeout=r.get("server", "data_timeout", float, 600.0),
         parse_timeout=r.get("server", "parse_timeout", float, 30.0),
         min_free_disk=r.get("server", "min_free_disk", int, None),
+        processes=r.get("server", "processes", int, 1),
     )
+    if not 1 <= server.processes <= 64:
+        raise r.error("server", "processes", f"expected 1-64, got {server.processes}")
+    if server.processes > 1 and server.port == 0:
+        raise r.error("server", "processes", "several processes need a fixed listen port")
     if server.tls_listen and not server.tls_enabled:
         raise r.error("server", "tls_listen", "an implicit-TLS listener needs tls_cert and tls_key")
 

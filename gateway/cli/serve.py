@@ -1,14 +1,33 @@
-"""`safeguard serve`: the relay and its delivery worker until SIGTERM/SIGINT."""
+"""`safeguard serve`: the relay and its delivery worker until SIGTERM/SIGINT.
+
+With `[server] processes = N` (N > 1) this process prepares the database once (migrations, the
+demo directory), then forks N relay processes that each bind the listening port with
+SO_REUSEPORT and run their own archive writer and delivery worker; it forwards SIGTERM/SIGINT to
+them and waits. Several writers are safe: each commit takes the chain head under a lock
+(BEGIN IMMEDIATE on SQLite, SELECT ... FOR UPDATE on PostgreSQL) and the queue hands an entry to
+one worker only. If a relay process dies unexpectedly the others are stopped and `serve` exits
+non-zero, for the service manager to restart it whole.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import io
+import os
 import signal
+import sys
+from types import FrameType
 
 import click
+import structlog
 
 from gateway.cli import Context, pass_context
+from gateway.config import Settings
 from gateway.logs import configure_logging
+
+log = structlog.get_logger("gateway.serve")
 
 
 @click.command()
@@ -16,8 +35,28 @@ from gateway.logs import configure_logging
 @pass_context
 def serve(ctx: Context, log_level: str) -> None:
     """Run the SMTP relay; a clean stop finishes the sessions in flight."""
-    configure_logging(log_level)
     settings = ctx.settings
+    if settings.server.processes > 1:
+        _whole_lines_on_stderr()
+        configure_logging(log_level)
+        sys.exit(_supervise(settings))
+    configure_logging(log_level)
+    _run_one(settings)
+
+
+def _whole_lines_on_stderr() -> None:
+    """Several processes share stderr: each log line must reach it in ONE write(), or lines
+    from two processes interleave (Python's own stderr writes a line and its newline apart)."""
+    raw = io.FileIO(os.dup(2), "w")
+    sys.stderr = io.TextIOWrapper(
+        io.BufferedWriter(raw, buffer_size=1 << 16),
+        encoding=sys.stderr.encoding,
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+
+
+def _run_one(settings: Settings, *, announce: bool = True) -> None:
     from gateway.service import Gateway
 
     async def run() -> None:
@@ -27,11 +66,14 @@ def serve(ctx: Context, log_level: str) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await gateway.start()
-        click.echo(
-            f"safeguard: relaying on {settings.server.host}:{gateway.ports[0]} "
-            f"to {settings.upstream.display}",
-            err=True,
-        )
+        if announce:
+            processes = settings.server.processes
+            click.echo(
+                f"safeguard: relaying on {settings.server.host}:{gateway.ports[0]} "
+                f"to {settings.upstream.display}"
+                + (f" ({processes} processes)" if processes > 1 else ""),
+                err=True,
+            )
         await stop.wait()
         await gateway.stop()
 
@@ -39,3 +81,90 @@ def serve(ctx: Context, log_level: str) -> None:
         asyncio.run(run())
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
+
+
+def _prepare(settings: Settings) -> None:
+    """What must happen once, not once per process: migrations and the demo directory."""
+    from gateway.clock import SystemClock
+    from gateway.directory_source import seed_demo_if_empty
+    from gateway.service import open_engine
+    from gateway.store.directory import DirectoryStore
+
+    engine = open_engine(settings, pool_size=1)
+    try:
+        if settings.demo_directory:
+            seed_demo_if_empty(DirectoryStore(engine), SystemClock().now())
+    finally:
+        engine.dispose()
+
+
+def _per_process(settings: Settings) -> Settings:
+    """`[delivery] workers` is the whole gateway's number of upstream connections."""
+    processes = settings.server.processes
+    workers = max(1, -(-settings.delivery.workers // processes))
+    return dataclasses.replace(
+        settings, delivery=dataclasses.replace(settings.delivery, workers=workers)
+    )
+
+
+def _child(settings: Settings, index: int) -> int:
+    try:
+        _run_one(settings, announce=index == 0)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except BaseException as exc:  # the supervisor sees the exit status, the log says why
+        log.error("serve_process_failed", index=index, error=repr(exc))
+        return 1
+    return 0
+
+
+def _supervise(settings: Settings) -> int:
+    try:
+        _prepare(settings)
+    except OSError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
+    child_settings = _per_process(settings)
+    children: dict[int, int] = {}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for index in range(settings.server.processes):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child; covered through its behaviour
+            code = 1
+            try:
+                code = _child(child_settings, index)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = index
+
+    stopping = False
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        index = children.pop(pid, None)
+        if index is None:
+            continue
+        code = os.waitstatus_to_exitcode(wait_status)
+        if not stopping:
+            log.error("serve_process_died", index=index, pid=pid, exit=code)
+            status = 1
+            forward(signal.SIGTERM, None)
+        elif code != 0:
+            status = status or 1
+    return status

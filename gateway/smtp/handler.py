@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import shutil
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -253,11 +254,31 @@ class RelayHandler:
         return replies.TEMPFAIL
 
 
+# `<dot-atom@domain>`, the shape nearly every client sends in MAIL FROM and RCPT TO.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
+
+
 class GatewaySMTP(SMTP):
     """aiosmtpd's protocol with enhanced status codes on its own replies."""
 
     def __init__(self, handler: Any, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's parser (the email package's RFC 5322 header parser, and a class created
+        on every call) costs ~85 us per address, a tenth of a message's SMTP handling. A plain
+        `<local@domain>` - dot-atoms only: no quotes, comments, spaces or source routes - parses
+        to exactly what that parser returns; anything else still goes to it."""
+        match = _SIMPLE_PATH.match(arg)
+        if match is not None:
+            address = match.group(1)
+            rest = arg[match.end() :].lstrip(" \t")  # the parser drops the white space too
+            local = address.rpartition("@")[0]
+            fits = not self.local_part_limit or len(local) <= self.local_part_limit
+            if fits and not rest.startswith("("):  # a comment: the parser's business
+                return address, rest
+        return super()._getaddr(arg)
 
     async def push(self, status: str | bytes) -> None:  # type: ignore[override]
         data = status.encode("ascii", "replace") if isinstance(status, str) else status

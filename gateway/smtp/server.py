@@ -85,6 +85,9 @@ async def start_listeners(
             host=settings.host,
             port=settings.port,
             reuse_address=True,
+            # `[server] processes`: each process binds its own socket on the port; the kernel
+            # spreads new connections across them.
+            reuse_port=settings.processes > 1,
         )
     ]
     if settings.tls_listen and tls is not None:
@@ -96,6 +99,7 @@ async def start_listeners(
                 port=port,
                 ssl=tls,
                 reuse_address=True,
+                reuse_port=settings.processes > 1,
             )
         )
     return servers

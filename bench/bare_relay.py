@@ -1,0 +1,100 @@
+"""The baseline of `bench/throughput.py`: a bare aiosmtpd relay, no checks and no archive.
+
+Same relay semantics as the gateway, minus everything it adds: accept the envelope, read the
+message, forward it upstream with aiosmtplib and answer the client only with upstream's verdict
+(250 once upstream said 250, 451 otherwise). It is *store-and-forward without a disk*: the
+message is held in memory for the length of the session and never queued, so a 250 still means
+"someone has taken responsibility" (upstream did, before we answered), which is the only
+durability a relay with no storage can offer. That makes it the fastest honest relay aiosmtpd
+can be, and a fair floor for what parsing, policy and a durable archive cost.
+
+Upstream connections are kept open in a small pool (one message at a time per connection, as
+aiosmtplib requires) instead of one connection per message, so the baseline is not slowed by
+connection set-up the gateway's delivery worker does not pay either.
+
+    .venv/bin/python bench/bare_relay.py --listen 127.0.0.1:2530 --upstream 127.0.0.1:2600
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+import aiosmtplib
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+class Pool:
+    """Idle upstream connections; a sender takes one, uses it for one message, gives it back."""
+
+    def __init__(self, host: str, port: int, size: int) -> None:
+        self.host, self.port, self.size = host, port, size
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> str:
+        async with self._slots:
+            client = self._idle.pop() if self._idle else None
+            try:
+                if client is None or not client.is_connected:
+                    client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=60)
+                    await client.connect()
+                errors, _reply = await client.sendmail(mail_from, rcpts, data)
+            except aiosmtplib.SMTPResponseException as exc:
+                with contextlib.suppress(Exception):
+                    if client is not None:
+                        await client.rset()
+                        self._idle.append(client)
+                return f"{exc.code} {exc.message}" if exc.code >= 500 else "451 4.4.0 upstream"
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                if client is not None:
+                    client.close()
+                return "451 4.4.1 upstream unavailable"
+            self._idle.append(client)
+            if errors:
+                return "451 4.4.0 some recipients refused upstream"
+            return "250 2.0.0 Ok: relayed"
+
+
+class BareRelay:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        return await self.pool.send(envelope.mail_from or "", list(envelope.rcpt_tos), data)
+
+
+async def main(listen: tuple[str, int], upstream: tuple[str, int], pool_size: int) -> None:
+    loop = asyncio.get_running_loop()
+    handler = BareRelay(Pool(upstream[0], upstream[1], pool_size))
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="bare.localhost", enable_SMTPUTF8=True),
+        host=listen[0],
+        port=listen[1],
+        reuse_address=True,
+        backlog=1024,
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"bare relay on {listen[0]}:{listen[1]} -> {upstream[0]}:{upstream[1]}", flush=True)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listen", type=_hostport, default=("127.0.0.1", 2530))
+    parser.add_argument("--upstream", type=_hostport, required=True)
+    parser.add_argument("--pool", type=int, default=8, help="upstream connections (default 8)")
+    args = parser.parse_args()
+    asyncio.run(main(args.listen, args.upstream, args.pool))
