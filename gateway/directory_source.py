@@ -35,7 +35,6 @@ class DirectorySource:
         if now - self._checked >= self.recheck:
             with self._lock:
                 if now - self._checked >= self.recheck:
-                    self._checked = now
                     version = self.store.version()
                     if version != self._version:
                         self._view = self.store.view()
@@ -46,6 +45,9 @@ class DirectorySource:
                             contacts=len(self._view.contacts),
                             staff=len(self._view.staff),
                         )
+                    # Only once loaded: until then other threads wait on the lock rather than
+                    # judge a message against the empty view (no minors known: all delivered).
+                    self._checked = time.monotonic()
         return self._view
 
 

@@ -124,6 +124,10 @@ class Gateway:
         return [s.sockets[0].getsockname()[1] for s in self._servers]
 
     async def start(self) -> None:
+        # Read the directory before the first session: while one thread loads it, the
+        # DirectorySource hands other threads the view it has - at start an empty one, which
+        # would let mail to a child through unchecked.
+        await asyncio.to_thread(self.directory)
         self.writer.start()
         self._servers = await start_listeners(self.handler, self.settings.server, self.counter)
         if self.run_worker:

@@ -17,6 +17,7 @@ REWRITES: dict[bytes, bytes] = {
     b"552 Error: message size exceeds fixed maximum message size": MESSAGE_TOO_BIG.encode(),
     b"552 Error: Too much mail data": MESSAGE_TOO_BIG.encode(),
     b"500 Line too long (see RFC5321 4.5.3.1.6)": LINE_TOO_LONG.encode(),
+    b"500 Command line too long": b"500 5.5.2 Command line too long",
     b"503 Error: need RCPT command": b"503 5.5.1 Error: need RCPT command",
     b"503 Error: need MAIL command": b"503 5.5.1 Error: need MAIL command",
     b"503 Error: nested MAIL command": b"503 5.5.1 Error: nested MAIL command",
