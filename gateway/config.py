@@ -57,6 +57,7 @@ class ServerSettings:
     timeout: float = 300.0
     data_timeout: float = 600.0
     parse_timeout: float = 30.0
+    drain_timeout: float = 30.0  # seconds a stop waits for sessions in flight to finish
     min_free_disk: int | None = None  # bytes; default 1.5 x max_message_size
     # Relay processes sharing the listening port (SO_REUSEPORT), each with its own archive
     # writer and delivery worker: one Python process uses one core at most.
@@ -288,6 +289,7 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         timeout=r.get("server", "timeout", float, 300.0),
         data_timeout=r.get("server", "data_timeout", float, 600.0),
         parse_timeout=r.get("server", "parse_timeout", float, 30.0),
+        drain_timeout=r.get("server", "drain_timeout", float, 30.0),
         min_free_disk=r.get("server", "min_free_disk", int, None),
         processes=r.get("server", "processes", int, 1),
     )

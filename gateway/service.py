@@ -69,7 +69,6 @@ class Gateway:
     settings: Settings
     clock: Clock = field(default_factory=SystemClock)
     run_worker: bool = True
-    drain_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         self.engine = open_engine(self.settings)
@@ -160,7 +159,7 @@ class Gateway:
         for server in self._servers:
             server.close()
         try:
-            await asyncio.wait_for(self.counter.idle.wait(), self.drain_timeout)
+            await asyncio.wait_for(self.counter.idle.wait(), self.settings.server.drain_timeout)
         except TimeoutError:
             log.warning("sessions_still_open_at_stop", active=self.counter.active)
         self._stopping.set()
