@@ -721,6 +721,11 @@ class Run:
     pss_kb: int  # peak summed PSS of the relay's process tree
     rss_kb: int  # the same for RSS (counts shared pages once per process)
 
+    @property
+    def cpu_per_message(self) -> float:
+        """The relay's CPU seconds per message (a database server's own CPU not included)."""
+        return self.cores / self.e2e
+
 
 @dataclass
 class Result:
@@ -869,6 +874,7 @@ def raw_runs(results: dict[str, Result]) -> str:
                 f"(smtp-sink direct {pct(r.direct, 50) * 1000:.2f}/"
                 f"{pct(r.direct, 99) * 1000:.2f} ms), peak PSS {r.pss_kb / 1024:.0f} MB "
                 f"(RSS {r.rss_kb / 1024:.0f} MB), relay CPU {r.cores:.2f} cores"
+                f" = {r.cpu_per_message * 1000:.2f} ms per message"
             )
     return "\n".join(lines) + "\n"
 
@@ -965,7 +971,8 @@ def main() -> None:
             print(
                 f"{system} run {n}: e2e {run.e2e:.0f} msg/s, intake {run.intake:.0f} msg/s, "
                 f"reply p50 {pct(run.probe, 50) * 1000:.1f} ms p99 {pct(run.probe, 99) * 1000:.1f}"
-                f" ms, PSS {run.pss_kb / 1024:.0f} MB, {run.cores:.2f} cores",
+                f" ms, PSS {run.pss_kb / 1024:.0f} MB, {run.cores:.2f} cores"
+                f" ({run.cpu_per_message * 1000:.2f} ms CPU/msg)",
                 flush=True,
             )
     print()

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 
@@ -50,13 +50,24 @@ def _all(recipients: Sequence[str], outcome: Outcome) -> dict[str, Outcome]:
     return {rcpt: outcome for rcpt in recipients}
 
 
+class _Client(aiosmtplib.SMTP):
+    """Notes when DATA begins: a connection lost before that took nothing, so the message may
+    go again over a new one; after it, upstream may already have it."""
+
+    data_started = False
+
+    async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.data_started = True
+        return await super().data(*args, **kwargs)
+
+
 class SmtpTransport:
     """aiosmtplib to one upstream, keeping the connection open between messages."""
 
     def __init__(self, settings: UpstreamSettings, *, local_hostname: str | None = None) -> None:
         self.settings = settings
         self.local_hostname = local_hostname
-        self._client: aiosmtplib.SMTP | None = None
+        self._client: _Client | None = None
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -65,9 +76,9 @@ class SmtpTransport:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> _Client:
         s = self.settings
-        client = aiosmtplib.SMTP(
+        client = _Client(
             hostname=s.host,
             port=s.port,
             local_hostname=self.local_hostname,
@@ -87,16 +98,26 @@ class SmtpTransport:
         self, mail_from: str, recipients: Sequence[str], body: bytes
     ) -> dict[str, Outcome]:
         try:
-            if self._client is None or not self._client.is_connected:
-                self._client = await self._connect()
-            else:
-                # A reused connection may have been closed by the server while idle.
-                try:
-                    await self._client.noop()
-                except aiosmtplib.SMTPException:
-                    await self.close()
-                    self._client = await self._connect()
-            errors, _ = await self._client.sendmail(mail_from, list(recipients), body)
+            client = self._client
+            reused = client is not None and client.is_connected
+            if client is None or not reused:
+                client = self._client = await self._connect()
+            client.data_started = False
+            try:
+                errors, _ = await client.sendmail(mail_from, list(recipients), body)
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPSenderRefused) as exc:
+                # No NOOP before each reuse (a round trip per message): a connection the server
+                # closed while idle shows up here instead - lost before DATA, or a 421 to MAIL
+                # FROM - and the message goes once more over a new one. Among refusals only 421
+                # (the others are the server's answer to this sender); and nothing lost once
+                # DATA began, when upstream may have the message (that waits for a retry).
+                if not reused or client.data_started:
+                    raise
+                if isinstance(exc, aiosmtplib.SMTPSenderRefused) and exc.code != 421:
+                    raise
+                await self.close()
+                client = self._client = await self._connect()
+                errors, _ = await client.sendmail(mail_from, list(recipients), body)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = {e.recipient: Outcome(e.code, e.message) for e in exc.recipients}
             await self._reset()

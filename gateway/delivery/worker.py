@@ -59,6 +59,12 @@ class DeliveryWorker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Sends upstream has accepted, not yet marked delivered; and the task marking them.
+        self._done: list[tuple[int, datetime, asyncio.Future[None]]] = []
+        self._marking: asyncio.Task[None] | None = None
+        # Each claim is a write transaction (an fsync, and the database lock on SQLite): take
+        # enough per claim that claiming costs little per message under load.
+        self._claim_size = max(16, settings.workers * 2)
 
     def wake(self) -> None:
         """Called after a commit so new mail goes out now, not at the next poll."""
@@ -78,7 +84,7 @@ class DeliveryWorker:
             while not self._stopping.is_set():
                 try:
                     entries = await asyncio.to_thread(
-                        self.queue.claim, self.owner, self.clock.now(), self.settings.workers * 2
+                        self.queue.claim, self.owner, self.clock.now(), self._claim_size
                     )
                 except Exception as exc:  # database away: keep the worker alive, try again
                     log.error("queue_claim_failed", error=repr(exc))
@@ -93,6 +99,8 @@ class DeliveryWorker:
             for _ in senders:
                 await work.put(None)
             await asyncio.gather(*senders, return_exceptions=True)
+            if self._marking is not None:
+                await self._marking
 
     async def _sender(self, work: asyncio.Queue[QueueEntry | None]) -> None:
         transport = self.transport_factory()
@@ -149,11 +157,42 @@ class DeliveryWorker:
             await self._bounce(entry, failures, expired=expired, now=now)
             error = "; ".join(f"{r}: {o.code} {o.text}" for r, o in failures.items())[:2000]
             if delivered:
-                await asyncio.to_thread(self.queue.delivered, entry.id, self.owner, now)
+                await self._mark_delivered(entry.id, now)
             else:
                 await asyncio.to_thread(self.queue.failed, entry.id, self.owner, now, error)
         else:
-            await asyncio.to_thread(self.queue.delivered, entry.id, self.owner, now)
+            await self._mark_delivered(entry.id, now)
+
+    async def _mark_delivered(self, entry_id: int, now: datetime) -> None:
+        """Group commit for outcomes: upstream has answered 250, so the entry is marked
+        delivered together with those the other senders finished meanwhile, one transaction
+        for all. The sender waits for that commit before it takes its next entry, so a kill
+        finds at most one message per sender accepted upstream and not yet marked (the lease
+        runs out and it is sent again: a duplicate, never a loss)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._done.append((entry_id, now, future))
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._mark_done(), name="mark-delivered")
+        await future
+
+    async def _mark_done(self) -> None:
+        while self._done:
+            batch, self._done = self._done, []
+            try:
+                await asyncio.to_thread(
+                    self.queue.delivered_many,
+                    [entry_id for entry_id, _, _ in batch],
+                    self.owner,
+                    max(now for _, now, _ in batch),
+                )
+            except Exception as exc:  # as before: the sender logs it, the lease runs out
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(None)
 
     async def _bounce(
         self, entry: QueueEntry, failures: dict[str, Outcome], *, expired: bool, now: datetime

@@ -22,6 +22,9 @@ def make_environment(overrides: Sequence[Path] = ()) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         extensions=["jinja2.ext.do"],
+        # Templates are read once per process: without this every render stats each template's
+        # file (and every file it extends or includes) to see whether it changed.
+        auto_reload=False,
     )
     env.filters["local_time"] = local_time
     return env

@@ -4,14 +4,95 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from gateway.store.db import is_postgres, transaction
 from gateway.store.records import ArchiveRecord, QueueItem, Stored, chain_hash, utc_naive
 from gateway.store.schema import archive, archive_addresses, archive_findings, chain_head, queue
 from gateway.store.search import index_rows
+
+# Built once: SQLAlchemy caches a statement's compiled form under a key it derives from the
+# statement object each time one is executed; a new object per call pays for that every time.
+_HEAD = select(chain_head.c.last_hash).where(chain_head.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+# PostgreSQL: one INSERT ... VALUES (...), (...) RETURNING id for a whole batch
+# ("insertmanyvalues"), the ids in the order of the rows given. SQLite does not promise that
+# order, and SQLAlchemy would fall back to one INSERT per row: there the rows go in one
+# executemany and their ids are read back by queue_id (unique).
+_INSERT_ARCHIVE_RETURNING = insert(archive).returning(archive.c.id, sort_by_parameter_order=True)
+_INSERT_ARCHIVE = insert(archive)
+_INSERT_QUEUE = insert(queue)
+_INSERT_ADDRESSES = insert(archive_addresses)
+_INSERT_FINDINGS = insert(archive_findings)
+_SET_HEAD = (
+    update(chain_head)
+    .where(chain_head.c.id == 1)
+    .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
+)
+
+
+@dataclass
+class _Pending:
+    """One record's rows, built before the transaction: compressing and laying out a batch
+    takes no lock, so other writers (another relay process) wait only for the statements. The
+    chain link and the ids are filled in under the lock."""
+
+    record: ArchiveRecord
+    key: str | None  # dedupe key
+    row: dict[str, object]  # the archive row, but prev_hash and record_hash
+    queue_rows: list[dict[str, object]]  # and the side tables' rows, but their archive_id
+    address_rows: list[dict[str, object]]
+    finding_rows: list[dict[str, object]]
+
+    def link(self, prev_hash: str) -> str:
+        record = self.record
+        record_hash = chain_hash(
+            prev_hash,
+            str(self.row["raw_sha256"]),
+            record.verdict,
+            record.received_at,
+            record.queue_id,
+        )
+        self.row["prev_hash"] = prev_hash
+        self.row["record_hash"] = record_hash
+        return record_hash
+
+    def number(self, archive_id: int) -> None:
+        for rows in (self.queue_rows, self.address_rows, self.finding_rows):
+            for row in rows:
+                row["archive_id"] = archive_id
+
+
+def _archive_row(record: ArchiveRecord, key: str | None) -> dict[str, object]:
+    return {
+        "queue_id": record.queue_id,
+        "received_at": utc_naive(record.received_at),
+        "channel": record.channel,
+        "client_address": record.client_address,
+        "helo": record.helo[:255],
+        "auth_user": record.auth_user,
+        "envelope_from": record.envelope_from,
+        "envelope_to": list(record.envelope_to),
+        "from_addr": record.from_addr,
+        "to_addrs": list(record.to_addrs),
+        "cc_addrs": list(record.cc_addrs),
+        "bcc_addrs": list(record.bcc_addrs),
+        "subject": record.subject,
+        "message_id": record.message_id[:998] if record.message_id else None,
+        "body_text": record.body_text,
+        "size": len(record.raw),
+        "raw_sha256": record.raw_sha256,
+        "raw_gz": zlib.compress(record.raw, 6),
+        "verdict": record.verdict,
+        "mode": record.mode,
+        "findings": list(record.findings),
+        "evaluation": record.evaluation,
+        "dedupe_key": key,
+        "youngest_minor_born": record.youngest_minor_born,
+    }
 
 
 class Archive:
@@ -19,6 +100,7 @@ class Archive:
         self.engine = engine
         self.lifetime = timedelta(seconds=lifetime)
         self._lock_head = is_postgres(engine)
+        self._ordered_returning = is_postgres(engine)
 
     def store(self, record: ArchiveRecord, items: Sequence[QueueItem]) -> Stored:
         return self.store_many([(record, items)])[0]
@@ -27,19 +109,27 @@ class Archive:
         self, batch: Sequence[tuple[ArchiveRecord, Sequence[QueueItem]]]
     ) -> list[Stored]:
         """Archive and queue every message of `batch` in ONE transaction: one fsync for many."""
+        pending = [self._prepare(record, items) for record, items in batch]
         with transaction(self.engine) as conn:
-            return self._store_many(conn, batch)
+            return self._store_many(conn, pending)
 
-    def _store_many(
-        self, conn: Connection, batch: Sequence[tuple[ArchiveRecord, Sequence[QueueItem]]]
-    ) -> list[Stored]:
-        head = select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
-        if self._lock_head:
-            # Several gateways on one PostgreSQL: the chain head serialises archive writers.
-            head = head.with_for_update()
-        _last_id, last_hash = conn.execute(head).one()
+    def _prepare(self, record: ArchiveRecord, items: Sequence[QueueItem]) -> _Pending:
+        addresses, findings = index_rows(0, record)
+        key = record.dedupe_key
+        return _Pending(
+            record,
+            key,
+            _archive_row(record, key),
+            self._queue_rows(0, record, items),
+            addresses,
+            findings,
+        )
 
-        keys = [r.dedupe_key for r, _ in batch if r.dedupe_key]
+    def _store_many(self, conn: Connection, batch: Sequence[_Pending]) -> list[Stored]:
+        # Several gateways on one PostgreSQL: the chain head (FOR UPDATE) serialises writers.
+        last_hash = conn.execute(_HEAD_FOR_UPDATE if self._lock_head else _HEAD).scalar_one()
+
+        keys = [p.key for p in batch if p.key]
         seen: dict[str, tuple[int, str]] = {}
         if keys:
             rows = conn.execute(
@@ -49,74 +139,74 @@ class Archive:
             )
             seen = {row.dedupe_key: (row.id, row.queue_id) for row in rows}
 
-        results: list[Stored] = []
-        last_id = _last_id
-        # Search's side tables, written in the same transaction as the records they describe.
-        address_rows: list[dict[str, object]] = []
-        finding_rows: list[dict[str, object]] = []
-        for record, items in batch:
-            key = record.dedupe_key
+        # The chain first (it needs no ids), then every new record in one multi-row INSERT.
+        fresh: list[_Pending] = []
+        # Per record of `batch`: its answer, when archived before; else (index into `fresh`,
+        # whether it repeats a message met earlier in this same batch).
+        plan: list[Stored | tuple[int, bool]] = []
+        first_in_batch: dict[str, int] = {}
+        for pending in batch:
+            key = pending.key
             if key and key in seen:
                 archive_id, queue_id = seen[key]
-                results.append(Stored(archive_id, queue_id, duplicate=True))
+                plan.append(Stored(archive_id, queue_id, duplicate=True))
                 continue
-            record_hash = chain_hash(
-                last_hash, record.raw_sha256, record.verdict, record.received_at, record.queue_id
-            )
-            archive_id = conn.execute(
-                insert(archive).returning(archive.c.id),
-                {
-                    "queue_id": record.queue_id,
-                    "received_at": utc_naive(record.received_at),
-                    "channel": record.channel,
-                    "client_address": record.client_address,
-                    "helo": record.helo[:255],
-                    "auth_user": record.auth_user,
-                    "envelope_from": record.envelope_from,
-                    "envelope_to": list(record.envelope_to),
-                    "from_addr": record.from_addr,
-                    "to_addrs": list(record.to_addrs),
-                    "cc_addrs": list(record.cc_addrs),
-                    "bcc_addrs": list(record.bcc_addrs),
-                    "subject": record.subject,
-                    "message_id": record.message_id[:998] if record.message_id else None,
-                    "body_text": record.body_text,
-                    "size": len(record.raw),
-                    "raw_sha256": record.raw_sha256,
-                    "raw_gz": zlib.compress(record.raw, 6),
-                    "verdict": record.verdict,
-                    "mode": record.mode,
-                    "findings": list(record.findings),
-                    "evaluation": record.evaluation,
-                    "dedupe_key": key,
-                    "youngest_minor_born": record.youngest_minor_born,
-                    "prev_hash": last_hash,
-                    "record_hash": record_hash,
-                },
-            ).scalar_one()
-            addresses, findings = index_rows(archive_id, record)
-            address_rows.extend(addresses)
-            finding_rows.extend(findings)
+            if key and key in first_in_batch:
+                plan.append((first_in_batch[key], True))
+                continue
+            last_hash = pending.link(last_hash)
             if key:
-                seen[key] = (archive_id, record.queue_id)
-            last_hash, last_id = record_hash, archive_id
-            self._queue(conn, archive_id, record, items)
-            results.append(Stored(archive_id, record.queue_id, duplicate=False))
-        if address_rows:
-            conn.execute(insert(archive_addresses), address_rows)
-        if finding_rows:
-            conn.execute(insert(archive_findings), finding_rows)
-        if last_id != _last_id:
-            conn.execute(
-                update(chain_head)
-                .where(chain_head.c.id == 1)
-                .values(last_id=last_id, last_hash=last_hash)
-            )
+                first_in_batch[key] = len(fresh)
+            plan.append((len(fresh), False))
+            fresh.append(pending)
+
+        ids: list[int] = []
+        if fresh:
+            ids = self._insert_archive(conn, [p.row for p in fresh])
+            # The queue and search's side tables, in the same transaction.
+            for archive_id, pending in zip(ids, fresh, strict=True):
+                pending.number(archive_id)
+            for statement, rows in (
+                (_INSERT_QUEUE, [r for p in fresh for r in p.queue_rows]),
+                (_INSERT_ADDRESSES, [r for p in fresh for r in p.address_rows]),
+                (_INSERT_FINDINGS, [r for p in fresh for r in p.finding_rows]),
+            ):
+                if rows:
+                    conn.execute(statement, rows)
+            conn.execute(_SET_HEAD, {"new_id": ids[-1], "new_hash": last_hash})
+
+        results: list[Stored] = []
+        for step in plan:
+            if isinstance(step, Stored):
+                results.append(step)
+            else:
+                index, duplicate = step
+                queue_id = fresh[index].record.queue_id
+                results.append(Stored(ids[index], queue_id, duplicate=duplicate))
         return results
 
-    def _queue(
-        self, conn: Connection, archive_id: int, record: ArchiveRecord, items: Sequence[QueueItem]
-    ) -> None:
+    def _insert_archive(self, conn: Connection, values: list[dict[str, object]]) -> list[int]:
+        """Insert the rows; their ids, in the same order."""
+        if self._ordered_returning:
+            ids = list(conn.execute(_INSERT_ARCHIVE_RETURNING, values).scalars())
+        else:
+            conn.execute(_INSERT_ARCHIVE, values)
+            queue_ids = [row["queue_id"] for row in values]
+            found = dict(
+                conn.execute(
+                    select(archive.c.queue_id, archive.c.id).where(
+                        archive.c.queue_id.in_(queue_ids)
+                    )
+                ).all()
+            )
+            ids = [found[queue_id] for queue_id in queue_ids]
+        if len(ids) != len(values):  # pragma: no cover - the driver broke its contract
+            raise RuntimeError(f"archive insert returned {len(ids)} ids for {len(values)} rows")
+        return ids
+
+    def _queue_rows(
+        self, archive_id: int, record: ArchiveRecord, items: Sequence[QueueItem]
+    ) -> list[dict[str, object]]:
         created = utc_naive(record.received_at)
         rows = []
         for item in items:
@@ -140,5 +230,4 @@ class Archive:
                     "attempts": 0,
                 }
             )
-        if rows:
-            conn.execute(insert(queue), rows)
+        return rows

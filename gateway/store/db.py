@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _write_lock_for(database)
         engine = create_engine(
             url,
             pool_size=pool_size,
@@ -54,7 +59,98 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """A write transaction (committed on success); on SQLite it holds the write lock throughout."""
-    with engine.connect() as conn:
+    lock = _WRITE_LOCKS.get(engine.url.database or "") if engine.dialect.name == "sqlite" else None
+    with lock.held() if lock is not None else nullcontext(), engine.connect() as conn:
         conn.execution_options(sqlite_write=True)
         with conn.begin():
             yield conn
+
+
+# --- SQLite: writers queue on a lock file, not in SQLite's busy handler ------------------------
+# A writer that finds the database locked sleeps in SQLite's busy handler - 1, 2, 5, 10, 15 ms
+# ... - and retries, however soon the lock frees; a commit (one fsync) takes ~2 ms here, so
+# writers of several relay processes, and the archive writer and the delivery worker of one,
+# lost most of their waiting to oversleeping. They now queue first on a threading lock (within
+# a process) and a flock on `<database>-writer-lock` (across processes), taken around BEGIN
+# IMMEDIATE .. COMMIT, and are let in as soon as the holder commits. SQLite's own lock still
+# decides; one that cannot get the flock in time goes on without it, as before.
+_WAIT = 30.0  # as long as SQLite's busy_timeout
+
+
+class _WriteLock:
+    def __init__(self, database: str) -> None:
+        self.path = f"{database}-writer-lock"
+        self._local = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._usable = True
+
+    def reset_after_fork(self) -> None:
+        """A forked child must not share the parent's open file (nor its lock state)."""
+        self._local = threading.RLock()
+        self._depth = 0
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if not self._local.acquire(timeout=_WAIT):
+            yield
+            return
+        flocked = False
+        try:
+            self._depth += 1
+            if self._depth == 1:
+                flocked = self._flock()
+            yield
+        finally:
+            if flocked and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._depth -= 1
+            self._local.release()
+
+    def _flock(self) -> bool:
+        if self._fd is None:
+            if not self._usable:
+                return False
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:  # e.g. another user's lock file: SQLite's busy handler alone
+                self._usable = False
+                return False
+        # Not a blocking flock: that could not give up after _WAIT. Polling every 0.05-0.5 ms
+        # wakes a waiter far sooner than the busy handler, for a few syscalls per wait.
+        deadline = time.monotonic() + _WAIT
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.0005)
+
+
+_WRITE_LOCKS: dict[str, _WriteLock] = {}
+_REGISTRY = threading.Lock()
+
+
+def _write_lock_for(database: str) -> _WriteLock:
+    with _REGISTRY:
+        lock = _WRITE_LOCKS.get(database)
+        if lock is None:
+            lock = _WRITE_LOCKS[database] = _WriteLock(database)
+        return lock
+
+
+def _after_fork() -> None:
+    global _REGISTRY
+    _REGISTRY = threading.Lock()
+    for lock in _WRITE_LOCKS.values():
+        lock.reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)

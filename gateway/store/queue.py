@@ -7,11 +7,68 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
 from gateway.store.db import is_postgres, transaction
 from gateway.store.records import utc_naive
 from gateway.store.schema import archive, queue
+
+# The delivery worker's statements, built once (see archive.py: a statement object made per call
+# pays for its cache key every time).
+_NOW = bindparam("now", type_=queue.c.next_attempt_at.type)
+_IDS = bindparam("ids", expanding=True)
+_PICK = (
+    select(queue.c.id)
+    .where(
+        or_(
+            and_(queue.c.status == "queued", queue.c.next_attempt_at <= _NOW),
+            # A worker that died mid-send left a lease behind: take it over when it runs out.
+            and_(queue.c.status == "sending", queue.c.lease_until < _NOW),
+        )
+    )
+    .order_by(queue.c.next_attempt_at)
+    .limit(bindparam("limit"))
+)
+_PICK_SKIP_LOCKED = _PICK.with_for_update(skip_locked=True)
+_LEASE = (
+    update(queue)
+    .where(queue.c.id.in_(_IDS))
+    .values(
+        status="sending",
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until", type_=queue.c.lease_until.type),
+    )
+)
+_CLAIMED = (
+    select(
+        queue.c.id,
+        queue.c.archive_id,
+        archive.c.queue_id,
+        queue.c.kind,
+        queue.c.mail_from,
+        queue.c.recipients,
+        queue.c.attempts,
+        queue.c.created_at,
+        queue.c.expires_at,
+        queue.c.prefix,
+        queue.c.content_gz,
+        archive.c.raw_gz,
+    )
+    .join(archive, archive.c.id == queue.c.archive_id)
+    .where(queue.c.id.in_(_IDS))
+    .order_by(queue.c.next_attempt_at)
+)
+_DELIVERED = (
+    update(queue)
+    .where(queue.c.id.in_(_IDS), queue.c.lease_owner == bindparam("owner"))
+    .values(
+        status="delivered",
+        finished_at=bindparam("finished", type_=queue.c.finished_at.type),
+        last_error=None,
+        lease_owner=None,
+        lease_until=None,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -55,42 +112,13 @@ class QueueStore:
         cannot interleave.
         """
         now = utc_naive(now)
-        due = or_(
-            and_(queue.c.status == "queued", queue.c.next_attempt_at <= now),
-            # A worker that died mid-send left a lease behind: take it over when it runs out.
-            and_(queue.c.status == "sending", queue.c.lease_until < now),
-        )
-        pick = select(queue.c.id).where(due).order_by(queue.c.next_attempt_at).limit(limit)
-        if self._skip_locked:
-            pick = pick.with_for_update(skip_locked=True)
+        pick = _PICK_SKIP_LOCKED if self._skip_locked else _PICK
         with transaction(self.engine) as conn:
-            ids = list(conn.execute(pick).scalars())
+            ids = list(conn.execute(pick, {"now": now, "limit": limit}).scalars())
             if not ids:
                 return []
-            conn.execute(
-                update(queue)
-                .where(queue.c.id.in_(ids))
-                .values(status="sending", lease_owner=owner, lease_until=now + self.lease)
-            )
-            rows = conn.execute(
-                select(
-                    queue.c.id,
-                    queue.c.archive_id,
-                    archive.c.queue_id,
-                    queue.c.kind,
-                    queue.c.mail_from,
-                    queue.c.recipients,
-                    queue.c.attempts,
-                    queue.c.created_at,
-                    queue.c.expires_at,
-                    queue.c.prefix,
-                    queue.c.content_gz,
-                    archive.c.raw_gz,
-                )
-                .join(archive, archive.c.id == queue.c.archive_id)
-                .where(queue.c.id.in_(ids))
-                .order_by(queue.c.next_attempt_at)
-            ).all()
+            conn.execute(_LEASE, {"ids": ids, "owner": owner, "until": now + self.lease})
+            rows = conn.execute(_CLAIMED, {"ids": ids}).all()
         return [
             QueueEntry(
                 id=row.id,
@@ -110,6 +138,18 @@ class QueueStore:
 
     def delivered(self, entry_id: int, owner: str, now: datetime) -> None:
         self._finish(entry_id, owner, now, status="delivered", error=None)
+
+    def delivered_many(self, entry_ids: Sequence[int], owner: str, now: datetime) -> int:
+        """Mark every entry in `entry_ids` delivered in ONE transaction (one fsync for many
+        sends); as in `delivered`, only while `owner` still holds the lease. Returns how many
+        rows changed."""
+        if not entry_ids:
+            return 0
+        with transaction(self.engine) as conn:
+            result = conn.execute(
+                _DELIVERED, {"ids": list(entry_ids), "owner": owner, "finished": utc_naive(now)}
+            )
+        return int(result.rowcount)
 
     def failed(self, entry_id: int, owner: str, now: datetime, error: str) -> None:
         self._finish(entry_id, owner, now, status="failed", error=error)

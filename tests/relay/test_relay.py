@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import smtplib
+import time
 import zlib
 from email import message_from_bytes, policy
 
@@ -65,9 +66,15 @@ def test_delivered_bytes_are_the_submitted_message_plus_our_received_line(
     assert received_tail.startswith(queue_id.encode())
     assert body == MESSAGE
 
-    with gateway.gateway.engine.connect() as conn:
-        row = conn.execute(select(archive).where(archive.c.queue_id == queue_id)).one()
-        entries = conn.execute(select(queue).where(queue.c.archive_id == row.id)).all()
+    # The sink has the message a moment before the worker's "delivered" commit lands.
+    deadline = time.monotonic() + 10
+    while True:
+        with gateway.gateway.engine.connect() as conn:
+            row = conn.execute(select(archive).where(archive.c.queue_id == queue_id)).one()
+            entries = conn.execute(select(queue).where(queue.c.archive_id == row.id)).all()
+        if [e.status for e in entries] == ["delivered"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert row.raw_sha256 == hashlib.sha256(MESSAGE).hexdigest()
     assert zlib.decompress(row.raw_gz) == MESSAGE
     assert row.from_addr == "alex.teacher@safe.example"

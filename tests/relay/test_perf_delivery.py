@@ -1,0 +1,200 @@
+"""Delivery without a round trip per message to spare (issue 7): no NOOP before reusing the
+upstream connection (a dropped one is replaced and the message sent once more), and outcomes
+marked delivered in batches - each only after upstream's 250."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.clock import SystemClock
+from gateway.config import DeliverySettings, UpstreamSettings
+from gateway.delivery.transports import Outcome, SmtpTransport
+from gateway.delivery.worker import DeliveryWorker
+from gateway.notify.render import make_environment
+from gateway.store.queue import QueueEntry
+
+
+class OneMessagePerConnection:
+    """An upstream that takes one message per connection, then treats the connection as one it
+    timed out while idle: the next command gets `reply` (if any) and the connection closes."""
+
+    def __init__(self, reply: bytes | None, *, lose_second_data: bool = False) -> None:
+        self.reply = reply
+        self.lose_second_data = lose_second_data  # instead: take MAIL, RCPT, DATA; then close
+        self.connections = 0
+        self.commands: list[bytes] = []
+        self.messages: list[bytes] = []
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(b"220 upstream ESMTP\r\n")
+        took_one = False
+        while line := await reader.readline():
+            verb = line.split(b" ", 1)[0].split(b":", 1)[0].strip().upper()
+            self.commands.append(verb)
+            if took_one and not self.lose_second_data:
+                if self.reply:
+                    writer.write(self.reply)
+                break
+            if verb == b"EHLO":
+                writer.write(b"250-upstream\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                writer.write(b"354 go ahead\r\n")
+                lines = []
+                while (data := await reader.readline()) not in (b".\r\n", b""):
+                    lines.append(data)
+                self.messages.append(b"".join(lines))
+                if took_one:  # lose_second_data: the reply to the final dot never comes
+                    break
+                writer.write(b"250 2.0.0 Ok: stored\r\n")
+                took_one = True
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        await writer.drain()
+        writer.close()
+
+
+async def _two_sends(upstream: OneMessagePerConnection) -> list[dict[str, Outcome]]:
+    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = SmtpTransport(
+        UpstreamSettings(scheme="smtp", host="127.0.0.1", port=port, timeout=5)
+    )
+    body = b"From: a@safe.example\r\nSubject: reuse\r\n\r\nhello\r\n"
+    try:
+        return [await transport.send("a@safe.example", ["b@home.example"], body) for _ in "12"]
+    finally:
+        await transport.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    "reply", [None, b"421 4.4.2 upstream: idle timeout\r\n"], ids=["dropped", "421"]
+)
+def test_a_connection_upstream_closed_while_idle_is_replaced_and_the_message_sent(reply):
+    upstream = OneMessagePerConnection(reply)
+    first, second = asyncio.run(_two_sends(upstream))
+    assert first["b@home.example"].delivered
+    assert second["b@home.example"].delivered
+    assert len(upstream.messages) == 2
+    assert upstream.connections == 2
+    assert b"NOOP" not in upstream.commands
+
+
+def test_any_other_refusal_of_mail_from_on_a_reused_connection_stands():
+    upstream = OneMessagePerConnection(b"550 5.7.1 sender refused\r\n")
+    first, second = asyncio.run(_two_sends(upstream))
+    assert first["b@home.example"].delivered
+    assert second["b@home.example"] == Outcome(550, "5.7.1 sender refused")
+    assert upstream.connections == 1  # not sent again elsewhere
+
+
+def test_a_connection_lost_once_data_began_is_not_resent_at_once():
+    """Upstream may have taken the message before it went away: that is for a retry later,
+    like any other deferral, not for an immediate second copy."""
+    upstream = OneMessagePerConnection(None, lose_second_data=True)
+    first, second = asyncio.run(_two_sends(upstream))
+    assert first["b@home.example"].delivered
+    assert second["b@home.example"].code == 451
+    assert upstream.connections == 1
+    assert len(upstream.messages) == 2
+
+
+# --- outcomes in batches ----------------------------------------------------------------------
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _entry(n: int, rcpt: str) -> QueueEntry:
+    return QueueEntry(
+        id=n,
+        archive_id=n,
+        queue_id=f"Q{n}",
+        kind="deliver",
+        mail_from="a@safe.example",
+        recipients=(rcpt,),
+        attempts=0,
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=5),
+        body=b"Subject: x\r\n\r\nx\r\n",
+    )
+
+
+class AnsweringTransport:
+    """Upstream answers 250, except 451 for later@home.example; remembers what it accepted."""
+
+    def __init__(self, accepted: set[str]) -> None:
+        self.accepted = accepted
+
+    async def send(
+        self, mail_from: str, recipients: Sequence[str], body: bytes
+    ) -> dict[str, Outcome]:
+        await asyncio.sleep(0.002)
+        if recipients[0] == "later@home.example":
+            return {r: Outcome(451, "4.3.0 try later") for r in recipients}
+        self.accepted.update(recipients)
+        return {r: Outcome(250, "ok") for r in recipients}
+
+    async def close(self) -> None:
+        return None
+
+
+class RecordingQueue:
+    def __init__(self, entries: list[QueueEntry], accepted: set[str]) -> None:
+        self.entries = entries
+        self.accepted = accepted
+        self.batches: list[list[int]] = []
+        self.retried: list[int] = []
+
+    def claim(self, owner: str, now: datetime, limit: int = 16) -> list[QueueEntry]:
+        taken, self.entries = self.entries[:limit], self.entries[limit:]
+        return taken
+
+    def delivered_many(self, entry_ids: Sequence[int], owner: str, now: datetime) -> int:
+        # Marked only once upstream has said 250 for that entry's recipients.
+        assert all(f"{i}@home.example" in self.accepted for i in entry_ids)
+        self.batches.append(list(entry_ids))
+        return len(entry_ids)
+
+    def delivered(self, *args: object) -> None:
+        raise AssertionError("one transaction per message")
+
+    def retry_later(self, entry_id: int, owner: str, **kwargs: object) -> None:
+        self.retried.append(entry_id)
+
+
+def test_sends_are_marked_delivered_in_batches_after_upstream_accepted_them():
+    accepted: set[str] = set()
+    entries = [_entry(n, f"{n}@home.example") for n in range(1, 41)]
+    entries.insert(7, _entry(99, "later@home.example"))
+    queue = RecordingQueue(entries, accepted)
+
+    async def run() -> None:
+        worker = DeliveryWorker(
+            queue=queue,  # type: ignore[arg-type]
+            archive=None,  # type: ignore[arg-type]
+            transport_factory=lambda: AnsweringTransport(accepted),
+            settings=DeliverySettings(workers=4, poll_interval=0.05),
+            templates=make_environment(),
+            clock=SystemClock(),
+            hostname="gateway.safe.example",
+        )
+        task = asyncio.create_task(worker.run())
+        while sum(map(len, queue.batches)) < 40:
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await task
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    marked = [i for batch in queue.batches for i in batch]
+    assert sorted(marked) == list(range(1, 41))
+    assert len(queue.batches) < 40 / 2  # several per transaction, not one each
+    assert queue.retried == [99]

@@ -1,0 +1,135 @@
+"""A batch of records goes to the archive in one multi-row INSERT (issue 7); the hash chain,
+the dedupe answers and the rows beside each record are exactly what one-by-one storing gives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, event, select
+
+from gateway.store.archive import Archive
+from gateway.store.db import make_engine
+from gateway.store.integrity import verify
+from gateway.store.migrate import upgrade
+from gateway.store.records import ArchiveRecord, QueueItem, Stored
+from gateway.store.schema import archive, archive_addresses, archive_findings, chain_head, queue
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _engine(url: str) -> Engine:
+    engine = make_engine(url)
+    upgrade(engine)
+    return engine
+
+
+def _record(n: int, message_id: str | None = None) -> tuple[ArchiveRecord, list[QueueItem]]:
+    record = ArchiveRecord(
+        queue_id=f"Q{n:04d}",
+        received_at=T0 + timedelta(seconds=n),
+        raw=f"Message-ID: <{message_id}>\r\nSubject: {n}\r\n\r\nbody {n}\r\n".encode(),
+        verdict="deliver" if n % 3 else "flag",
+        envelope_from="alex.teacher@safe.example",
+        envelope_to=(f"{n}p@volunteers.example",),
+        to_addrs=(f"{n}p@volunteers.example",),
+        message_id=message_id or f"m{n}@safe.example",
+        findings=({"code": "no-second-staff", "rule": "r1", "action": "flag"},)
+        if n % 3 == 0
+        else (),
+    )
+    items = [
+        QueueItem(kind="deliver", mail_from=record.envelope_from, recipients=record.envelope_to),
+        QueueItem(kind="alert", mail_from="", recipients=("dsl@safe.example",), content=b"x"),
+    ]
+    return record, items
+
+
+def _chain(engine: Engine) -> list[tuple[str, str, str]]:
+    with engine.connect() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                select(archive.c.queue_id, archive.c.prev_hash, archive.c.record_hash).order_by(
+                    archive.c.id
+                )
+            )
+        ]
+
+
+def test_a_batch_writes_the_same_chain_as_one_record_at_a_time(database_url: str, tmp_path: Path):
+    batch = [_record(n) for n in range(1, 11)]
+    one_by_one = _engine(f"sqlite:///{tmp_path / 'single.db'}")
+    for record, items in batch:
+        Archive(one_by_one).store(record, items)
+    engine = _engine(database_url)
+    statements: list[str] = []
+    event.listen(
+        engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0])
+    )
+
+    stored = Archive(engine).store_many(batch)
+
+    assert [s.duplicate for s in stored] == [False] * 10
+    assert _chain(engine) == _chain(one_by_one)
+    assert verify(engine).ok
+    # One INSERT INTO archive for the ten records (SQLite: one executemany).
+    assert statements.count("INSERT") == 4  # archive, queue, addresses, findings
+    with engine.connect() as conn:
+        ids = dict(conn.execute(select(archive.c.queue_id, archive.c.id)).all())
+        assert [s.archive_id for s in stored] == [ids[r.queue_id] for r, _ in batch]
+        assert [s.queue_id for s in stored] == [r.queue_id for r, _ in batch]
+        entries = conn.execute(select(queue.c.archive_id, queue.c.kind, queue.c.recipients)).all()
+        assert sorted(entries) == sorted(
+            (ids[r.queue_id], item.kind, list(item.recipients))
+            for r, items in batch
+            for item in items
+        )
+        addressed = {
+            (row.archive_id, row.role, row.address)
+            for row in conn.execute(select(archive_addresses))
+        }
+        assert (ids["Q0007"], "envelope_to", "7p@volunteers.example") in addressed
+        flagged = sorted(conn.execute(select(archive_findings.c.archive_id)).scalars())
+        assert flagged == sorted(ids[f"Q{n:04d}"] for n in (3, 6, 9))
+        head = conn.execute(select(chain_head.c.last_id, chain_head.c.last_hash)).one()
+    assert head == (ids["Q0010"], _chain(engine)[-1][2])
+    one_by_one.dispose()
+    engine.dispose()
+
+
+def test_dedupe_within_a_batch_and_against_the_archive(database_url: str):
+    engine = _engine(database_url)
+    store = Archive(engine)
+    [earlier] = store.store_many([_record(1, "same-1@safe.example")])
+
+    first, again_old, fresh, again_fresh, other = store.store_many(
+        [
+            _record(2, "new-2@safe.example"),
+            _record(1, "same-1@safe.example"),  # archived before this batch
+            _record(3, "new-3@safe.example"),
+            _record(2, "new-2@safe.example"),  # earlier in this same batch
+            _record(4, "new-4@safe.example"),
+        ]
+    )
+
+    assert again_old == Stored(earlier.archive_id, "Q0001", duplicate=True)
+    assert again_fresh == Stored(first.archive_id, "Q0002", duplicate=True)
+    assert [first.duplicate, fresh.duplicate, other.duplicate] == [False, False, False]
+    assert [q for q, _, _ in _chain(engine)] == ["Q0001", "Q0002", "Q0003", "Q0004"]
+    with engine.connect() as conn:
+        assert len(conn.execute(select(queue.c.id)).all()) == 2 * 4  # nothing queued twice
+    assert verify(engine).ok
+    engine.dispose()
+
+
+def test_a_batch_of_only_duplicates_leaves_the_chain_head_alone(database_url: str):
+    engine = _engine(database_url)
+    store = Archive(engine)
+    store.store(*_record(1))
+    with engine.connect() as conn:
+        before = conn.execute(select(chain_head)).one()
+    assert store.store_many([_record(1), _record(1)])[1].duplicate
+    with engine.connect() as conn:
+        assert conn.execute(select(chain_head)).one() == before
+    engine.dispose()
