@@ -54,10 +54,17 @@ def _recipients(hit: Hit) -> str:
     return people[0] + (f" +{len(people) - 1}" if len(people) > 1 else "")
 
 
+def _count(page: Page) -> str:
+    # Counting stops early in a large archive (store/search.py COUNT_LIMIT): say so.
+    return f"{page.total:,}" if page.exact else f"more than {page.total:,}"
+
+
 def _table(page: Page, zone: tzinfo | None) -> None:
     if not page.hits:
         if page.total:
-            click.echo(f"No messages on page {page.page}: {page.total} match ({page.pages} pages).")
+            click.echo(
+                f"No messages on page {page.page}: {_count(page)} match ({page.pages} pages)."
+            )
         else:
             click.echo("No messages match.")
         return
@@ -75,8 +82,9 @@ def _table(page: Page, zone: tzinfo | None) -> None:
         )
     first = (page.page - 1) * page.limit + 1
     last = first + len(page.hits) - 1
-    summary = f"\n{first}–{last} of {page.total} (page {page.page} of {page.pages})."
-    if page.page < page.pages:
+    pages = f"{page.pages}" if page.exact else f"at least {page.pages}"
+    summary = f"\n{first}–{last} of {_count(page)} (page {page.page} of {pages})."
+    if page.page < page.pages or not page.exact:
         summary += f" Next: --page {page.page + 1}"
     click.echo(summary)
 

@@ -10,8 +10,14 @@ Each term becomes one predicate on `archive`, backed by an index (migration 0002
 - flag: `archive_findings` (code); verdict: / after: / before: the archive's own indexed columns.
 
 Results are newest first (received_at, then id, both descending) with LIMIT/OFFSET paging.
-The exact count comes first; from it the page is fetched whichever way is cheaper (collect the
-matches and sort, or walk the archive newest first), see ArchiveSearch._walk_newest_first.
+The count comes first, exact up to COUNT_LIMIT (past that a page says "more than N": an exact
+count of a word in most of a million messages costs seconds, and nobody pages that far); from it
+the page is fetched whichever way is cheaper (collect the matches and sort, or walk the archive
+newest first), see ArchiveSearch._walk_newest_first.
+
+Both the capped count and the walk look at the newest messages first, in windows of archive ids
+(`id > N`, also applied inside every id list), widened until they have what they need: a word in
+most of the archive then costs a few thousand index entries, not an id list of a million.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Select,
     and_,
     bindparam,
     column,
@@ -34,6 +41,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    text,
 )
 
 from gateway.search.query import (
@@ -62,6 +70,12 @@ ROLES: dict[str, tuple[str, ...]] = {
     "cc": ("cc",),
     "bcc": ("bcc",),
 }
+
+# Counting stops here: past it a Page is `exact=False` and says "more than COUNT_LIMIT". Each
+# match counted costs a row visit where the index alone cannot decide (a phrase, a NOT, a
+# subject: word on PostgreSQL, whose tsvectors are TOASTed: ~10 us each), so the limit keeps a
+# search well inside its 150 ms at a million messages (bench/archive_scale.py).
+COUNT_LIMIT = 1_000
 
 _fts = table("archive_fts", column("rowid"), column("archive_fts"))
 _search_tsv = literal_column("archive.search_tsv")
@@ -108,12 +122,16 @@ class Hit:
 @dataclass(frozen=True)
 class Page:
     hits: tuple[Hit, ...]
-    total: int  # matches in the whole archive, not just this page
+    total: int  # matches in the whole archive, not just this page; see `exact`
     page: int
     limit: int
+    # False: counting stopped at `total` (COUNT_LIMIT, or the end of the requested page if that
+    # is further) and more messages match; show it as "more than {total}".
+    exact: bool = True
 
     @property
     def pages(self) -> int:
+        """Pages of matches; when the count is not exact, the pages known to exist."""
         return max(1, -(-self.total // self.limit))
 
 
@@ -185,7 +203,7 @@ def _tsquery(term: Text) -> str:
 
 
 class _Compiler:
-    def __init__(self, dialect: str, *, scan: bool = False) -> None:
+    def __init__(self, dialect: str, *, scan: bool = False, above: int | None = None) -> None:
         if dialect not in ("sqlite", "postgresql"):
             raise SearchUnsupported(
                 f"searching the archive needs SQLite or PostgreSQL (this database is {dialect})"
@@ -196,6 +214,12 @@ class _Compiler:
         # rows are walked newest first through ix_archive_received_at and each is tested
         # against the (materialised) id lists, instead of every match being fetched and sorted.
         self.ids = archive.c.id + 0 if scan else archive.c.id
+        # Only archive ids above this (a window of the newest messages): every id list is cut
+        # to the window too, so that SQLite never materialises more of a list than it needs.
+        self.above = above
+
+    def within(self, sub: Select[Any], column: ColumnElement[Any]) -> Select[Any]:
+        return sub if self.above is None else sub.where(column > self.above)
 
     def text(self, terms: Sequence[Text], joiner: str) -> ColumnElement[bool]:
         """One full-text predicate for terms joined by AND or OR."""
@@ -204,7 +228,7 @@ class _Compiler:
         if self.dialect == "sqlite":
             query = f" {joiner} ".join(f"({_fts5(t)})" for t in terms)
             match = _fts.c.archive_fts.match(bindparam(name, query))
-            return self.ids.in_(select(_fts.c.rowid).where(match))
+            return self.ids.in_(self.within(select(_fts.c.rowid).where(match), _fts.c.rowid))
         op = " & " if joiner == "AND" else " | "
         query = op.join(f"({_tsquery(t)})" for t in terms)
         tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam(name, query))
@@ -227,10 +251,10 @@ class _Compiler:
             sub = select(archive_addresses.c.archive_id).where(key == node.value)
             if node.field in ROLES:
                 sub = sub.where(archive_addresses.c.role.in_(ROLES[node.field]))
-            return self.ids.in_(sub)
+            return self.ids.in_(self.within(sub, archive_addresses.c.archive_id))
         if isinstance(node, Flag):
             sub = select(archive_findings.c.archive_id).where(archive_findings.c.code == node.code)
-            return self.ids.in_(sub)
+            return self.ids.in_(self.within(sub, archive_findings.c.archive_id))
         if isinstance(node, Verdict):
             return archive.c.verdict == node.verdict
         # Dates are compared as UTC dates for now: a message sent at 00:30 British Summer Time
@@ -243,13 +267,25 @@ class _Compiler:
         raise TypeError(f"not a query node: {node!r}")  # pragma: no cover
 
 
-def compile_query(node: Node, dialect: str, *, scan: bool = False) -> ColumnElement[bool]:
+def _before(node: Node) -> datetime | None:
+    """The earliest `before:` that every match must satisfy (a top-level term), if any."""
+    terms = node.items if isinstance(node, And) else (node,)
+    days = [t.day for t in terms if isinstance(t, Before)]
+    return datetime.combine(min(days), time()) if days else None
+
+
+def compile_query(
+    node: Node, dialect: str, *, scan: bool = False, above: int | None = None
+) -> ColumnElement[bool]:
     """The WHERE clause selecting the archive rows that `node` matches on `dialect`.
 
     `scan`: the same rows, phrased so that the planner walks the archive newest first (for a
     query that matches much of the archive) rather than starting from the index lookups.
+    `above`: only the matches whose archive id is greater (a window of the newest messages).
     """
-    return _Compiler(dialect, scan=scan).compile(node)
+    compiler = _Compiler(dialect, scan=scan, above=above)
+    where = compiler.compile(node)
+    return where if above is None else and_(compiler.ids > above, where)
 
 
 # ---------------------------------------------------------------------------------- running
@@ -259,60 +295,56 @@ def _codes(findings: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(f.get("code")) for f in findings or () if f.get("code")))
 
 
+_COLUMNS = (
+    archive.c.id,
+    archive.c.queue_id,
+    archive.c.received_at,
+    archive.c.from_addr,
+    archive.c.to_addrs,
+    archive.c.cc_addrs,
+    archive.c.subject,
+    archive.c.verdict,
+    archive.c.findings,
+)
+_NEWEST = (archive.c.received_at.desc(), archive.c.id.desc())
+
+
 class ArchiveSearch:
+    # The first window of newest archive ids looked at, for a count and for a walk; each retry
+    # looks at `widen` times as many. Class attributes, so that a test can make them tiny.
+    count_window = 8 * COUNT_LIMIT
+    walk_window = 2_000
+    widen = 8
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def run(self, node: Node, *, limit: int = 50, page: int = 1) -> Page:
-        """One page of matches, newest first, and the number of matches in all."""
+    def run(
+        self, node: Node, *, limit: int = 50, page: int = 1, count_limit: int | None = COUNT_LIMIT
+    ) -> Page:
+        """One page of matches, newest first, and the number of matches in all.
+
+        The count is exact up to `count_limit` (or the end of the requested page, if further);
+        past that the Page says `exact=False`. `count_limit=None`: always exact (slow for a
+        query that matches most of a large archive).
+        """
         if limit < 1 or page < 1:
             raise ValueError("limit and page start at 1")
         dialect = self.engine.dialect.name
-        where = compile_query(node, dialect)
         offset = (page - 1) * limit
-        columns = (
-            archive.c.id,
-            archive.c.queue_id,
-            archive.c.received_at,
-            archive.c.from_addr,
-            archive.c.to_addrs,
-            archive.c.cc_addrs,
-            archive.c.subject,
-            archive.c.verdict,
-            archive.c.findings,
-        )
-        newest = (archive.c.received_at.desc(), archive.c.id.desc())
+        cap = None if count_limit is None else max(count_limit, offset + limit)
         rows: Sequence[Any] = ()
         with self.engine.connect() as conn:
-            # The count walks the index lookups (it is needed anyway, for paging and the audit)
-            # and tells which way to fetch the page is cheaper; see _walk_newest_first.
-            total = int(
-                conn.execute(select(func.count()).select_from(archive).where(where)).scalar_one()
-            )
-            if offset < total:
-                if self._walk_newest_first(conn, total, offset + limit):
-                    stmt = select(*columns).where(compile_query(node, dialect, scan=True))
-                    stmt = stmt.order_by(*newest).limit(limit).offset(offset)
+            size = int(conn.execute(select(func.max(archive.c.id))).scalar() or 0)
+            # The count is needed anyway (paging, the audit) and tells which way to fetch the
+            # page is cheaper; see _walk_newest_first.
+            total, exact, seen = self._count(conn, node, dialect, size, cap)
+            if offset < total or not exact:
+                if self._walk_newest_first(size, total, offset + limit, exact):
+                    counted = (total, exact, seen)
+                    rows = self._walk(conn, node, dialect, size, counted, limit, offset)
                 else:
-                    matches = (
-                        select(archive.c.id, archive.c.received_at)
-                        .where(where)
-                        .cte("matches")
-                        .prefix_with("MATERIALIZED")
-                    )
-                    top = (
-                        select(matches.c.id)
-                        .order_by(matches.c.received_at.desc(), matches.c.id.desc())
-                        .limit(limit)
-                        .offset(offset)
-                        .subquery("top")
-                    )
-                    stmt = (
-                        select(*columns)
-                        .join_from(archive, top, archive.c.id == top.c.id)
-                        .order_by(*newest)
-                    )
-                rows = conn.execute(stmt).all()
+                    rows = self._collect(conn, node, dialect, limit, offset)
         hits = tuple(
             Hit(
                 id=row.id,
@@ -327,10 +359,51 @@ class ArchiveSearch:
             )
             for row in rows
         )
-        return Page(hits, total, page, limit)
+        return Page(hits, total, page, limit, exact)
+
+    def _count(
+        self, conn: Connection, node: Node, dialect: str, size: int, cap: int | None
+    ) -> tuple[int, bool, int]:
+        """(matches, exact, ids looked at): counted in widening windows of the newest ids,
+        stopping past `cap`.
+
+        A word in most of the archive finds `cap` matches in the first window; a rare one widens
+        the window to the whole archive, where its id lists are short anyway.
+        """
+        steer = dialect == "postgresql"
+        if steer:
+            # PostgreSQL prices `search_tsv @@ query` as cheap, but each row it tests that way
+            # reads its TOASTed tsvector (~10 us); a bitmap scan lets the GIN index decide, and
+            # reads rows only to check a phrase or weight. So, for counting only: no plain
+            # index or sequential scans (each stays possible where nothing else is).
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            conn.execute(text("SET LOCAL enable_indexscan = off"))
+        try:
+            if cap is None:
+                where = compile_query(node, dialect)
+                counted = select(func.count()).select_from(archive).where(where)
+                return int(conn.execute(counted).scalar_one()), True, size
+            window = max(self.count_window, cap)
+            while True:
+                above = size - window if window < size else None
+                matching = select(archive.c.id).where(compile_query(node, dialect, above=above))
+                found = int(
+                    conn.execute(
+                        select(func.count()).select_from(matching.limit(cap + 1).subquery())
+                    ).scalar_one()
+                )
+                if found > cap:
+                    return cap, False, min(window, size)
+                if above is None:
+                    return found, True, size
+                window *= self.widen
+        finally:
+            if steer:
+                conn.execute(text("RESET enable_seqscan"))
+                conn.execute(text("RESET enable_indexscan"))
 
     @staticmethod
-    def _walk_newest_first(conn: Connection, total: int, wanted: int) -> bool:
+    def _walk_newest_first(size: int, total: int, wanted: int, exact: bool) -> bool:
         """Which plan fetches `wanted` rows of `total` matches more cheaply.
 
         Either every match is collected through the term indexes and the newest sorted out
@@ -338,10 +411,80 @@ class ArchiveSearch:
         testing each row, until `wanted` have matched (cost ~ wanted x archive size / total,
         if matches are spread evenly over time). Left to themselves both planners misjudge
         this: PostgreSQL walks the time index for a rare word and reads the whole archive to
-        find it, SQLite sorts half a million rows to show the newest fifty.
+        find it, SQLite sorts half a million rows to show the newest fifty. A count that
+        stopped at its limit means more matches than the page needs: walk.
         """
-        size = conn.execute(select(func.max(archive.c.id))).scalar() or 0
-        return wanted * size < total * total
+        return not exact or wanted * size < total * total
+
+    def _walk(
+        self,
+        conn: Connection,
+        node: Node,
+        dialect: str,
+        size: int,
+        counted: tuple[int, bool, int],
+        limit: int,
+        offset: int,
+    ) -> Sequence[Any]:
+        """The page, walking newest first within a window of the newest ids, widened until the
+        page is full and nothing older than the window can belong on it.
+
+        `counted`: what _count found: (matches, exact, among so many of the newest ids).
+        """
+        wanted = offset + limit
+        total, exact, seen = counted
+        # Exact: enough ids for `wanted` matches at the density counted, four times over. Not
+        # exact: the count's last window holds more matches than its limit, which is at least
+        # `wanted`, so the page is in there (unless ids and times disagree, see below).
+        window = max(self.walk_window, 4 * wanted * size // max(total, 1)) if exact else seen
+        before = _before(node)
+        while True:
+            above = size - window if window < size else None
+            stmt = (
+                select(*_COLUMNS)
+                .where(compile_query(node, dialect, scan=True, above=above))
+                .order_by(*_NEWEST)
+                .limit(limit)
+                .offset(offset)
+            )
+            rows = conn.execute(stmt).all()
+            if above is None:
+                return rows
+            if len(rows) == limit:
+                # Ids grow with time, but not strictly (clocks, several gateways): the page is
+                # right unless a message below the window was received after its last row
+                # (and before the query's own `before:`, if it has one).
+                later = select(archive.c.id).where(
+                    archive.c.received_at > rows[-1].received_at, archive.c.id <= above
+                )
+                if before is not None:
+                    later = later.where(archive.c.received_at < before)
+                if conn.execute(later.limit(1)).first() is None:
+                    return rows
+            window = max(window * self.widen, seen)
+
+    @staticmethod
+    def _collect(
+        conn: Connection, node: Node, dialect: str, limit: int, offset: int
+    ) -> Sequence[Any]:
+        """The page, collecting every match through the term indexes and sorting them."""
+        matches = (
+            select(archive.c.id, archive.c.received_at)
+            .where(compile_query(node, dialect))
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
+        )
+        top = (
+            select(matches.c.id)
+            .order_by(matches.c.received_at.desc(), matches.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+            .subquery("top")
+        )
+        stmt = (
+            select(*_COLUMNS).join_from(archive, top, archive.c.id == top.c.id).order_by(*_NEWEST)
+        )
+        return conn.execute(stmt).all()
 
     def search(
         self,
@@ -353,6 +496,7 @@ class ArchiveSearch:
         limit: int = 50,
         page: int = 1,
         detail: dict[str, Any] | None = None,
+        count_limit: int | None = COUNT_LIMIT,
     ) -> Page:
         """Parse, check access, run and audit one search.
 
@@ -373,14 +517,20 @@ class ArchiveSearch:
                     actor=actor[:320], action="search_refused", at=at, query=query, detail=extra
                 )
                 raise
-        result = self.run(node, limit=limit, page=page)
+        result = self.run(node, limit=limit, page=page, count_limit=count_limit)
         log.record(
             actor=actor,
             action="search",
             at=at,
             query=query,
             result_count=result.total,
-            detail={"page": page, "limit": limit, "shown": len(result.hits), **extra},
+            detail={
+                "page": page,
+                "limit": limit,
+                "shown": len(result.hits),
+                **({} if result.exact else {"more_than": result.total}),
+                **extra,
+            },
         )
         return result
 
@@ -395,6 +545,7 @@ def require_dsl(engine: Engine, email: str) -> str:
 
 
 __all__ = [
+    "COUNT_LIMIT",
     "ArchiveSearch",
     "Hit",
     "NotASafeguardingLead",

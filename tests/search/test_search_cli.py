@@ -162,3 +162,12 @@ def test_audit_since_takes_a_period(run):
 )
 def test_since_periods(text: str, seconds: int):
     assert parse_since(text).total_seconds() == seconds
+
+
+def test_a_count_cut_short_says_more_than(capsys):
+    """In a large archive counting stops early; the table must not claim an exact total."""
+    from gateway.cli.search import _table
+    from gateway.store.search import Page
+
+    _table(Page(hits=(), total=1000, page=30, limit=50, exact=False), None)
+    assert capsys.readouterr().out == "No messages on page 30: more than 1,000 match (20 pages).\n"
