@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, select
 
 from gateway.search.query import Node
 from gateway.store.records import as_aware
@@ -51,8 +51,9 @@ class Exported:
 
 
 def matching_ids(engine: Engine, node: Node) -> list[int]:
-    """Every match, oldest first: an export reads as the conversation happened."""
-    where = compile_query(node, engine.dialect.name)
+    """Every match, oldest first: an export reads as the conversation happened. Tombstones
+    (records retention emptied) have no message left to export."""
+    where = and_(compile_query(node, engine.dialect.name), archive.c.purged_at.is_(None))
     with engine.connect() as conn:
         return list(
             conn.execute(
