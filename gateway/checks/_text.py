@@ -45,7 +45,8 @@ def _straight(text: str) -> str:
 
 def normalise(text: str) -> str:
     """Straight apostrophes, and every run of whitespace (line breaks included) as one space."""
-    return _WHITESPACE_RE.sub(" ", _straight(text)).strip()
+    # str.split() splits on exactly the characters `\s` matches (str.isspace), in C.
+    return " ".join(_straight(text).split())
 
 
 def normalise_marked(text: str) -> str:

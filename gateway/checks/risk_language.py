@@ -179,9 +179,11 @@ class Category:
         return best
 
 
+@lru_cache(maxsize=8)
 def prepare(text: str) -> tuple[str, str, frozenset[str]]:
     """The matching copy, the word-split copy and its set of words, for `Category.search`.
-    Both copies are `" " + normalise(text)` position for position."""
+    Both copies are `" " + normalise(text)` position for position. Cached: each of a pack's
+    risk_language rules (one per group of categories) reads the same few texts."""
     normal = normalise(text)
     lower = normal.lower()
     if len(lower) != len(normal):  # a few characters lower-case to two

@@ -69,6 +69,10 @@ def prescan(raw: bytes, limits: ParseLimits) -> None:
         if parts > limits.max_parts:
             raise MessageTooComplex(f"{parts} MIME parts, more than max_parts={limits.max_parts}")
     # Every nesting level needs a multipart/* or message/* Content-Type header.
+    # Each such header names "multipart/" or "message/": counting those (in C) bounds them.
+    lowered = raw.lower()
+    if lowered.count(b"multipart/") + lowered.count(b"message/") <= limits.max_mime_depth:
+        return
     containers = len(_CONTAINER_HEADER_RE.findall(raw))
     if containers > limits.max_mime_depth:
         depth = mime_depth(raw, limits.max_mime_depth)

@@ -98,7 +98,7 @@ def _starts_block(lines: list[str], i: int, stripped: str) -> bool:
 
 def _attribution(lines: list[str], i: int, stripped: str) -> tuple[int, bool]:
     """(lines the attribution spans, whether it is a well-formed one) or (0, False)."""
-    if stripped.lower().startswith(_ATTRIBUTION_STARTS):
+    if stripped[:3].lower().startswith(_ATTRIBUTION_STARTS):
         joined = stripped
         for span in (1, 2, 3):
             if len(joined) > _MAX_ATTRIBUTION:

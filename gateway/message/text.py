@@ -184,7 +184,7 @@ def header_text(value: str) -> str:
 
 def normalise_newlines(text: str) -> str:
     """``\\n`` line ends, and no control characters other than tab and newline."""
-    return _BODY_CONTROLS_RE.sub("", _LINE_BREAKS_RE.sub("\n", text))
+    return _BODY_CONTROLS_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _without_style_and_script(html: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.charset
 import io
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,10 @@ from email.utils import format_datetime, make_msgid
 
 # The header the gateway puts on everything it writes itself: never bounced, never re-checked.
 GENERATED_HEADER = "X-Safeguard-Generated"
+
+# compat32 folds the headers set above (already RFC 2047-encoded, see _header) as they are;
+# policy.SMTP would re-parse every one of them through the header registry, ~5 ms a notice.
+_SMTP32 = policy.compat32.clone(linesep="\r\n")
 
 _QP = email.charset.Charset("utf-8")
 _QP.body_encoding = email.charset.QP
@@ -50,10 +55,33 @@ def _header(value: str) -> str:
 
 
 class _VerbatimGenerator(BytesGenerator):
-    """Writes string payloads (our attached originals) back to their exact bytes."""
+    """Writes string payloads (our attached originals) back to their exact bytes.
+
+    Every header of a notice is written here: already RFC 2047-encoded (`_header`) or plain
+    ASCII, so a line that fits is written as it is; the email package would fold each one
+    again through `email.header.Header` (~40 headers, ~2 ms a notice)."""
 
     def _encode(self, s: str) -> bytes:
         return s.encode("ascii", "surrogateescape")
+
+    def _write_headers(self, msg: Message) -> None:
+        for name, value in msg.raw_items():
+            line = f"{name}: {value}"
+            if line.isascii() and len(line) <= 998 and "\r" not in line:
+                self._fp.write(line.replace("\n", "\r\n").encode("ascii") + b"\r\n")
+            else:
+                self._fp.write(self.policy.fold_binary(name, value))
+        self.write(self._NL)
+
+    @classmethod
+    def _make_boundary(cls, text: str | bytes | None = None) -> str:
+        # 128 random bits, checked by substring rather than a regular expression compiled anew
+        # for every boundary (the email package's way).
+        while True:
+            boundary = "=_" + secrets.token_hex(16)
+            marker = "--" + boundary
+            if text is None or (marker.encode() if isinstance(text, bytes) else marker) not in text:
+                return boundary
 
 
 def attached_message(raw: bytes, filename: str | None = None) -> MIMENonMultipart:
@@ -121,5 +149,5 @@ def build_dsn(
     report[GENERATED_HEADER] = kind
     report["MIME-Version"] = "1.0"
     buffer = io.BytesIO()
-    _VerbatimGenerator(buffer, mangle_from_=False, policy=policy.SMTP).flatten(report)
+    _VerbatimGenerator(buffer, mangle_from_=False, policy=_SMTP32).flatten(report)
     return buffer.getvalue()
