@@ -274,6 +274,17 @@ def _before(node: Node) -> datetime | None:
     return datetime.combine(min(days), time()) if days else None
 
 
+def _indexed(node: Node) -> bool:
+    """Does every match need a row in a term index (full text, addresses, findings)?"""
+    if isinstance(node, (Text, Address, Flag)):
+        return True
+    if isinstance(node, And):
+        return any(_indexed(item) for item in node.items)
+    if isinstance(node, Or):
+        return all(_indexed(item) for item in node.items)
+    return False
+
+
 def compile_query(
     node: Node, dialect: str, *, scan: bool = False, above: int | None = None
 ) -> ColumnElement[bool]:
@@ -282,9 +293,13 @@ def compile_query(
     `scan`: the same rows, phrased so that the planner walks the archive newest first (for a
     query that matches much of the archive) rather than starting from the index lookups.
     `above`: only the matches whose archive id is greater (a window of the newest messages).
+    A purged record (a tombstone) never matches: its index rows went with it, and where the
+    query needs none (`verdict:`, dates, NOT alone) it is left out by `purged_at`.
     """
     compiler = _Compiler(dialect, scan=scan, above=above)
     where = compiler.compile(node)
+    if not _indexed(node):
+        where = and_(archive.c.purged_at.is_(None), where)
     return where if above is None else and_(compiler.ids > above, where)
 
 
