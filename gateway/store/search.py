@@ -274,6 +274,13 @@ def _before(node: Node) -> datetime | None:
     return datetime.combine(min(days), time()) if days else None
 
 
+def _ids_only(node: Node) -> bool:
+    """Is every term an address or flag (decided by id lists alone)?"""
+    if isinstance(node, (And, Or)):
+        return all(_ids_only(item) for item in node.items)
+    return isinstance(node, (Address, Flag))
+
+
 def _indexed(node: Node) -> bool:
     """Does every match need a row in a term index (full text, addresses, findings)?"""
     if isinstance(node, (Text, Address, Flag)):
@@ -355,8 +362,14 @@ class ArchiveSearch:
             # page is cheaper; see _walk_newest_first.
             total, exact, seen = self._count(conn, node, dialect, size, cap)
             if offset < total or not exact:
-                if self._walk_newest_first(size, total, offset + limit, exact):
-                    counted = (total, exact, seen)
+                counted = (total, exact, seen)
+                if (
+                    not exact
+                    and _ids_only(node)
+                    and self._collect_in_window(total, offset + limit, seen)
+                ):
+                    rows = self._walk(conn, node, dialect, size, counted, limit, offset, True)
+                elif self._walk_newest_first(size, total, offset + limit, exact):
                     rows = self._walk(conn, node, dialect, size, counted, limit, offset)
                 else:
                     rows = self._collect(conn, node, dialect, limit, offset)
@@ -431,6 +444,21 @@ class ArchiveSearch:
         """
         return not exact or wanted * size < total * total
 
+    @staticmethod
+    def _collect_in_window(counted: int, wanted: int, seen: int) -> bool:
+        """For a count that stopped at its limit (`counted` matches among the `seen` newest
+        ids) of a query of address and flag terms only: is collecting the window's matches and
+        sorting them cheaper than walking it?
+
+        The window holds a few times `counted` matches at most (the window before it, `widen`
+        times smaller, held fewer), each an index entry, while a walk reads about
+        `wanted` x `seen` / `counted` rows: a child's history in half the archive is a thousand
+        index entries against tens of thousands of rows read newest first. (Full-text and date
+        terms are left to the walk: on PostgreSQL a phrase is checked on each row's tsvector,
+        and a `before:` lets the walk start where the matches are.)
+        """
+        return wanted * seen > 2 * counted * counted
+
     def _walk(
         self,
         conn: Connection,
@@ -440,11 +468,13 @@ class ArchiveSearch:
         counted: tuple[int, bool, int],
         limit: int,
         offset: int,
+        collect: bool = False,
     ) -> Sequence[Any]:
         """The page, walking newest first within a window of the newest ids, widened until the
         page is full and nothing older than the window can belong on it.
 
         `counted`: what _count found: (matches, exact, among so many of the newest ids).
+        `collect`: within each window, collect the matches and sort them instead.
         """
         wanted = offset + limit
         total, exact, seen = counted
@@ -455,14 +485,17 @@ class ArchiveSearch:
         before = _before(node)
         while True:
             above = size - window if window < size else None
-            stmt = (
-                select(*_COLUMNS)
-                .where(compile_query(node, dialect, scan=True, above=above))
-                .order_by(*_NEWEST)
-                .limit(limit)
-                .offset(offset)
-            )
-            rows = conn.execute(stmt).all()
+            if collect:
+                rows = self._collect(conn, node, dialect, limit, offset, above)
+            else:
+                stmt = (
+                    select(*_COLUMNS)
+                    .where(compile_query(node, dialect, scan=True, above=above))
+                    .order_by(*_NEWEST)
+                    .limit(limit)
+                    .offset(offset)
+                )
+                rows = conn.execute(stmt).all()
             if above is None:
                 return rows
             if len(rows) == limit:
@@ -480,12 +513,18 @@ class ArchiveSearch:
 
     @staticmethod
     def _collect(
-        conn: Connection, node: Node, dialect: str, limit: int, offset: int
+        conn: Connection,
+        node: Node,
+        dialect: str,
+        limit: int,
+        offset: int,
+        above: int | None = None,
     ) -> Sequence[Any]:
-        """The page, collecting every match through the term indexes and sorting them."""
+        """The page, collecting every match (with an id above `above`) through the term
+        indexes and sorting them."""
         matches = (
             select(archive.c.id, archive.c.received_at)
-            .where(compile_query(node, dialect))
+            .where(compile_query(node, dialect, above=above))
             .cte("matches")
             .prefix_with("MATERIALIZED")
         )

@@ -366,3 +366,33 @@ def test_both_ways_of_fetching_a_page_agree(
         assert corpus.names(query) == newest_first(*expected), query
     assert corpus.names("from:safe.example", limit=3, page=2) == ["m13", "m12", "m11"]
     assert corpus.names("-room", limit=4, page=3) == ["m05", "m04", "m03"]
+
+
+@pytest.mark.parametrize("strategy", ["walk-in-windows", "collect-in-windows", "collect-all"])
+def test_counts_cut_short_and_pages_from_windows_agree_with_the_exact_answer(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch, strategy: str
+):
+    """In a large archive the count stops at a limit and pages come from windows of the newest
+    ids (each way chosen for cost); here windows of 2 ids, widened 2x, and a limit of 2, so
+    that every query takes those paths on a small archive and must still give every page of
+    the exact answer, newest first."""
+    monkeypatch.setattr(ArchiveSearch, "count_window", 2)
+    monkeypatch.setattr(ArchiveSearch, "walk_window", 2)
+    monkeypatch.setattr(ArchiveSearch, "widen", 2)
+    monkeypatch.setattr(
+        ArchiveSearch, "_collect_in_window", staticmethod(lambda *_: strategy != "walk-in-windows")
+    )
+    monkeypatch.setattr(
+        ArchiveSearch, "_walk_newest_first", staticmethod(lambda *_: strategy != "collect-all")
+    )
+    search = ArchiveSearch(corpus.engine)
+    by_id = {v: k for k, v in corpus.ids.items()}
+    for query, expected in CASES:
+        wanted = newest_first(*expected)
+        got: list[str] = []
+        for page in range(1, len(wanted) + 2):
+            result = search.run(parse(query), limit=1, page=page, count_limit=2)
+            got += [by_id[hit.id] for hit in result.hits]
+            assert result.exact == (len(wanted) <= max(2, page)), (query, page)
+            assert result.total == (len(wanted) if result.exact else max(2, page)), query
+        assert got == wanted, query
