@@ -13,6 +13,7 @@ text unless it reads like a venue; in the signature only when it is labelled as 
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -468,12 +469,17 @@ def find(
         scanners.append(_phones(text, where, own))
     if "address" in kinds:
         scanners.append(_addresses(text, low, where, org.own_addresses))
-    taken: list[tuple[int, int]] = []
+    # Spans taken so far, disjoint and so sorted by both ends: a bisect finds the one span
+    # that could overlap, keeping a digit-heavy body linear rather than quadratic.
+    starts: list[int] = []
+    ends: list[int] = []
     for scanner in scanners:
         for hit in scanner:
-            if any(hit.start < end and start < hit.end for start, end in taken):
+            i = bisect.bisect_right(ends, hit.start)
+            if i < len(starts) and starts[i] < hit.end:
                 continue
-            taken.append((hit.start, hit.end))
+            starts.insert(i, hit.start)
+            ends.insert(i, hit.end)
             hits.append(hit)
     return sorted(hits, key=lambda h: h.start)
 

@@ -160,6 +160,14 @@ def test_one_finding_per_distinct_number():
     ]
 
 
+def test_a_span_claimed_by_an_email_address_is_not_also_a_phone_number_however_many_there_are():
+    """Each scanner sees only text no earlier scanner claimed: digits inside a webmail address
+    stay part of it, and a long list of numbers is each reported once."""
+    numbers = [f"07700 900{n:03d}" for n in range(400, 600)]
+    text = "Mine: 07700900123@gmail.com. Also " + ", ".join(numbers)
+    assert found(text) == [("email", "07700900123@gmail.com")] + [("phone", n) for n in numbers]
+
+
 def test_a_foreign_mobile_counts_too():
     assert found("My Irish mobile is +353 87 123 4567.") == [("phone", "+353 87 123 4567")]
 
