@@ -611,7 +611,12 @@ class PostfixRelay(Relay):
 
 class GatewayRelay(Relay):
     def __init__(
-        self, backend: str, processes: int, log_level: str, source: Path | None = None
+        self,
+        backend: str,
+        processes: int,
+        log_level: str,
+        source: Path | None = None,
+        workers: int | None = None,
     ) -> None:
         self.name = f"c-{backend}"
         self.env = {**os.environ}
@@ -619,6 +624,7 @@ class GatewayRelay(Relay):
             self.env["PYTHONPATH"] = str(source.resolve())
         self.backend = backend
         self.processes = processes
+        self.workers = workers
         self.log_level = log_level
         self.pg_name = ""
 
@@ -648,6 +654,7 @@ class GatewayRelay(Relay):
                     *server,
                     "[upstream]",
                     f'url = "smtp://127.0.0.1:{sink.port}"',
+                    *(["[delivery]", f"workers = {self.workers}"] if self.workers else []),
                     "[database]",
                     f'url = "{self._database(workdir)}"',
                     f'state_dir = "{workdir}"',
@@ -759,7 +766,9 @@ def make_relay(system: str, args: argparse.Namespace) -> Relay:
         return BareRelay()
     if system == "b":
         return PostfixRelay()
-    return GatewayRelay(system.removeprefix("c-"), args.processes, args.log_level, args.gateway_src)
+    return GatewayRelay(
+        system.removeprefix("c-"), args.processes, args.log_level, args.gateway_src, args.workers
+    )
 
 
 @contextlib.contextmanager
@@ -939,6 +948,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SYSTEMS), help="e.g. a,b,c-sqlite")
     parser.add_argument("--processes", type=int, default=1, help="gateway [server] processes")
     parser.add_argument("--log-level", default="info", help="gateway log level (default info)")
+    parser.add_argument("--workers", type=int, help="gateway [delivery] workers (default: its own)")
     parser.add_argument("--probe-messages", type=int, default=200)
     parser.add_argument("--probe-rate", type=float, default=40.0)
     parser.add_argument("--profile", type=Path, help="py-spy speedscope profiles of c here")
