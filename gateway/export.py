@@ -11,7 +11,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,11 @@ class Exported:
     extra_files: tuple[Path, ...]  # manifests and cover page written beside an mbox
 
 
-def matching_ids(engine: Engine, node: Node) -> list[int]:
+def matching_ids(engine: Engine, node: Node, zone: tzinfo = UTC) -> list[int]:
     """Every match, oldest first: an export reads as the conversation happened. Tombstones
-    (records retention emptied) have no message left to export."""
-    where = and_(compile_query(node, engine.dialect.name), archive.c.purged_at.is_(None))
+    (records retention emptied) have no message left to export. `zone`: the organisation's,
+    where the query's dates are."""
+    where = and_(compile_query(node, engine.dialect.name, zone=zone), archive.c.purged_at.is_(None))
     with engine.connect() as conn:
         return list(
             conn.execute(

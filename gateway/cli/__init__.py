@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import tzinfo
 
 import click
 
@@ -23,6 +24,16 @@ class Context:
         if self._settings is None:
             self._settings = load_settings(self.config_path)
         return self._settings
+
+    @property
+    def zone(self) -> tzinfo:
+        """The organisation's time zone: the site's setting, else its pack's."""
+        from gateway.policy.pack import load_pack
+
+        settings = self.settings
+        if settings.organisation.timezone is not None:
+            return settings.organisation.timezone
+        return load_pack(settings.pack, site=settings.organisation).organisation.timezone
 
 
 pass_context = click.make_pass_decorator(Context)

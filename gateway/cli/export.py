@@ -73,7 +73,7 @@ def export(
                     err=True,
                 )
                 sys.exit(2)
-        ids = matching_ids(engine, node)
+        ids = matching_ids(engine, node, ctx.zone)
         cover = None
         if contact:
             person = DirectoryStore(engine).view().contact(contact)

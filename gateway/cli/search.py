@@ -22,8 +22,8 @@ _QUERY_HELP = """Search the archive. QUERY (quote it for the shell) combines:
   contact:ADDR                any role: sender, To, Cc, Bcc or envelope recipient
   subject:WORD subject:"..."  in the subject only
   flag:CODE verdict:VERDICT   e.g. flag:missing_required_cc verdict:reject
-  after:YYYY-MM-DD            received on or after that date (UTC)
-  before:YYYY-MM-DD           received before that date (UTC)
+  after:YYYY-MM-DD            received on or after that date (the organisation's)
+  before:YYYY-MM-DD           received before that date (the organisation's)
 
 Terms side by side must all match; OR between terms matches either (OR binds tighter than the
 implied AND); a leading - excludes a term or a (group). A query that starts with - needs
@@ -59,7 +59,7 @@ def _count(page: Page) -> str:
     return f"{page.total:,}" if page.exact else f"more than {page.total:,}"
 
 
-def _table(page: Page, zone: tzinfo | None) -> None:
+def _table(page: Page, zone: tzinfo) -> None:
     if not page.hits:
         if page.total:
             click.echo(
@@ -68,13 +68,12 @@ def _table(page: Page, zone: tzinfo | None) -> None:
         else:
             click.echo("No messages match.")
         return
-    label = str(zone) if zone is not None else "UTC"
     click.echo(
-        f"{'ID':>7}  {'DATE (' + label + ')':<20} {'FROM':<28} {'TO / CC':<30} "
+        f"{'ID':>7}  {'DATE (' + str(zone) + ')':<20} {'FROM':<28} {'TO / CC':<30} "
         f"{'SUBJECT':<32} {'VERDICT':<8} FINDINGS"
     )
     for hit in page.hits:
-        when = hit.date.astimezone(zone) if zone is not None else hit.date
+        when = hit.date.astimezone(zone)
         click.echo(
             f"{hit.id:>7}  {when:%Y-%m-%d %H:%M}     {_cut(hit.from_addr, 28):<28} "
             f"{_cut(_recipients(hit), 30):<30} {_cut(hit.subject or '(no subject)', 32):<32} "
@@ -118,7 +117,7 @@ def search(
     settings = ctx.settings
     engine = open_engine(settings, pool_size=1)
     try:
-        result = ArchiveSearch(engine).search(
+        result = ArchiveSearch(engine, ctx.zone).search(
             text,
             actor=as_email if as_email is not None else local_user(),
             as_dsl=as_email is not None,
@@ -145,4 +144,4 @@ def search(
     if as_json:
         click.echo(json.dumps([hit.as_dict() for hit in result.hits], indent=2, ensure_ascii=False))
     else:
-        _table(result, settings.organisation.timezone)
+        _table(result, ctx.zone)

@@ -7,7 +7,8 @@ Each term becomes one predicate on `archive`, backed by an index (migration 0002
   (PostgreSQL). Text terms that sit side by side in one AND (or one OR) are merged into a single
   full-text query, so the common "a few words" search costs one index lookup;
 - from: to: cc: bcc: contact: `archive_addresses` (address, role) or (domain, role);
-- flag: `archive_findings` (code); verdict: / after: / before: the archive's own indexed columns.
+- flag: `archive_findings` (code); verdict: / after: / before: the archive's own indexed columns
+  (a date is the organisation's: `after:2026-07-15` starts at local midnight, 23:00 UTC in summer).
 
 Results are newest first (received_at, then id, both descending) with LIMIT/OFFSET paging.
 The count comes first, exact up to COUNT_LIMIT (past that a page says "more than N": an exact
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 from sqlalchemy import (
@@ -203,7 +204,7 @@ def _tsquery(term: Text) -> str:
 
 
 class _Compiler:
-    def __init__(self, dialect: str, *, scan: bool = False, above: int | None = None) -> None:
+    def __init__(self, dialect: str, *, scan: bool, above: int | None, zone: tzinfo) -> None:
         if dialect not in ("sqlite", "postgresql"):
             raise SearchUnsupported(
                 f"searching the archive needs SQLite or PostgreSQL (this database is {dialect})"
@@ -217,6 +218,7 @@ class _Compiler:
         # Only archive ids above this (a window of the newest messages): every id list is cut
         # to the window too, so that SQLite never materialises more of a list than it needs.
         self.above = above
+        self.zone = zone
 
     def within(self, sub: Select[Any], column: ColumnElement[Any]) -> Select[Any]:
         return sub if self.above is None else sub.where(column > self.above)
@@ -257,21 +259,24 @@ class _Compiler:
             return self.ids.in_(self.within(sub, archive_findings.c.archive_id))
         if isinstance(node, Verdict):
             return archive.c.verdict == node.verdict
-        # Dates are compared as UTC dates for now: a message sent at 00:30 British Summer Time
-        # counts as the day before. Good enough for "last term"; to be moved to the
-        # organisation's zone when search learns the configured timezone.
         if isinstance(node, After):
-            return archive.c.received_at >= datetime.combine(node.day, time())
+            return archive.c.received_at >= day_start(node.day, self.zone)
         if isinstance(node, Before):
-            return archive.c.received_at < datetime.combine(node.day, time())
+            return archive.c.received_at < day_start(node.day, self.zone)
         raise TypeError(f"not a query node: {node!r}")  # pragma: no cover
 
 
-def _before(node: Node) -> datetime | None:
+def day_start(day: date, zone: tzinfo) -> datetime:
+    """The first moment of `day` in `zone`, as the archive stores times (naive UTC): a
+    safeguarding lead's "after:2026-07-15" means from midnight where they are."""
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+
+
+def _before(node: Node, zone: tzinfo) -> datetime | None:
     """The earliest `before:` that every match must satisfy (a top-level term), if any."""
     terms = node.items if isinstance(node, And) else (node,)
     days = [t.day for t in terms if isinstance(t, Before)]
-    return datetime.combine(min(days), time()) if days else None
+    return day_start(min(days), zone) if days else None
 
 
 def _ids_only(node: Node) -> bool:
@@ -293,17 +298,23 @@ def _indexed(node: Node) -> bool:
 
 
 def compile_query(
-    node: Node, dialect: str, *, scan: bool = False, above: int | None = None
+    node: Node,
+    dialect: str,
+    *,
+    scan: bool = False,
+    above: int | None = None,
+    zone: tzinfo = UTC,
 ) -> ColumnElement[bool]:
     """The WHERE clause selecting the archive rows that `node` matches on `dialect`.
 
     `scan`: the same rows, phrased so that the planner walks the archive newest first (for a
     query that matches much of the archive) rather than starting from the index lookups.
     `above`: only the matches whose archive id is greater (a window of the newest messages).
+    `zone`: where the dates of `after:` and `before:` are (the organisation's time zone).
     A purged record (a tombstone) never matches: its index rows went with it, and where the
     query needs none (`verdict:`, dates, NOT alone) it is left out by `purged_at`.
     """
-    compiler = _Compiler(dialect, scan=scan, above=above)
+    compiler = _Compiler(dialect, scan=scan, above=above, zone=zone)
     where = compiler.compile(node)
     if not _indexed(node):
         where = and_(archive.c.purged_at.is_(None), where)
@@ -338,8 +349,9 @@ class ArchiveSearch:
     walk_window = 2_000
     widen = 8
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, zone: tzinfo = UTC) -> None:
         self.engine = engine
+        self.zone = zone  # the organisation's: what `after:` and `before:` dates mean
 
     def run(
         self, node: Node, *, limit: int = 50, page: int = 1, count_limit: int | None = COUNT_LIMIT
@@ -408,13 +420,15 @@ class ArchiveSearch:
             conn.execute(text("SET LOCAL enable_indexscan = off"))
         try:
             if cap is None:
-                where = compile_query(node, dialect)
+                where = compile_query(node, dialect, zone=self.zone)
                 counted = select(func.count()).select_from(archive).where(where)
                 return int(conn.execute(counted).scalar_one()), True, size
             window = max(self.count_window, cap)
             while True:
                 above = size - window if window < size else None
-                matching = select(archive.c.id).where(compile_query(node, dialect, above=above))
+                matching = select(archive.c.id).where(
+                    compile_query(node, dialect, above=above, zone=self.zone)
+                )
                 found = int(
                     conn.execute(
                         select(func.count()).select_from(matching.limit(cap + 1).subquery())
@@ -482,7 +496,7 @@ class ArchiveSearch:
         # exact: the count's last window holds more matches than its limit, which is at least
         # `wanted`, so the page is in there (unless ids and times disagree, see below).
         window = max(self.walk_window, 4 * wanted * size // max(total, 1)) if exact else seen
-        before = _before(node)
+        before = _before(node, self.zone)
         while True:
             above = size - window if window < size else None
             if collect:
@@ -490,7 +504,7 @@ class ArchiveSearch:
             else:
                 stmt = (
                     select(*_COLUMNS)
-                    .where(compile_query(node, dialect, scan=True, above=above))
+                    .where(compile_query(node, dialect, scan=True, above=above, zone=self.zone))
                     .order_by(*_NEWEST)
                     .limit(limit)
                     .offset(offset)
@@ -511,8 +525,8 @@ class ArchiveSearch:
                     return rows
             window = max(window * self.widen, seen)
 
-    @staticmethod
     def _collect(
+        self,
         conn: Connection,
         node: Node,
         dialect: str,
@@ -524,7 +538,7 @@ class ArchiveSearch:
         indexes and sorting them."""
         matches = (
             select(archive.c.id, archive.c.received_at)
-            .where(compile_query(node, dialect, above=above))
+            .where(compile_query(node, dialect, above=above, zone=self.zone))
             .cte("matches")
             .prefix_with("MATERIALIZED")
         )

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from gateway.cli import cli
 from gateway.cli.audit import parse_since
+from gateway.clock import FixedClock
 from tests.relay.test_relay import MESSAGE, send
 from tests.support import Sink
 
@@ -171,3 +172,33 @@ def test_a_count_cut_short_says_more_than(capsys):
 
     _table(Page(hits=(), total=1000, page=30, limit=50, exact=False), None)
     assert capsys.readouterr().out == "No messages on page 30: more than 1,000 match (20 pages).\n"
+
+
+def test_dates_in_a_query_are_the_organisations_not_utc(
+    start_gateway, sink: Sink, tmp_path: Path, database_url: str
+):
+    """`after:YYYY-MM-DD` starts at midnight in the organisation's zone: a message sent at
+    00:30 on 15 July in London (23:30 UTC on the 14th) is one of the 15th's, in search and in
+    an export."""
+    gateway = start_gateway(clock=FixedClock(datetime(2026, 7, 14, 23, 30, tzinfo=UTC)))
+    send(gateway.port, MESSAGE)
+    sink.handler.wait_for(1)
+    config = tmp_path / "dates.toml"
+    config.write_text(
+        '[organisation]\ndomains = ["safe.example"]\ntimezone = "Europe/London"\n'
+        f'[database]\nurl = "{database_url}"\n'
+    )
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+    found = run("search", "--json", "after:2026-07-15", "before:2026-07-16")
+    assert found.exit_code == 0, found.output
+    assert [hit["subject"] for hit in json.loads(found.stdout)] == ["Thursday's session"]
+    assert run("search", "before:2026-07-15").stdout == "No messages match.\n"
+    table = run("search", "after:2026-07-15").stdout.splitlines()
+    assert "2026-07-15 00:30" in table[1]
+    out = tmp_path / "day.mbox"
+    exported = run("export", "after:2026-07-15", "--format", "mbox", "-o", str(out))
+    assert exported.exit_code == 0, exported.output
+    assert "Exported 1 message to" in exported.output

@@ -287,7 +287,7 @@ CASES: list[tuple[str, tuple[str, ...]]] = [
     ("verdict:defer", ()),
     ("verdict:deliver", DELIVERED),
     ("flag:unapproved_third_party -flag:missing_required_cc", ("m05",)),
-    # Dates: after: from the day's start, before: up to it (UTC).
+    # Dates: after: from the day's start, before: up to it (UTC here: the default zone).
     ("after:2026-11-14", ("m13", "m14", "m15", "m16")),
     ("before:2026-11-04", ("m01", "m02")),
     ("after:2026-11-05 before:2026-11-08", ("m04", "m05", "m06")),
