@@ -31,6 +31,11 @@ def run(start_gateway, sink: Sink, tmp_path: Path, database_url: str) -> Callabl
         )
         send(gateway.port, raw)
     sink.handler.wait_for(len(SUBJECTS))
+    return _cli(tmp_path, database_url)
+
+
+def _cli(tmp_path: Path, database_url: str) -> Callable[..., Result]:
+    """`safeguard ...` against the gateway's database, the organisation in London."""
     config = tmp_path / "search.toml"
     config.write_text(
         '[organisation]\ndomains = ["safe.example"]\ntimezone = "Europe/London"\n'
@@ -183,15 +188,7 @@ def test_dates_in_a_query_are_the_organisations_not_utc(
     gateway = start_gateway(clock=FixedClock(datetime(2026, 7, 14, 23, 30, tzinfo=UTC)))
     send(gateway.port, MESSAGE)
     sink.handler.wait_for(1)
-    config = tmp_path / "dates.toml"
-    config.write_text(
-        '[organisation]\ndomains = ["safe.example"]\ntimezone = "Europe/London"\n'
-        f'[database]\nurl = "{database_url}"\n'
-    )
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(cli, ["--config", str(config), *args])
-
+    run = _cli(tmp_path, database_url)
     found = run("search", "--json", "after:2026-07-15", "before:2026-07-16")
     assert found.exit_code == 0, found.output
     assert [hit["subject"] for hit in json.loads(found.stdout)] == ["Thursday's session"]
