@@ -84,7 +84,9 @@ class AuthSettings:
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    workers: int = 4
+    # Upstream connections at once. Postfix allows 20 per destination; 16 lets delivery keep
+    # up with intake on two processes (bench/results/throughput.md), 4 fell 25% behind.
+    workers: int = 16
     retry_min: float = 300.0  # Postfix minimal_backoff_time
     retry_max: float = 4000.0  # Postfix maximal_backoff_time
     lifetime: float = 5 * 86400.0  # Postfix maximal_queue_lifetime
@@ -328,7 +330,7 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     )
 
     delivery = DeliverySettings(
-        workers=r.get("delivery", "workers", int, 4),
+        workers=r.get("delivery", "workers", int, DeliverySettings.workers),
         retry_min=r.get("delivery", "retry_min", float, 300.0),
         retry_max=r.get("delivery", "retry_max", float, 4000.0),
         lifetime=r.get("delivery", "lifetime", float, 5 * 86400.0),
