@@ -168,7 +168,7 @@ class Pipeline:
             bcc_addrs=tuple(a.email for a in message.bcc),
             subject=message.subject,
             message_id=message_id,
-            body_text=message.new_text,
+            body_text="\n\n".join(filter(None, (message.new_text, message.alternative_text))),
             mode=self.policy.mode,
             findings=tuple(
                 e.finding.as_dict() | {"explanation": e.explanation, "correction": e.correction}

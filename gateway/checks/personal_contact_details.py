@@ -501,7 +501,11 @@ def check(
     frozen = frozenset(known)
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
-    for text, where in ((message.new_text, "text"), (message.signature, "signature")):
+    for text, where in (
+        (message.new_text, "text"),
+        (message.signature, "signature"),
+        (message.alternative_text, "text"),  # what only the HTML alternative shows
+    ):
         if not text:
             continue
         for hit in find(text, where, kinds=settings.kinds, org=org, known=frozen):

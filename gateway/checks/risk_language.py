@@ -310,7 +310,8 @@ def check(
     # Quoted text is a young person's words only in a real reply; in a fresh message, "> "
     # lines (or a forwarded part) are the sender's own choice, and read like new text.
     quoted = "" if message.is_reply else message.quoted_text
-    for text in (message.new_text, message.subject, quoted):
+    # What only the HTML alternative says is shown to the reader, so it is read too.
+    for text in (message.new_text, message.subject, quoted, message.alternative_text):
         if not text:
             continue
         matching, split, words = prepare(text)

@@ -64,6 +64,9 @@ class Message:
     header names, so every real recipient has a role. ``new_text`` is what the sender wrote
     in this message; ``signature`` and ``quoted_text`` are split off it but remain
     sender-controlled text (a check that must not be evaded should read `all_text`).
+    ``alternative_text`` holds the lines of an alternative the checks otherwise skip (the
+    HTML beside a plain part, which is what most clients show) whose words the read text
+    lacks; normally empty.
     ``degraded`` is true when the MIME structure could not be parsed and the body was read as
     plain text; ``defects`` then says why.
     """
@@ -87,6 +90,7 @@ class Message:
     defects: tuple[str, ...]
     degraded: bool = False
     is_reply: bool = False  # In-Reply-To or References: the quoted text answers a real message
+    alternative_text: str = ""
 
     @property
     def recipients(self) -> tuple[Address, ...]:
@@ -111,7 +115,15 @@ class Message:
 
     @property
     def all_text(self) -> str:
-        """Subject, new text, signature and quoted text together: everything the sender sent."""
+        """Subject, new text, signature, quoted and alternative text: all the sender sent."""
         return "\n\n".join(
-            part for part in (self.subject, self.new_text, self.signature, self.quoted_text) if part
+            part
+            for part in (
+                self.subject,
+                self.new_text,
+                self.signature,
+                self.quoted_text,
+                self.alternative_text,
+            )
+            if part
         )

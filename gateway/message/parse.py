@@ -29,6 +29,7 @@ from gateway.message.model import Address, Attachment, Message, normalise_email
 from gateway.message.quoting import split_quoted_lines, split_reply
 from gateway.message.text import (
     clean_header_value,
+    crude_html_text,
     decode_bytes,
     from_surrogates,
     header_text,
@@ -47,6 +48,7 @@ _MESSAGE_ID_RE = re.compile(r"<([^<>\s]+)>")
 _AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
+_WORD_RE = re.compile(r"\w+")
 _PARAM_TOKEN_RE = re.compile(r'\\"|"|;')
 _CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
 _BLANK_LINE_RE = re.compile(rb"\r\n|\r|\n")
@@ -297,6 +299,7 @@ def _read_headers(headers: dict[str, list[str]], envelope_from: str, defects: _D
 class _Body:
     texts: list[str] = field(default_factory=list)  # shown as this message's body
     forwarded: list[str] = field(default_factory=list)  # message/rfc822 content
+    alternatives: list[tuple[str, str]] = field(default_factory=list)  # unread ones
     attachments: list[Attachment] = field(default_factory=list)
 
 
@@ -440,6 +443,8 @@ def _collect(
         for child in children:
             child_wants = want_text and (chosen is None or child is chosen)
             _collect(child, body, depth + 1, limits, defects, want_text=child_wants)
+            if want_text and not child_wants:
+                _alternative_texts(child, body.alternatives, depth + 1, limits)
     elif content_type in _BODY_TYPES and disposition != "attachment":
         if want_text:
             body.texts.append(_leaf_text(part, content_type, defects))
@@ -452,6 +457,59 @@ def _collect(
         )
     for defect in getattr(part, "defects", ()):
         defects.add(_defect_text(defect))
+
+
+def _alternative_texts(
+    part: MimePart, out: list[tuple[str, str]], depth: int, limits: ParseLimits
+) -> None:
+    """(content type, text) of each part of an alternative the checks do not read.
+
+    Most clients show the HTML beside a plain part, not the plain part, so what that HTML
+    says must not escape the checks.
+    """
+    if depth > limits.max_mime_depth:
+        return
+    content_type = _content_type(part)
+    children = _children(part)
+    if content_type.startswith("multipart/") and children:
+        for child in children:
+            _alternative_texts(child, out, depth + 1, limits)
+    elif content_type in _BODY_TYPES and _disposition(part) != "attachment":
+        try:
+            charset = part.get_content_charset()
+        except Exception:
+            charset = None
+        text, _ = decode_bytes(_payload_bytes(part), charset)
+        out.append((content_type, normalise_newlines(text)))
+
+
+def _extra_lines(text: str, known: set[str]) -> list[str]:
+    return [
+        line.strip()
+        for line in text.split("\n")
+        if any(word not in known for word in _WORD_RE.findall(line.casefold()))
+    ]
+
+
+def _unread_lines(alternatives: Sequence[tuple[str, str]], read: str, is_reply: bool) -> str:
+    """The lines of `alternatives` carrying a word that `read` does not contain.
+
+    A client's HTML and plain parts say the same thing in different layouts, so usually
+    nothing is left. Tags are first stripped cheaply; only HTML that does differ is laid out
+    properly, so that its blockquotes are known. In a reply, quoted lines are the answered
+    message's words and are left out, as `quoted_text` is. A line is kept whole so that the
+    checks see its words in context.
+    """
+    known = set(_WORD_RE.findall(read.casefold()))
+    extra: list[str] = []
+    for content_type, text in alternatives:
+        if content_type != "text/html":
+            extra += _extra_lines(text, known)
+        elif _extra_lines(crude_html_text(text), known):
+            extra += _extra_lines(html_to_text(text)[0], known)
+    if is_reply:
+        extra = [line for line in extra if not line.startswith(">")]
+    return "\n".join(extra)
 
 
 # --- assembly ------------------------------------------------------------------------------
@@ -488,6 +546,9 @@ def _assemble(
     text = "\n\n".join(piece for piece in body.texts if piece.strip())
     split = split_reply(text)
     quoted = "\n\n".join(piece for piece in (split.quoted, *body.forwarded) if piece)
+    alternative = (
+        _unread_lines(body.alternatives, text, headers.is_reply) if body.alternatives else ""
+    )
     return Message(
         channel=EMAIL_CHANNEL,
         sender=headers.sender or Address(envelope_from),
@@ -503,6 +564,7 @@ def _assemble(
         new_text=split.new,
         signature=split.signature,
         quoted_text=quoted,
+        alternative_text=alternative,
         attachments=tuple(body.attachments),
         auto_submitted=headers.auto_submitted,
         defects=defects.as_tuple(),

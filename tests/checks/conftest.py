@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.directory.model import Contact, DirectoryView, StaffMember
+from gateway.message import parse_message
 from gateway.message.model import Address, Message
 from gateway.policy.hours import OfficeHours
 from gateway.policy.types import Action, Finding, Organisation, Rule, Where
@@ -137,6 +138,26 @@ def make_message(
         auto_submitted=False,
         defects=(),
         is_reply=is_reply,
+    )
+
+
+def parse_alternative(plain: str, html: str, *, reply: bool = False) -> Message:
+    """A client's multipart/alternative mail from SENDER to MINOR, copying GUARDIAN, parsed
+    as the relay parses it."""
+    head = f"From: Alex Teacher <{SENDER}>\r\nTo: {MINOR}\r\nCc: {GUARDIAN}\r\n"
+    if reply:
+        head += "In-Reply-To: <question@home.example>\r\n"
+    raw = (
+        f"{head}Subject: Thursday\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/alternative; boundary="alt"\r\n\r\n'
+        f"--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{plain}\r\n"
+        f"--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--alt--\r\n"
+    )
+    return parse_message(
+        raw.encode(),
+        envelope_from=SENDER,
+        envelope_to=(MINOR, GUARDIAN),
+        sent_at=NOW.astimezone(UTC),
     )
 
 

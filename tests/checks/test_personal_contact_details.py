@@ -22,6 +22,7 @@ from tests.checks.conftest import (
     make_message,
     make_rule,
     organisation,
+    parse_alternative,
     run,
 )
 
@@ -359,3 +360,14 @@ def test_a_message_to_an_adult_does_not_fire():
 def test_bad_settings_name_the_key(settings, message):
     with pytest.raises(ValueError, match=message):
         personal_contact_details.parse_settings(settings)
+
+
+def test_a_personal_mobile_shown_only_in_the_html_part_is_found():
+    """BMT: “Do not let children, young people or vulnerable adults have your personal
+    contact details (mobile number, ...)”: the HTML part is what most clients show."""
+    message = parse_alternative(
+        "Hi Sam,\r\nSee you on Thursday.\r\nAlex",
+        "<p>Hi Sam,</p><p>See you on Thursday.</p><p>Text me on 07700 900123</p><p>Alex</p>",
+    )
+    [finding] = run(personal_contact_details, message, rule())
+    assert finding.params["kind"] == "phone"

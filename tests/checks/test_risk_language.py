@@ -21,7 +21,15 @@ import pytest
 from gateway.checks import risk_language
 from gateway.checks._text import normalise, whole_words
 from gateway.policy.types import Action, Finding
-from tests.checks.conftest import ADULT, GUARDIAN, MINOR, make_message, make_rule, run
+from tests.checks.conftest import (
+    ADULT,
+    GUARDIAN,
+    MINOR,
+    make_message,
+    make_rule,
+    parse_alternative,
+    run,
+)
 
 ALL = [
     "secrecy",
@@ -268,3 +276,29 @@ def test_the_word_index_finds_exactly_what_a_plain_scan_of_the_data_finds():
             if indexed != plain:
                 disagreements.append((name, sample, indexed, plain))
     assert disagreements == []
+
+
+def test_what_only_the_html_alternative_says_is_read_too():
+    """Brigantia: “Ensure that all communications are transparent and open to scrutiny.” Most
+    mail clients show the HTML part, so an innocent plain part cannot hide what it says."""
+    message = parse_alternative(
+        "Hi Sam,\r\nSee you on Thursday.\r\nAlex",
+        "<p>Hi Sam,</p><p>See you on Thursday.</p>"
+        "<p style='color:#fff'>Don't tell your mum, it's our little secret.</p><p>Alex</p>",
+    )
+    [finding] = run(risk_language, message, rule(["secrecy"]))
+    assert "our little secret" in finding.evidence
+
+
+def test_an_html_alternative_saying_what_the_plain_part_says_adds_nothing():
+    """An ordinary client's two parts agree, and the young person's own words quoted in a
+    reply's HTML are theirs, not the sender's."""
+    message = parse_alternative(
+        "Hi Sam,\r\nSee you on Thursday &  bring the form.\r\nAlex",
+        "<html><head><style>p {margin:0}</style></head><body><p>Hi&nbsp;Sam,</p>"
+        "<p>See you on <b>Thursday</b> &amp; bring the form.</p><p>Alex</p>"
+        "<blockquote>Can I tell my mum about the secret party?</blockquote></body></html>",
+        reply=True,
+    )
+    assert message.alternative_text == ""
+    assert run(risk_language, message, rule()) == []

@@ -35,6 +35,8 @@ def test_alternative_prefers_plain_text() -> None:
     )
     assert message.new_text == "Plain words."
     assert message.attachments == ()
+    # What the HTML says and the plain part does not is kept for the checks: clients show it.
+    assert message.alternative_text == "HTML words."
 
 
 def test_html_only_mail_is_converted() -> None:
