@@ -9,6 +9,7 @@ addresses of people already in the conversation are never personal. Email addres
 only when they look personal (webmail domains, or introduced as "my personal email"), so a
 partner organisation's work address passes. A street address with a postcode is flagged in the
 text unless it reads like a venue; in the signature only when it is labelled as a home address.
+Lines that only the HTML alternative shows are read like the signature.
 """
 
 from __future__ import annotations
@@ -454,7 +455,7 @@ def _addresses(text: str, low: str, where: str, own: tuple[str, ...]) -> Iterato
 def find(
     text: str, where: str, *, kinds: tuple[str, ...], org: Organisation, known: frozenset[str]
 ) -> list[Hit]:
-    """Personal contact details in `text` ('text' or 'signature'), first found first."""
+    """Personal contact details in `text` ('text', 'signature' or 'alternative'), in order."""
     hits: list[Hit] = []
     own = frozenset(e164(n) for n in org.own_phone_numbers)
     # Order matters: an email address or a link claims its span before the phone and
@@ -504,7 +505,9 @@ def check(
     for text, where in (
         (message.new_text, "text"),
         (message.signature, "signature"),
-        (message.alternative_text, "text"),  # what only the HTML alternative shows
+        # What only the HTML alternative shows, often a richer signature: so, as there, an
+        # address counts only when labelled as a home address.
+        (message.alternative_text, "alternative"),
     ):
         if not text:
             continue

@@ -371,3 +371,15 @@ def test_a_personal_mobile_shown_only_in_the_html_part_is_found():
     )
     [finding] = run(personal_contact_details, message, rule())
     assert finding.params["kind"] == "phone"
+
+
+def test_a_work_address_in_a_richer_html_signature_is_not_personal():
+    """The HTML part often carries a fuller signature than the plain one; as in a signature,
+    an address there counts only when it is labelled as a home address."""
+    message = parse_alternative(
+        "Hi Sam,\r\nSee you on Thursday.\r\nAlex",
+        "<p>Hi Sam,</p><p>See you on Thursday.</p><p>Alex</p>"
+        "<p>Learning Team, 12 Chamberlain Street, Birmingham B3 3DH</p>",
+    )
+    assert "Chamberlain" in message.alternative_text
+    assert run(personal_contact_details, message, rule()) == []
