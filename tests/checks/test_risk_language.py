@@ -302,3 +302,33 @@ def test_an_html_alternative_saying_what_the_plain_part_says_adds_nothing():
     )
     assert message.alternative_text == ""
     assert run(risk_language, message, rule()) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Remember: don't tell anyone your password, not even a friend.",
+        "Do not tell anybody your PIN or your login.",
+        "Everyone who completes the survey gets £5 phone credit.",
+    ],
+)
+def test_e_safety_advice_and_survey_incentives_are_not_risk_language(text):
+    """The data's false-positive notes: e-safety advice ('don't tell anyone your password')
+    and an organisation's own incentives ('phone credit for the survey') are ordinary mail."""
+    assert categories_found(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Don't tell anyone, ok? See you Saturday.", "secrecy"),
+        ("dont tell anyone about our chat", "secrecy"),
+        ("Don't tell anyone your mum would be cross.", "secrecy"),
+        ("I'll send you some phone credit tonight.", "gifts"),
+        ("I'll top up your phone if you help me.", "gifts"),
+    ],
+)
+def test_secrecy_and_personal_gifts_are_still_found(text, category):
+    """Brigantia: “Ensure that all communications are transparent and open to scrutiny.”
+    Narrowing the lists for advice and incentives must not open a gap."""
+    assert category in categories_found(text)
