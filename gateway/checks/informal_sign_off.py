@@ -18,6 +18,7 @@ from typing import Any
 import emoji
 
 from gateway.checks._scope import young_recipients
+from gateway.checks._settings import reject_unknown
 from gateway.checks._text import closing_lines, scope_params, whole_words, word_set
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
@@ -110,9 +111,7 @@ class Settings:
 
 
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
-    unknown = set(raw) - {"extra_words"}
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    reject_unknown(raw, {"extra_words"})
     words = raw.get("extra_words", [])
     if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
         raise ValueError("extra_words must be a list of non-empty strings")

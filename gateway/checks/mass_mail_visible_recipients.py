@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.checks._scope import young_recipients
+from gateway.checks._settings import reject_unknown
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
 from gateway.policy.types import Finding, Organisation, Rule
@@ -21,9 +22,7 @@ class Settings:
 
 
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
-    unknown = set(raw) - {"max_visible_external"}
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    reject_unknown(raw, {"max_visible_external"})
     limit = raw.get("max_visible_external", 1)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
         raise ValueError("max_visible_external must be a whole number, 0 or more")

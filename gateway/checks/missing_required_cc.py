@@ -14,6 +14,7 @@ from gateway.checks._scope import (
     sender_of,
     young_recipients,
 )
+from gateway.checks._settings import reject_unknown
 from gateway.directory.model import Contact, DirectoryView
 from gateway.message.model import Message
 from gateway.policy.types import Finding, Organisation, Rule
@@ -30,9 +31,7 @@ class Settings:
 
 
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
-    unknown = set(raw) - {"any_of", "fallback", "min_level"}
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    reject_unknown(raw, {"any_of", "fallback", "min_level"})
     any_of = tuple(raw.get("any_of", ()))
     fallback = tuple(raw.get("fallback", ()))
     if not any_of:

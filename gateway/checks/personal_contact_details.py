@@ -25,6 +25,7 @@ from typing import Any
 import phonenumbers
 
 from gateway.checks._scope import young_recipients
+from gateway.checks._settings import reject_unknown
 from gateway.checks._text import scope_params, word_set
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
@@ -40,9 +41,7 @@ class Settings:
 
 
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
-    unknown = set(raw) - {"kinds"}
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    reject_unknown(raw, {"kinds"})
     kinds = raw.get("kinds", list(KINDS))
     if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds):
         raise ValueError(f"kinds must be a non-empty list drawn from {', '.join(KINDS)}")

@@ -26,6 +26,7 @@ from re import _parser
 from typing import Any
 
 from gateway.checks._scope import young_recipients
+from gateway.checks._settings import reject_unknown
 from gateway.checks._text import (
     normalise,
     normalise_marked,
@@ -284,9 +285,7 @@ def load_categories(path: Path = DATA_FILE) -> dict[str, Category]:
 
 
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
-    unknown = set(raw) - {"categories"}
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    reject_unknown(raw, {"categories"})
     known = load_categories()
     names = raw.get("categories", list(known))
     if not _strings(names) or not names:

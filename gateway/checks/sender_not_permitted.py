@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.checks._scope import describe, sender_of, young_recipients
+from gateway.checks._settings import reject_unknown
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
 from gateway.policy.types import Finding, Organisation, Rule
@@ -24,9 +25,7 @@ class Settings:
 
 
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
-    unknown = set(raw) - {"require_org_domain", "require_dbs", "mailbox"}
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    reject_unknown(raw, {"require_org_domain", "require_dbs", "mailbox"})
     for key in ("require_org_domain", "require_dbs"):
         if key in raw and not isinstance(raw[key], bool):
             raise ValueError(f"{key} must be true or false")

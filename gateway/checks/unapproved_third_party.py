@@ -15,6 +15,7 @@ from gateway.checks._scope import (
     sender_of,
     young_recipients,
 )
+from gateway.checks._settings import reject_unknown
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
 from gateway.policy.types import Finding, Organisation, Rule
@@ -30,9 +31,7 @@ class Settings:
 
 
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
-    unknown = set(raw) - {"allowed", "min_level"}
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    reject_unknown(raw, {"allowed", "min_level"})
     allowed = tuple(raw.get("allowed", Settings.allowed))
     for role in allowed:
         if role not in ROLES:

@@ -68,6 +68,11 @@ def test_a_good_pack_loads_with_its_rules_and_sentences(tmp_path):
             ":15: rule 'copy-guardian': settings: unknown role 'uncle'",
         ),
         (
+            ('any_of = ["guardian"]', 'anyof = ["guardian"]'),
+            ":15: rule 'copy-guardian': settings: unknown setting(s) anyof (did you mean any_of?);"
+            " known: any_of, fallback, min_level",
+        ),
+        (
             ('office_hours = "Mon-Fri 09:00-17:00"', 'office_hours = "Mon-Fri 9am-5pm"'),
             ":7: [organisation] office_hours: 'Mon-Fri 9am-5pm' is not like",
         ),
