@@ -200,7 +200,8 @@ def _without_style_and_script(html: str) -> str:
         close = lower.find("</" + match.group(1).lower(), match.end())
         if close < 0:  # unclosed: a browser hides the rest too
             break
-        pos = close + 2
+        end = lower.find(">", close)
+        pos = end + 1 if end >= 0 else len(html)
     return "".join(out)
 
 

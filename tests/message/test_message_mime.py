@@ -7,7 +7,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from gateway.message import Attachment
-from gateway.message.text import html_to_text
+from gateway.message.text import crude_html_text, html_to_text
 from tests.message.support import parse
 
 PDF = base64.b64encode(b"%PDF-1.4 fake" * 10).decode()
@@ -281,3 +281,31 @@ def test_html_conversion_is_thread_safe() -> None:
     finally:
         sys.setswitchinterval(SWITCH_INTERVAL)
     assert texts == documents
+
+
+def test_an_outlook_html_part_saying_what_the_plain_part_says_leaves_nothing_over() -> None:
+    # Outlook's style sheet and Office tags are layout, not words the reader sees.
+    message = parse(
+        """
+        From: alice@example.org
+        To: bob@example.org
+        Content-Type: multipart/alternative; boundary="alt"
+
+        --alt
+        Content-Type: text/plain; charset=utf-8
+
+        Hi Bob,
+        See you at 4.
+        --alt
+        Content-Type: text/html; charset=utf-8
+
+        <html><head><style>p.MsoNormal {margin:0cm}</style><!--[if gte mso 9]><xml>
+        <o:shapedefaults v:ext="edit" spidmax="1026" /></xml><![endif]--></head>
+        <body><p class=MsoNormal>Hi Bob,<o:p></o:p></p><p class=MsoNormal>See you at 4.</p>
+        </body></html>
+        --alt--
+        """
+    )
+    assert message.alternative_text == ""
+    # ... and the cheap comparison sees that without laying the HTML out (no "style>" left).
+    assert crude_html_text("<style>p {}</style ><p>Hi Bob,</p>") == "Hi Bob,"
