@@ -1,7 +1,8 @@
 """The closing of a message to a young person is informal: emoji, kisses, love, hugs, emoticons.
 
 Only the last few non-empty lines of the text the sender wrote in this message are read (not
-quoted history, not the signature block after "-- ", not device footers or disclaimers). An X
+quoted history, not the signature block after "-- ", not device footers or disclaimers), and
+those of the lines only an HTML alternative shows (`Message.alternative_text`). An X
 that is an initial, a label or part of a code ("Max X. Smith", "Box X", "Room 4X", "Malcolm
 X", "x2231") is not a kiss; "love" as a verb ("I'd love to hear") or inside a name ("Lovett",
 "Love Okonkwo" under "Regards,") is not a closing.
@@ -243,6 +244,11 @@ def check(
     if staff is not None:
         sender_name = f"{sender_name} {staff.name}"
     hits = informal_tokens(message.new_text, sender_name=sender_name, settings=settings)
+    # The HTML most clients show may close differently from the plain part the checks read.
+    if message.alternative_text:
+        hits += informal_tokens(
+            message.alternative_text, sender_name=sender_name, settings=settings
+        )
     if not hits:
         return []
     words = list(dict.fromkeys(w for _, found in hits for w in found))

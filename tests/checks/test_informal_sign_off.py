@@ -21,6 +21,7 @@ from tests.checks.conftest import (
     MINOR,
     make_message,
     make_rule,
+    parse_alternative,
     run,
 )
 
@@ -237,3 +238,22 @@ def test_extra_words_from_the_pack_are_informal_too():
 def test_bad_settings_name_the_key(settings, message):
     with pytest.raises(ValueError, match=message):
         informal_sign_off.parse_settings(settings)
+
+
+def test_a_kiss_only_the_html_part_shows_fires():
+    """Teens in AI: “... avoiding the use of emoji’s or symbols such as ‘kisses’ (‘X’s)”: the
+    HTML is what most clients show, whatever the plain part says."""
+    message = parse_alternative(
+        "Hi Sam,\r\nGreat session today.\r\nAlex",
+        "<p>Hi Sam,</p><p>Great session today.</p><p>Love Alex xx</p>",
+    )
+    [finding] = run(informal_sign_off, message, rule())
+    assert finding.params["line"] == "Love Alex xx"
+
+
+def test_an_html_part_closing_like_the_plain_part_does_not_fire():
+    message = parse_alternative(
+        "Hi Sam,\r\nGreat session today.\r\nKind regards,\r\nAlex",
+        "<p>Hi Sam,</p><p>Great session today.</p><p>Kind regards,<br>Alex</p>",
+    )
+    assert run(informal_sign_off, message, rule()) == []
