@@ -59,6 +59,9 @@ _BREAK_TAG_RE = re.compile(r"<(?:br|/p|/div|/li|/tr|/h[1-6]|/blockquote)\b[^<>]*
 _TAG_RE = re.compile(r"<[^<>]*>")
 _NON_WORD_RE = re.compile(r"\W+")
 _BLANK_RUNS_RE = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
+_TABLE_BLOCK_RE = re.compile(r"<(/?)(?:table|thead|tbody|tfoot|tr|caption)\b", re.IGNORECASE)
+_TABLE_CELL_RE = re.compile(r"<(?:td|th)\b", re.IGNORECASE)
+_TABLE_CELL_END_RE = re.compile(r"</(?:td|th)\s*>", re.IGNORECASE)
 
 # Template only, never handed to inscriptis: building it deep-copies the CSS profile
 # (~0.4 ms), so it is built once and each conversion gets a cheap copy (`_html_config`).
@@ -236,9 +239,20 @@ def _mark_quotes(text: str, labels: list[tuple[int, int, object]]) -> str:
     return "\n".join(out)
 
 
+def _flatten_tables(html: str) -> str:
+    """Tables as plain blocks and cells as inline runs, each cell's text after the last.
+
+    Mail lays out whole messages in tables. Laid out as a grid, a cell's lines are
+    interleaved with its neighbour's ("our little  Events:\nsecret  Science club"), which
+    hides phrases from the checks, and the layout costs ~2-3x more.
+    """
+    html = _TABLE_CELL_END_RE.sub("</span> ", _TABLE_CELL_RE.sub("<span", html))
+    return _TABLE_BLOCK_RE.sub(r"<\1div", html)
+
+
 def html_to_text(html: str) -> tuple[str, str | None]:
     """Readable text of an HTML body (blockquotes marked "> "), and a defect if any."""
-    html = _XML_UNSAFE_RE.sub("", html)
+    html = _flatten_tables(_XML_UNSAFE_RE.sub("", html))
     if not html.strip():
         return "", None
     crude = crude_html_text(html)

@@ -332,3 +332,15 @@ def test_secrecy_and_personal_gifts_are_still_found(text, category):
     """Brigantia: “Ensure that all communications are transparent and open to scrutiny.”
     Narrowing the lists for advice and incentives must not open a gap."""
     assert category in categories_found(text)
+
+
+def test_a_phrase_in_one_column_of_an_html_layout_is_found():
+    """Brigantia: “Ensure that all communications are transparent and open to scrutiny.”
+    Newsletter-style mail is laid out in tables; a phrase split over lines of one column must
+    not be lost among the next column's lines."""
+    message = parse_alternative(
+        "",
+        "<table><tr><td>Well done today.<br>This is our little<br>secret, ok?</td>"
+        "<td>Events:<br>Science club<br>Robotics</td></tr></table>",
+    )
+    assert [f.params["category"] for f in run(risk_language, message, rule())] == ["secrecy"]

@@ -309,3 +309,18 @@ def test_an_outlook_html_part_saying_what_the_plain_part_says_leaves_nothing_ove
     assert message.alternative_text == ""
     # ... and the cheap comparison sees that without laying the HTML out (no "style>" left).
     assert crude_html_text("<style>p {}</style ><p>Hi Bob,</p>") == "Hi Bob,"
+
+
+def test_a_layout_table_reads_cell_by_cell_not_line_by_line() -> None:
+    # As a grid, "our little" and "secret" would sit on lines shared with the next column.
+    text, _ = html_to_text(
+        "<table><tr><td>Remember this is our little<br>secret, keep it<br>between us.</td>"
+        "<td>Events:<br>Science club<br>Robotics</td></tr></table>"
+    )
+    assert text.split("\n") == [
+        "Remember this is our little",
+        "secret, keep it",
+        "between us. Events:",
+        "Science club",
+        "Robotics",
+    ]
