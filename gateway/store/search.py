@@ -18,7 +18,8 @@ newest first), see ArchiveSearch._walk_newest_first.
 
 Both the capped count and the walk look at the newest messages first, in windows of archive ids
 (`id > N`, also applied inside every id list), widened until they have what they need: a word in
-most of the archive then costs a few thousand index entries, not an id list of a million.
+most of the archive then costs a few thousand index entries, not an id list of a million. With a
+`before:`, the count's windows end where that date does (`id <= M`).
 """
 
 from __future__ import annotations
@@ -204,7 +205,9 @@ def _tsquery(term: Text) -> str:
 
 
 class _Compiler:
-    def __init__(self, dialect: str, *, scan: bool, above: int | None, zone: tzinfo) -> None:
+    def __init__(
+        self, dialect: str, *, scan: bool, above: int | None, below: int | None, zone: tzinfo
+    ) -> None:
         if dialect not in ("sqlite", "postgresql"):
             raise SearchUnsupported(
                 f"searching the archive needs SQLite or PostgreSQL (this database is {dialect})"
@@ -218,10 +221,13 @@ class _Compiler:
         # Only archive ids above this (a window of the newest messages): every id list is cut
         # to the window too, so that SQLite never materialises more of a list than it needs.
         self.above = above
+        self.below = below
         self.zone = zone
 
     def within(self, sub: Select[Any], column: ColumnElement[Any]) -> Select[Any]:
-        return sub if self.above is None else sub.where(column > self.above)
+        if self.above is not None:
+            sub = sub.where(column > self.above)
+        return sub if self.below is None else sub.where(column <= self.below)
 
     def text(self, terms: Sequence[Text], joiner: str) -> ColumnElement[bool]:
         """One full-text predicate for terms joined by AND or OR."""
@@ -303,6 +309,7 @@ def compile_query(
     *,
     scan: bool = False,
     above: int | None = None,
+    below: int | None = None,
     zone: tzinfo = UTC,
 ) -> ColumnElement[bool]:
     """The WHERE clause selecting the archive rows that `node` matches on `dialect`.
@@ -310,15 +317,18 @@ def compile_query(
     `scan`: the same rows, phrased so that the planner walks the archive newest first (for a
     query that matches much of the archive) rather than starting from the index lookups.
     `above`: only the matches whose archive id is greater (a window of the newest messages).
+    `below`: only those whose id is at most this (a window ending where a `before:` does).
     `zone`: where the dates of `after:` and `before:` are (the organisation's time zone).
     A purged record (a tombstone) never matches: its index rows went with it, and where the
     query needs none (`verdict:`, dates, NOT alone) it is left out by `purged_at`.
     """
-    compiler = _Compiler(dialect, scan=scan, above=above, zone=zone)
+    compiler = _Compiler(dialect, scan=scan, above=above, below=below, zone=zone)
     where = compiler.compile(node)
     if not _indexed(node):
         where = and_(archive.c.purged_at.is_(None), where)
-    return where if above is None else and_(compiler.ids > above, where)
+    if above is not None:
+        where = and_(compiler.ids > above, where)
+    return where if below is None else and_(compiler.ids <= below, where)
 
 
 # ---------------------------------------------------------------------------------- running
@@ -405,11 +415,14 @@ class ArchiveSearch:
         self, conn: Connection, node: Node, dialect: str, size: int, cap: int | None
     ) -> tuple[int, bool, int]:
         """(matches, exact, ids looked at): counted in widening windows of the newest ids,
-        stopping past `cap`.
+        stopping past `cap`. "Looked at" counts from the window's oldest id to the newest.
 
         A word in most of the archive finds `cap` matches in the first window; a rare one widens
-        the window to the whole archive, where its id lists are short anyway.
+        the window to the whole archive, where its id lists are short anyway. With a `before:`
+        the windows end at the newest message received before it, where the matches start:
+        a staff member's mail of one term a year ago is not sought among this month's ids.
         """
+        top = size if cap is None else self._newest_before(conn, node, size)
         steer = dialect == "postgresql"
         if steer:
             # PostgreSQL prices `search_tsv @@ query` as cheap, but each row it tests that way
@@ -425,9 +438,10 @@ class ArchiveSearch:
                 return int(conn.execute(counted).scalar_one()), True, size
             window = max(self.count_window, cap)
             while True:
-                above = size - window if window < size else None
+                above = top - window if window < top else None
+                below = top if top < size else None
                 matching = select(archive.c.id).where(
-                    compile_query(node, dialect, above=above, zone=self.zone)
+                    compile_query(node, dialect, above=above, below=below, zone=self.zone)
                 )
                 found = int(
                     conn.execute(
@@ -435,14 +449,32 @@ class ArchiveSearch:
                     ).scalar_one()
                 )
                 if found > cap:
-                    return cap, False, min(window, size)
+                    return cap, False, size - (above or 0)
                 if above is None:
-                    return found, True, size
+                    if below is None:
+                        return found, True, size
+                    # Ids grow with time, but not strictly (clocks, several gateways): an id
+                    # after the window's end may still match, so the exact count takes all.
+                    top = window = size
+                    continue
                 window *= self.widen
         finally:
             if steer:
                 conn.execute(text("RESET enable_seqscan"))
                 conn.execute(text("RESET enable_indexscan"))
+
+    def _newest_before(self, conn: Connection, node: Node, size: int) -> int:
+        """The id of the newest message received before the query's `before:`, else `size`."""
+        before = _before(node, self.zone)
+        if before is None:
+            return size
+        newest = conn.execute(
+            select(archive.c.id)
+            .where(archive.c.received_at < before)
+            .order_by(archive.c.received_at.desc())
+            .limit(1)
+        ).scalar()
+        return size if newest is None else min(int(newest), size)
 
     @staticmethod
     def _walk_newest_first(size: int, total: int, wanted: int, exact: bool) -> bool:

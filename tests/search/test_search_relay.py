@@ -8,6 +8,7 @@ test sets before sending it, so `after:`/`before:` and the order are exact.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -396,3 +397,55 @@ def test_counts_cut_short_and_pages_from_windows_agree_with_the_exact_answer(
             assert result.exact == (len(wanted) <= max(2, page)), (query, page)
             assert result.total == (len(wanted) if result.exact else max(2, page)), query
         assert got == wanted, query
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_windows_ending_at_a_before_date_still_count_a_late_archived_older_message(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A `before:` count starts from the newest message received before that date; ids grow
+    with time, but not strictly (clocks, several gateways), so a message archived later with an
+    earlier time must still be counted and paged, newest first."""
+    monkeypatch.setattr(ArchiveSearch, "count_window", 2)
+    monkeypatch.setattr(ArchiveSearch, "walk_window", 2)
+    monkeypatch.setattr(ArchiveSearch, "widen", 2)
+    mails = [
+        Mail(f"o{n}", ALEX, ("careers@school.example",), f"Placement {n}", "Dates attached.")
+        for n in range(1, 8)
+    ]
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'archive.db'}"
+        else:
+            url = stack.enter_context(fresh_postgres_database("sg_order"))
+        sink = Sink().start()
+        stack.callback(sink.stop)
+        clock = FixedClock(START)
+        settings = make_settings(
+            tmp_path, url, upstream=sink.url, policy={"pack": str(PACK)},
+            organisation={"domains": ["safe.example"], "dsl": [DSL]},
+        )  # fmt: skip
+        with RunningGateway(Gateway(settings, clock=clock)) as running:
+            for n, mail in enumerate(mails[:6]):
+                clock.moment = START + timedelta(days=n)
+                _send(running.port, mail)
+            clock.moment = START + timedelta(days=1, hours=1)  # o7: archived last, dated day 2
+            _send(running.port, mails[6])
+        engine = make_engine(url, pool_size=2)
+        stack.callback(engine.dispose)
+        with engine.connect() as conn:
+            rows = conn.execute(select(archive.c.id, archive.c.message_id)).all()
+        names = {row.id: row.message_id.split("@")[0] for row in rows}
+        search = ArchiveSearch(engine)
+        query = parse(f"from:{ALEX} before:2026-11-05")  # days 1-3, and o7
+        wanted = ["o3", "o7", "o2", "o1"]
+        exact = search.run(query, limit=10, count_limit=100)
+        assert (exact.total, exact.exact) == (4, True)
+        assert [names[hit.id] for hit in exact.hits] == wanted
+        paged = []
+        for page in range(1, 6):
+            result = search.run(query, limit=1, page=page, count_limit=2)
+            paged += [names[hit.id] for hit in result.hits]
+        assert paged == wanted
