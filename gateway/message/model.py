@@ -64,9 +64,9 @@ class Message:
     header names, so every real recipient has a role. ``new_text`` is what the sender wrote
     in this message; ``signature`` and ``quoted_text`` are split off it but remain
     sender-controlled text (a check that must not be evaded should read `all_text`).
-    ``alternative_text`` holds the lines of an alternative the checks otherwise skip (the
-    HTML beside a plain part, which is what most clients show) whose words the read text
-    lacks; normally empty.
+    ``alternative_text`` holds the text of an alternative the checks otherwise skip (the
+    HTML beside a plain part, which is what most clients show) when it does not say what the
+    read text says, in the same order; normally empty.
     ``degraded`` is true when the MIME structure could not be parsed and the body was read as
     plain text; ``defects`` then says why.
     """

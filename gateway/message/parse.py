@@ -48,7 +48,7 @@ _MESSAGE_ID_RE = re.compile(r"<([^<>\s]+)>")
 _AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
-_WORD_RE = re.compile(r"\w+")
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")  # words, and each symbol (emoji, kisses' "x" are words)
 _PARAM_TOKEN_RE = re.compile(r'\\"|"|;')
 _CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
 _BLANK_LINE_RE = re.compile(rb"\r\n|\r|\n")
@@ -483,33 +483,38 @@ def _alternative_texts(
         out.append((content_type, normalise_newlines(text)))
 
 
-def _extra_lines(text: str, known: set[str]) -> list[str]:
-    return [
-        line.strip()
-        for line in text.split("\n")
-        if any(word not in known for word in _WORD_RE.findall(line.casefold()))
-    ]
+def _in_order(tokens: Sequence[str], within: Sequence[str]) -> bool:
+    """Is `tokens` a subsequence of `within` (all of them, in that order, others between)?"""
+    rest = iter(within)
+    return all(token in rest for token in tokens)  # `in` consumes the iterator up to the match
 
 
-def _unread_lines(alternatives: Sequence[tuple[str, str]], read: str, is_reply: bool) -> str:
-    """The lines of `alternatives` carrying a word that `read` does not contain.
+def _tokens(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text.casefold())
 
-    A client's HTML and plain parts say the same thing in different layouts, so usually
-    nothing is left. Tags are first stripped cheaply; only HTML that does differ is laid out
-    properly, so that its blockquotes are known. In a reply, quoted lines are the answered
-    message's words and are left out, as `quoted_text` is. A line is kept whole so that the
-    checks see its words in context.
+
+def _unread_text(alternatives: Sequence[tuple[str, str]], read: str, is_reply: bool) -> str:
+    """What the unread alternatives say, unless it is the read text's words in its order.
+
+    A client's HTML and plain parts say the same thing, the plain one often with more (link
+    addresses, list markers), so the HTML's words and symbols (emoji included) normally occur
+    in the plain part in the same order, and nothing is returned. Otherwise the HTML is what
+    most readers see, and all of it is returned for the checks: comparing word by word or line
+    by line would let a sender reorder the same words. Tags are first stripped cheaply; only
+    HTML that differs is laid out, once, so that its blockquotes are known: in a reply, quoted
+    lines are the answered message's words and are left out, as `quoted_text` is.
     """
-    known = set(_WORD_RE.findall(read.casefold()))
-    extra: list[str] = []
-    for content_type, text in alternatives:
-        if content_type != "text/html":
-            extra += _extra_lines(text, known)
-        elif _extra_lines(crude_html_text(text), known):
-            extra += _extra_lines(html_to_text(text)[0], known)
+    html = [text for content_type, text in alternatives if content_type == "text/html"]
+    plain = [text for content_type, text in alternatives if content_type != "text/html"]
+    known = _tokens(read)
+    if _in_order(_tokens("\n".join([*plain, *map(crude_html_text, html)])), known):
+        return ""
+    texts = [*plain, html_to_text("<br>".join(html))[0]] if html else plain
+    lines = [line.strip() for text in texts for line in text.split("\n")]
     if is_reply:
-        extra = [line for line in extra if not line.startswith(">")]
-    return "\n".join(extra)
+        lines = [line for line in lines if not line.startswith(">")]
+    shown = "\n".join(lines).strip()
+    return "" if _in_order(_tokens(shown), known) else shown
 
 
 # --- assembly ------------------------------------------------------------------------------
@@ -547,7 +552,7 @@ def _assemble(
     split = split_reply(text)
     quoted = "\n\n".join(piece for piece in (split.quoted, *body.forwarded) if piece)
     alternative = (
-        _unread_lines(body.alternatives, text, headers.is_reply) if body.alternatives else ""
+        _unread_text(body.alternatives, text, headers.is_reply) if body.alternatives else ""
     )
     return Message(
         channel=EMAIL_CHANNEL,

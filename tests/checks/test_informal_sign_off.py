@@ -257,3 +257,13 @@ def test_an_html_part_closing_like_the_plain_part_does_not_fire():
         "<p>Hi Sam,</p><p>Great session today.</p><p>Kind regards,<br>Alex</p>",
     )
     assert run(informal_sign_off, message, rule()) == []
+
+
+def test_emoji_only_the_html_part_shows_fire():
+    """Teens in AI: “... avoiding the use of emoji’s ...”: an emoji is a difference too."""
+    message = parse_alternative(
+        "Hi Sam,\r\nGreat session today.\r\nAlex",
+        "<p>Hi Sam,</p><p>Great session today.</p><p>Alex 😘😘</p>",
+    )
+    [finding] = run(informal_sign_off, message, rule())
+    assert "😘" in finding.params["words"]

@@ -344,3 +344,31 @@ def test_a_phrase_in_one_column_of_an_html_layout_is_found():
         "<td>Events:<br>Science club<br>Robotics</td></tr></table>",
     )
     assert [f.params["category"] for f in run(risk_language, message, rule())] == ["secrecy"]
+
+
+def test_the_same_words_reordered_in_the_plain_part_do_not_hide_the_html():
+    """Brigantia: “Ensure that all communications are transparent and open to scrutiny.” A
+    plain part holding the HTML's words in another order must not excuse what the HTML says."""
+    message = parse_alternative(
+        "Please tell your mum about the trip. Don't forget your kit.",
+        "<p>Don't tell your mum about the trip.</p>",
+    )
+    assert [f.params["category"] for f in run(risk_language, message, rule())] == ["secrecy"]
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Don't tell anyone your pinky promise about us.", "secrecy"),
+        ("Don't show your mum your login, ok?", "secrecy"),
+        ("Don't tell anyone their password but tell me yours.", "secrecy"),
+        ("Want me to get you phone credit?", "gifts"),
+        ("I'll sort you out with some phone credit.", "gifts"),
+        ("Here's £10 phone credit from me.", "gifts"),
+    ],
+)
+def test_the_exceptions_for_advice_and_incentives_are_narrow(text, category):
+    """Brigantia: “Ensure that all communications are transparent and open to scrutiny.” Only
+    'don't tell anyone your password' (and the like) is advice; only an organisation's
+    incentive is not a gift from the adult."""
+    assert category in categories_found(text)
