@@ -478,7 +478,11 @@ class ArchiveSearch:
             window = max(self.count_window, cap)
             # Words in a large part of the archive: the first window holds enough matches, and
             # testing its rows one by one beats building the index's bitmap of every match.
-            text_filter = steer and _common_enough(node, self._frequencies(conn), window, cap)
+            text_filter = (
+                steer
+                and any(True for _ in _texts(node))  # the statistics cost a query: only for words
+                and _common_enough(node, self._frequencies(conn), window, cap)
+            )
             while True:
                 above = top - window if window < top else None
                 below = top if top < size else None

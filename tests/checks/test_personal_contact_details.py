@@ -383,3 +383,11 @@ def test_a_work_address_in_a_richer_html_signature_is_not_personal():
     )
     assert "Chamberlain" in message.alternative_text
     assert run(personal_contact_details, message, rule()) == []
+    # ... while one labelled as home, there too, is found.
+    home = parse_alternative(
+        "Hi Sam,\r\nSee you on Thursday.\r\nAlex",
+        "<p>Hi Sam,</p><p>See you on Thursday.</p><p>Alex</p>"
+        "<p>My home address: 14 Oakfield Road, Birmingham B29 7HH</p>",
+    )
+    [finding] = run(personal_contact_details, home, rule())
+    assert finding.params["kind"] == "address"
