@@ -74,7 +74,6 @@ class Gateway:
         self.engine = open_engine(self.settings)
         self.archive = Archive(self.engine, lifetime=self.settings.delivery.lifetime)
         self.queue = QueueStore(self.engine, lease=self.settings.delivery.lease)
-        self.writer = ArchiveWriter(self.archive)
         self.policy = load_policy(self.settings)
         self.directory_store = DirectoryStore(self.engine)
         if self.settings.demo_directory:
@@ -98,6 +97,10 @@ class Gateway:
             clock=self.clock,
             hostname=self.settings.server.hostname,
         )
+        # Entries committed by the relay go to this process's worker in memory (see Lease).
+        self.writer = ArchiveWriter(
+            self.archive, lease=self.worker.lease, committed=self.worker.committed
+        )
         self.handler = RelayHandler(
             settings=self.settings,
             pipeline=self.pipeline,
@@ -108,7 +111,6 @@ class Gateway:
             ),
             clock=self.clock,
             executor=self.executor,
-            on_queued=self.worker.wake,
         )
         self._servers: list[asyncio.Server] = []
         self._worker_task: asyncio.Task[None] | None = None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -19,8 +19,8 @@ from gateway.ids import new_queue_id
 from gateway.notify.delivery import delivery_failure
 from gateway.notify.dsn import RecipientStatus
 from gateway.store.archive import Archive
-from gateway.store.queue import QueueEntry, QueueStore
-from gateway.store.records import ArchiveRecord, QueueItem, as_aware
+from gateway.store.queue import QueueStore
+from gateway.store.records import ArchiveRecord, Lease, QueueEntry, QueueItem, as_aware
 
 log = structlog.get_logger("gateway.delivery")
 
@@ -59,6 +59,14 @@ class DeliveryWorker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._running = False
+        # Look in the database for due entries (at start, on `wake`, at each poll interval).
+        self._claim_due = True
+        # Entries written already leased to this worker, handed over after their commit.
+        self._handed: deque[QueueEntry] = deque()
+        # Beyond this many handed entries waiting for a sender (upstream slower than intake),
+        # new ones stay in the queue unleased, for whichever worker is free to claim them.
+        self._handed_limit = settings.workers * 4
         # Sends upstream has accepted, not yet marked delivered; and the task marking them.
         self._done: list[tuple[int, datetime, asyncio.Future[None]]] = []
         self._marking: asyncio.Task[None] | None = None
@@ -67,8 +75,25 @@ class DeliveryWorker:
         self._claim_size = max(16, settings.workers * 2)
 
     def wake(self) -> None:
-        """Called after a commit so new mail goes out now, not at the next poll."""
+        """Called after something was queued so it goes out now, not at the next poll."""
+        self._claim_due = True
         self._wake.set()
+
+    def lease(self) -> Lease | None:
+        """Asked by the archive writer (in its thread) before each commit: lease the new
+        entries to this worker, to be handed over in memory, unless it is not running or
+        already has enough waiting."""
+        if not self._running or len(self._handed) >= self._handed_limit:
+            return None
+        return Lease(self.owner, self.clock.now() + timedelta(seconds=self.settings.lease))
+
+    def committed(self, entries: list[QueueEntry], unleased: bool) -> None:
+        """After a commit (on the event loop): send `entries` now; claim the rest."""
+        self._handed.extend(entries)
+        if unleased:
+            self._claim_due = True
+        if entries or unleased:
+            self._wake.set()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -80,22 +105,37 @@ class DeliveryWorker:
             asyncio.create_task(self._sender(work), name=f"sender-{i}")
             for i in range(self.settings.workers)
         ]
+        self._running = True
         try:
             while not self._stopping.is_set():
+                while self._handed:
+                    await work.put(self._handed.popleft())
+                if self._claim_due:
+                    self._claim_due = False
+                    try:
+                        entries = await asyncio.to_thread(
+                            self.queue.claim, self.owner, self.clock.now(), self._claim_size
+                        )
+                    except Exception as exc:  # database away: keep the worker alive, try again
+                        log.error("queue_claim_failed", error=repr(exc))
+                        entries = []
+                    for entry in entries:
+                        await work.put(entry)
+                    if entries:  # there may be more due
+                        self._claim_due = True
+                    continue
+                self._wake.clear()
+                if self._handed or self._claim_due:
+                    continue
                 try:
-                    entries = await asyncio.to_thread(
-                        self.queue.claim, self.owner, self.clock.now(), self._claim_size
-                    )
-                except Exception as exc:  # database away: keep the worker alive, try again
-                    log.error("queue_claim_failed", error=repr(exc))
-                    entries = []
-                for entry in entries:
-                    await work.put(entry)
-                if not entries:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                except TimeoutError:
+                    self._claim_due = True
         finally:
+            self._running = False
+            # Entries already leased to this worker go out before it stops, as claimed ones do.
+            while self._handed:
+                await work.put(self._handed.popleft())
             for _ in senders:
                 await work.put(None)
             await asyncio.gather(*senders, return_exceptions=True)

@@ -10,7 +10,6 @@ import binascii
 import functools
 import re
 import shutil
-from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
 from pathlib import Path
@@ -64,7 +63,6 @@ class RelayHandler:
         limiter: FailureLimiter,
         clock: Clock,
         executor: Executor | None = None,
-        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -73,7 +71,6 @@ class RelayHandler:
         self.limiter = limiter
         self.clock = clock
         self.executor = executor
-        self.on_queued = on_queued
         # Where accepted mail is written: the SQLite file's disk, else the state directory.
         url = make_url(settings.database_url)
         self._spool = (
@@ -245,7 +242,6 @@ class RelayHandler:
         except Exception as exc:
             bound.error("smtp_transaction", result="tempfail", reason=f"archive: {exc!r}")
             return replies.TEMPFAIL
-        self.on_queued()
         bound.info(
             "smtp_transaction",
             result="accepted",

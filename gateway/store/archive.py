@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from gateway.store.db import is_postgres, transaction
-from gateway.store.records import ArchiveRecord, QueueItem, Stored, chain_hash, utc_naive
+from gateway.store.records import (
+    ArchiveRecord,
+    Lease,
+    QueueEntry,
+    QueueItem,
+    Stored,
+    chain_hash,
+    utc_naive,
+)
 from gateway.store.schema import archive, archive_addresses, archive_findings, chain_head, queue
 from gateway.store.search import index_rows
 
@@ -25,6 +33,12 @@ _HEAD_FOR_UPDATE = _HEAD.with_for_update()
 _INSERT_ARCHIVE_RETURNING = insert(archive).returning(archive.c.id, sort_by_parameter_order=True)
 _INSERT_ARCHIVE = insert(archive)
 _INSERT_QUEUE = insert(queue)
+_INSERT_QUEUE_RETURNING = insert(queue).returning(queue.c.id, sort_by_parameter_order=True)
+_QUEUE_IDS = (
+    select(queue.c.archive_id, queue.c.id)
+    .where(queue.c.archive_id.in_(bindparam("archive_ids", expanding=True)))
+    .order_by(queue.c.id)
+)
 _INSERT_ADDRESSES = insert(archive_addresses)
 _INSERT_FINDINGS = insert(archive_findings)
 _SET_HEAD = (
@@ -41,11 +55,15 @@ class _Pending:
     chain link and the ids are filled in under the lock."""
 
     record: ArchiveRecord
+    items: Sequence[QueueItem]
     key: str | None  # dedupe key
     row: dict[str, object]  # the archive row, but prev_hash and record_hash
     queue_rows: list[dict[str, object]]  # and the side tables' rows, but their archive_id
     address_rows: list[dict[str, object]]
     finding_rows: list[dict[str, object]]
+    archive_id: int = 0
+    # Which of `queue_rows` are written leased (see `lease`), with the bytes each will send.
+    leased_bodies: dict[int, bytes] = field(default_factory=dict)
 
     def link(self, prev_hash: str) -> str:
         record = self.record
@@ -61,9 +79,41 @@ class _Pending:
         return record_hash
 
     def number(self, archive_id: int) -> None:
+        self.archive_id = archive_id
         for rows in (self.queue_rows, self.address_rows, self.finding_rows):
             for row in rows:
                 row["archive_id"] = archive_id
+
+    def lease(self, lease: Lease) -> bool:
+        """Lease the entries due now (not held for later); whether there were any."""
+        until = utc_naive(lease.until)
+        for index, (row, item) in enumerate(zip(self.queue_rows, self.items, strict=True)):
+            if row["not_before"] <= row["created_at"]:  # type: ignore[operator]
+                row.update(status="sending", lease_owner=lease.owner, lease_until=until)
+                content = item.content if item.content is not None else self.record.raw
+                self.leased_bodies[index] = item.prefix + content
+        return bool(self.leased_bodies)
+
+    def entries(self, row_ids: Sequence[int]) -> list[QueueEntry]:
+        """The leased rows as entries to send, given every queue row's id in order."""
+        if len(row_ids) != len(self.queue_rows):  # pragma: no cover - a broken driver
+            raise RuntimeError(f"{len(row_ids)} queue ids for {len(self.queue_rows)} rows")
+        return [
+            QueueEntry(
+                id=row_ids[index],
+                archive_id=self.archive_id,
+                queue_id=self.record.queue_id,
+                kind=str(row["kind"]),
+                mail_from=str(row["mail_from"]),
+                recipients=tuple(row["recipients"]),  # type: ignore[call-overload]
+                attempts=0,
+                created_at=row["created_at"],  # type: ignore[arg-type]
+                expires_at=row["expires_at"],  # type: ignore[arg-type]
+                body=body,
+            )
+            for index, body in self.leased_bodies.items()
+            for row in (self.queue_rows[index],)
+        ]
 
 
 def _archive_row(record: ArchiveRecord, key: str | None) -> dict[str, object]:
@@ -102,22 +152,31 @@ class Archive:
         self._lock_head = is_postgres(engine)
         self._ordered_returning = is_postgres(engine)
 
-    def store(self, record: ArchiveRecord, items: Sequence[QueueItem]) -> Stored:
-        return self.store_many([(record, items)])[0]
+    def store(
+        self, record: ArchiveRecord, items: Sequence[QueueItem], *, lease: Lease | None = None
+    ) -> Stored:
+        return self.store_many([(record, items)], lease=lease)[0]
 
     def store_many(
-        self, batch: Sequence[tuple[ArchiveRecord, Sequence[QueueItem]]]
+        self,
+        batch: Sequence[tuple[ArchiveRecord, Sequence[QueueItem]]],
+        *,
+        lease: Lease | None = None,
     ) -> list[Stored]:
-        """Archive and queue every message of `batch` in ONE transaction: one fsync for many."""
+        """Archive and queue every message of `batch` in ONE transaction: one fsync for many.
+
+        With `lease`, the entries due now are written already leased to its owner and come back
+        in `Stored.leased`, ready to send; held ones (`not_before` later) wait in the queue."""
         pending = [self._prepare(record, items) for record, items in batch]
         with transaction(self.engine) as conn:
-            return self._store_many(conn, pending)
+            return self._store_many(conn, pending, lease)
 
     def _prepare(self, record: ArchiveRecord, items: Sequence[QueueItem]) -> _Pending:
         addresses, findings = index_rows(0, record)
         key = record.dedupe_key
         return _Pending(
             record,
+            items,
             key,
             _archive_row(record, key),
             self._queue_rows(0, record, items),
@@ -125,7 +184,9 @@ class Archive:
             findings,
         )
 
-    def _store_many(self, conn: Connection, batch: Sequence[_Pending]) -> list[Stored]:
+    def _store_many(
+        self, conn: Connection, batch: Sequence[_Pending], lease: Lease | None
+    ) -> list[Stored]:
         # Several gateways on one PostgreSQL: the chain head (FOR UPDATE) serialises writers.
         last_hash = conn.execute(_HEAD_FOR_UPDATE if self._lock_head else _HEAD).scalar_one()
 
@@ -166,8 +227,8 @@ class Archive:
             # The queue and search's side tables, in the same transaction.
             for archive_id, pending in zip(ids, fresh, strict=True):
                 pending.number(archive_id)
+            leased = self._insert_queue(conn, fresh, lease)
             for statement, rows in (
-                (_INSERT_QUEUE, [r for p in fresh for r in p.queue_rows]),
                 (_INSERT_ADDRESSES, [r for p in fresh for r in p.address_rows]),
                 (_INSERT_FINDINGS, [r for p in fresh for r in p.finding_rows]),
             ):
@@ -181,9 +242,45 @@ class Archive:
                 results.append(step)
             else:
                 index, duplicate = step
-                queue_id = fresh[index].record.queue_id
-                results.append(Stored(ids[index], queue_id, duplicate=duplicate))
+                pending = fresh[index]
+                if duplicate:
+                    results.append(Stored(ids[index], pending.record.queue_id, duplicate=True))
+                    continue
+                entries = tuple(leased.get(ids[index], ()))
+                results.append(
+                    Stored(
+                        ids[index],
+                        pending.record.queue_id,
+                        duplicate=False,
+                        leased=entries,
+                        unleased=len(entries) < len(pending.queue_rows),
+                    )
+                )
         return results
+
+    def _insert_queue(
+        self, conn: Connection, fresh: Sequence[_Pending], lease: Lease | None
+    ) -> dict[int, list[QueueEntry]]:
+        """Insert the batch's queue rows; with `lease`, those due now are leased to its owner
+        and returned, by archive id, as entries to send (their ids read back)."""
+        rows = [r for p in fresh for r in p.queue_rows]
+        due = [] if lease is None else [p for p in fresh if p.lease(lease)]
+        if not due:
+            if rows:
+                conn.execute(_INSERT_QUEUE, rows)
+            return {}
+        if self._ordered_returning:
+            row_ids = iter(conn.execute(_INSERT_QUEUE_RETURNING, rows).scalars())
+            ids = {p.archive_id: [next(row_ids) for _ in p.queue_rows] for p in fresh}
+        else:
+            # SQLite: one executemany, then the ids by archive id (ascending within a message,
+            # whose rows went in in order).
+            conn.execute(_INSERT_QUEUE, rows)
+            ids = {}
+            found = conn.execute(_QUEUE_IDS, {"archive_ids": [p.archive_id for p in due]})
+            for archive_id, row_id in found:
+                ids.setdefault(archive_id, []).append(row_id)
+        return {p.archive_id: p.entries(ids[p.archive_id]) for p in due}
 
     def _insert_archive(self, conn: Connection, values: list[dict[str, object]]) -> list[int]:
         """Insert the rows; their ids, in the same order."""
@@ -228,6 +325,9 @@ class Archive:
                     # A held message's lifetime starts when it may first be sent.
                     "expires_at": max(not_before, created) + self.lifetime,
                     "attempts": 0,
+                    # Every row carries every key (one executemany); `lease` may set them.
+                    "lease_owner": None,
+                    "lease_until": None,
                 }
             )
         return rows

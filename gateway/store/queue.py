@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
 from gateway.store.db import is_postgres, transaction
-from gateway.store.records import utc_naive
+from gateway.store.records import QueueEntry, utc_naive
 from gateway.store.schema import archive, queue
 
 # The delivery worker's statements, built once (see archive.py: a statement object made per call
@@ -69,20 +69,6 @@ _DELIVERED = (
         lease_until=None,
     )
 )
-
-
-@dataclass(frozen=True)
-class QueueEntry:
-    id: int
-    archive_id: int
-    queue_id: str
-    kind: str
-    mail_from: str
-    recipients: tuple[str, ...]
-    attempts: int
-    created_at: datetime
-    expires_at: datetime
-    body: bytes  # prefix + content (or the archived raw message)
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,38 @@ class QueueItem:
 
 
 @dataclass(frozen=True)
+class QueueEntry:
+    """A queue entry leased to one delivery worker, with the body it is to send."""
+
+    id: int
+    archive_id: int
+    queue_id: str
+    kind: str
+    mail_from: str
+    recipients: tuple[str, ...]
+    attempts: int
+    created_at: datetime
+    expires_at: datetime
+    body: bytes  # prefix + content (or the archived raw message)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Queue entries written already leased to a delivery worker of this process, which is
+    handed them in memory: no claim transaction (nor reading the body back) between the commit
+    and the send. If the process dies first, the lease runs out and any worker retries them."""
+
+    owner: str
+    until: datetime
+
+
+@dataclass(frozen=True)
 class Stored:
     archive_id: int
     queue_id: str
     duplicate: bool  # the same message was archived before; nothing new was queued
+    leased: tuple[QueueEntry, ...] = ()  # its queue entries written leased (see Lease)
+    unleased: bool = False  # some of its entries wait in the queue for a worker to claim them
 
 
 def chain_hash(

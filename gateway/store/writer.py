@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import queue as stdlib_queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from gateway.store.archive import Archive
-from gateway.store.records import ArchiveRecord, QueueItem, Stored
+from gateway.store.records import ArchiveRecord, Lease, QueueEntry, QueueItem, Stored
 
 log = structlog.get_logger("gateway.store.writer")
 
@@ -31,11 +31,35 @@ class _Job:
 
 _STOP = object()
 
+# Called on the submitting session's event loop after each commit: the entries written leased
+# (to send now), and whether others wait in the queue to be claimed.
+Committed = Callable[[list[QueueEntry], bool], None]
+
+
+def _no_lease() -> Lease | None:
+    return None
+
+
+def _ignore(entries: list[QueueEntry], unleased: bool) -> None:
+    return None
+
 
 class ArchiveWriter:
-    def __init__(self, archive: Archive, *, max_batch: int = 64) -> None:
+    """`lease` (asked in the writer thread, once per batch) says whether the delivery worker
+    takes this batch's entries straight from memory; `committed` hands them over."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        *,
+        max_batch: int = 64,
+        lease: Callable[[], Lease | None] = _no_lease,
+        committed: Committed = _ignore,
+    ) -> None:
         self.archive = archive
         self.max_batch = max_batch
+        self.lease = lease
+        self.committed = committed
         self._jobs: stdlib_queue.SimpleQueue[_Job | object] = stdlib_queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -78,9 +102,10 @@ class ArchiveWriter:
                 return
 
     def _commit(self, jobs: list[_Job]) -> None:
+        lease = self.lease()
         try:
             results: list[Stored | BaseException] = list(
-                self.archive.store_many([(job.record, job.items) for job in jobs])
+                self.archive.store_many([(job.record, job.items) for job in jobs], lease=lease)
             )
         except Exception as exc:
             if len(jobs) == 1:
@@ -91,12 +116,22 @@ class ArchiveWriter:
                 results = []
                 for job in jobs:
                     try:
-                        results.append(self.archive.store(job.record, job.items))
+                        results.append(self.archive.store(job.record, job.items, lease=lease))
                     except Exception as single:
                         log.error(
                             "archive_write_failed", error=repr(single), queue_id=job.record.queue_id
                         )
                         results.append(single)
+        # Hand the entries over before any session answers, so that none is left leased and
+        # unsent because its client went away (the lease would hold it until it ran out).
+        handed: dict[asyncio.AbstractEventLoop, tuple[list[QueueEntry], list[bool]]] = {}
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, Stored) and not result.duplicate:
+                entries, unleased = handed.setdefault(job.loop, ([], [False]))
+                entries.extend(result.leased)
+                unleased[0] = unleased[0] or result.unleased
+        for loop, (entries, unleased) in handed.items():
+            loop.call_soon_threadsafe(self.committed, entries, unleased[0])
         for job, result in zip(jobs, results, strict=True):
             job.loop.call_soon_threadsafe(_resolve, job.future, result)
 

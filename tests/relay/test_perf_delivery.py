@@ -110,7 +110,8 @@ def test_a_connection_lost_once_data_began_is_not_resent_at_once():
 
 
 # --- outcomes in batches ----------------------------------------------------------------------
-NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+# The worker reads the real clock: entries must not have expired by the day the test runs.
+NOW = datetime.now(UTC)
 
 
 def _entry(n: int, rcpt: str) -> QueueEntry:
@@ -198,3 +199,72 @@ def test_sends_are_marked_delivered_in_batches_after_upstream_accepted_them():
     assert sorted(marked) == list(range(1, 41))
     assert len(queue.batches) < 40 / 2  # several per transaction, not one each
     assert queue.retried == [99]
+
+
+class CountingQueue(RecordingQueue):
+    def __init__(self, accepted: set[str]) -> None:
+        super().__init__([], accepted)
+        self.claims = 0
+
+    def claim(self, owner: str, now: datetime, limit: int = 16) -> list[QueueEntry]:
+        self.claims += 1
+        return []
+
+
+def test_entries_committed_leased_are_sent_without_a_claim():
+    """What the relay committed is handed to the worker in memory: no claim transaction (and
+    no reading the body back) between the commit and the send."""
+    accepted: set[str] = set()
+    queue = CountingQueue(accepted)
+
+    async def run() -> None:
+        worker = DeliveryWorker(
+            queue=queue,  # type: ignore[arg-type]
+            archive=None,  # type: ignore[arg-type]
+            transport_factory=lambda: AnsweringTransport(accepted),
+            settings=DeliverySettings(workers=2, poll_interval=60),
+            templates=make_environment(),
+            clock=SystemClock(),
+            hostname="gateway.safe.example",
+        )
+        assert worker.lease() is None  # not running: nothing is leased to it
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.05)
+        lease = worker.lease()
+        assert lease is not None and lease.owner == worker.owner
+        for n in range(1, 21):
+            worker.committed([_entry(n, f"{n}@home.example")], False)
+        while sum(map(len, queue.batches)) < 20:
+            await asyncio.sleep(0.01)
+        # Handed over just before the stop: still sent, not left to wait for its lease to end.
+        worker.committed([_entry(21, "21@home.example")], False)
+        worker.stop()
+        await task
+        assert worker.lease() is None
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    assert sorted(i for batch in queue.batches for i in batch) == list(range(1, 22))
+    assert queue.claims == 1  # the one at start, for what an earlier run left due
+
+
+def test_a_worker_with_a_backlog_leaves_new_entries_to_be_claimed():
+    """Upstream slower than intake: beyond a few per sender, new entries stay in the queue
+    unleased, for whichever worker (of any gateway) is free first."""
+
+    async def run() -> None:
+        worker = DeliveryWorker(
+            queue=CountingQueue(set()),  # type: ignore[arg-type]
+            archive=None,  # type: ignore[arg-type]
+            transport_factory=lambda: AnsweringTransport(set()),
+            settings=DeliverySettings(workers=1, poll_interval=60),
+            templates=make_environment(),
+            clock=SystemClock(),
+            hostname="gateway.safe.example",
+        )
+        worker._running = True  # as in run(), without senders draining the backlog
+        worker.committed([_entry(n, f"{n}@home.example") for n in range(4)], False)
+        assert worker.lease() is None
+        worker._handed.clear()
+        assert worker.lease() is not None
+
+    asyncio.run(run())
