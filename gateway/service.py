@@ -14,11 +14,11 @@ from gateway.config import Settings
 from gateway.delivery.transports import Transport, make_transport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
-from gateway.notify.render import environment_for
+from gateway.notify.render import environment_for, template_problems
 from gateway.notify.schedule import run_daily
 from gateway.pipeline import Pipeline
 from gateway.policy.evaluate import Policy
-from gateway.policy.pack import load_pack
+from gateway.policy.pack import PackError, load_pack
 from gateway.smtp.auth import Authenticator, FailureLimiter
 from gateway.smtp.handler import RelayHandler
 from gateway.smtp.server import SessionCounter, start_listeners
@@ -80,6 +80,9 @@ class Gateway:
             seed_demo_if_empty(self.directory_store, self.clock.now())
         self.directory = DirectorySource(self.directory_store)
         self.templates = environment_for(self.settings.pack, self.settings.templates)
+        problems = template_problems(self.templates, {r.check for r in self.policy.pack.rules})
+        if problems:  # `serve` stops with each on its own line, as for a broken pack
+            raise PackError([f"{self.settings.templates or 'templates'}: {p}" for p in problems])
         self.pipeline = Pipeline(
             hostname=self.settings.server.hostname,
             policy=self.policy,

@@ -6,40 +6,15 @@ import sys
 import textwrap
 
 import click
-import jinja2
 
 from gateway.cli import Context, pass_context
-from gateway.notify.render import environment_for
+from gateway.notify.render import environment_for, template_problems
 from gateway.policy.pack import PackError, available_packs, load_pack
-
-_TEMPLATES = (
-    "notices/policy_bounce.txt.j2",
-    "notices/policy_bounce.html.j2",
-    "notices/deferral.txt.j2",
-    "notices/dsl_alert.txt.j2",
-    "notices/delivery_failed.txt.j2",
-    "notices/delivery_failed.html.j2",
-    "findings/generic.j2",
-)
 
 
 @click.group()
 def rules() -> None:
     """Policy packs: validate them, and read them for sign-off."""
-
-
-def _template_problems(env: jinja2.Environment, codes: set[str]) -> list[str]:
-    problems = []
-    names = list(_TEMPLATES) + [f"findings/{code}.j2" for code in sorted(codes)]
-    for name in names:
-        try:
-            env.get_template(name)
-        except jinja2.TemplateNotFound:
-            if not name.startswith("findings/") or name == "findings/generic.j2":
-                problems.append(f"template {name}: missing")
-        except jinja2.TemplateSyntaxError as exc:
-            problems.append(f"template {exc.filename or name}:{exc.lineno}: {exc.message}")
-    return problems
 
 
 @rules.command()
@@ -58,7 +33,7 @@ def lint(ctx: Context, pack: str | None) -> None:
                 click.echo(problem, err=True)
             continue
         env = environment_for(name, ctx.settings.templates)
-        problems = _template_problems(env, {r.check for r in loaded.rules})
+        problems = template_problems(env, {r.check for r in loaded.rules})
         for problem in problems:
             click.echo(f"{loaded.path}: {problem}", err=True)
         failed = failed or bool(problems)

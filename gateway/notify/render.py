@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +28,35 @@ def make_environment(overrides: Sequence[Path] = ()) -> jinja2.Environment:
     )
     env.filters["local_time"] = local_time
     return env
+
+
+# Every notice the gateway may send; `findings/CODE.j2` for each check a pack uses is optional
+# (findings/generic.j2 stands in).
+NOTICE_TEMPLATES = (
+    "notices/policy_bounce.txt.j2",
+    "notices/policy_bounce.html.j2",
+    "notices/deferral.txt.j2",
+    "notices/dsl_alert.txt.j2",
+    "notices/delivery_failed.txt.j2",
+    "notices/delivery_failed.html.j2",
+    "findings/generic.j2",
+)
+
+
+def template_problems(env: jinja2.Environment, codes: Iterable[str]) -> list[str]:
+    """Load (and so compile, once per process) every template the gateway may render: a
+    missing one or a syntax error is found at start, not in the first bounce it would spoil."""
+    problems = []
+    names = list(NOTICE_TEMPLATES) + [f"findings/{code}.j2" for code in sorted(set(codes))]
+    for name in names:
+        try:
+            env.get_template(name)
+        except jinja2.TemplateNotFound:
+            if not name.startswith("findings/") or name == "findings/generic.j2":
+                problems.append(f"template {name}: missing")
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(f"template {exc.filename or name}:{exc.lineno}: {exc.message}")
+    return problems
 
 
 def environment_for(pack: str, site: Path | None = None) -> jinja2.Environment:

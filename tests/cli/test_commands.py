@@ -112,3 +112,23 @@ def test_serve_refuses_to_start_with_a_broken_pack_naming_file_line_and_rule(tmp
     assert result.exit_code == 2
     assert f"safeguard: {pack}:8: rule 'r1': action 'block' must be one of" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_refuses_to_start_with_a_broken_notice_template(tmp_path: Path):
+    """A site's own wording with a syntax error stops start-up with file and line, rather than
+    turning every bounce it would have rendered into a temporary failure."""
+    from click.testing import CliRunner
+
+    wording = tmp_path / "wording" / "notices"
+    wording.mkdir(parents=True)
+    (wording / "policy_bounce.txt.j2").write_text("Dear {{ sender }\n")
+    config = tmp_path / "gateway.toml"
+    for processes in (1, 2):  # never binds: it stops before any listener
+        config.write_text(
+            '[database]\nurl = "sqlite:///a.db"\n[notify]\ntemplates = "wording"\n'
+            f'[server]\nlisten = "127.0.0.1:2599"\nprocesses = {processes}\n'
+        )
+        result = CliRunner().invoke(cli, ["--config", str(config), "serve"])
+        assert result.exit_code == 2, result.output
+        assert "policy_bounce.txt.j2:1: unexpected '}'" in result.output
+        assert "Traceback" not in result.output
