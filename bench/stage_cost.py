@@ -1,0 +1,174 @@
+"""CPU per message of the gateway's own stages, in one process, without sockets (issue 7).
+
+`throughput.py` measures the whole relay end to end, but on a shared 2-core VM its msg/s drift
+by a third within an hour. This measures what the gateway adds to a bare relay, stage by stage,
+as CPU time (time.process_time) in a single thread: steadier, and what to read before and after
+an optimisation. Same pack, directory (5,000 contacts) and message mix as throughput.py.
+
+  prepare   parse + every rule of the pack + the archive record and queue items (and the
+            bounce, for refused mail): `Pipeline.prepare`, what the relay runs per message
+  commit    archive + queue rows, in batches of --batch as the group-commit writer does,
+            leased to a worker (SQLite WAL synchronous=FULL, or PostgreSQL); CPU of this
+            process only (a PostgreSQL server's own work is not counted)
+
+    .venv/bin/python bench/stage_cost.py                      # SQLite, 2000 messages x 3
+    .venv/bin/python bench/stage_cost.py --database postgres  # a fresh database on 127.0.0.1
+    .venv/bin/python bench/stage_cost.py --profile            # cProfile's top functions
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import itertools
+import pstats
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import GROUPS, PACK, PG_ADMIN, PYTHON, SENDER, split, write_directory
+
+from gateway.config import load_settings
+from gateway.pipeline import Prepared, Submission
+from gateway.service import Gateway
+from gateway.store.records import Lease
+
+
+def submissions(count: int) -> Iterator[Submission]:
+    """The throughput mix, interleaved: 60 % adults, 30 % a minor with a parent, 10 % refused."""
+    counts = split(count, [g.share for g in GROUPS])
+    order = [g for g, c in zip(GROUPS, counts, strict=True) for _ in range(c)]
+    random.Random(7).shuffle(order)
+    serial = itertools.count(1)
+    for n, group in enumerate(order, 1):
+        text = group.message(f"Programme update ({group.name})", 5000)
+        raw = text.replace("\n", "\r\n").encode()
+        yield Submission(
+            queue_id=f"S{next(serial):07d}{uuid.uuid4().hex[:6]}",
+            raw=raw,
+            envelope_from=SENDER,
+            envelope_to=tuple(group.recipients(n)),
+            received_at=datetime.now(UTC),
+            client_address="127.0.0.1",
+            helo="bench.localhost",
+        )
+
+
+def cpu_per_message(action: Callable[[], int]) -> float:
+    start = time.process_time()
+    done = action()
+    return (time.process_time() - start) / done
+
+
+@contextlib.contextmanager
+def database_url(kind: str, workdir: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'archive.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"bench_stage_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8, help="records per commit")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stage-cost-")))
+        url = stack.enter_context(database_url(args.database, workdir))
+        config = workdir / "gateway.toml"
+        config.write_text(
+            f'[database]\nurl = "{url}"\n'
+            f'state_dir = "{workdir}"\n[directory]\ndemo = false\n'
+            f'[notify]\ndigest_at = ""\n[policy]\npack = "{PACK}"\n'
+        )
+        contacts, staff = write_directory(workdir)
+        for kind, path in (("staff", staff), ("contacts", contacts)):
+            subprocess.run(
+                [
+                    PYTHON,
+                    "-m",
+                    "gateway",
+                    "--config",
+                    str(config),
+                    "directory",
+                    "import",
+                    kind,
+                    str(path),
+                ],
+                check=True,
+                capture_output=True,
+            )
+        gateway = Gateway(load_settings(config), run_worker=False)
+        gateway.directory()
+        lease = Lease("bench", datetime.now(UTC))
+
+        def prepare(into: list[Prepared]) -> Callable[[], int]:
+            def run() -> int:
+                into.extend(gateway.pipeline.prepare(s) for s in submissions(args.messages))
+                return len(into)
+
+            return run
+
+        def commit(prepared: list[Prepared]) -> Callable[[], int]:
+            def run() -> int:
+                for i in range(0, len(prepared), args.batch):
+                    chunk = prepared[i : i + args.batch]
+                    gateway.archive.store_many([(p.record, p.items) for p in chunk], lease=lease)
+                return len(prepared)
+
+            return run
+
+        warm: list[Prepared] = []
+        prepare(warm)()
+        if args.profile:
+            for name in ("prepare", "commit"):
+                prepared: list[Prepared] = []
+                if name == "commit":
+                    prepare(prepared)()
+                profiler = cProfile.Profile()
+                action = prepare(prepared) if name == "prepare" else commit(prepared)
+                profiler.runcall(action)
+                print(f"--- {name}")
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+            return
+        results: dict[str, list[float]] = {"prepare": [], "commit": []}
+        for _ in range(args.rounds):
+            prepared = []
+            results["prepare"].append(cpu_per_message(prepare(prepared)))
+            results["commit"].append(cpu_per_message(commit(prepared)))
+        gateway.engine.dispose()
+    print(
+        f"{args.messages} messages x {args.rounds} rounds, {args.database}, "
+        f"commits of {args.batch}: CPU per message (median, min-max)"
+    )
+    for name, values in results.items():
+        ms = [v * 1000 for v in values]
+        print(f"  {name:8} {statistics.median(ms):.3f} ms ({min(ms):.3f}-{max(ms):.3f})")
+
+
+if __name__ == "__main__":
+    main()
