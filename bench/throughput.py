@@ -38,7 +38,7 @@ checks.
 
 Rerun (root, with Debian's `postfix` installed, or installed here via apt-get when root):
 
-    .venv/bin/python bench/throughput.py                       # everything, 3 runs, ~5 min
+    .venv/bin/python bench/throughput.py                       # everything, 5 rounds, ~7 min
     .venv/bin/python bench/throughput.py --only c-sqlite --runs 1 --messages 1000
     .venv/bin/python bench/throughput.py --profile /tmp/prof   # py-spy flame graphs of c
 
@@ -864,13 +864,42 @@ def table(results: dict[str, Result]) -> str:
         if system.startswith("c-"):
             for i, base in enumerate(("a", "b")):
                 if base in results:
-                    ratios[i] = f"{res.e2e / results[base].e2e:.2f}"
+                    ratios[i] = f"{statistics.median(round_ratios(res, results[base])):.2f}"
         rows.append(
             f"| {LABELS.get(system, system)} | {res.e2e:.0f} | {res.intake:.0f} "
             f"| {res.added(50) * 1000:.1f} ms | {res.added(99) * 1000:.1f} ms "
             f"| {res.memory_mb:.0f} MB | {ratios[0]} | {ratios[1]} |"
         )
     return head + "\n".join(rows) + "\n"
+
+
+def round_ratios(res: Result, base: Result) -> list[float]:
+    """e2e of each round over the base's in the same round: the systems of a round run back to
+    back, so a drift in the VM's speed over the session cancels out of each ratio."""
+    return [r.e2e / b.e2e for r, b in zip(res.runs, base.runs, strict=False)]
+
+
+def ratio_lines(results: dict[str, Result]) -> str:
+    lines = []
+    for system, res in results.items():
+        if not system.startswith("c-"):
+            continue
+        for base in ("a", "b"):
+            if base not in results:
+                continue
+            rounds = round_ratios(res, results[base])
+            cpu = [
+                r.cpu_per_message / b.cpu_per_message
+                for r, b in zip(res.runs, results[base].runs, strict=False)
+            ]
+            lines.append(
+                f"- {system}/{base}: per round "
+                + ", ".join(f"{x:.2f}" for x in rounds)
+                + f" (median {statistics.median(rounds):.2f}; ratio of the medians "
+                f"{res.e2e / results[base].e2e:.2f}); CPU per message "
+                + ", ".join(f"{x:.1f}x" for x in cpu)
+            )
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def raw_runs(results: dict[str, Result]) -> str:
@@ -919,7 +948,12 @@ contacts, {args.processes} process(es), log level `{args.log_level}`.
 
 {table(results)}
 - **msg/s e2e**: messages / (first connection .. the sink has counted the last one).
-  **intake**: messages / time until every `250`. Ratios use e2e.
+  **intake**: messages / time until every `250`.
+- **c/a, c/b**: the median over rounds of c's e2e over a's (b's) in the same round. Each round
+  runs a, b, c back to back with fresh processes; this VM's speed drifts by a third and more
+  within an hour, and a ratio taken within a round cancels that drift where a ratio of
+  medians taken across rounds does not. Both, and the CPU per message relative to a (b), are
+  listed below the table.
 - **added p50/p99**: the relay's reply time after the final `.`, minus smtp-sink's own, for
   {args.probe_messages} messages sent one per connection at {args.probe_rate:.0f}/s after the
   load has drained.
@@ -934,6 +968,9 @@ contacts, {args.processes} process(es), log level `{args.log_level}`.
   14-year-old without their parent (refused; a bounce goes to the sender instead). Each
   submission yields exactly one message at the sink, and every run checks that it did.
 
+Ratios by round:
+
+{ratio_lines(results)}
 Runs:
 
 {raw_runs(results)}"""
@@ -943,10 +980,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--sessions", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--size", type=int, default=5000, help="body bytes (default 5000)")
     parser.add_argument("--only", default=",".join(SYSTEMS), help="e.g. a,b,c-sqlite")
-    parser.add_argument("--processes", type=int, default=1, help="gateway [server] processes")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="gateway [server] processes (default 2)"
+    )
     parser.add_argument("--log-level", default="info", help="gateway log level (default info)")
     parser.add_argument("--workers", type=int, help="gateway [delivery] workers (default: its own)")
     parser.add_argument("--probe-messages", type=int, default=200)
