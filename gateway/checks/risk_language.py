@@ -5,8 +5,10 @@ safeguarding leads. They are read and compiled when a pack is loaded (each categ
 the words its phrases and patterns can start with); `check` only scans. The subject and the text
 the sender wrote in this message are scanned, and quoted history only when the message is not a
 reply (In-Reply-To/References): in a reply it holds a young person's own words, while "> " lines
-in a fresh message would otherwise hide the sender's. Not the signature, whose disclaimers
-("please delete this email") read like secrecy. Text is read case-insensitively, on whole
+in a fresh message would otherwise hide the sender's. The signature (all below a "-- " line)
+is read too, or writing below one would hide text from the check, but without its disclaimer
+paragraphs ("please delete this email if received in error"), which read like secrecy. Text
+is read case-insensitively, on whole
 words, with curly apostrophes as straight ones and every whitespace run (line breaks included)
 as one space; `*` in a phrase is exactly one word, and an apostrophe in a phrase may be left
 out ("dont tell anyone").
@@ -298,6 +300,22 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     return Settings(tuple(known[name] for name in dict.fromkeys(names)))
 
 
+# A signature paragraph with one of these is boilerplate (confidentiality notices, company
+# details), whose "delete this email" and "do not disclose" would read like secrecy.
+_DISCLAIMER = re.compile(
+    r"intended (?:solely |only )?(?:for|recipient)|in error|confidential|privileged|disclaimer"
+    r"|virus|registered (?:in|charity|office|company)|company (?:no|number)|charity (?:no|number)"
+    r"|data protection|gdpr|privacy (?:notice|policy)|unauthori[sz]ed",
+    re.IGNORECASE,
+)
+
+
+def without_disclaimers(signature: str) -> str:
+    """The signature's paragraphs (blank-line separated), but the disclaimers."""
+    paragraphs = re.split(r"\n\s*\n", signature)
+    return "\n\n".join(p for p in paragraphs if not _DISCLAIMER.search(p))
+
+
 def check(
     message: Message, view: DirectoryView, now: datetime, rule: Rule, org: Organisation
 ) -> list[Finding]:
@@ -309,8 +327,9 @@ def check(
     # Quoted text is a young person's words only in a real reply; in a fresh message, "> "
     # lines (or a forwarded part) are the sender's own choice, and read like new text.
     quoted = "" if message.is_reply else message.quoted_text
+    signature = without_disclaimers(message.signature)
     # What only the HTML alternative says is shown to the reader, so it is read too.
-    for text in (message.new_text, message.subject, quoted, message.alternative_text):
+    for text in (message.new_text, message.subject, quoted, signature, message.alternative_text):
         if not text:
             continue
         matching, split, words = prepare(text)

@@ -188,6 +188,32 @@ def test_the_signature_and_disclaimer_block_is_not_read():
     assert run(risk_language, message, rule()) == []
 
 
+def test_a_signature_disclaimer_paragraph_is_not_read():
+    """Confidentiality notices ("do not disclose", "delete it") are boilerplate, not secrecy."""
+    message = make_message(
+        "Hi Sam,\n\nSee you Thursday.\n\nAlex",
+        signature=(
+            "Alex Teacher | Programme Lead\n\n"
+            "This email and any attachments are confidential. If you are not the intended\n"
+            "recipient, don't show this to anyone: delete it and tell the sender.\n\n"
+            "Registered charity no. 1234567"
+        ),
+    )
+    assert run(risk_language, message, rule()) == []
+
+
+def test_text_below_a_signature_line_is_read():
+    """Everything below a "-- " line is taken as the signature; writing there must not hide
+    "it's our little secret" from the check."""
+    message = make_message(
+        "Hi Sam,\n\nSee you Thursday.",
+        signature="Alex\n\nPS delete our messages tonight, it's our little secret x",
+    )
+    hits = run(risk_language, message, rule())
+    assert [f.params["category"] for f in hits] == ["secrecy"]
+    assert "our little secret" in hits[0].evidence or "delete our messages" in hits[0].evidence
+
+
 def test_a_message_to_an_adult_does_not_fire():
     """The rules protect children and young people: mail to an adult is not scanned."""
     assert categories_found("Just between us, the budget is tight.", to=(ADULT,), cc=()) == []
