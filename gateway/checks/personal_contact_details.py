@@ -9,7 +9,7 @@ addresses of people already in the conversation are never personal. Email addres
 only when they look personal (webmail domains, or introduced as "my personal email"), so a
 partner organisation's work address passes. A street address with a postcode is flagged in the
 text unless it reads like a venue; in the signature only when it is labelled as a home address.
-Lines that only the HTML alternative shows are read like the signature.
+An HTML alternative that says more than the plain part is read too, split the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from gateway.checks._settings import reject_unknown
 from gateway.checks._text import scope_params, word_set
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
+from gateway.message.quoting import split_reply
 from gateway.policy.types import Finding, Organisation, Rule
 
 CODE = "personal_contact_details"
@@ -415,7 +416,9 @@ _INTRO_HINTS = (
 _INWARD_CODE_RE = re.compile(r"\d[A-Z]{2}\b")  # the end of a postcode: cheap to look for
 
 
-def _addresses(text: str, low: str, where: str, own: tuple[str, ...]) -> Iterator[Hit]:
+def _addresses(
+    text: str, low: str, where: str, own: tuple[str, ...], unlabelled: bool
+) -> Iterator[Hit]:
     candidates: list[tuple[int, int]] = []
     intros = any(h in low for h in _INTRO_HINTS)
     for intro in _HOME_INTRO_RE.finditer(text) if intros else ():
@@ -427,7 +430,7 @@ def _addresses(text: str, low: str, where: str, own: tuple[str, ...]) -> Iterato
             start = intro.end() + min(m.start() for m in parts)
             end = intro.end() + max(m.end() for m in parts)
             candidates.append((start, end))
-    if where == "text" and _INWARD_CODE_RE.search(text):
+    if unlabelled and _INWARD_CODE_RE.search(text):
         for street in _STREET_RE.finditer(text):
             window = text[street.end() : street.end() + 60]
             postcode = _POSTCODE_RE.search(window)
@@ -452,9 +455,19 @@ def _addresses(text: str, low: str, where: str, own: tuple[str, ...]) -> Iterato
 
 
 def find(
-    text: str, where: str, *, kinds: tuple[str, ...], org: Organisation, known: frozenset[str]
+    text: str,
+    where: str,
+    *,
+    kinds: tuple[str, ...],
+    org: Organisation,
+    known: frozenset[str],
+    unlabelled_addresses: bool | None = None,
 ) -> list[Hit]:
-    """Personal contact details in `text` ('text', 'signature' or 'alternative'), in order."""
+    """Personal contact details in `text` ('text', 'signature' or 'alternative'), in order.
+    A street address counts unlabelled (not introduced as a home address) in what the sender
+    wrote, not in a signature: by default in 'text' only."""
+    if unlabelled_addresses is None:
+        unlabelled_addresses = where == "text"
     hits: list[Hit] = []
     own = frozenset(e164(n) for n in org.own_phone_numbers)
     # Order matters: an email address or a link claims its span before the phone and
@@ -468,7 +481,7 @@ def find(
     if "phone" in kinds:
         scanners.append(_phones(text, where, own))
     if "address" in kinds:
-        scanners.append(_addresses(text, low, where, org.own_addresses))
+        scanners.append(_addresses(text, low, where, org.own_addresses, unlabelled_addresses))
     # Spans taken so far, disjoint and so sorted by both ends: a bisect finds the one span
     # that could overlap, keeping a digit-heavy body linear rather than quadratic.
     starts: list[int] = []
@@ -482,6 +495,31 @@ def find(
             ends.insert(i, hit.end)
             hits.append(hit)
     return sorted(hits, key=lambda h: h.start)
+
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def _split_alternative(message: Message) -> tuple[str, str]:
+    """The HTML alternative (read when it says what the plain part does not) as (what reads
+    like the sender's text, what reads like a signature). Its signature is what follows the
+    plain part's every word in order - typically a richer signature block - and what follows
+    a "-- " line; there, as in the plain signature, an address counts only when it is labelled
+    as a home address."""
+    html = message.alternative_text
+    wanted = [t.casefold() for t in _TOKEN_RE.findall(f"{message.new_text}\n{message.signature}")]
+    end = len(html)
+    if wanted:
+        found = 0
+        for match in _TOKEN_RE.finditer(html):
+            if match.group().casefold() == wanted[found]:
+                found += 1
+                if found == len(wanted):
+                    end = match.end()
+                    break
+    split = split_reply(html[:end])
+    rest = [split.signature, split.quoted, html[end:].strip()]
+    return split.new, "\n\n".join(t for t in rest if t)
 
 
 def check(
@@ -501,16 +539,22 @@ def check(
     frozen = frozenset(known)
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
-    for text, where in (
-        (message.new_text, "text"),
-        (message.signature, "signature"),
-        # What only the HTML alternative shows, often a richer signature: so, as there, an
-        # address counts only when labelled as a home address.
-        (message.alternative_text, "alternative"),
-    ):
+    texts = [(message.new_text, "text", True), (message.signature, "signature", False)]
+    if message.alternative_text:
+        head, rest = _split_alternative(message)
+        texts += [(head, "alternative", True), (rest, "alternative", False)]
+    for text, where, unlabelled in texts:
         if not text:
             continue
-        for hit in find(text, where, kinds=settings.kinds, org=org, known=frozen):
+        hits = find(
+            text,
+            where,
+            kinds=settings.kinds,
+            org=org,
+            known=frozen,
+            unlabelled_addresses=unlabelled,
+        )
+        for hit in hits:
             if (hit.kind, hit.key) in seen:
                 continue
             seen.add((hit.kind, hit.key))

@@ -391,3 +391,18 @@ def test_a_work_address_in_a_richer_html_signature_is_not_personal():
     )
     [finding] = run(personal_contact_details, home, rule())
     assert finding.params["kind"] == "address"
+
+
+def test_an_unlabelled_home_address_only_in_the_html_text_is_found():
+    """BMT: “Do not let children ... have your personal contact details (... home address)”.
+    Written into the HTML's text (which most clients show), not a signature below it, an
+    address counts as it would in the plain text, labelled as home or not."""
+    message = parse_alternative(
+        "Hi Sam,\r\nSee you on Saturday.\r\nAlex",
+        "<p>Hi Sam,</p><p>See you on Saturday, come round to 14 Oakfield Road, Birmingham"
+        " B29 7HH.</p><p>Alex</p>",
+    )
+    [finding] = run(personal_contact_details, message, rule())
+    assert finding.params["kind"] == "address"
+    assert finding.params["where"] == "alternative"
+    assert "Oakfield Road" in finding.params["value"]
