@@ -71,18 +71,19 @@ class Gateway:
     run_worker: bool = True
 
     def __post_init__(self) -> None:
-        self.engine = open_engine(self.settings)
-        self.archive = Archive(self.engine, lifetime=self.settings.delivery.lifetime)
-        self.queue = QueueStore(self.engine, lease=self.settings.delivery.lease)
+        # Pack and wording first: a broken one stops start-up before anything is opened.
         self.policy = load_policy(self.settings)
-        self.directory_store = DirectoryStore(self.engine)
-        if self.settings.demo_directory:
-            seed_demo_if_empty(self.directory_store, self.clock.now())
-        self.directory = DirectorySource(self.directory_store)
         self.templates = environment_for(self.settings.pack, self.settings.templates)
         problems = template_problems(self.templates, {r.check for r in self.policy.pack.rules})
         if problems:  # `serve` stops with each on its own line, as for a broken pack
             raise PackError([f"{self.settings.templates or 'templates'}: {p}" for p in problems])
+        self.engine = open_engine(self.settings)
+        self.archive = Archive(self.engine, lifetime=self.settings.delivery.lifetime)
+        self.queue = QueueStore(self.engine, lease=self.settings.delivery.lease)
+        self.directory_store = DirectoryStore(self.engine)
+        if self.settings.demo_directory:
+            seed_demo_if_empty(self.directory_store, self.clock.now())
+        self.directory = DirectorySource(self.directory_store)
         self.pipeline = Pipeline(
             hostname=self.settings.server.hostname,
             policy=self.policy,
@@ -170,10 +171,12 @@ class Gateway:
         self._stopping.set()
         if self._digest_task is not None:
             await self._digest_task
+        # The writer first: what it commits last is handed to the worker before the worker
+        # stops and sends what it holds (nothing is left leased to a stopped worker).
+        self.writer.stop()
         if self._worker_task is not None:
             self.worker.stop()
             await self._worker_task
-        self.writer.stop()
         self.executor.shutdown(wait=True)
         self.engine.dispose()
         log.info("gateway_stopped")

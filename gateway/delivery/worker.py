@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections import deque
@@ -56,11 +57,15 @@ class DeliveryWorker:
         self.templates = templates
         self.clock = clock
         self.hostname = hostname
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # queue.lease_owner holds 64 characters: a long host name is cut, not the insert failed.
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running = False
-        # Look in the database for due entries (at start, on `wake`, at each poll interval).
+        self._finished = False
+        # Look in the database for due entries: at start, on `wake`, and at least once per
+        # poll interval however busy the hand-over is (retries, holds come due, other
+        # processes' expired leases, entries left unleased).
         self._claim_due = True
         # Entries written already leased to this worker, handed over after their commit.
         self._handed: deque[QueueEntry] = deque()
@@ -83,12 +88,19 @@ class DeliveryWorker:
         """Asked by the archive writer (in its thread) before each commit: lease the new
         entries to this worker, to be handed over in memory, unless it is not running or
         already has enough waiting."""
-        if not self._running or len(self._handed) >= self._handed_limit:
+        if not self._running or self._stopping.is_set() or len(self._handed) >= self._handed_limit:
             return None
         return Lease(self.owner, self.clock.now() + timedelta(seconds=self.settings.lease))
 
     def committed(self, entries: list[QueueEntry], unleased: bool) -> None:
         """After a commit (on the event loop): send `entries` now; claim the rest."""
+        if self._finished and entries:  # the gateway stops the writer first: not expected
+            log.warning(
+                "handed_after_stop",
+                queue_ids=[e.queue_id for e in entries],
+                note="sent once their lease runs out",
+            )
+            return
         self._handed.extend(entries)
         if unleased:
             self._claim_due = True
@@ -106,12 +118,18 @@ class DeliveryWorker:
             for i in range(self.settings.workers)
         ]
         self._running = True
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time()
         try:
             while not self._stopping.is_set():
-                while self._handed:
+                if loop.time() >= next_poll:
+                    self._claim_due = True
+                # One handed entry, then a claim when due: neither starves the other.
+                if self._handed:
                     await work.put(self._handed.popleft())
                 if self._claim_due:
                     self._claim_due = False
+                    next_poll = loop.time() + self.settings.poll_interval
                     try:
                         entries = await asyncio.to_thread(
                             self.queue.claim, self.owner, self.clock.now(), self._claim_size
@@ -124,13 +142,13 @@ class DeliveryWorker:
                     if entries:  # there may be more due
                         self._claim_due = True
                     continue
-                self._wake.clear()
-                if self._handed or self._claim_due:
+                if self._handed:
                     continue
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
-                except TimeoutError:
-                    self._claim_due = True
+                self._wake.clear()
+                if self._handed or self._claim_due or self._stopping.is_set():
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_poll - loop.time()))
         finally:
             self._running = False
             # Entries already leased to this worker go out before it stops, as claimed ones do.
@@ -141,6 +159,7 @@ class DeliveryWorker:
             await asyncio.gather(*senders, return_exceptions=True)
             if self._marking is not None:
                 await self._marking
+            self._finished = True
 
     async def _sender(self, work: asyncio.Queue[QueueEntry | None]) -> None:
         transport = self.transport_factory()

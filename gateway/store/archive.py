@@ -29,7 +29,7 @@ _HEAD_FOR_UPDATE = _HEAD.with_for_update()
 # PostgreSQL: one INSERT ... VALUES (...), (...) RETURNING id for a whole batch
 # ("insertmanyvalues"), the ids in the order of the rows given. SQLite does not promise that
 # order, and SQLAlchemy would fall back to one INSERT per row: there the rows go in one
-# executemany and their ids are read back by queue_id (unique).
+# executemany and their ids are read back by queue_id (unique); queue rows' by archive id.
 _INSERT_ARCHIVE_RETURNING = insert(archive).returning(archive.c.id, sort_by_parameter_order=True)
 _INSERT_ARCHIVE = insert(archive)
 _INSERT_QUEUE = insert(queue)

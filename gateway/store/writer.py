@@ -131,9 +131,20 @@ class ArchiveWriter:
                 entries.extend(result.leased)
                 unleased[0] = unleased[0] or result.unleased
         for loop, (entries, unleased) in handed.items():
-            loop.call_soon_threadsafe(self.committed, entries, unleased[0])
+            _call_soon(loop, self.committed, entries, unleased[0])
         for job, result in zip(jobs, results, strict=True):
-            job.loop.call_soon_threadsafe(_resolve, job.future, result)
+            _call_soon(job.loop, _resolve, job.future, result)
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: object
+) -> None:
+    """A loop that closed meanwhile (its process is stopping) must not end this thread, which
+    serves every other loop's sessions too."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError as exc:
+        log.warning("archive_writer_loop_closed", error=repr(exc))
 
 
 def _resolve(future: asyncio.Future[Stored], result: Stored | BaseException) -> None:

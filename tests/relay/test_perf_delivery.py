@@ -268,3 +268,92 @@ def test_a_worker_with_a_backlog_leaves_new_entries_to_be_claimed():
         assert worker.lease() is not None
 
     asyncio.run(run())
+
+
+def test_a_busy_hand_over_still_looks_in_the_queue_every_poll_interval():
+    """Retries, holds that came due and other processes' expired leases wait in the database:
+    a steady stream of handed-over mail must not keep the worker from looking there."""
+    accepted: set[str] = set()
+    queue = CountingQueue(accepted)
+
+    async def run() -> None:
+        worker = DeliveryWorker(
+            queue=queue,  # type: ignore[arg-type]
+            archive=None,  # type: ignore[arg-type]
+            transport_factory=lambda: AnsweringTransport(accepted),
+            settings=DeliverySettings(workers=2, poll_interval=0.2),
+            templates=make_environment(),
+            clock=SystemClock(),
+            hostname="gateway.safe.example",
+        )
+        task = asyncio.create_task(worker.run())
+        for n in range(1, 31):  # one every 50 ms for 1.5 s: never a quiet poll interval
+            worker.committed([_entry(n, f"{n}@home.example")], False)
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await task
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    assert queue.claims >= 5  # at start, then about every 0.2 s
+
+
+def test_a_backlog_of_handed_mail_does_not_starve_the_claims():
+    """Upstream slower than intake: entries left unleased (and retries) are still claimed,
+    between handed ones."""
+
+    class SlowTransport(AnsweringTransport):
+        async def send(self, mail_from: str, recipients: Sequence[str], body: bytes):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.05)
+            return await super().send(mail_from, recipients, body)
+
+    accepted: set[str] = set()
+    queue = CountingQueue(accepted)
+
+    async def run() -> None:
+        worker = DeliveryWorker(
+            queue=queue,  # type: ignore[arg-type]
+            archive=None,  # type: ignore[arg-type]
+            transport_factory=lambda: SlowTransport(accepted),
+            settings=DeliverySettings(workers=1, poll_interval=60),
+            templates=make_environment(),
+            clock=SystemClock(),
+            hostname="gateway.safe.example",
+        )
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.01)
+        before = queue.claims
+        worker.committed([_entry(n, f"{n}@home.example") for n in range(1, 11)], True)
+        await asyncio.sleep(0.2)
+        assert queue.claims > before  # the unleased ones were looked for at once
+        worker.stop()
+        await task
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+
+
+def test_nothing_is_leased_to_a_stopping_worker_and_its_handed_mail_still_goes():
+    accepted: set[str] = set()
+    queue = CountingQueue(accepted)
+
+    async def run() -> None:
+        worker = DeliveryWorker(
+            queue=queue,  # type: ignore[arg-type]
+            archive=None,  # type: ignore[arg-type]
+            transport_factory=lambda: AnsweringTransport(accepted),
+            settings=DeliverySettings(workers=1, poll_interval=30),
+            templates=make_environment(),
+            clock=SystemClock(),
+            hostname="gateway.safe.example",
+        )
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.01)
+        # More than the work queue holds: the worker is blocked handing them to its sender
+        # when the stop comes, and must notice it without waiting out the poll interval.
+        worker.committed([_entry(n, f"{n}@home.example") for n in range(1, 9)], False)
+        await asyncio.sleep(0)
+        worker.stop()
+        assert worker.lease() is None
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    assert sorted(i for batch in queue.batches for i in batch) == list(range(1, 9))

@@ -106,3 +106,43 @@ def test_without_a_lease_entries_wait_for_a_claim(database_url: str):
     assert stored.leased == () and stored.unleased
     assert [e.queue_id for e in QueueStore(engine).claim("w", NOW)] == ["Q0001"]
     engine.dispose()
+
+
+def test_the_writer_hands_over_what_it_committed_before_any_session_hears_250(database_url: str):
+    """The hand-over is scheduled before the sessions' answers, so an entry is never left
+    leased to this worker because its client went away after the commit."""
+    import asyncio
+
+    from gateway.store.writer import ArchiveWriter
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    events: list[str] = []
+
+    def committed(entries: list, unleased: bool) -> None:  # type: ignore[type-arg]
+        events.append(f"handed {sorted(e.queue_id for e in entries)} unleased={unleased}")
+
+    writer = ArchiveWriter(
+        Archive(engine),
+        lease=lambda: Lease("relay-1", NOW + timedelta(minutes=10)),
+        committed=committed,
+    )
+    writer.start()
+
+    async def submit(n: int) -> None:
+        await writer.submit(_record(n), [_deliver("b@x.example")])
+        events.append(f"stored Q{n:04d}")
+
+    async def run() -> None:
+        await asyncio.gather(*(submit(n) for n in range(1, 4)))
+
+    try:
+        asyncio.run(run())
+    finally:
+        writer.stop()
+        engine.dispose()
+    for n in range(1, 4):
+        stored = events.index(f"stored Q{n:04d}")
+        [handed] = [i for i, e in enumerate(events) if e.startswith("handed") and f"Q{n:04d}" in e]
+        assert handed < stored
+    assert all(e.endswith("unleased=False") for e in events if e.startswith("handed"))
