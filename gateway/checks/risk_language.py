@@ -6,9 +6,9 @@ the words its phrases and patterns can start with); `check` only scans. The subj
 the sender wrote in this message are scanned, and quoted history only when the message is not a
 reply (In-Reply-To/References): in a reply it holds a young person's own words, while "> " lines
 in a fresh message would otherwise hide the sender's. The signature (all below a "-- " line)
-is read too, or writing below one would hide text from the check, but without its disclaimer
-paragraphs ("please delete this email if received in error"), which read like secrecy. Text
-is read case-insensitively, on whole
+is read too, or writing below one would hide text from the check; in its paragraphs worded
+like a confidentiality notice ("if you are not the intended recipient, delete this email")
+all but the secrecy phrases. Text is read case-insensitively, on whole
 words, with curly apostrophes as straight ones and every whitespace run (line breaks included)
 as one space; `*` in a phrase is exactly one word, and an apostrophe in a phrase may be left
 out ("dont tell anyone").
@@ -300,20 +300,26 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     return Settings(tuple(known[name] for name in dict.fromkeys(names)))
 
 
-# A signature paragraph with one of these is boilerplate (confidentiality notices, company
-# details), whose "delete this email" and "do not disclose" would read like secrecy.
+# A signature paragraph worded like a confidentiality notice or company details: there "delete
+# this email" and "do not show it to anyone" are boilerplate, so its secrecy phrases are not
+# read (the other categories are). Only a notice's own wording counts: "keep this confidential"
+# in a PS below the signature line is still read.
 _DISCLAIMER = re.compile(
-    r"intended (?:solely |only )?(?:for|recipient)|in error|confidential|privileged|disclaimer"
-    r"|virus|registered (?:in|charity|office|company)|company (?:no|number)|charity (?:no|number)"
-    r"|data protection|gdpr|privacy (?:notice|policy)|unauthori[sz]ed",
+    r"intended (?:solely |only )?(?:for the (?:use of the )?(?:named )?(?:addressee|recipient)"
+    r"|recipient)|(?:sent|received|reached you|delivered) (?:to you )?in error"
+    r"|if you are not the (?:named |intended )?(?:addressee|recipient)|disclaimer"
+    r"|registered (?:in england|charity|office|company)|(?:company|charity) (?:no|number)\b",
     re.IGNORECASE,
 )
 
 
-def without_disclaimers(signature: str) -> str:
-    """The signature's paragraphs (blank-line separated), but the disclaimers."""
-    paragraphs = re.split(r"\n\s*\n", signature)
-    return "\n\n".join(p for p in paragraphs if not _DISCLAIMER.search(p))
+def split_disclaimers(signature: str) -> tuple[str, str]:
+    """The signature's paragraphs (blank-line separated) as (the rest, the disclaimers)."""
+    rest, notices = [], []
+    for paragraph in re.split(r"\n\s*\n", signature):
+        notice = _DISCLAIMER.search(" ".join(paragraph.split()))  # a line break is a space
+        (notices if notice else rest).append(paragraph)
+    return "\n\n".join(rest), "\n\n".join(notices)
 
 
 def check(
@@ -327,14 +333,18 @@ def check(
     # Quoted text is a young person's words only in a real reply; in a fresh message, "> "
     # lines (or a forwarded part) are the sender's own choice, and read like new text.
     quoted = "" if message.is_reply else message.quoted_text
-    signature = without_disclaimers(message.signature)
+    signature, notices = split_disclaimers(message.signature)
     # What only the HTML alternative says is shown to the reader, so it is read too.
-    for text in (message.new_text, message.subject, quoted, signature, message.alternative_text):
+    texts = [(message.new_text, True), (message.subject, True), (quoted, True)]
+    texts += [(signature, True), (notices, False), (message.alternative_text, True)]
+    for text, secrecy in texts:
         if not text:
             continue
         matching, split, words = prepare(text)
         for category in settings.categories:
             if category.name in {f.params["category"] for f in findings}:
+                continue
+            if category.name == "secrecy" and not secrecy:
                 continue
             match = category.search(matching, words, split)
             if match is None:

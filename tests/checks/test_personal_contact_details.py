@@ -406,3 +406,20 @@ def test_an_unlabelled_home_address_only_in_the_html_text_is_found():
     assert finding.params["kind"] == "address"
     assert finding.params["where"] == "alternative"
     assert "Oakfield Road" in finding.params["value"]
+
+
+def test_a_work_address_after_the_html_text_stays_signature_like_when_the_plain_part_says_more():
+    """A plain part often carries what its HTML shows otherwise (link addresses, *emphasis*):
+    the HTML's signature block is still told apart from its text."""
+    for plain in (
+        "Hi Sam,\r\nSee the plan <https://club.example/plan>.\r\nAlex",
+        "Hi Sam,\r\nSee you *Thursday*.\r\nAlex",
+    ):
+        message = parse_alternative(
+            plain,
+            "<p>Hi Sam,</p><p>See the <a href='https://club.example/plan'>plan</a>, "
+            "<b>Thursday</b>.</p><p>Alex</p>"
+            "<p>Learning Team, 12 Chamberlain Street, Birmingham B3 3DH</p>",
+        )
+        assert "Chamberlain" in message.alternative_text
+        assert run(personal_contact_details, message, rule()) == [], plain

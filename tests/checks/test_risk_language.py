@@ -188,8 +188,8 @@ def test_the_signature_and_disclaimer_block_is_not_read():
     assert run(risk_language, message, rule()) == []
 
 
-def test_a_signature_disclaimer_paragraph_is_not_read():
-    """Confidentiality notices ("do not disclose", "delete it") are boilerplate, not secrecy."""
+def test_a_signature_disclaimer_paragraph_is_not_read_for_secrecy():
+    """Confidentiality notices ("don't show this to anyone", "delete it") are boilerplate."""
     message = make_message(
         "Hi Sam,\n\nSee you Thursday.\n\nAlex",
         signature=(
@@ -204,14 +204,27 @@ def test_a_signature_disclaimer_paragraph_is_not_read():
 
 def test_text_below_a_signature_line_is_read():
     """Everything below a "-- " line is taken as the signature; writing there must not hide
-    "it's our little secret" from the check."""
+    "it's our little secret" from the check, nor may a word like "confidential"."""
+    for signature in (
+        "Alex\n\nPS delete our messages tonight, it's our little secret x",
+        "Alex\n\nPS keep this confidential, it's our little secret x",
+        "Alex\nPS delete our messages tonight, it's our little secret x\nThis email is private.",
+    ):
+        message = make_message("Hi Sam,\n\nSee you Thursday.", signature=signature)
+        hits = run(risk_language, message, rule())
+        assert [f.params["category"] for f in hits] == ["secrecy"], signature
+
+
+def test_a_disclaimer_paragraph_is_still_read_for_everything_but_secrecy():
+    """Wording a paragraph like a notice hides no more than its secrecy phrases."""
     message = make_message(
         "Hi Sam,\n\nSee you Thursday.",
-        signature="Alex\n\nPS delete our messages tonight, it's our little secret x",
+        signature=(
+            "Alex\n\nIf you are not the intended recipient, delete this. "
+            "Send me a selfie tonight, just for me."
+        ),
     )
-    hits = run(risk_language, message, rule())
-    assert [f.params["category"] for f in hits] == ["secrecy"]
-    assert "our little secret" in hits[0].evidence or "delete our messages" in hits[0].evidence
+    assert [f.params["category"] for f in run(risk_language, message, rule())] == ["photos"]
 
 
 def test_a_message_to_an_adult_does_not_fire():
