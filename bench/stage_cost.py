@@ -25,7 +25,6 @@ import itertools
 import pstats
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import GROUPS, PACK, PG_ADMIN, PYTHON, SENDER, split, write_directory
+from throughput import GROUPS, PACK, PG_ADMIN, SENDER, import_directory, split
 
 from gateway.config import load_settings
 from gateway.pipeline import Prepared, Submission
@@ -105,23 +104,7 @@ def main() -> None:
             f'state_dir = "{workdir}"\n[directory]\ndemo = false\n'
             f'[notify]\ndigest_at = ""\n[policy]\npack = "{PACK}"\n'
         )
-        contacts, staff = write_directory(workdir)
-        for kind, path in (("staff", staff), ("contacts", contacts)):
-            subprocess.run(
-                [
-                    PYTHON,
-                    "-m",
-                    "gateway",
-                    "--config",
-                    str(config),
-                    "directory",
-                    "import",
-                    kind,
-                    str(path),
-                ],
-                check=True,
-                capture_output=True,
-            )
+        import_directory(config, workdir)
         gateway = Gateway(load_settings(config), run_worker=False)
         gateway.directory()
         lease = Lease("bench", datetime.now(UTC))

@@ -372,6 +372,29 @@ def write_directory(path: Path) -> tuple[Path, Path]:
     return contacts, staff
 
 
+def import_directory(config: Path, workdir: Path, env: dict[str, str] | None = None) -> None:
+    """The benchmark directory, imported through `safeguard directory import` as an admin would."""
+    contacts, staff = write_directory(workdir)
+    for kind, path in (("staff", staff), ("contacts", contacts)):
+        subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "gateway",
+                "--config",
+                str(config),
+                "directory",
+                "import",
+                kind,
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=workdir,
+            env=env,
+        )
+
+
 def run_load(port: int, files: dict[str, Path], messages: int, sessions: int) -> float:
     """smtp-source for every group at once; returns the wall time until the last 250."""
     counts = split(messages, [g.share for g in GROUPS])
@@ -668,25 +691,7 @@ class GatewayRelay(Relay):
                 ]
             )
         )
-        contacts, staff = write_directory(workdir)
-        for kind, path in (("staff", staff), ("contacts", contacts)):
-            subprocess.run(
-                [
-                    PYTHON,
-                    "-m",
-                    "gateway",
-                    "--config",
-                    str(config),
-                    "directory",
-                    "import",
-                    kind,
-                    str(path),
-                ],
-                check=True,
-                capture_output=True,
-                cwd=workdir,
-                env=self.env,
-            )
+        import_directory(config, workdir, self.env)
         self.log = open(workdir / "gateway.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [

@@ -5,7 +5,7 @@ marked delivered in batches - each only after upstream's 250."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -172,6 +172,19 @@ class RecordingQueue:
         self.retried.append(entry_id)
 
 
+def _worker(queue: object, transport: Callable[[], object], **settings: float) -> DeliveryWorker:
+    """A worker on a stand-in queue and transport (no archive: nothing here bounces)."""
+    return DeliveryWorker(
+        queue=queue,  # type: ignore[arg-type]
+        archive=None,  # type: ignore[arg-type]
+        transport_factory=transport,  # type: ignore[arg-type]
+        settings=DeliverySettings(**settings),  # type: ignore[arg-type]
+        templates=make_environment(),
+        clock=SystemClock(),
+        hostname="gateway.safe.example",
+    )
+
+
 def test_sends_are_marked_delivered_in_batches_after_upstream_accepted_them():
     accepted: set[str] = set()
     entries = [_entry(n, f"{n}@home.example") for n in range(1, 41)]
@@ -179,15 +192,7 @@ def test_sends_are_marked_delivered_in_batches_after_upstream_accepted_them():
     queue = RecordingQueue(entries, accepted)
 
     async def run() -> None:
-        worker = DeliveryWorker(
-            queue=queue,  # type: ignore[arg-type]
-            archive=None,  # type: ignore[arg-type]
-            transport_factory=lambda: AnsweringTransport(accepted),
-            settings=DeliverySettings(workers=4, poll_interval=0.05),
-            templates=make_environment(),
-            clock=SystemClock(),
-            hostname="gateway.safe.example",
-        )
+        worker = _worker(queue, lambda: AnsweringTransport(accepted), workers=4, poll_interval=0.05)
         task = asyncio.create_task(worker.run())
         while sum(map(len, queue.batches)) < 40:
             await asyncio.sleep(0.01)
@@ -218,15 +223,7 @@ def test_entries_committed_leased_are_sent_without_a_claim():
     queue = CountingQueue(accepted)
 
     async def run() -> None:
-        worker = DeliveryWorker(
-            queue=queue,  # type: ignore[arg-type]
-            archive=None,  # type: ignore[arg-type]
-            transport_factory=lambda: AnsweringTransport(accepted),
-            settings=DeliverySettings(workers=2, poll_interval=60),
-            templates=make_environment(),
-            clock=SystemClock(),
-            hostname="gateway.safe.example",
-        )
+        worker = _worker(queue, lambda: AnsweringTransport(accepted), workers=2, poll_interval=60)
         assert worker.lease() is None  # not running: nothing is leased to it
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(0.05)
@@ -252,14 +249,8 @@ def test_a_worker_with_a_backlog_leaves_new_entries_to_be_claimed():
     unleased, for whichever worker (of any gateway) is free first."""
 
     async def run() -> None:
-        worker = DeliveryWorker(
-            queue=CountingQueue(set()),  # type: ignore[arg-type]
-            archive=None,  # type: ignore[arg-type]
-            transport_factory=lambda: AnsweringTransport(set()),
-            settings=DeliverySettings(workers=1, poll_interval=60),
-            templates=make_environment(),
-            clock=SystemClock(),
-            hostname="gateway.safe.example",
+        worker = _worker(
+            CountingQueue(set()), lambda: AnsweringTransport(set()), workers=1, poll_interval=60
         )
         worker._running = True  # as in run(), without senders draining the backlog
         worker.committed([_entry(n, f"{n}@home.example") for n in range(4)], False)
@@ -277,15 +268,7 @@ def test_a_busy_hand_over_still_looks_in_the_queue_every_poll_interval():
     queue = CountingQueue(accepted)
 
     async def run() -> None:
-        worker = DeliveryWorker(
-            queue=queue,  # type: ignore[arg-type]
-            archive=None,  # type: ignore[arg-type]
-            transport_factory=lambda: AnsweringTransport(accepted),
-            settings=DeliverySettings(workers=2, poll_interval=0.2),
-            templates=make_environment(),
-            clock=SystemClock(),
-            hostname="gateway.safe.example",
-        )
+        worker = _worker(queue, lambda: AnsweringTransport(accepted), workers=2, poll_interval=0.2)
         task = asyncio.create_task(worker.run())
         for n in range(1, 31):  # one every 50 ms for 1.5 s: never a quiet poll interval
             worker.committed([_entry(n, f"{n}@home.example")], False)
@@ -310,15 +293,7 @@ def test_a_backlog_of_handed_mail_does_not_starve_the_claims():
     queue = CountingQueue(accepted)
 
     async def run() -> None:
-        worker = DeliveryWorker(
-            queue=queue,  # type: ignore[arg-type]
-            archive=None,  # type: ignore[arg-type]
-            transport_factory=lambda: SlowTransport(accepted),
-            settings=DeliverySettings(workers=1, poll_interval=60),
-            templates=make_environment(),
-            clock=SystemClock(),
-            hostname="gateway.safe.example",
-        )
+        worker = _worker(queue, lambda: SlowTransport(accepted), workers=1, poll_interval=60)
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(0.01)
         before = queue.claims
@@ -336,15 +311,7 @@ def test_nothing_is_leased_to_a_stopping_worker_and_its_handed_mail_still_goes()
     queue = CountingQueue(accepted)
 
     async def run() -> None:
-        worker = DeliveryWorker(
-            queue=queue,  # type: ignore[arg-type]
-            archive=None,  # type: ignore[arg-type]
-            transport_factory=lambda: AnsweringTransport(accepted),
-            settings=DeliverySettings(workers=1, poll_interval=30),
-            templates=make_environment(),
-            clock=SystemClock(),
-            hostname="gateway.safe.example",
-        )
+        worker = _worker(queue, lambda: AnsweringTransport(accepted), workers=1, poll_interval=30)
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(0.01)
         # More than the work queue holds: the worker is blocked handing them to its sender
