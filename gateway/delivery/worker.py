@@ -21,7 +21,14 @@ from gateway.notify.delivery import delivery_failure
 from gateway.notify.dsn import RecipientStatus
 from gateway.store.archive import Archive
 from gateway.store.queue import QueueStore
-from gateway.store.records import ArchiveRecord, Lease, QueueEntry, QueueItem, as_aware
+from gateway.store.records import (
+    ArchiveRecord,
+    Lease,
+    QueueEntry,
+    QueueItem,
+    as_aware,
+    utc_naive,
+)
 
 log = structlog.get_logger("gateway.delivery")
 
@@ -174,6 +181,11 @@ class DeliveryWorker:
             await transport.close()
 
     async def deliver(self, entry: QueueEntry, transport: Transport) -> None:
+        if self._lease_nearly_out(entry):
+            # It waited in memory (upstream slower than intake) until another worker may take
+            # it over: sending now could send it twice. Left to the next claim, ours or theirs.
+            log.warning("lease_ran_out_before_send", queue_id=entry.queue_id)
+            return
         outcomes = await transport.send(entry.mail_from, entry.recipients, entry.body)
         now = self.clock.now()
         delivered = [r for r, o in outcomes.items() if o.delivered]
@@ -221,6 +233,13 @@ class DeliveryWorker:
                 await asyncio.to_thread(self.queue.failed, entry.id, self.owner, now, error)
         else:
             await self._mark_delivered(entry.id, now)
+
+    def _lease_nearly_out(self, entry: QueueEntry) -> bool:
+        """In the lease's last quarter a send might not finish before it ends."""
+        if entry.lease_until is None:
+            return False
+        margin = timedelta(seconds=self.settings.lease / 4)
+        return utc_naive(self.clock.now()) >= entry.lease_until - margin
 
     async def _mark_delivered(self, entry_id: int, now: datetime) -> None:
         """Group commit for outcomes: upstream has answered 250, so the entry is marked

@@ -110,6 +110,7 @@ class _Pending:
                 created_at=row["created_at"],  # type: ignore[arg-type]
                 expires_at=row["expires_at"],  # type: ignore[arg-type]
                 body=body,
+                lease_until=row["lease_until"],  # type: ignore[arg-type]
             )
             for index, body in self.leased_bodies.items()
             for row in (self.queue_rows[index],)

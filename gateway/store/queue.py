@@ -98,12 +98,13 @@ class QueueStore:
         cannot interleave.
         """
         now = utc_naive(now)
+        until = now + self.lease
         pick = _PICK_SKIP_LOCKED if self._skip_locked else _PICK
         with transaction(self.engine) as conn:
             ids = list(conn.execute(pick, {"now": now, "limit": limit}).scalars())
             if not ids:
                 return []
-            conn.execute(_LEASE, {"ids": ids, "owner": owner, "until": now + self.lease})
+            conn.execute(_LEASE, {"ids": ids, "owner": owner, "until": until})
             rows = conn.execute(_CLAIMED, {"ids": ids}).all()
         return [
             QueueEntry(
@@ -118,6 +119,7 @@ class QueueStore:
                 expires_at=row.expires_at,
                 body=bytes(row.prefix)
                 + zlib.decompress(row.content_gz if row.content_gz is not None else row.raw_gz),
+                lease_until=until,
             )
             for row in rows
         ]

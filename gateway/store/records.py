@@ -83,6 +83,7 @@ class QueueEntry:
     created_at: datetime
     expires_at: datetime
     body: bytes  # prefix + content (or the archived raw message)
+    lease_until: datetime | None = None  # naive UTC: after it, another worker may take it
 
 
 @dataclass(frozen=True)

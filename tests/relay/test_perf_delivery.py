@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -324,3 +325,26 @@ def test_nothing_is_leased_to_a_stopping_worker_and_its_handed_mail_still_goes()
 
     asyncio.run(asyncio.wait_for(run(), 30))
     assert sorted(i for batch in queue.batches for i in batch) == list(range(1, 9))
+
+
+def test_an_entry_whose_lease_is_nearly_out_is_not_sent():
+    """Mail that waited in memory until another worker may take it over (its lease in its last
+    quarter) is left for the next claim rather than risk sending it twice."""
+    accepted: set[str] = set()
+    queue = CountingQueue(accepted)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    fresh = replace(_entry(1, "1@home.example"), lease_until=now + timedelta(seconds=500))
+    stale = replace(_entry(2, "2@home.example"), lease_until=now + timedelta(seconds=100))
+
+    async def run() -> None:
+        worker = _worker(queue, lambda: AnsweringTransport(accepted), workers=1, poll_interval=60)
+        task = asyncio.create_task(worker.run())
+        worker.committed([stale, fresh], False)
+        while not queue.batches:
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await task
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    assert accepted == {"1@home.example"}  # the stale one never reached upstream
+    assert [i for batch in queue.batches for i in batch] == [1]

@@ -4,6 +4,7 @@ would have read back, and what is held for later still waits in the queue."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from gateway.store.archive import Archive
 from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade
 from gateway.store.queue import QueueStore
-from gateway.store.records import ArchiveRecord, Lease, QueueItem
+from gateway.store.records import ArchiveRecord, Lease, QueueItem, utc_naive
 from gateway.store.schema import queue
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -73,7 +74,9 @@ def test_entries_due_now_come_back_leased_as_a_claim_would_read_them(database_ur
     claimed = {e.id: e for e in QueueStore(engine).claim("other", later, limit=10)}
     assert set(claimed) == set(handed)
     for entry_id, entry in handed.items():
-        assert entry == claimed[entry_id]
+        assert entry.lease_until == utc_naive(lease.until)
+        assert claimed[entry_id].lease_until == utc_naive(later) + timedelta(minutes=10)
+        assert replace(entry, lease_until=None) == replace(claimed[entry_id], lease_until=None)
     assert handed[rows[0].id].body == b"X-Stamp: 1\r\nSubject: 1\r\n\r\nbody 1\r\n"
     assert handed[rows[2].id].body == b"Subject: notice\r\n\r\nn\r\n"
     engine.dispose()
