@@ -136,6 +136,7 @@ class Gateway:
         self.writer.start()
         self._servers = await start_listeners(self.handler, self.settings.server, self.counter)
         if self.run_worker:
+            await asyncio.to_thread(self.worker.release_dead)
             self._worker_task = asyncio.create_task(self.worker.run(), name="delivery-worker")
             if self.settings.digest_at is not None:
                 self._digest_task = asyncio.create_task(

@@ -38,6 +38,16 @@ def backoff(attempts: int, settings: DeliverySettings) -> float:
     return float(min(settings.retry_max, settings.retry_min * (2 ** max(0, attempts))))
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    return True
+
+
 def _enhanced(outcome: Outcome) -> str:
     parts = outcome.text.split(" ", 1)[0].split(".")
     if len(parts) == 3 and all(p.isdigit() for p in parts):
@@ -65,7 +75,8 @@ class DeliveryWorker:
         self.clock = clock
         self.hostname = hostname
         # queue.lease_owner holds 64 characters: a long host name is cut, not the insert failed.
-        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{id(self):x}"
+        self.host = socket.gethostname()[:40]
+        self.owner = f"{self.host}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running = False
@@ -85,6 +96,17 @@ class DeliveryWorker:
         # Each claim is a write transaction (an fsync, and the database lock on SQLite): take
         # enough per claim that claiming costs little per message under load.
         self._claim_size = max(16, settings.workers * 2)
+
+    def release_dead(self) -> None:
+        """At start: what processes of this host that died (kill -9, a crash) still held goes
+        out at the first claim, not after `[delivery] lease` seconds."""
+        try:
+            released = self.queue.release_dead(self.host, self.clock.now(), _running)
+        except Exception as exc:  # the lease still runs out; not worth refusing to start
+            log.error("lease_release_failed", error=repr(exc))
+            return
+        if released:
+            log.warning("leases_of_dead_processes_released", entries=released)
 
     def wake(self) -> None:
         """Called after something was queued so it goes out now, not at the next poll."""

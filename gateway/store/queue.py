@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -69,6 +69,13 @@ _DELIVERED = (
         lease_until=None,
     )
 )
+
+
+def _pid_of(owner: str, host: str) -> int | None:
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+        return None
+    return int(parts[1])
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,29 @@ class QueueStore:
                 .where(queue.c.id == entry_id, queue.c.lease_owner == owner)
                 .values(**values)
             )
+
+    def release_dead(self, host: str, now: datetime, alive: Callable[[int], bool]) -> int:
+        """Run out now the leases held by processes of `host` that no longer run (killed, or
+        crashed): their entries go out at the next claim instead of waiting out the lease.
+        Owners are "host:pid:worker"; only this host's pids can be checked. Returns how many
+        entries were released."""
+        with self.engine.connect() as conn:
+            owners = conn.execute(
+                select(queue.c.lease_owner)
+                .where(queue.c.status == "sending", queue.c.lease_owner.like(f"{host}:%"))
+                .distinct()
+            ).scalars()
+            pids = {owner: _pid_of(owner, host) for owner in owners}
+        dead = [owner for owner, pid in pids.items() if pid is not None and not alive(pid)]
+        if not dead:
+            return 0
+        with transaction(self.engine) as conn:
+            result = conn.execute(
+                update(queue)
+                .where(queue.c.status == "sending", queue.c.lease_owner.in_(dead))
+                .values(lease_until=utc_naive(now) - timedelta(seconds=1))
+            )
+        return int(result.rowcount)
 
     def retry_now(self, entry_id: int, now: datetime) -> bool:
         """`safeguard queue retry`: make a waiting entry due now (a held message included)."""

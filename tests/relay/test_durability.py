@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import threading
@@ -144,3 +145,60 @@ def test_every_acknowledged_message_survives_kill_9_mid_load(
     twice = [mid for mid, count in per_id if count > 1]
     assert not twice, f"archived twice: {twice[:10]}"
     assert {mid for mid, _ in per_id} == expected
+
+
+def _hanging_upstream() -> tuple[socket.socket, int]:
+    """An upstream that greets and then never answers: sends stay in flight, leased."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"220 hanging.example ESMTP\r\n")
+            held.append(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_mail_in_flight_when_killed_goes_out_at_restart_not_after_the_lease(
+    tmp_path: Path, database_url: str, sink: Sink
+):
+    """kill -9 while upstream holds every send open: the entries stay leased to the dead
+    process. The restarted gateway (same host) releases them at once: delivered in seconds,
+    not after `[delivery] lease` (here the default 10 minutes)."""
+    hanging, hanging_port = _hanging_upstream()
+    port = free_port()
+    config = _config(tmp_path, port, sink, database_url)
+    text = config.read_text().replace("lease = 3", "lease = 600")
+    config.write_text(text.replace(sink.url, f"smtp://127.0.0.1:{hanging_port}"))
+    log = tmp_path / "gateway.log"
+    process = _start(config, port, log)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            for n in range(3):
+                client.sendmail(
+                    "alex.teacher@safe.example", [f"pupil{n}@home.example"], _message(n)
+                )
+        time.sleep(1.0)  # handed to the worker, stuck in upstream's greeting
+        assert not sink.handler.received
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        hanging.close()
+    config.write_text(text)  # upstream is back
+    restarted = _start(config, port, log)
+    try:
+        received = sink.handler.wait_for(3, timeout=20)
+        expected = [f"pupil{n}@home.example" for n in range(3)]
+        assert sorted(r.rcpt_tos[0] for r in received) == expected
+        assert "leases_of_dead_processes_released" in log.read_text()
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(30)

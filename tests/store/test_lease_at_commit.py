@@ -149,3 +149,38 @@ def test_the_writer_hands_over_what_it_committed_before_any_session_hears_250(da
         [handed] = [i for i, e in enumerate(events) if e.startswith("handed") and f"Q{n:04d}" in e]
         assert handed < stored
     assert all(e.endswith("unleased=False") for e in events if e.startswith("handed"))
+
+
+def test_leases_of_this_hosts_dead_processes_run_out_at_start(database_url: str):
+    """A gateway killed with mail leased to it: at the next start, what it held goes out at
+    the first claim instead of after `[delivery] lease` (10 minutes). Only this host's
+    processes can be known dead; a live one's lease, and another host's, are left alone."""
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(child.stdout)
+    engine = make_engine(database_url)
+    upgrade(engine)
+    archive = Archive(engine)
+    until = NOW + timedelta(minutes=10)
+    for n, owner in enumerate(
+        (f"gw1:{dead_pid}:a1", f"gw1:{os.getpid()}:b2", f"gw2:{dead_pid}:c3"), start=1
+    ):
+        archive.store(_record(n), [_deliver("b@x.example")], lease=Lease(owner, until))
+    store = QueueStore(engine)
+
+    def alive(pid: int) -> bool:
+        return pid != dead_pid
+
+    assert store.release_dead("gw1", NOW + timedelta(minutes=1), alive) == 1
+    claimed = store.claim("gw1:999:new", NOW + timedelta(minutes=1), limit=10)
+    assert [e.queue_id for e in claimed] == ["Q0001"]
+    assert store.release_dead("gw1", NOW + timedelta(minutes=1), alive) == 0
+    engine.dispose()
