@@ -124,14 +124,15 @@ class ArchiveWriter:
                         results.append(single)
         # Hand the entries over before any session answers, so that none is left leased and
         # unsent because its client went away (the lease would hold it until it ran out).
-        handed: dict[asyncio.AbstractEventLoop, tuple[list[QueueEntry], list[bool]]] = {}
+        handed: dict[asyncio.AbstractEventLoop, list[QueueEntry]] = {}
+        unleased: set[asyncio.AbstractEventLoop] = set()
         for job, result in zip(jobs, results, strict=True):
             if isinstance(result, Stored) and not result.duplicate:
-                entries, unleased = handed.setdefault(job.loop, ([], [False]))
-                entries.extend(result.leased)
-                unleased[0] = unleased[0] or result.unleased
-        for loop, (entries, unleased) in handed.items():
-            _call_soon(loop, self.committed, entries, unleased[0])
+                handed.setdefault(job.loop, []).extend(result.leased)
+                if result.unleased:
+                    unleased.add(job.loop)
+        for loop, entries in handed.items():
+            _call_soon(loop, self.committed, entries, loop in unleased)
         for job, result in zip(jobs, results, strict=True):
             _call_soon(job.loop, _resolve, job.future, result)
 
