@@ -393,8 +393,12 @@ def _forwarded_text(
         if value is not None:
             lines.append(f"{name}: {header_text(value)}")
     content = "\n\n".join(t for t in inner_body.texts if t.strip())
+    # Its HTML alternative, when that says more: what the young person would be shown.
+    alternatives = inner_body.alternatives
+    unread = _unread_text(alternatives, content, is_reply=False) if alternatives else ""
     nested = "\n\n".join(inner_body.forwarded)
-    return "\n\n".join(piece for piece in ("\n".join(lines), content, nested) if piece)
+    pieces = ("\n".join(lines), content, unread, nested)
+    return "\n\n".join(piece for piece in pieces if piece)
 
 
 def _choose_alternative(children: list[MimePart]) -> MimePart | None:

@@ -210,6 +210,69 @@ def test_forwarded_message_goes_to_quoted_text() -> None:
     assert message.attachments[0].size > 100
 
 
+def test_a_forwarded_messages_html_is_read_when_it_says_more() -> None:
+    """What the HTML of a forwarded message says beyond its plain part is what the young
+    person is shown: it is read with the forwarded text, not skipped."""
+    message = parse(
+        """
+        From: alice@example.org
+        To: bob@example.org
+        Subject: Fwd: hello
+        Content-Type: multipart/mixed; boundary="mix"
+
+        --mix
+        Content-Type: text/plain
+
+        Passing this on.
+        --mix
+        Content-Type: message/rfc822
+
+        From: Carol <carol@example.org>
+        Subject: hello
+        Content-Type: multipart/alternative; boundary="alt"
+
+        --alt
+        Content-Type: text/plain
+
+        Hello.
+        --alt
+        Content-Type: text/html
+
+        <p>Hello. Don't tell your parents, it's our little secret.</p>
+        --alt--
+        --mix--
+        """
+    )
+    assert "Hello." in message.quoted_text
+    assert "our little secret" in message.quoted_text
+    same = parse(
+        """
+        From: alice@example.org
+        To: bob@example.org
+        Subject: Fwd: hello
+        Content-Type: multipart/mixed; boundary="mix"
+
+        --mix
+        Content-Type: message/rfc822
+
+        From: Carol <carol@example.org>
+        Content-Type: multipart/alternative; boundary="alt"
+
+        --alt
+        Content-Type: text/plain
+
+        Hello there.
+        --alt
+        Content-Type: text/html
+
+        <p>Hello <b>there</b>.</p>
+        --alt--
+        --mix--
+        """
+    )
+    assert same.quoted_text.count("Hello") == 1  # an HTML saying the same is not read twice
+
+
 def test_inline_forward_is_not_an_attachment() -> None:
     message = parse(
         """
