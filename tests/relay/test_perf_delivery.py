@@ -149,6 +149,16 @@ class AnsweringTransport:
         return None
 
 
+class SlowTransport(AnsweringTransport):
+    """Upstream taking 50 ms per message: slower than the tests hand mail over."""
+
+    async def send(
+        self, mail_from: str, recipients: Sequence[str], body: bytes
+    ) -> dict[str, Outcome]:
+        await asyncio.sleep(0.05)
+        return await super().send(mail_from, recipients, body)
+
+
 class RecordingQueue:
     def __init__(self, entries: list[QueueEntry], accepted: set[str]) -> None:
         self.entries = entries
@@ -285,11 +295,6 @@ def test_a_backlog_of_handed_mail_does_not_starve_the_claims():
     """Upstream slower than intake: entries left unleased (and retries) are still claimed,
     between handed ones."""
 
-    class SlowTransport(AnsweringTransport):
-        async def send(self, mail_from: str, recipients: Sequence[str], body: bytes):  # type: ignore[no-untyped-def]
-            await asyncio.sleep(0.05)
-            return await super().send(mail_from, recipients, body)
-
     accepted: set[str] = set()
     queue = CountingQueue(accepted)
 
@@ -312,13 +317,15 @@ def test_nothing_is_leased_to_a_stopping_worker_and_its_handed_mail_still_goes()
     queue = CountingQueue(accepted)
 
     async def run() -> None:
-        worker = _worker(queue, lambda: AnsweringTransport(accepted), workers=1, poll_interval=30)
+        worker = _worker(queue, lambda: SlowTransport(accepted), workers=1, poll_interval=30)
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(0.01)
-        # More than the work queue holds: the worker is blocked handing them to its sender
-        # when the stop comes, and must notice it without waiting out the poll interval.
+        assert worker.lease() is not None
+        # More than the work queue holds, behind a slow upstream: the worker is blocked handing
+        # them to its sender when the stop comes, and must notice it without waiting out the
+        # poll interval.
         worker.committed([_entry(n, f"{n}@home.example") for n in range(1, 9)], False)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.02)
         worker.stop()
         assert worker.lease() is None
         await asyncio.wait_for(task, 5)
