@@ -6,6 +6,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import jinja2
 import structlog
 from sqlalchemy import Engine
 
@@ -35,6 +36,18 @@ log = structlog.get_logger("gateway.service")
 
 def load_policy(settings: Settings) -> Policy:
     return Policy(load_pack(settings.pack, site=settings.organisation), mode=settings.mode)
+
+
+def load_policy_and_wording(settings: Settings) -> tuple[Policy, jinja2.Environment]:
+    """The pack and every notice template, compiled: a broken one raises PackError naming
+    each problem (the CLI prints one per line), at start rather than in the first bounce."""
+    policy = load_policy(settings)
+    templates = environment_for(settings.pack, settings.templates)
+    problems = template_problems(templates, {rule.check for rule in policy.pack.rules})
+    if problems:
+        where = settings.templates or "templates"
+        raise PackError([f"{where}: {problem}" for problem in problems])
+    return policy, templates
 
 
 def open_engine(settings: Settings, pool_size: int = 8) -> Engine:
@@ -72,11 +85,7 @@ class Gateway:
 
     def __post_init__(self) -> None:
         # Pack and wording first: a broken one stops start-up before anything is opened.
-        self.policy = load_policy(self.settings)
-        self.templates = environment_for(self.settings.pack, self.settings.templates)
-        problems = template_problems(self.templates, {r.check for r in self.policy.pack.rules})
-        if problems:  # `serve` stops with each on its own line, as for a broken pack
-            raise PackError([f"{self.settings.templates or 'templates'}: {p}" for p in problems])
+        self.policy, self.templates = load_policy_and_wording(self.settings)
         self.engine = open_engine(self.settings)
         self.archive = Archive(self.engine, lifetime=self.settings.delivery.lifetime)
         self.queue = QueueStore(self.engine, lease=self.settings.delivery.lease)

@@ -36,29 +36,17 @@ log = structlog.get_logger("gateway.serve")
 def serve(ctx: Context, log_level: str) -> None:
     """Run the SMTP relay; a clean stop finishes the sessions in flight."""
     settings = ctx.settings
-    _refuse_broken_wording(settings)
     if settings.server.processes > 1:
+        from gateway.service import load_policy_and_wording
+
+        # Once, here, with each problem on its line (a relay process would only log that it
+        # failed); a single process finds them as it builds its Gateway.
+        load_policy_and_wording(settings)
         _whole_lines_on_stderr()
         configure_logging(log_level)
         sys.exit(_supervise(settings))
     configure_logging(log_level)
     _run_one(settings)
-
-
-def _refuse_broken_wording(settings: Settings) -> None:
-    """A broken pack or notice template stops start-up here, once, with every problem named
-    (PackError: the CLI prints each on its line), not in each relay process nor at the first
-    bounce it would spoil."""
-    from gateway.notify.render import environment_for, template_problems
-    from gateway.policy.pack import PackError
-    from gateway.service import load_policy
-
-    pack = load_policy(settings).pack
-    env = environment_for(settings.pack, settings.templates)
-    problems = template_problems(env, {rule.check for rule in pack.rules})
-    if problems:
-        where = settings.templates or "templates"
-        raise PackError([f"{where}: {problem}" for problem in problems])
 
 
 def _whole_lines_on_stderr() -> None:
