@@ -29,7 +29,7 @@ from gateway.checks._settings import reject_unknown
 from gateway.checks._text import scope_params, word_set
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
-from gateway.message.quoting import split_reply
+from gateway.message.quoting import split_alternative
 from gateway.policy.types import Finding, Organisation, Rule
 
 CODE = "personal_contact_details"
@@ -461,13 +461,11 @@ def find(
     kinds: tuple[str, ...],
     org: Organisation,
     known: frozenset[str],
-    unlabelled_addresses: bool | None = None,
+    unlabelled_addresses: bool,
 ) -> list[Hit]:
     """Personal contact details in `text` ('text', 'signature' or 'alternative'), in order.
-    A street address counts unlabelled (not introduced as a home address) in what the sender
-    wrote, not in a signature: by default in 'text' only."""
-    if unlabelled_addresses is None:
-        unlabelled_addresses = where == "text"
+    A street address counts unlabelled (not introduced as a home address) only where
+    `unlabelled_addresses`: in what the sender wrote, not in a signature."""
     hits: list[Hit] = []
     own = frozenset(e164(n) for n in org.own_phone_numbers)
     # Order matters: an email address or a link claims its span before the phone and
@@ -497,55 +495,6 @@ def find(
     return sorted(hits, key=lambda h: h.start)
 
 
-_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
-_WORD_RE = re.compile(r"\w+")
-
-
-def _split_alternative(message: Message) -> tuple[str, str]:
-    """The HTML alternative (read when it says what the plain part does not) as (what reads
-    like the sender's text, what reads like a signature). Its signature is what follows the
-    plain part - typically a richer signature block - and what follows a "-- " line; there, as
-    in the plain signature, an address counts only when it is labelled as a home address. When
-    the plain part cannot be found in it, all of it is read like a signature."""
-    html = message.alternative_text
-    plain = f"{message.new_text}\n{message.signature}"
-    end = _after_every_token(plain, html)
-    if end is None:
-        end = _after_last_line(plain, html)
-    if end is None:
-        return "", html
-    split = split_reply(html[:end])
-    rest = [split.signature, split.quoted, html[end:].strip()]
-    return split.new, "\n\n".join(t for t in rest if t)
-
-
-def _after_every_token(plain: str, html: str) -> int | None:
-    """Where in `html` every word and symbol of `plain` has occurred, in order."""
-    wanted = [t.casefold() for t in _TOKEN_RE.findall(plain)]
-    found = 0
-    for match in _TOKEN_RE.finditer(html) if wanted else ():
-        if match.group().casefold() == wanted[found]:
-            found += 1
-            if found == len(wanted):
-                return match.end()
-    return None
-
-
-def _after_last_line(plain: str, html: str) -> int | None:
-    """Where in `html` the last occurrence of the plain part's last line (its words) ends: the
-    plain part often has what the HTML shows otherwise (link addresses, *emphasis*)."""
-    lines = [line for line in plain.splitlines() if _WORD_RE.search(line)]
-    if not lines:
-        return None
-    # Its last few words are enough to place it, and keep the scan linear however long it is.
-    wanted = [w.casefold() for w in _WORD_RE.findall(lines[-1])][-8:]
-    words = list(_WORD_RE.finditer(html))
-    for start in range(len(words) - len(wanted), -1, -1):
-        if all(words[start + i].group().casefold() == w for i, w in enumerate(wanted)):
-            return words[start + len(wanted) - 1].end()
-    return None
-
-
 def check(
     message: Message, view: DirectoryView, now: datetime, rule: Rule, org: Organisation
 ) -> list[Finding]:
@@ -565,7 +514,9 @@ def check(
     seen: set[tuple[str, str]] = set()
     texts = [(message.new_text, "text", True), (message.signature, "signature", False)]
     if message.alternative_text:
-        head, rest = _split_alternative(message)
+        head, rest = split_alternative(
+            f"{message.new_text}\n{message.signature}", message.alternative_text
+        )
         texts += [(head, "alternative", True), (rest, "alternative", False)]
     for text, where, unlabelled in texts:
         if not text:

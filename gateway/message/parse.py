@@ -26,7 +26,7 @@ from typing import Any
 from gateway.message.addresses import parse_address_list, unique
 from gateway.message.limits import MessageTooComplex, ParseLimits, header_block_size, prescan
 from gateway.message.model import Address, Attachment, Message, normalise_email
-from gateway.message.quoting import split_quoted_lines, split_reply
+from gateway.message.quoting import TOKEN_RE, split_quoted_lines, split_reply
 from gateway.message.text import (
     clean_header_value,
     crude_html_text,
@@ -48,7 +48,6 @@ _MESSAGE_ID_RE = re.compile(r"<([^<>\s]+)>")
 _AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
-_TOKEN_RE = re.compile(r"\w+|[^\w\s]")  # words, and each symbol (emoji, kisses' "x" are words)
 _PARAM_TOKEN_RE = re.compile(r'\\"|"|;')
 _CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
 _BLANK_LINE_RE = re.compile(rb"\r\n|\r|\n")
@@ -494,7 +493,7 @@ def _in_order(tokens: Sequence[str], within: Sequence[str]) -> bool:
 
 
 def _tokens(text: str) -> list[str]:
-    return _TOKEN_RE.findall(text.casefold())
+    return TOKEN_RE.findall(text.casefold())
 
 
 def _unread_text(alternatives: Sequence[tuple[str, str]], read: str, is_reply: bool) -> str:

@@ -162,6 +162,54 @@ def split_reply(text: str) -> SplitText:
     return SplitText(new=_trim(new), signature=_trim(signature), quoted=_trim(quoted))
 
 
+# Words, and each symbol (emoji; a kiss's "x" is a word): how a plain part and its HTML
+# alternative are compared.
+TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+_WORD_RE = re.compile(r"\w+")
+
+
+def split_alternative(plain: str, html: str) -> tuple[str, str]:
+    """An HTML alternative's text (`html`) as (what reads like the sender's text, what reads
+    like a signature), given its plain part's new text and signature (`plain`). The signature
+    is what follows the plain part - typically a richer signature block - and what follows a
+    "-- " line. When the plain part cannot be found in it, all of it is signature-like."""
+    end = _after_every_token(plain, html)
+    if end is None:
+        end = _after_last_line(plain, html)
+    if end is None:
+        return "", html
+    split = split_reply(html[:end])
+    rest = [split.signature, split.quoted, html[end:].strip()]
+    return split.new, "\n\n".join(t for t in rest if t)
+
+
+def _after_every_token(plain: str, html: str) -> int | None:
+    """Where in `html` every word and symbol of `plain` has occurred, in order."""
+    wanted = [t.casefold() for t in TOKEN_RE.findall(plain)]
+    found = 0
+    for match in TOKEN_RE.finditer(html) if wanted else ():
+        if match.group().casefold() == wanted[found]:
+            found += 1
+            if found == len(wanted):
+                return match.end()
+    return None
+
+
+def _after_last_line(plain: str, html: str) -> int | None:
+    """Where in `html` the last occurrence of the plain part's last line (its words) ends: the
+    plain part often has what the HTML shows otherwise (link addresses, *emphasis*)."""
+    lines = [line for line in plain.splitlines() if _WORD_RE.search(line)]
+    if not lines:
+        return None
+    # Its last few words are enough to place it, and keep the scan linear however long it is.
+    wanted = [w.casefold() for w in _WORD_RE.findall(lines[-1])][-8:]
+    words = list(_WORD_RE.finditer(html))
+    for start in range(len(words) - len(wanted), -1, -1):
+        if all(words[start + i].group().casefold() == w for i, w in enumerate(wanted)):
+            return words[start + len(wanted) - 1].end()
+    return None
+
+
 def split_quoted_lines(text: str) -> tuple[str, str]:
     """(unquoted, quoted) for chat text, where only "> " lines count as quotes."""
     lines = text.split("\n")
