@@ -38,7 +38,7 @@ def backoff(attempts: int, settings: DeliverySettings) -> float:
     return float(min(settings.retry_max, settings.retry_min * (2 ** max(0, attempts))))
 
 
-def _running(pid: int) -> bool:
+def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -101,7 +101,7 @@ class DeliveryWorker:
         """At start: what processes of this host that died (kill -9, a crash) still held goes
         out at the first claim, not after `[delivery] lease` seconds."""
         try:
-            released = self.queue.release_dead(self.host, self.clock.now(), _running)
+            released = self.queue.release_dead(self.host, self.clock.now(), _process_alive)
         except Exception as exc:  # the lease still runs out; not worth refusing to start
             log.error("lease_release_failed", error=repr(exc))
             return

@@ -98,23 +98,25 @@ class _Pending:
         """The leased rows as entries to send, given every queue row's id in order."""
         if len(row_ids) != len(self.queue_rows):  # pragma: no cover - a broken driver
             raise RuntimeError(f"{len(row_ids)} queue ids for {len(self.queue_rows)} rows")
-        return [
-            QueueEntry(
-                id=row_ids[index],
-                archive_id=self.archive_id,
-                queue_id=self.record.queue_id,
-                kind=str(row["kind"]),
-                mail_from=str(row["mail_from"]),
-                recipients=tuple(row["recipients"]),  # type: ignore[call-overload]
-                attempts=0,
-                created_at=row["created_at"],  # type: ignore[arg-type]
-                expires_at=row["expires_at"],  # type: ignore[arg-type]
-                body=body,
-                lease_until=row["lease_until"],  # type: ignore[arg-type]
+        entries = []
+        for index, body in self.leased_bodies.items():
+            row = self.queue_rows[index]
+            entries.append(
+                QueueEntry(
+                    id=row_ids[index],
+                    archive_id=self.archive_id,
+                    queue_id=self.record.queue_id,
+                    kind=str(row["kind"]),
+                    mail_from=str(row["mail_from"]),
+                    recipients=tuple(row["recipients"]),  # type: ignore[call-overload]
+                    attempts=0,
+                    created_at=row["created_at"],  # type: ignore[arg-type]
+                    expires_at=row["expires_at"],  # type: ignore[arg-type]
+                    body=body,
+                    lease_until=row["lease_until"],  # type: ignore[arg-type]
+                )
             )
-            for index, body in self.leased_bodies.items()
-            for row in (self.queue_rows[index],)
-        ]
+        return entries
 
 
 def _archive_row(record: ArchiveRecord, key: str | None) -> dict[str, object]:
