@@ -8,10 +8,10 @@ reply (In-Reply-To/References): in a reply it holds a young person's own words, 
 in a fresh message would otherwise hide the sender's. The signature (all below a "-- " line)
 is read too, or writing below one would hide text from the check; in its paragraphs worded
 like a confidentiality notice ("if you are not the intended recipient, delete this email")
-all but the secrecy phrases. Text is read case-insensitively, on whole
-words, with curly apostrophes as straight ones and every whitespace run (line breaks included)
-as one space; `*` in a phrase is exactly one word, and an apostrophe in a phrase may be left
-out ("dont tell anyone").
+all but the secrecy phrases. Text is read case-insensitively, on whole words, with curly
+apostrophes as straight ones and every whitespace run (line breaks included) as one space;
+`*` in a phrase is exactly one word, and an apostrophe in a phrase may be left out ("dont
+tell anyone").
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ _DISCLAIMER = re.compile(
 )
 
 
-def split_disclaimers(signature: str) -> tuple[str, str]:
+def _split_disclaimers(signature: str) -> tuple[str, str]:
     """The signature's paragraphs (blank-line separated) as (the rest, the disclaimers)."""
     rest, notices = [], []
     for paragraph in re.split(r"\n\s*\n", signature):
@@ -333,7 +333,7 @@ def check(
     # Quoted text is a young person's words only in a real reply; in a fresh message, "> "
     # lines (or a forwarded part) are the sender's own choice, and read like new text.
     quoted = "" if message.is_reply else message.quoted_text
-    signature, notices = split_disclaimers(message.signature)
+    signature, notices = _split_disclaimers(message.signature)
     # What only the HTML alternative says is shown to the reader, so it is read too.
     texts = [(message.new_text, True), (message.subject, True), (quoted, True)]
     texts += [(signature, True), (notices, False), (message.alternative_text, True)]
