@@ -1034,7 +1034,8 @@ def main() -> None:
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report(results, args))
-        print(f"written: {args.output.relative_to(ROOT)}")
+        # --output may lie outside the checkout (a scratch copy to compare before replacing).
+        print(f"written: {args.output.resolve()}")
 
 
 if __name__ == "__main__":
