@@ -279,11 +279,8 @@ class DeliveryWorker:
         while self._done:
             batch, self._done = self._done, []
             try:
-                await asyncio.to_thread(
-                    self.queue.delivered_many,
-                    [entry_id for entry_id, _, _ in batch],
-                    self.owner,
-                    max(now for _, now, _ in batch),
+                await self._mark(
+                    [entry_id for entry_id, _, _ in batch], max(now for _, now, _ in batch)
                 )
             except Exception as exc:  # as before: the sender logs it, the lease runs out
                 for _, _, future in batch:
@@ -293,6 +290,15 @@ class DeliveryWorker:
             for _, _, future in batch:
                 if not future.done():
                     future.set_result(None)
+
+    async def _mark(self, entry_ids: list[int], now: datetime) -> None:
+        """Marking is idempotent, so a failure is tried once more: a pooled connection lost
+        while in use fails one transaction, and a send left unmarked would go out again."""
+        try:
+            await asyncio.to_thread(self.queue.delivered_many, entry_ids, self.owner, now)
+        except Exception as exc:
+            log.warning("delivered_mark_retried", entries=len(entry_ids), error=repr(exc))
+            await asyncio.to_thread(self.queue.delivered_many, entry_ids, self.owner, now)
 
     async def _bounce(
         self, entry: QueueEntry, failures: dict[str, Outcome], *, expired: bool, now: datetime

