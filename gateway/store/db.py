@@ -85,9 +85,7 @@ def _ping_after_idle(engine: Engine, idle: float) -> None:
         if returned is None or time.monotonic() - returned < idle:
             return
         try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
+            engine.dialect.do_ping(dbapi_connection)  # what pool_pre_ping runs
         except Exception as exc:
             # The pool discards this connection and checks out another (a new one if need be).
             raise DisconnectionError(f"pooled connection lost while idle: {exc!r}") from exc

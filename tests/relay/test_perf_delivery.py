@@ -196,21 +196,28 @@ def _worker(queue: object, transport: Callable[[], object], **settings: float) -
     )
 
 
-def test_sends_are_marked_delivered_in_batches_after_upstream_accepted_them():
-    accepted: set[str] = set()
-    entries = [_entry(n, f"{n}@home.example") for n in range(1, 41)]
-    entries.insert(7, _entry(99, "later@home.example"))
-    queue = RecordingQueue(entries, accepted)
+def _run_until_marked(queue: RecordingQueue, accepted: set[str], count: int, workers: int) -> None:
+    """Runs a worker on `queue` until `count` entries are marked delivered, then stops it."""
 
     async def run() -> None:
-        worker = _worker(queue, lambda: AnsweringTransport(accepted), workers=4, poll_interval=0.05)
+        worker = _worker(
+            queue, lambda: AnsweringTransport(accepted), workers=workers, poll_interval=0.05
+        )
         task = asyncio.create_task(worker.run())
-        while sum(map(len, queue.batches)) < 40:
+        while sum(map(len, queue.batches)) < count:
             await asyncio.sleep(0.01)
         worker.stop()
         await task
 
     asyncio.run(asyncio.wait_for(run(), 30))
+
+
+def test_sends_are_marked_delivered_in_batches_after_upstream_accepted_them():
+    accepted: set[str] = set()
+    entries = [_entry(n, f"{n}@home.example") for n in range(1, 41)]
+    entries.insert(7, _entry(99, "later@home.example"))
+    queue = RecordingQueue(entries, accepted)
+    _run_until_marked(queue, accepted, 40, workers=4)
     marked = [i for batch in queue.batches for i in batch]
     assert sorted(marked) == list(range(1, 41))
     assert len(queue.batches) < 40 / 2  # several per transaction, not one each
@@ -375,15 +382,6 @@ def test_a_mark_that_fails_once_is_made_again_not_left_to_a_resend():
     """Marking delivered is idempotent: one lost connection must not send mail twice."""
     accepted: set[str] = set()
     queue = FailingOnceQueue([_entry(n, f"{n}@home.example") for n in range(1, 6)], accepted)
-
-    async def run() -> None:
-        worker = _worker(queue, lambda: AnsweringTransport(accepted), workers=2, poll_interval=0.05)
-        task = asyncio.create_task(worker.run())
-        while sum(map(len, queue.batches)) < 5:
-            await asyncio.sleep(0.01)
-        worker.stop()
-        await task
-
-    asyncio.run(asyncio.wait_for(run(), 30))
+    _run_until_marked(queue, accepted, 5, workers=2)
     assert queue.failures == 0
     assert sorted(i for batch in queue.batches for i in batch) == [1, 2, 3, 4, 5]
