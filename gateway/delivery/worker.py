@@ -293,7 +293,8 @@ class DeliveryWorker:
 
     async def _mark(self, entry_ids: list[int], now: datetime) -> None:
         """Marking is idempotent, so a failure is tried once more: a pooled connection lost
-        while in use fails one transaction, and a send left unmarked would go out again."""
+        while in use fails the transactions in flight on it, and a send left unmarked would go
+        out again."""
         try:
             await asyncio.to_thread(self.queue.delivered_many, entry_ids, self.owner, now)
         except Exception as exc:

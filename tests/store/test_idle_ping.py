@@ -52,6 +52,19 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(postgres_url: st
     engine.dispose()
 
 
+def test_the_ping_leaves_no_transaction_open(postgres_url: str):
+    """A ping that began a transaction would hold a snapshot's start time and refuse later
+    isolation or autocommit changes on that connection."""
+    engine = make_engine(postgres_url, idle_ping=0.1)
+    upgrade(engine)
+    _read_head(engine)
+    time.sleep(0.2)
+    with engine.connect() as conn:  # checked out after sitting idle: pinged
+        status = conn.connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
+        assert status.name == "IDLE"
+    engine.dispose()
+
+
 def test_under_load_a_dropped_connection_fails_one_transaction_then_the_pool_recovers(
     postgres_url: str,
 ):
