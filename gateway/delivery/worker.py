@@ -9,6 +9,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import jinja2
 import structlog
@@ -229,7 +230,7 @@ class DeliveryWorker:
             error = "; ".join(f"{r}: {o.code} {o.text}" for r, o in pending.items())[:2000]
             if permanent:
                 await self._bounce(entry, permanent, expired=False, now=now)
-            await asyncio.to_thread(
+            await self._record(
                 self.queue.retry_later,
                 entry.id,
                 self.owner,
@@ -252,7 +253,7 @@ class DeliveryWorker:
             if delivered:
                 await self._mark_delivered(entry.id, now)
             else:
-                await asyncio.to_thread(self.queue.failed, entry.id, self.owner, now, error)
+                await self._record(self.queue.failed, entry.id, self.owner, now, error)
         else:
             await self._mark_delivered(entry.id, now)
 
@@ -279,8 +280,11 @@ class DeliveryWorker:
         while self._done:
             batch, self._done = self._done, []
             try:
-                await self._mark(
-                    [entry_id for entry_id, _, _ in batch], max(now for _, now, _ in batch)
+                await self._record(
+                    self.queue.delivered_many,
+                    [entry_id for entry_id, _, _ in batch],
+                    self.owner,
+                    max(now for _, now, _ in batch),
                 )
             except Exception as exc:  # as before: the sender logs it, the lease runs out
                 for _, _, future in batch:
@@ -291,15 +295,17 @@ class DeliveryWorker:
                 if not future.done():
                     future.set_result(None)
 
-    async def _mark(self, entry_ids: list[int], now: datetime) -> None:
-        """Marking is idempotent, so a failure is tried once more: a pooled connection lost
-        while in use fails the transactions in flight on it, and a send left unmarked would go
-        out again."""
+    async def _record(self, outcome: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Records a send's outcome in the queue, trying once more if that fails: a pooled
+        connection lost while in use fails the transactions in flight on it, and an outcome
+        left unrecorded would send the message again (and bounce again) once the lease ran
+        out. Each is safe to repeat: it changes the entry only while this worker holds its
+        lease, and gives the lease up when it does."""
         try:
-            await asyncio.to_thread(self.queue.delivered_many, entry_ids, self.owner, now)
+            await asyncio.to_thread(outcome, *args, **kwargs)
         except Exception as exc:
-            log.warning("delivered_mark_retried", entries=len(entry_ids), error=repr(exc))
-            await asyncio.to_thread(self.queue.delivered_many, entry_ids, self.owner, now)
+            log.warning("queue_outcome_retried", outcome=outcome.__name__, error=repr(exc))
+            await asyncio.to_thread(outcome, *args, **kwargs)
 
     async def _bounce(
         self, entry: QueueEntry, failures: dict[str, Outcome], *, expired: bool, now: datetime

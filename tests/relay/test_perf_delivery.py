@@ -365,23 +365,35 @@ def test_an_entry_whose_lease_is_nearly_out_is_not_sent():
 
 
 class FailingOnceQueue(RecordingQueue):
-    """The first mark fails, as on a pooled connection the database dropped while in use."""
+    """The first mark and the first retry fail, as on a pooled connection the database
+    dropped while in use."""
 
     def __init__(self, entries: list[QueueEntry], accepted: set[str]) -> None:
         super().__init__(entries, accepted)
-        self.failures = 1
+        self.failures = {"delivered_many": 1, "retry_later": 1}
+
+    def _fail_once(self, outcome: str) -> None:
+        if self.failures[outcome]:
+            self.failures[outcome] -= 1
+            raise ConnectionError("server closed the connection unexpectedly")
 
     def delivered_many(self, entry_ids: Sequence[int], owner: str, now: datetime) -> int:
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("server closed the connection unexpectedly")
+        self._fail_once("delivered_many")
         return super().delivered_many(entry_ids, owner, now)
 
+    def retry_later(self, entry_id: int, owner: str, **kwargs: object) -> None:
+        self._fail_once("retry_later")
+        super().retry_later(entry_id, owner, **kwargs)
 
-def test_a_mark_that_fails_once_is_made_again_not_left_to_a_resend():
-    """Marking delivered is idempotent: one lost connection must not send mail twice."""
+
+def test_an_outcome_that_fails_to_record_once_is_recorded_again_not_left_to_a_resend():
+    """Recording a delivery or a deferral is safe to repeat: one lost connection must not
+    send mail twice (nor its bounce)."""
     accepted: set[str] = set()
-    queue = FailingOnceQueue([_entry(n, f"{n}@home.example") for n in range(1, 6)], accepted)
+    entries = [_entry(n, f"{n}@home.example") for n in range(1, 6)]
+    entries.insert(2, _entry(99, "later@home.example"))
+    queue = FailingOnceQueue(entries, accepted)
     _run_until_marked(queue, accepted, 5, workers=2)
-    assert queue.failures == 0
+    assert queue.failures == {"delivered_many": 0, "retry_later": 0}
     assert sorted(i for batch in queue.batches for i in batch) == [1, 2, 3, 4, 5]
+    assert queue.retried == [99]
