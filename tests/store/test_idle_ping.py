@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
 from gateway.store.db import make_engine, transaction
@@ -37,7 +37,7 @@ def _drop_connections(postgres_url: str) -> None:
     admin.dispose()
 
 
-def _read_head(engine) -> str:  # type: ignore[no-untyped-def]
+def _read_head(engine: Engine) -> str:
     with transaction(engine) as conn:
         return str(conn.execute(select(chain_head.c.last_hash)).scalar_one())
 
