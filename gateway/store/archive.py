@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
+from gateway.store.bulk import Bulk
 from gateway.store.db import is_postgres, transaction
 from gateway.store.records import (
     ArchiveRecord,
@@ -26,21 +27,9 @@ from gateway.store.search import index_rows
 # statement object each time one is executed; a new object per call pays for that every time.
 _HEAD = select(chain_head.c.last_hash).where(chain_head.c.id == 1)
 _HEAD_FOR_UPDATE = _HEAD.with_for_update()
-# PostgreSQL: one INSERT ... VALUES (...), (...) RETURNING id for a whole batch
-# ("insertmanyvalues"), the ids in the order of the rows given. SQLite does not promise that
-# order, and SQLAlchemy would fall back to one INSERT per row: there the rows go in one
-# executemany and their ids are read back by queue_id (unique); queue rows' by archive id.
-_INSERT_ARCHIVE_RETURNING = insert(archive).returning(archive.c.id, sort_by_parameter_order=True)
-_INSERT_ARCHIVE = insert(archive)
-_INSERT_QUEUE = insert(queue)
-_INSERT_QUEUE_RETURNING = insert(queue).returning(queue.c.id, sort_by_parameter_order=True)
-_QUEUE_IDS = (
-    select(queue.c.archive_id, queue.c.id)
-    .where(queue.c.archive_id.in_(bindparam("archive_ids", expanding=True)))
-    .order_by(queue.c.id)
+_SEEN = select(archive.c.dedupe_key, archive.c.id, archive.c.queue_id).where(
+    archive.c.dedupe_key.in_(bindparam("keys", expanding=True))
 )
-_INSERT_ADDRESSES = insert(archive_addresses)
-_INSERT_FINDINGS = insert(archive_findings)
 _SET_HEAD = (
     update(chain_head)
     .where(chain_head.c.id == 1)
@@ -153,7 +142,7 @@ class Archive:
         self.engine = engine
         self.lifetime = timedelta(seconds=lifetime)
         self._lock_head = is_postgres(engine)
-        self._ordered_returning = is_postgres(engine)
+        self._bulk = Bulk(engine.dialect)
 
     def store(
         self, record: ArchiveRecord, items: Sequence[QueueItem], *, lease: Lease | None = None
@@ -196,11 +185,7 @@ class Archive:
         keys = [p.key for p in batch if p.key]
         seen: dict[str, tuple[int, str]] = {}
         if keys:
-            rows = conn.execute(
-                select(archive.c.dedupe_key, archive.c.id, archive.c.queue_id).where(
-                    archive.c.dedupe_key.in_(keys)
-                )
-            )
+            rows = conn.execute(_SEEN, {"keys": keys})
             seen = {row.dedupe_key: (row.id, row.queue_id) for row in rows}
 
         # The chain first (it needs no ids), then every new record in one multi-row INSERT.
@@ -226,17 +211,16 @@ class Archive:
 
         ids: list[int] = []
         if fresh:
-            ids = self._insert_archive(conn, [p.row for p in fresh])
+            ids = self._bulk.insert_ids(conn, archive, [p.row for p in fresh])
             # The queue and search's side tables, in the same transaction.
             for archive_id, pending in zip(ids, fresh, strict=True):
                 pending.number(archive_id)
             leased = self._insert_queue(conn, fresh, lease)
-            for statement, rows in (
-                (_INSERT_ADDRESSES, [r for p in fresh for r in p.address_rows]),
-                (_INSERT_FINDINGS, [r for p in fresh for r in p.finding_rows]),
+            for table, rows in (
+                (archive_addresses, [r for p in fresh for r in p.address_rows]),
+                (archive_findings, [r for p in fresh for r in p.finding_rows]),
             ):
-                if rows:
-                    conn.execute(statement, rows)
+                self._bulk.insert(conn, table, rows)
             conn.execute(_SET_HEAD, {"new_id": ids[-1], "new_hash": last_hash})
 
         results: list[Stored] = []
@@ -269,40 +253,11 @@ class Archive:
         rows = [r for p in fresh for r in p.queue_rows]
         due = [] if lease is None else [p for p in fresh if p.lease(lease)]
         if not due:
-            if rows:
-                conn.execute(_INSERT_QUEUE, rows)
+            self._bulk.insert(conn, queue, rows)
             return {}
-        if self._ordered_returning:
-            row_ids = iter(conn.execute(_INSERT_QUEUE_RETURNING, rows).scalars())
-            ids = {p.archive_id: [next(row_ids) for _ in p.queue_rows] for p in fresh}
-        else:
-            # SQLite: one executemany, then the ids by archive id (ascending within a message,
-            # whose rows went in in order).
-            conn.execute(_INSERT_QUEUE, rows)
-            ids = {}
-            found = conn.execute(_QUEUE_IDS, {"archive_ids": [p.archive_id for p in due]})
-            for archive_id, row_id in found:
-                ids.setdefault(archive_id, []).append(row_id)
+        row_ids = iter(self._bulk.insert_ids(conn, queue, rows))
+        ids = {p.archive_id: [next(row_ids) for _ in p.queue_rows] for p in fresh}
         return {p.archive_id: p.entries(ids[p.archive_id]) for p in due}
-
-    def _insert_archive(self, conn: Connection, values: list[dict[str, object]]) -> list[int]:
-        """Insert the rows; their ids, in the same order."""
-        if self._ordered_returning:
-            ids = list(conn.execute(_INSERT_ARCHIVE_RETURNING, values).scalars())
-        else:
-            conn.execute(_INSERT_ARCHIVE, values)
-            queue_ids = [row["queue_id"] for row in values]
-            found = dict(
-                conn.execute(
-                    select(archive.c.queue_id, archive.c.id).where(
-                        archive.c.queue_id.in_(queue_ids)
-                    )
-                ).all()
-            )
-            ids = [found[queue_id] for queue_id in queue_ids]
-        if len(ids) != len(values):  # pragma: no cover - the driver broke its contract
-            raise RuntimeError(f"archive insert returned {len(ids)} ids for {len(values)} rows")
-        return ids
 
     def _queue_rows(
         self, archive_id: int, record: ArchiveRecord, items: Sequence[QueueItem]

@@ -1,0 +1,100 @@
+"""The archive writer's driver-level INSERTs store what SQLAlchemy Core would, to the byte
+(issue 7: the commit's CPU, without a second way of writing a value)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, insert
+
+from gateway.store.bulk import Bulk
+from gateway.store.db import make_engine, transaction
+from gateway.store.migrate import upgrade
+from gateway.store.schema import archive, queue
+
+ROW: dict[str, object] = {
+    "queue_id": "Q1",
+    "received_at": datetime(2026, 12, 4, 9, 30, 1, 250),
+    "channel": "email",
+    "client_address": "127.0.0.1",
+    "helo": "client.example",
+    "auth_user": None,
+    "envelope_from": "alex.teacher@safe.example",
+    "envelope_to": ["sam@pupils.example", "parent@home.example"],
+    "from_addr": "alex.teacher@safe.example",
+    "to_addrs": ["sam@pupils.example"],
+    "cc_addrs": [],
+    "bcc_addrs": [],
+    "subject": "Trip on Thursday – “bring lunch” 🚌",
+    "message_id": "m1@safe.example",
+    "body_text": "Hello\r\nSee you at 9.\x00",
+    "size": 42,
+    "raw_sha256": "0" * 64,
+    "raw_gz": b"\x78\x9c\x00\xff",
+    "verdict": "flag",
+    "mode": "enforce",
+    "findings": [{"code": "out_of_hours", "evidence": {"at": "22:10", "ok": None, "n": 1.5}}],
+    "evaluation": {"rules": ["r1"], "é": True},
+    "dedupe_key": None,
+    "youngest_minor_born": date(2012, 5, 17),
+    "prev_hash": "a" * 64,
+    "record_hash": "b" * 64,
+}
+
+
+def _engine(path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    return engine
+
+
+def _stored(path: Path, table: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+
+
+def test_driver_rows_equal_core_rows_to_the_byte(tmp_path: Path):
+    core, driver = _engine(tmp_path / "core.db"), _engine(tmp_path / "driver.db")
+    queue_row: dict[str, object] = {
+        "kind": "deliver",
+        "mail_from": "",
+        "recipients": ["a@b.example"],
+        "prefix": b"Received: x\r\n",
+        "content_gz": None,
+        "status": "sending",
+        "created_at": datetime(2026, 12, 4, 9, 30),
+        "not_before": datetime(2026, 12, 4, 9, 30),
+        "next_attempt_at": datetime(2026, 12, 4, 9, 30),
+        "expires_at": datetime(2026, 12, 9, 9, 30),
+        "attempts": 0,
+        "lease_owner": "host:1",
+        "lease_until": datetime(2026, 12, 4, 9, 35, 0, 999999),
+    }
+    with transaction(core) as conn:
+        [archive_id] = conn.execute(insert(archive).returning(archive.c.id), [ROW]).scalars()
+        conn.execute(insert(queue), [{**queue_row, "archive_id": archive_id}])
+    bulk = Bulk(driver.dialect)
+    with transaction(driver) as conn:
+        [archive_id] = bulk.insert_ids(conn, archive, [ROW])
+        ids = bulk.insert_ids(conn, queue, [{**queue_row, "archive_id": archive_id}] * 2)
+
+    assert ids == [1, 2]
+    assert _stored(tmp_path / "driver.db", "archive") == _stored(tmp_path / "core.db", "archive")
+    assert _stored(tmp_path / "driver.db", "queue")[:1] == _stored(tmp_path / "core.db", "queue")
+    core.dispose()
+    driver.dispose()
+
+
+def test_a_row_without_a_column_the_first_had_is_refused(tmp_path: Path):
+    """Rows of one call are bound by the first row's columns: a missing one is an error, never
+    a silent NULL."""
+    engine = _engine(tmp_path / "a.db")
+    row = dict(ROW)
+    short = {k: v for k, v in ROW.items() if k != "verdict"} | {"queue_id": "Q2"}
+    with pytest.raises(KeyError), transaction(engine) as conn:
+        Bulk(engine.dialect).insert_ids(conn, archive, [row, short])
+    assert _stored(tmp_path / "a.db", "archive") == []  # the transaction rolled back
+    engine.dispose()
