@@ -13,6 +13,14 @@ aiosmtplib requires) instead of one connection per message, so the baseline is n
 connection set-up the gateway's delivery worker does not pay either.
 
     .venv/bin/python bench/bare_relay.py --listen 127.0.0.1:2530 --upstream 127.0.0.1:2600
+
+With `--policy gateway.toml` it is the benchmark's system `p`: the same relay, but each message
+first goes through the gateway's own `Pipeline.prepare` (parse, every rule of the pack, the
+plan: the bounce for refused mail, the rewritten copy) on the event loop, as in the gateway,
+and what the plan says to send is forwarded. Nothing is archived or queued. `p` against `a`
+is what the policy work costs; `c` against `p` is what the archive, the queue and the
+delivery worker cost. `--processes N` serves one listening socket from N processes, as
+`safeguard serve` does.
 """
 
 from __future__ import annotations
@@ -20,7 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import socket
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -67,20 +81,59 @@ class BareRelay:
         return await self.pool.send(envelope.mail_from or "", list(envelope.rcpt_tos), data)
 
 
-async def main(listen: tuple[str, int], upstream: tuple[str, int], pool_size: int) -> None:
+class PolicyRelay(BareRelay):
+    """The bare relay plus the gateway's policy stage: what it would send, nothing stored."""
+
+    def __init__(self, pool: Pool, pipeline: Any) -> None:
+        super().__init__(pool)
+        self.pipeline = pipeline
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        from gateway.pipeline import Submission
+
+        raw = envelope.original_content or b""
+        prepared = self.pipeline.prepare(
+            Submission(
+                queue_id=uuid.uuid4().hex[:16],
+                raw=raw,
+                envelope_from=envelope.mail_from or "",
+                envelope_to=tuple(envelope.rcpt_tos),
+                received_at=datetime.now(UTC),
+                client_address=str(session.peer[0]) if session.peer else "",
+                helo=session.host_name or "",
+            )
+        )
+        for item in prepared.items:
+            if item.not_before is not None:
+                continue  # held for later: the gateway would queue it
+            body = item.prefix + (item.content if item.content is not None else raw)
+            reply = await self.pool.send(item.mail_from, list(item.recipients), body)
+            if not reply.startswith("250"):
+                return reply
+        return "250 2.0.0 Ok: relayed"
+
+
+def _pipeline(config: Path) -> Any:
+    from gateway.config import load_settings
+    from gateway.service import Gateway
+
+    gateway = Gateway(load_settings(config), run_worker=False)
+    gateway.directory()
+    return gateway.pipeline
+
+
+async def main(
+    sock: socket.socket, upstream: tuple[str, int], pool_size: int, policy: Path | None
+) -> None:
     loop = asyncio.get_running_loop()
-    handler = BareRelay(Pool(upstream[0], upstream[1], pool_size))
+    pool = Pool(upstream[0], upstream[1], pool_size)
+    handler = BareRelay(pool) if policy is None else PolicyRelay(pool, _pipeline(policy))
     server = await loop.create_server(
-        lambda: SMTP(handler, hostname="bare.localhost", enable_SMTPUTF8=True),
-        host=listen[0],
-        port=listen[1],
-        reuse_address=True,
-        backlog=1024,
+        lambda: SMTP(handler, hostname="bare.localhost", enable_SMTPUTF8=True), sock=sock
     )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"bare relay on {listen[0]}:{listen[1]} -> {upstream[0]}:{upstream[1]}", flush=True)
     await stop.wait()
     server.close()
     await server.wait_closed()
@@ -96,5 +149,25 @@ if __name__ == "__main__":
     parser.add_argument("--listen", type=_hostport, default=("127.0.0.1", 2530))
     parser.add_argument("--upstream", type=_hostport, required=True)
     parser.add_argument("--pool", type=int, default=8, help="upstream connections (default 8)")
+    parser.add_argument("--policy", type=Path, help="a gateway config: run its policy stage too")
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
-    asyncio.run(main(args.listen, args.upstream, args.pool))
+    listener = socket.create_server(args.listen, backlog=1024)
+    children = []
+    for _ in range(args.processes - 1):
+        pid = os.fork()
+        if pid == 0:
+            children = []
+            break
+        children.append(pid)
+    if children or args.processes == 1:
+        print(f"relay on {args.listen}, {args.processes} process(es)", flush=True)
+    try:
+        asyncio.run(main(listener, args.upstream, args.pool, args.policy))
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)

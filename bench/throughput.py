@@ -5,6 +5,11 @@ One run, on this machine, over loopback, with Postfix's `smtp-source` as the cli
 
   a           bench/bare_relay.py: aiosmtpd, no checks, no archive; forwards each message
               upstream (pooled aiosmtplib connections) before answering 250
+  p           a + the gateway's policy stage: bench/bare_relay.py --policy, as many
+              processes as c, running the gateway's own parse, rules and plan on each
+              message on the event loop and forwarding what the plan sends; nothing is
+              archived or queued. Not a product: it splits c's cost into the policy work
+              (p against a) and the archive, queue and delivery worker (c against p)
   b           Postfix as a durable relay: a private instance (own config, queue and data
               directories under /var/tmp/safeguard-bench/postfix), default durability
               (the queue file is fsynced before 250), relayhost = the sink
@@ -73,7 +78,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 WORK = Path("/var/tmp/safeguard-bench")  # fixed: Postfix must list it in its default main.cf
 POSTFIX_DIR = WORK / "postfix"
-SYSTEMS = ("a", "b", "c-sqlite", "c-postgres")
+SYSTEMS = ("a", "p", "b", "c-sqlite", "c-postgres")
 PACK = "teens-in-ai"
 DOMAIN = "teensinai.example"
 SENDER = f"alex.bench@{DOMAIN}"
@@ -522,6 +527,8 @@ class Relay:
 
 class BareRelay(Relay):
     name = "a"
+    extra: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
 
     def start(self, sink: Sink, workdir: Path) -> None:
         self.port = free_port()
@@ -534,11 +541,37 @@ class BareRelay(Relay):
                 f"127.0.0.1:{self.port}",
                 "--upstream",
                 f"127.0.0.1:{sink.port}",
+                *self.extra,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=self.env,
         )
         wait_port(self.port, self.proc)
+
+
+class PolicyRelay(BareRelay):
+    """System p: the bare relay running the gateway's policy stage (config as c-sqlite's)."""
+
+    name = "p"
+
+    def __init__(self, processes: int, source: Path | None = None) -> None:
+        self.processes = processes
+        self.env = {**os.environ}
+        if source is not None:
+            self.env["PYTHONPATH"] = str(source.resolve())
+
+    def start(self, sink: Sink, workdir: Path) -> None:
+        config = workdir / "gateway.toml"
+        config.write_text(
+            f'[database]\nurl = "sqlite:///{workdir / "directory.db"}"\n'
+            f'state_dir = "{workdir}"\n[server]\nhostname = "bench-gateway.localhost"\n'
+            f'[directory]\ndemo = false\n[notify]\ndigest_at = ""\n[policy]\npack = "{PACK}"\n'
+        )
+        import_directory(config, workdir, self.env)
+        self.extra = ("--policy", str(config), "--processes", str(self.processes))
+        super().start(sink, workdir)
 
     def stop(self) -> None:
         super().stop()
@@ -769,6 +802,8 @@ class Result:
 def make_relay(system: str, args: argparse.Namespace) -> Relay:
     if system == "a":
         return BareRelay()
+    if system == "p":
+        return PolicyRelay(args.processes, args.gateway_src)
     if system == "b":
         return PostfixRelay()
     return GatewayRelay(
@@ -851,6 +886,7 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
 # --- report ----------------------------------------------------------------------------------
 LABELS = {
     "a": "a: bare aiosmtpd relay",
+    "p": "p: a + the gateway's policy stage, nothing stored",
     "b": "b: Postfix (durable)",
     "c-sqlite": "c: gateway, SQLite",
     "c-postgres": "c: gateway, PostgreSQL",
@@ -860,13 +896,13 @@ LABELS = {
 def table(results: dict[str, Result]) -> str:
     head = (
         "| system | msg/s e2e | msg/s intake | added p50 | added p99 | peak memory (PSS) "
-        "| c/a | c/b |\n"
+        "| ÷ a | ÷ b |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = []
     for system, res in results.items():
         ratios = ["", ""]
-        if system.startswith("c-"):
+        if system.startswith("c-") or system == "p":
             for i, base in enumerate(("a", "b")):
                 if base in results:
                     ratios[i] = f"{statistics.median(round_ratios(res, results[base])):.2f}"
@@ -887,9 +923,9 @@ def round_ratios(res: Result, base: Result) -> list[float]:
 def ratio_lines(results: dict[str, Result]) -> str:
     lines = []
     for system, res in results.items():
-        if not system.startswith("c-"):
+        if not system.startswith("c-") and system != "p":
             continue
-        for base in ("a", "b"):
+        for base in ("a", "p", "b") if system != "p" else ("a", "b"):
             if base not in results:
                 continue
             rounds = round_ratios(res, results[base])
@@ -954,8 +990,10 @@ contacts, {args.processes} process(es), log level `{args.log_level}`.
 {table(results)}
 - **msg/s e2e**: messages / (first connection .. the sink has counted the last one).
   **intake**: messages / time until every `250`.
-- **c/a, c/b**: the median over rounds of c's e2e over a's (b's) in the same round. Each round
-  runs a, b, c back to back with fresh processes; this VM's speed drifts by a third and more
+- **÷ a, ÷ b** (c/a, c/b for the gateway): the median over rounds of the system's e2e over a's
+  (b's) in the same round. p is a with the gateway's policy stage and nothing stored, so p/a
+  is the policy work's share and c/p the archive's, queue's and delivery worker's. Each round
+  runs the systems back to back with fresh processes; this VM's speed drifts by a third and more
   within an hour, and a ratio taken within a round cancels that drift where a ratio of
   medians taken across rounds does not. Both, and the CPU per message relative to a (b), are
   listed below the table.
