@@ -40,8 +40,9 @@ class _Compiled:
         ]
 
     def bind(self, row: Row) -> tuple[object, ...]:
+        # None goes through the processor too: JSON stores it as 'null', as Core does.
         return tuple(
-            value if process is None or value is None else process(value)
+            value if process is None else process(value)
             for value, process in zip((row[n] for n in self.names), self.processors, strict=True)
         )
 

@@ -98,3 +98,19 @@ def test_a_row_without_a_column_the_first_had_is_refused(tmp_path: Path):
         Bulk(engine.dialect).insert_ids(conn, archive, [row, short])
     assert _stored(tmp_path / "a.db", "archive") == []  # the transaction rolled back
     engine.dispose()
+
+
+def test_none_in_a_json_column_is_stored_as_core_stores_it(tmp_path: Path):
+    """SQLAlchemy's JSON type writes None as the JSON text 'null', not as SQL NULL; the driver
+    path must not differ even there."""
+    core, driver = _engine(tmp_path / "core.db"), _engine(tmp_path / "driver.db")
+    row = ROW | {"findings": None, "evaluation": None}
+    with transaction(core) as conn:
+        conn.execute(insert(archive), [row])
+    with transaction(driver) as conn:
+        Bulk(driver.dialect).insert(conn, archive, [row])
+
+    stored = _stored(tmp_path / "driver.db", "archive")
+    assert stored == _stored(tmp_path / "core.db", "archive")
+    core.dispose()
+    driver.dispose()
