@@ -188,7 +188,7 @@ class Archive:
             rows = conn.execute(_SEEN, {"keys": keys})
             seen = {row.dedupe_key: (row.id, row.queue_id) for row in rows}
 
-        # The chain first (it needs no ids), then every new record in one multi-row INSERT.
+        # The chain first (it needs no ids), then every new record in one go (store/bulk.py).
         fresh: list[_Pending] = []
         # Per record of `batch`: its answer, when archived before; else (index into `fresh`,
         # whether it repeats a message met earlier in this same batch).

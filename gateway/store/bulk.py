@@ -31,8 +31,10 @@ class _Compiled:
             .compile(dialect=dialect, column_keys=list(names))
         )
         order = compiled.positiontup
-        if order is None or sorted(order) != sorted(names):  # pragma: no cover - not qmark
-            raise RuntimeError(f"cannot bind {table.name} positionally: {order}")
+        if order is None or sorted(order) != sorted(names):
+            # Core would fill a column's Python-side default; here every row must carry it.
+            missing = sorted(set(order or ()) - set(names))
+            raise RuntimeError(f"{table.name}: rows lack the column(s) {missing} ({order})")
         self.sql = str(compiled)
         self.names = tuple(order)
         self.processors: list[_Processor] = [
@@ -48,13 +50,16 @@ class _Compiled:
 
 
 class Bulk:
-    """`insert` and `insert_ids` for `dialect`; every row of one call carries the same keys."""
+    """`insert` and `insert_ids` for `dialect`; every row of one call carries the same keys, and
+    every column that has a default. Call them inside a transaction (`db.transaction`): on
+    SQLite the driver's cursor would otherwise commit each row on its own."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self.driver = dialect.name == "sqlite"
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
         self._returning: dict[str, Any] = {}
+        self._plain: dict[str, Any] = {}
 
     def _statement(self, table: Table, rows: Sequence[Row]) -> _Compiled:
         names = tuple(rows[0])
@@ -68,7 +73,10 @@ class Bulk:
         if not rows:
             return
         if not self.driver:
-            conn.execute(insert(table), list(rows))
+            plain = self._plain.get(table.name)
+            if plain is None:
+                plain = self._plain[table.name] = insert(table)
+            conn.execute(plain, list(rows))
             return
         statement = self._statement(table, rows)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

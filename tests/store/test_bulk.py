@@ -114,3 +114,13 @@ def test_none_in_a_json_column_is_stored_as_core_stores_it(tmp_path: Path):
     assert stored == _stored(tmp_path / "core.db", "archive")
     core.dispose()
     driver.dispose()
+
+
+def test_a_row_without_a_defaulted_column_is_refused_by_name(tmp_path: Path):
+    """Core fills a column's Python-side default (`channel`); the driver path cannot, so it
+    names the column instead of writing a row Core would have written differently."""
+    engine = _engine(tmp_path / "a.db")
+    row = {k: v for k, v in ROW.items() if k != "channel"}
+    with pytest.raises(RuntimeError, match="channel"), transaction(engine) as conn:
+        Bulk(engine.dialect).insert(conn, archive, [row])
+    engine.dispose()
