@@ -101,6 +101,7 @@ class Gateway:
         )
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline")
         self.counter = SessionCounter()
+        self.writer = ArchiveWriter(self.archive)
         self.worker = DeliveryWorker(
             queue=self.queue,
             archive=self.archive,
@@ -109,11 +110,11 @@ class Gateway:
             templates=self.templates,
             clock=self.clock,
             hostname=self.settings.server.hostname,
+            commit_delivered=self.writer.mark_delivered,
         )
         # Entries committed by the relay go to this process's worker in memory (see Lease).
-        self.writer = ArchiveWriter(
-            self.archive, lease=self.worker.lease, committed=self.worker.committed
-        )
+        self.writer.lease = self.worker.lease
+        self.writer.committed = self.worker.committed
         self.handler = RelayHandler(
             settings=self.settings,
             pipeline=self.pipeline,

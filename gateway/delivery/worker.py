@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from gateway.store.records import (
     as_aware,
     utc_naive,
 )
+from gateway.store.writer import WriterStopped
 
 log = structlog.get_logger("gateway.delivery")
 
@@ -67,7 +68,10 @@ class DeliveryWorker:
         templates: jinja2.Environment,
         clock: Clock,
         hostname: str,
+        commit_delivered: Callable[[Sequence[int], str, datetime], Awaitable[None]] | None = None,
     ) -> None:
+        """`commit_delivered` (the relay's `ArchiveWriter.mark_delivered`) marks sends delivered
+        in the archive writer's next transaction instead of one of their own."""
         self.queue = queue
         self.archive = archive
         self.transport_factory = transport_factory
@@ -75,6 +79,7 @@ class DeliveryWorker:
         self.templates = templates
         self.clock = clock
         self.hostname = hostname
+        self.commit_delivered = commit_delivered
         # queue.lease_owner holds 64 characters: a long host name is cut, not the insert failed.
         self.host = socket.gethostname()[:40]
         self.owner = f"{self.host}:{os.getpid()}:{id(self):x}"
@@ -269,7 +274,18 @@ class DeliveryWorker:
         delivered together with those the other senders finished meanwhile, one transaction
         for all. The sender waits for that commit before it takes its next entry, so a kill
         finds at most one message per sender accepted upstream and not yet marked (the lease
-        runs out and it is sent again: a duplicate, never a loss)."""
+        runs out and it is sent again: a duplicate, never a loss).
+
+        In the relay the archive writer commits the mark, with the records and every other
+        sender's mark then waiting: no transaction of its own, and none waited for in turn."""
+        if self.commit_delivered is not None:
+            try:
+                await self.commit_delivered([entry_id], self.owner, now)
+                return
+            except WriterStopped:  # the gateway is stopping: a transaction of its own
+                pass
+            except Exception as exc:
+                log.warning("queue_outcome_retried", outcome="delivered_many", error=repr(exc))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._done.append((entry_id, now, future))
         if self._marking is None or self._marking.done():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -154,14 +154,19 @@ class Archive:
         batch: Sequence[tuple[ArchiveRecord, Sequence[QueueItem]]],
         *,
         lease: Lease | None = None,
+        then: Callable[[Connection], object] | None = None,
     ) -> list[Stored]:
         """Archive and queue every message of `batch` in ONE transaction: one fsync for many.
 
         With `lease`, the entries due now are written already leased to its owner and come back
-        in `Stored.leased`, ready to send; held ones (`not_before` later) wait in the queue."""
+        in `Stored.leased`, ready to send; held ones (`not_before` later) wait in the queue.
+        `then` makes further writes in the same transaction (the delivery worker's outcomes)."""
         pending = [self._prepare(record, items) for record, items in batch]
         with transaction(self.engine) as conn:
-            return self._store_many(conn, pending, lease)
+            stored = self._store_many(conn, pending, lease)
+            if then is not None:
+                then(conn)
+            return stored
 
     def _prepare(self, record: ArchiveRecord, items: Sequence[QueueItem]) -> _Pending:
         addresses, findings = index_rows(0, record)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
 from gateway.store.db import is_postgres, transaction
 from gateway.store.records import QueueEntry, utc_naive
@@ -141,9 +141,15 @@ class QueueStore:
         if not entry_ids:
             return 0
         with transaction(self.engine) as conn:
-            result = conn.execute(
-                _DELIVERED, {"ids": list(entry_ids), "owner": owner, "finished": utc_naive(now)}
-            )
+            return self.delivered_on(conn, entry_ids, owner, now)
+
+    @staticmethod
+    def delivered_on(conn: Connection, entry_ids: Sequence[int], owner: str, now: datetime) -> int:
+        """`delivered_many` within the caller's transaction: the archive writer commits these
+        marks together with the records it writes (one transaction and one fsync for both)."""
+        result = conn.execute(
+            _DELIVERED, {"ids": list(entry_ids), "owner": owner, "finished": utc_naive(now)}
+        )
         return int(result.rowcount)
 
     def failed(self, entry_id: int, owner: str, now: datetime, error: str) -> None:

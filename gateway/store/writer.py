@@ -2,7 +2,8 @@
 
 Sessions hand their record to a single writer thread and await the result; the thread takes
 everything waiting, commits it in one transaction, and only then wakes each session to answer
-`250`. Under load this is what makes "durable before the reply" cheap.
+`250`. Under load this is what makes "durable before the reply" cheap. The delivery worker's
+sends that upstream accepted are marked delivered in the same transactions: one commit, not two.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ import queue as stdlib_queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import structlog
+from sqlalchemy import Connection
 
 from gateway.store.archive import Archive
+from gateway.store.db import transaction
+from gateway.store.queue import QueueStore
 from gateway.store.records import ArchiveRecord, Lease, QueueEntry, QueueItem, Stored
 
 log = structlog.get_logger("gateway.store.writer")
@@ -29,11 +35,24 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
+@dataclass
+class _Mark:
+    entry_ids: Sequence[int]
+    owner: str
+    now: datetime
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
+
+
 _STOP = object()
 
 # Called on the submitting session's event loop after each commit: the entries written leased
 # (to send now), and whether others wait in the queue to be claimed.
 Committed = Callable[[list[QueueEntry], bool], None]
+
+
+class WriterStopped(RuntimeError):
+    """The writer takes no more work: the gateway is stopping."""
 
 
 def _no_lease() -> Lease | None:
@@ -60,26 +79,52 @@ class ArchiveWriter:
         self.max_batch = max_batch
         self.lease = lease
         self.committed = committed
-        self._jobs: stdlib_queue.SimpleQueue[_Job | object] = stdlib_queue.SimpleQueue()
+        self._jobs: stdlib_queue.SimpleQueue[_Job | _Mark | object] = stdlib_queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # Guards `_open` and the queue's end: nothing is put after _STOP, so every job
+        # accepted is committed before the thread ends.
+        self._lock = threading.Lock()
+        self._open = False
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
-            self._thread.start()
+        with self._lock:
+            if self._thread is None:
+                self._open = True
+                self._thread = threading.Thread(
+                    target=self._run, name="archive-writer", daemon=True
+                )
+                self._thread.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._jobs.put(_STOP)
-            self._thread.join()
-            self._thread = None
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._open = False
+            if thread is not None:
+                self._jobs.put(_STOP)
+        if thread is not None:
+            thread.join()
+
+    def _put(self, job: _Job | _Mark) -> None:
+        with self._lock:
+            if not self._open:
+                raise WriterStopped("the archive writer is not running")
+            self._jobs.put(job)
 
     async def submit(self, record: ArchiveRecord, items: Sequence[QueueItem]) -> Stored:
         """Returns once the record and its queue entries are committed; raises if they are not."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Stored] = loop.create_future()
-        self._jobs.put(_Job(record, items, future, loop))
+        self._put(_Job(record, items, future, loop))
         return await future
+
+    async def mark_delivered(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None:
+        """`QueueStore.delivered_many`, committed with the next batch of records (or on its own
+        when none waits) together with every other mark waiting: returns once committed,
+        raises if not, and `WriterStopped` once the writer has stopped."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._put(_Mark(entry_ids, owner, now, future, loop))
+        await future
 
     def _run(self) -> None:
         while True:
@@ -97,31 +142,36 @@ class ArchiveWriter:
                     stop = True
                     break
                 batch.append(more)
-            self._commit([job for job in batch if isinstance(job, _Job)])
+            self._commit(
+                [job for job in batch if isinstance(job, _Job)],
+                [job for job in batch if isinstance(job, _Mark)],
+            )
             if stop:
                 return
 
-    def _commit(self, jobs: list[_Job]) -> None:
+    def _commit(self, jobs: list[_Job], marks: list[_Mark]) -> None:
+        if not jobs:
+            _settle(marks, self._mark_alone(marks))
+            return
         lease = self.lease()
+        pairs = [(job.record, job.items) for job in jobs]
+        marked: BaseException | None = None
+        results: list[Stored | BaseException]
         try:
-            results: list[Stored | BaseException] = list(
-                self.archive.store_many([(job.record, job.items) for job in jobs], lease=lease)
+            results = list(
+                self.archive.store_many(pairs, lease=lease, then=_marking(marks) if marks else None)
             )
         except Exception as exc:
-            if len(jobs) == 1:
-                log.error("archive_write_failed", error=repr(exc), queue_id=jobs[0].record.queue_id)
-                results = [exc]
+            if marks:
+                # Whichever part failed, the rest must not: the marks on their own first, then
+                # the records as if they had come alone.
+                marked = self._mark_alone(marks)
+                try:
+                    results = list(self.archive.store_many(pairs, lease=lease))
+                except Exception as again:
+                    results = self._store_each(jobs, lease, again)
             else:
-                # One bad record must not fail its neighbours: retry each on its own.
-                results = []
-                for job in jobs:
-                    try:
-                        results.append(self.archive.store(job.record, job.items, lease=lease))
-                    except Exception as single:
-                        log.error(
-                            "archive_write_failed", error=repr(single), queue_id=job.record.queue_id
-                        )
-                        results.append(single)
+                results = self._store_each(jobs, lease, exc)
         # Hand the entries over before any session answers, so that none is left leased and
         # unsent because its client went away (the lease would hold it until it ran out).
         handed: dict[asyncio.AbstractEventLoop, list[QueueEntry]] = {}
@@ -135,6 +185,52 @@ class ArchiveWriter:
             _call_soon(loop, self.committed, entries, loop in unleased)
         for job, result in zip(jobs, results, strict=True):
             _call_soon(job.loop, _resolve, job.future, result)
+        _settle(marks, marked)
+
+    def _store_each(
+        self, jobs: list[_Job], lease: Lease | None, error: Exception
+    ) -> list[Stored | BaseException]:
+        """After a batch failed: one bad record must not fail its neighbours."""
+        if len(jobs) == 1:
+            log.error("archive_write_failed", error=repr(error), queue_id=jobs[0].record.queue_id)
+            return [error]
+        results: list[Stored | BaseException] = []
+        for job in jobs:
+            try:
+                results.append(self.archive.store(job.record, job.items, lease=lease))
+            except Exception as single:
+                log.error("archive_write_failed", error=repr(single), queue_id=job.record.queue_id)
+                results.append(single)
+        return results
+
+    def _mark_alone(self, marks: list[_Mark]) -> BaseException | None:
+        try:
+            with transaction(self.archive.engine) as conn:
+                _marking(marks)(conn)
+        except Exception as exc:
+            log.error("queue_outcome_write_failed", error=repr(exc), entries=len(marks))
+            return exc
+        return None
+
+
+def _marking(marks: list[_Mark]) -> Callable[[Connection], None]:
+    """One UPDATE per worker for every mark of the batch."""
+    by_owner: dict[str, tuple[list[int], datetime]] = {}
+    for mark in marks:
+        ids, latest = by_owner.setdefault(mark.owner, ([], mark.now))
+        ids.extend(mark.entry_ids)
+        by_owner[mark.owner] = (ids, max(latest, mark.now))
+
+    def apply(conn: Connection) -> None:
+        for owner, (ids, now) in by_owner.items():
+            QueueStore.delivered_on(conn, ids, owner, now)
+
+    return apply
+
+
+def _settle(marks: list[_Mark], error: BaseException | None) -> None:
+    for mark in marks:
+        _call_soon(mark.loop, _resolve, mark.future, error)
 
 
 def _call_soon(
@@ -148,7 +244,7 @@ def _call_soon(
         log.warning("archive_writer_loop_closed", error=repr(exc))
 
 
-def _resolve(future: asyncio.Future[Stored], result: Stored | BaseException) -> None:
+def _resolve(future: asyncio.Future[Any], result: object) -> None:
     if future.cancelled():
         return
     if isinstance(result, BaseException):

@@ -5,7 +5,7 @@ marked delivered in batches - each only after upstream's 250."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +17,7 @@ from gateway.delivery.transports import Outcome, SmtpTransport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.notify.render import make_environment
 from gateway.store.queue import QueueEntry
+from gateway.store.writer import WriterStopped
 
 
 class OneMessagePerConnection:
@@ -183,7 +184,12 @@ class RecordingQueue:
         self.retried.append(entry_id)
 
 
-def _worker(queue: object, transport: Callable[[], object], **settings: float) -> DeliveryWorker:
+def _worker(
+    queue: object,
+    transport: Callable[[], object],
+    commit_delivered: Callable[..., Awaitable[None]] | None = None,
+    **settings: float,
+) -> DeliveryWorker:
     """A worker on a stand-in queue and transport (no archive: nothing here bounces)."""
     return DeliveryWorker(
         queue=queue,  # type: ignore[arg-type]
@@ -193,6 +199,7 @@ def _worker(queue: object, transport: Callable[[], object], **settings: float) -
         templates=make_environment(),
         clock=SystemClock(),
         hostname="gateway.safe.example",
+        commit_delivered=commit_delivered,
     )
 
 
@@ -397,3 +404,30 @@ def test_an_outcome_that_fails_to_record_once_is_recorded_again_not_left_to_a_re
     assert queue.failures == {"delivered_many": 0, "retry_later": 0}
     assert sorted(i for batch in queue.batches for i in batch) == [1, 2, 3, 4, 5]
     assert queue.retried == [99]
+
+
+def test_in_the_relay_sends_are_marked_by_the_archive_writer_and_by_the_queue_once_it_stops():
+    """The relay's archive writer commits the marks with the records it writes (no transaction
+    of their own); once the gateway has stopped it, the last sends are still marked."""
+    accepted: set[str] = set()
+    queue = RecordingQueue([_entry(n, f"{n}@home.example") for n in range(1, 21)], accepted)
+    by_writer: list[int] = []
+
+    async def commit_delivered(entry_ids: Sequence[int], owner: str, now: datetime) -> None:
+        assert all(f"{i}@home.example" in accepted for i in entry_ids)
+        if len(by_writer) >= 10:
+            raise WriterStopped("stopping")
+        by_writer.extend(entry_ids)
+
+    async def run() -> None:
+        worker = _worker(queue, lambda: AnsweringTransport(accepted), commit_delivered, workers=2)
+        task = asyncio.create_task(worker.run())
+        while len(by_writer) + sum(map(len, queue.batches)) < 20:
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await task
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    by_queue = [i for batch in queue.batches for i in batch]
+    assert len(by_writer) == 10
+    assert sorted(by_writer + by_queue) == list(range(1, 21))

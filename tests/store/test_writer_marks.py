@@ -1,0 +1,173 @@
+"""The archive writer commits the delivery worker's marks with the records it writes (issue 7):
+one transaction and one fsync for both, and neither fails the other."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, select
+
+from gateway.store.archive import Archive
+from gateway.store.db import make_engine
+from gateway.store.migrate import upgrade
+from gateway.store.records import ArchiveRecord, Lease, QueueItem
+from gateway.store.schema import archive, queue
+from gateway.store.writer import ArchiveWriter, WriterStopped
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+OWNER = "relay-1:100:w"
+
+
+def _record(n: int, queue_id: str | None = None) -> ArchiveRecord:
+    return ArchiveRecord(
+        queue_id=queue_id or f"Q{n:04d}",
+        received_at=NOW,
+        raw=f"Subject: {n}\r\n\r\nbody {n}\r\n".encode(),
+        verdict="deliver",
+    )
+
+
+def _deliver() -> list[QueueItem]:
+    return [QueueItem(kind="deliver", mail_from="a@safe.example", recipients=("b@x.example",))]
+
+
+class Held:
+    """A writer whose first batch waits in `lease` until released, so that what is submitted
+    meanwhile makes up its second batch."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.writer = ArchiveWriter(Archive(engine), lease=self._lease)
+
+    def _lease(self) -> Lease | None:
+        if not self.release.is_set():
+            self.entered.set()
+            self.release.wait(10)
+        return Lease(OWNER, NOW + timedelta(minutes=10))
+
+
+def _sent(engine: Engine, count: int) -> list[int]:
+    """Entries leased to OWNER, as if its worker had just sent them."""
+    lease = Lease(OWNER, NOW + timedelta(minutes=10))
+    stored = Archive(engine).store_many(
+        [(_record(900 + n), _deliver()) for n in range(count)], lease=lease
+    )
+    return [entry.id for s in stored for entry in s.leased]
+
+
+def _commits(engine: Engine) -> list[int]:
+    counted: list[int] = []
+    event.listen(engine, "commit", lambda conn: counted.append(1))
+    return counted
+
+
+def _status(engine: Engine) -> dict[int, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(queue.c.id, queue.c.status)).all())  # type: ignore[arg-type]
+
+
+async def _second_batch(held: Held, *rest: Awaitable[Any]) -> list[Any]:
+    first = asyncio.create_task(held.writer.submit(_record(1), _deliver()))
+    await asyncio.to_thread(held.entered.wait, 10)
+    tasks = [asyncio.ensure_future(a) for a in rest]
+    await asyncio.sleep(0.05)  # each is queued to the writer
+    held.release.set()
+    return [await first, *await asyncio.gather(*tasks, return_exceptions=True)]
+
+
+@pytest.fixture
+def engine(database_url: str):
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_marks_ride_in_the_transaction_of_the_records_waiting_with_them(engine: Engine):
+    sent = _sent(engine, 3)
+    held = Held(engine)
+    commits = _commits(engine)
+    held.writer.start()
+    try:
+        results = asyncio.run(
+            _second_batch(
+                held,
+                held.writer.submit(_record(2), _deliver()),
+                held.writer.mark_delivered(sent[:2], OWNER, NOW),
+                held.writer.mark_delivered(sent[2:], OWNER, NOW),
+            )
+        )
+    finally:
+        held.writer.stop()
+    assert not any(isinstance(r, BaseException) for r in results)
+    assert len(commits) == 2  # the first record alone; the second with both marks
+    status = _status(engine)
+    assert [status[i] for i in sent] == ["delivered"] * 3
+
+
+def test_marks_with_no_record_waiting_are_committed_on_their_own(engine: Engine):
+    sent = _sent(engine, 2)
+    writer = ArchiveWriter(Archive(engine))
+    writer.start()
+    try:
+        asyncio.run(writer.mark_delivered(sent, OWNER, NOW))
+    finally:
+        writer.stop()
+    assert [_status(engine)[i] for i in sent] == ["delivered"] * 2
+
+
+def test_a_mark_only_changes_an_entry_its_worker_still_holds(engine: Engine):
+    """As `QueueStore.delivered_many`: another worker took the entry over when the lease ran
+    out, so the mark of the first is not recorded for it."""
+    sent = _sent(engine, 1)
+    writer = ArchiveWriter(Archive(engine))
+    writer.start()
+    try:
+        asyncio.run(writer.mark_delivered(sent, "another:1:w", NOW))
+    finally:
+        writer.stop()
+    assert _status(engine)[sent[0]] == "sending"
+
+
+def test_a_record_that_cannot_be_stored_fails_neither_the_marks_nor_its_neighbours(
+    engine: Engine,
+):
+    sent = _sent(engine, 1)
+    held = Held(engine)
+    held.writer.start()
+    try:
+        results = asyncio.run(
+            _second_batch(
+                held,
+                held.writer.submit(_record(2, queue_id="Q0001"), _deliver()),  # taken by 1
+                held.writer.submit(_record(3), _deliver()),
+                held.writer.mark_delivered(sent, OWNER, NOW),
+            )
+        )
+    finally:
+        held.writer.stop()
+    _, clash, third, marked = results
+    assert isinstance(clash, Exception)
+    assert not isinstance(third, BaseException) and marked is None
+    assert _status(engine)[sent[0]] == "delivered"
+    with engine.connect() as conn:
+        stored = conn.execute(select(archive.c.queue_id).where(archive.c.id > 0)).scalars()
+        assert {"Q0001", "Q0003"} <= set(stored)
+
+
+def test_a_stopped_writer_takes_no_more_work(engine: Engine):
+    """The gateway stops the writer before its delivery worker: the worker's last marks must
+    be told to go elsewhere at once, not wait for a thread that has gone."""
+    writer = ArchiveWriter(Archive(engine))
+    writer.start()
+    writer.stop()
+    with pytest.raises(WriterStopped):
+        asyncio.run(writer.mark_delivered([1], OWNER, NOW))
+    with pytest.raises(WriterStopped):
+        asyncio.run(writer.submit(_record(1), _deliver()))
