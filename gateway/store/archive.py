@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -38,10 +38,11 @@ _SET_HEAD = (
 
 
 @dataclass
-class _Pending:
-    """One record's rows, built before the transaction: compressing and laying out a batch
-    takes no lock, so other writers (another relay process) wait only for the statements. The
-    chain link and the ids are filled in under the lock."""
+class Rows:
+    """One record's rows, built before the transaction (`Archive.prepare`): compressing and
+    laying out a batch takes no lock, so other writers (another relay process) wait only for
+    the statements. The chain link and the ids are filled in under the lock (`Archive.write`);
+    a failed transaction's rows are not written again (prepare the record anew)."""
 
     record: ArchiveRecord
     items: Sequence[QueueItem]
@@ -154,24 +155,19 @@ class Archive:
         batch: Sequence[tuple[ArchiveRecord, Sequence[QueueItem]]],
         *,
         lease: Lease | None = None,
-        then: Callable[[Connection], object] | None = None,
     ) -> list[Stored]:
         """Archive and queue every message of `batch` in ONE transaction: one fsync for many.
 
         With `lease`, the entries due now are written already leased to its owner and come back
-        in `Stored.leased`, ready to send; held ones (`not_before` later) wait in the queue.
-        `then` makes further writes in the same transaction (the delivery worker's outcomes)."""
-        pending = [self._prepare(record, items) for record, items in batch]
+        in `Stored.leased`, ready to send; held ones (`not_before` later) wait in the queue."""
+        rows = [self.prepare(record, items) for record, items in batch]
         with transaction(self.engine) as conn:
-            stored = self._store_many(conn, pending, lease)
-            if then is not None:
-                then(conn)
-            return stored
+            return self.write(conn, rows, lease)
 
-    def _prepare(self, record: ArchiveRecord, items: Sequence[QueueItem]) -> _Pending:
+    def prepare(self, record: ArchiveRecord, items: Sequence[QueueItem]) -> Rows:
         addresses, findings = index_rows(0, record)
         key = record.dedupe_key
-        return _Pending(
+        return Rows(
             record,
             items,
             key,
@@ -181,9 +177,8 @@ class Archive:
             findings,
         )
 
-    def _store_many(
-        self, conn: Connection, batch: Sequence[_Pending], lease: Lease | None
-    ) -> list[Stored]:
+    def write(self, conn: Connection, batch: Sequence[Rows], lease: Lease | None) -> list[Stored]:
+        """`store_many` within the caller's transaction, of rows made by `prepare`."""
         # Several gateways on one PostgreSQL: the chain head (FOR UPDATE) serialises writers.
         last_hash = conn.execute(_HEAD_FOR_UPDATE if self._lock_head else _HEAD).scalar_one()
 
@@ -194,7 +189,7 @@ class Archive:
             seen = {row.dedupe_key: (row.id, row.queue_id) for row in rows}
 
         # The chain first (it needs no ids), then every new record in one go (store/bulk.py).
-        fresh: list[_Pending] = []
+        fresh: list[Rows] = []
         # Per record of `batch`: its answer, when archived before; else (index into `fresh`,
         # whether it repeats a message met earlier in this same batch).
         plan: list[Stored | tuple[int, bool]] = []
@@ -251,7 +246,7 @@ class Archive:
         return results
 
     def _insert_queue(
-        self, conn: Connection, fresh: Sequence[_Pending], lease: Lease | None
+        self, conn: Connection, fresh: Sequence[Rows], lease: Lease | None
     ) -> dict[int, list[QueueEntry]]:
         """Insert the batch's queue rows; with `lease`, those due now are leased to its owner
         and returned, by archive id, as entries to send (their ids read back)."""

@@ -6,7 +6,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -92,10 +92,13 @@ def _ping_after_idle(engine: Engine, idle: float) -> None:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    """A write transaction (committed on success); on SQLite it holds the write lock throughout."""
+def transaction(
+    engine: Engine, *, waiting: Callable[[], None] | None = None
+) -> Iterator[Connection]:
+    """A write transaction (committed on success); on SQLite it holds the write lock throughout.
+    `waiting` is called, in this thread, while another process's writer holds that lock."""
     lock = _WRITE_LOCKS.get(engine.url.database or "") if engine.dialect.name == "sqlite" else None
-    with lock.held() if lock is not None else nullcontext(), engine.connect() as conn:
+    with lock.held(waiting) if lock is not None else nullcontext(), engine.connect() as conn:
         conn.execution_options(sqlite_write=True)
         with conn.begin():
             yield conn
@@ -108,7 +111,9 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 # lost most of their waiting to oversleeping. They now queue first on a threading lock (within
 # a process) and a flock on `<database>-writer-lock` (across processes), taken around BEGIN
 # IMMEDIATE .. COMMIT, and are let in as soon as the holder commits. SQLite's own lock still
-# decides; one that cannot get the flock in time goes on without it, as before.
+# decides; one that cannot get the flock in time goes on without it, as before. A waiter may
+# use its wait (`transaction(waiting=...)`): the archive writer gathers what comes meanwhile
+# into the batch it is about to commit.
 _WAIT = 30.0  # as long as SQLite's busy_timeout
 
 
@@ -129,7 +134,7 @@ class _WriteLock:
         self._fd = None
 
     @contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, waiting: Callable[[], None] | None = None) -> Iterator[None]:
         if not self._local.acquire(timeout=_WAIT):
             yield
             return
@@ -137,7 +142,7 @@ class _WriteLock:
         try:
             self._depth += 1
             if self._depth == 1:
-                flocked = self._flock()
+                flocked = self._flock(waiting)
             yield
         finally:
             if flocked and self._fd is not None:
@@ -145,7 +150,7 @@ class _WriteLock:
             self._depth -= 1
             self._local.release()
 
-    def _flock(self) -> bool:
+    def _flock(self, waiting: Callable[[], None] | None) -> bool:
         if self._fd is None:
             if not self._usable:
                 return False
@@ -165,6 +170,8 @@ class _WriteLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     return False
+            if waiting is not None:
+                waiting()
             time.sleep(pause)
             pause = min(pause * 2, 0.0005)
 

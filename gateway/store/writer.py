@@ -14,12 +14,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
 from sqlalchemy import Connection
 
-from gateway.store.archive import Archive
+from gateway.store.archive import Archive, Rows
 from gateway.store.db import transaction
 from gateway.store.queue import QueueStore
 from gateway.store.records import ArchiveRecord, Lease, QueueEntry, QueueItem, Stored
@@ -61,6 +62,44 @@ def _no_lease() -> Lease | None:
 
 def _ignore(entries: list[QueueEntry], unleased: bool) -> None:
     return None
+
+
+class _Batch:
+    """What one transaction commits: records, each with its rows prepared outside the write
+    lock, and marks."""
+
+    def __init__(self, archive: Archive, limit: int) -> None:
+        self.archive = archive
+        self.limit = limit
+        self.jobs: list[_Job] = []
+        self.rows: list[Rows] = []
+        self.marks: list[_Mark] = []
+        self.stop = False  # the writer's last batch
+
+    def add(self, job: _Job | _Mark) -> None:
+        if isinstance(job, _Mark):
+            self.marks.append(job)
+            return
+        try:
+            rows = self.archive.prepare(job.record, job.items)
+        except Exception as exc:
+            log.error("archive_write_failed", error=repr(exc), queue_id=job.record.queue_id)
+            _call_soon(job.loop, _resolve, job.future, exc)
+            return
+        self.jobs.append(job)
+        self.rows.append(rows)
+
+    def take(self, jobs: stdlib_queue.SimpleQueue[_Job | _Mark | object]) -> None:
+        """Adds what waits in `jobs`, up to the limit, without waiting for more."""
+        while not self.stop and len(self.jobs) + len(self.marks) < self.limit:
+            try:
+                more = jobs.get_nowait()
+            except stdlib_queue.Empty:
+                return
+            if more is _STOP:
+                self.stop = True
+            else:
+                self.add(more)  # type: ignore[arg-type]
 
 
 class ArchiveWriter:
@@ -131,43 +170,36 @@ class ArchiveWriter:
             first = self._jobs.get()
             if first is _STOP:
                 return
-            batch = [first]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._jobs.get_nowait()
-                except stdlib_queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                    break
-                batch.append(more)
-            self._commit(
-                [job for job in batch if isinstance(job, _Job)],
-                [job for job in batch if isinstance(job, _Mark)],
-            )
-            if stop:
+            batch = _Batch(self.archive, self.max_batch)
+            batch.add(first)
+            batch.take(self._jobs)
+            self._commit(batch)
+            if batch.stop:
                 return
 
-    def _commit(self, jobs: list[_Job], marks: list[_Mark]) -> None:
-        if not jobs:
-            _settle(marks, self._mark_alone(marks))
+    def _commit(self, batch: _Batch) -> None:
+        jobs, marks = batch.jobs, batch.marks
+        if not jobs and not marks:  # its one record could not be prepared (already answered)
             return
-        lease = self.lease()
-        pairs = [(job.record, job.items) for job in jobs]
+        results: list[Stored | BaseException] = []
         marked: BaseException | None = None
-        results: list[Stored | BaseException]
         try:
-            results = list(
-                self.archive.store_many(pairs, lease=lease, then=_marking(marks) if marks else None)
-            )
+            # While another process's writer holds the write lock, what comes meanwhile joins
+            # this batch: the wait gathers a bigger batch instead of costing it a turn more.
+            with transaction(self.archive.engine, waiting=partial(batch.take, self._jobs)) as conn:
+                if jobs:
+                    results = list(self.archive.write(conn, batch.rows, self.lease()))
+                if marks:
+                    _write_marks(conn, marks)
         except Exception as exc:
+            lease = self.lease() if jobs else None
             if marks:
                 # Whichever part failed, the rest must not: the marks on their own first, then
                 # the records as if they had come alone.
                 marked = self._mark_alone(marks)
+                pairs = [(job.record, job.items) for job in jobs]
                 try:
-                    results = list(self.archive.store_many(pairs, lease=lease))
+                    results = list(self.archive.store_many(pairs, lease=lease)) if jobs else []
                 except Exception as again:
                     results = self._store_each(jobs, lease, again)
             else:
@@ -206,26 +238,22 @@ class ArchiveWriter:
     def _mark_alone(self, marks: list[_Mark]) -> BaseException | None:
         try:
             with transaction(self.archive.engine) as conn:
-                _marking(marks)(conn)
+                _write_marks(conn, marks)
         except Exception as exc:
             log.error("queue_outcome_write_failed", error=repr(exc), entries=len(marks))
             return exc
         return None
 
 
-def _marking(marks: list[_Mark]) -> Callable[[Connection], None]:
+def _write_marks(conn: Connection, marks: list[_Mark]) -> None:
     """One UPDATE per worker for every mark of the batch."""
     by_owner: dict[str, tuple[list[int], datetime]] = {}
     for mark in marks:
         ids, latest = by_owner.setdefault(mark.owner, ([], mark.now))
         ids.extend(mark.entry_ids)
         by_owner[mark.owner] = (ids, max(latest, mark.now))
-
-    def apply(conn: Connection) -> None:
-        for owner, (ids, now) in by_owner.items():
-            QueueStore.delivered_on(conn, ids, owner, now)
-
-    return apply
+    for owner, (ids, now) in by_owner.items():
+        QueueStore.delivered_on(conn, ids, owner, now)
 
 
 def _settle(marks: list[_Mark], error: BaseException | None) -> None:

@@ -1,12 +1,16 @@
-"""The archive writer commits the delivery worker's marks with the records it writes (issue 7):
-one transaction and one fsync for both, and neither fails the other."""
+"""What the archive writer commits in one transaction (issue 7): the delivery worker's marks
+with the records (one fsync for both, and neither fails the other), and on SQLite whatever
+arrives while another process's writer holds the write lock."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import threading
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +175,41 @@ def test_a_stopped_writer_takes_no_more_work(engine: Engine):
         asyncio.run(writer.mark_delivered([1], OWNER, NOW))
     with pytest.raises(WriterStopped):
         asyncio.run(writer.submit(_record(1), _deliver()))
+
+
+def test_what_arrives_while_another_process_holds_the_write_lock_joins_the_waiting_batch(
+    tmp_path: Path,
+):
+    """On SQLite the relay processes' writers take turns on one write lock: the records and
+    marks that reach a writer while it waits for its turn go in that turn, not in a later one."""
+    database = tmp_path / "archive.db"
+    engine = make_engine(f"sqlite:///{database}")
+    upgrade(engine)
+    sent = _sent(engine, 2)
+    other = os.open(f"{database}-writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(other, fcntl.LOCK_EX)  # another relay process's writer, mid-transaction
+    writer = ArchiveWriter(Archive(engine), lease=lambda: Lease(OWNER, NOW + timedelta(minutes=10)))
+    commits = _commits(engine)
+    writer.start()
+
+    async def run() -> list[Any]:
+        first = asyncio.ensure_future(writer.submit(_record(1), _deliver()))
+        await asyncio.sleep(0.05)  # the writer has it, and waits for the lock
+        rest = [
+            asyncio.ensure_future(writer.submit(_record(2), _deliver())),
+            asyncio.ensure_future(writer.submit(_record(3), _deliver())),
+            asyncio.ensure_future(writer.mark_delivered(sent, OWNER, NOW)),
+        ]
+        await asyncio.sleep(0.05)
+        fcntl.flock(other, fcntl.LOCK_UN)
+        return await asyncio.gather(first, *rest)
+
+    try:
+        results = asyncio.run(asyncio.wait_for(run(), 10))
+    finally:
+        writer.stop()
+        os.close(other)
+    assert [len(r.leased) for r in results[:3]] == [1, 1, 1]
+    assert len(commits) == 1
+    assert [_status(engine)[i] for i in sent] == ["delivered"] * 2
+    engine.dispose()
