@@ -8,7 +8,7 @@ import asyncio
 import fcntl
 import os
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,19 @@ class Held:
         self.entered = threading.Event()
         self.writer = ArchiveWriter(Archive(engine), lease=self._lease)
 
+    def second_batch(self, *rest: Coroutine[Any, Any, Any]) -> list[Any]:
+        """Record 1 alone in the first batch, then `rest` (each one's result or error)."""
+
+        async def run(writer: ArchiveWriter) -> list[Any]:
+            first = asyncio.create_task(writer.submit(_record(1), _deliver()))
+            await asyncio.to_thread(self.entered.wait, 10)
+            tasks = [asyncio.ensure_future(a) for a in rest]
+            await asyncio.sleep(0.05)  # each is queued to the writer
+            self.release.set()
+            return [await first, *await asyncio.gather(*tasks, return_exceptions=True)]
+
+        return _run(self.writer, run)  # type: ignore[no-any-return]
+
     def _lease(self) -> Lease | None:
         if not self.release.is_set():
             self.entered.set()
@@ -76,13 +89,12 @@ def _status(engine: Engine) -> dict[int, str]:
         return dict(conn.execute(select(queue.c.id, queue.c.status)).all())  # type: ignore[arg-type]
 
 
-async def _second_batch(held: Held, *rest: Awaitable[Any]) -> list[Any]:
-    first = asyncio.create_task(held.writer.submit(_record(1), _deliver()))
-    await asyncio.to_thread(held.entered.wait, 10)
-    tasks = [asyncio.ensure_future(a) for a in rest]
-    await asyncio.sleep(0.05)  # each is queued to the writer
-    held.release.set()
-    return [await first, *await asyncio.gather(*tasks, return_exceptions=True)]
+def _run(writer: ArchiveWriter, work: Callable[[ArchiveWriter], Awaitable[Any]]) -> Any:
+    writer.start()
+    try:
+        return asyncio.run(asyncio.wait_for(work(writer), 10))
+    finally:
+        writer.stop()
 
 
 @pytest.fixture
@@ -97,18 +109,12 @@ def test_marks_ride_in_the_transaction_of_the_records_waiting_with_them(engine: 
     sent = _sent(engine, 3)
     held = Held(engine)
     commits = _commits(engine)
-    held.writer.start()
-    try:
-        results = asyncio.run(
-            _second_batch(
-                held,
-                held.writer.submit(_record(2), _deliver()),
-                held.writer.mark_delivered(sent[:2], OWNER, NOW),
-                held.writer.mark_delivered(sent[2:], OWNER, NOW),
-            )
-        )
-    finally:
-        held.writer.stop()
+    w = held.writer
+    results = held.second_batch(
+        w.submit(_record(2), _deliver()),
+        w.mark_delivered(sent[:2], OWNER, NOW),
+        w.mark_delivered(sent[2:], OWNER, NOW),
+    )
     assert not any(isinstance(r, BaseException) for r in results)
     assert len(commits) == 2  # the first record alone; the second with both marks
     status = _status(engine)
@@ -117,12 +123,7 @@ def test_marks_ride_in_the_transaction_of_the_records_waiting_with_them(engine: 
 
 def test_marks_with_no_record_waiting_are_committed_on_their_own(engine: Engine):
     sent = _sent(engine, 2)
-    writer = ArchiveWriter(Archive(engine))
-    writer.start()
-    try:
-        asyncio.run(writer.mark_delivered(sent, OWNER, NOW))
-    finally:
-        writer.stop()
+    _run(ArchiveWriter(Archive(engine)), lambda w: w.mark_delivered(sent, OWNER, NOW))
     assert [_status(engine)[i] for i in sent] == ["delivered"] * 2
 
 
@@ -130,12 +131,7 @@ def test_a_mark_only_changes_an_entry_its_worker_still_holds(engine: Engine):
     """As `QueueStore.delivered_many`: another worker took the entry over when the lease ran
     out, so the mark of the first is not recorded for it."""
     sent = _sent(engine, 1)
-    writer = ArchiveWriter(Archive(engine))
-    writer.start()
-    try:
-        asyncio.run(writer.mark_delivered(sent, "another:1:w", NOW))
-    finally:
-        writer.stop()
+    _run(ArchiveWriter(Archive(engine)), lambda w: w.mark_delivered(sent, "another:1:w", NOW))
     assert _status(engine)[sent[0]] == "sending"
 
 
@@ -144,18 +140,12 @@ def test_a_record_that_cannot_be_stored_fails_neither_the_marks_nor_its_neighbou
 ):
     sent = _sent(engine, 1)
     held = Held(engine)
-    held.writer.start()
-    try:
-        results = asyncio.run(
-            _second_batch(
-                held,
-                held.writer.submit(_record(2, queue_id="Q0001"), _deliver()),  # taken by 1
-                held.writer.submit(_record(3), _deliver()),
-                held.writer.mark_delivered(sent, OWNER, NOW),
-            )
-        )
-    finally:
-        held.writer.stop()
+    w = held.writer
+    results = held.second_batch(
+        w.submit(_record(2, queue_id="Q0001"), _deliver()),  # taken by 1
+        w.submit(_record(3), _deliver()),
+        w.mark_delivered(sent, OWNER, NOW),
+    )
     _, clash, third, marked = results
     assert isinstance(clash, Exception)
     assert not isinstance(third, BaseException) and marked is None
