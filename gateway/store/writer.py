@@ -34,6 +34,7 @@ class _Job:
     items: Sequence[QueueItem]
     future: asyncio.Future[Stored]
     loop: asyncio.AbstractEventLoop
+    answered: bool = False
 
 
 @dataclass
@@ -43,6 +44,7 @@ class _Mark:
     now: datetime
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
+    answered: bool = False
 
 
 _STOP = object()
@@ -84,14 +86,21 @@ class _Batch:
             rows = self.archive.prepare(job.record, job.items)
         except Exception as exc:
             log.error("archive_write_failed", error=repr(exc), queue_id=job.record.queue_id)
-            _call_soon(job.loop, _resolve, job.future, exc)
+            _answer(job, exc)
             return
         self.jobs.append(job)
         self.rows.append(rows)
 
-    def take(self, jobs: stdlib_queue.SimpleQueue[_Job | _Mark | object]) -> None:
-        """Adds what waits in `jobs`, up to the limit, without waiting for more."""
+    def take(
+        self, jobs: stdlib_queue.SimpleQueue[_Job | _Mark | object], most: int | None = None
+    ) -> None:
+        """Adds what waits in `jobs` (`most` of them at a time), up to the limit, without
+        waiting for more."""
+        taken = 0
         while not self.stop and len(self.jobs) + len(self.marks) < self.limit:
+            if most is not None and taken >= most:
+                return
+            taken += 1
             try:
                 more = jobs.get_nowait()
             except stdlib_queue.Empty:
@@ -166,16 +175,36 @@ class ArchiveWriter:
         await future
 
     def _run(self) -> None:
-        while True:
-            first = self._jobs.get()
-            if first is _STOP:
-                return
-            batch = _Batch(self.archive, self.max_batch)
-            batch.add(first)
-            batch.take(self._jobs)
-            self._commit(batch)
-            if batch.stop:
-                return
+        first: object = None
+        batch = _Batch(self.archive, self.max_batch)
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is _STOP:
+                    return
+                batch = _Batch(self.archive, self.max_batch)
+                try:
+                    batch.add(first)  # type: ignore[arg-type]
+                    batch.take(self._jobs)
+                    self._commit(batch)
+                except Exception as exc:
+                    # A fault of ours must not leave a session or a sender waiting for ever.
+                    log.error("archive_writer_failed", error=repr(exc))
+                    _answer_all([first, *batch.jobs, *batch.marks], exc)
+                if batch.stop:
+                    return
+        finally:
+            # However the thread ends, nothing more is taken, and whatever was is answered:
+            # a session gets 451, the delivery worker marks in a transaction of its own.
+            with self._lock:
+                self._open = False
+            held = [first, *batch.jobs, *batch.marks]
+            while True:
+                try:
+                    held.append(self._jobs.get_nowait())
+                except stdlib_queue.Empty:
+                    break
+            _answer_all(held, WriterStopped("the archive writer has stopped"))
 
     def _commit(self, batch: _Batch) -> None:
         jobs, marks = batch.jobs, batch.marks
@@ -186,13 +215,15 @@ class ArchiveWriter:
         try:
             # While another process's writer holds the write lock, what comes meanwhile joins
             # this batch: the wait gathers a bigger batch instead of costing it a turn more.
-            with transaction(self.archive.engine, waiting=partial(batch.take, self._jobs)) as conn:
+            # One at a time, so that the lock is tried again between them.
+            waiting = partial(batch.take, self._jobs, 1)
+            with transaction(self.archive.engine, waiting=waiting) as conn:
                 if jobs:
-                    results = list(self.archive.write(conn, batch.rows, self.lease()))
+                    results = list(self.archive.write(conn, batch.rows, self._lease()))
                 if marks:
                     _write_marks(conn, marks)
         except Exception as exc:
-            lease = self.lease() if jobs else None
+            lease = self._lease() if jobs else None
             if marks:
                 # Whichever part failed, the rest must not: the marks on their own first, then
                 # the records as if they had come alone.
@@ -216,8 +247,16 @@ class ArchiveWriter:
         for loop, entries in handed.items():
             _call_soon(loop, self.committed, entries, loop in unleased)
         for job, result in zip(jobs, results, strict=True):
-            _call_soon(job.loop, _resolve, job.future, result)
-        _settle(marks, marked)
+            _answer(job, result)
+        for mark in marks:
+            _answer(mark, marked)
+
+    def _lease(self) -> Lease | None:
+        try:
+            return self.lease()
+        except Exception as exc:  # the entries then wait for a claim
+            log.error("archive_writer_lease_failed", error=repr(exc))
+            return None
 
     def _store_each(
         self, jobs: list[_Job], lease: Lease | None, error: Exception
@@ -256,9 +295,15 @@ def _write_marks(conn: Connection, marks: list[_Mark]) -> None:
         QueueStore.delivered_on(conn, ids, owner, now)
 
 
-def _settle(marks: list[_Mark], error: BaseException | None) -> None:
-    for mark in marks:
-        _call_soon(mark.loop, _resolve, mark.future, error)
+def _answer_all(jobs: Sequence[object], result: BaseException) -> None:
+    for job in jobs:
+        if isinstance(job, _Job | _Mark) and not job.answered:
+            _answer(job, result)
+
+
+def _answer(job: _Job | _Mark, result: object) -> None:
+    job.answered = True
+    _call_soon(job.loop, _resolve, job.future, result)
 
 
 def _call_soon(

@@ -203,3 +203,73 @@ def test_what_arrives_while_another_process_holds_the_write_lock_joins_the_waiti
     assert len(commits) == 1
     assert [_status(engine)[i] for i in sent] == ["delivered"] * 2
     engine.dispose()
+
+
+def test_a_lease_that_cannot_be_had_leaves_the_records_stored_for_a_claim(engine: Engine):
+    """The worker's lease is a convenience: if asking for it fails, the records are still
+    committed (and answered), their entries left in the queue for a claim."""
+
+    def broken() -> Lease | None:
+        raise RuntimeError("no lease")
+
+    stored = _run(
+        ArchiveWriter(Archive(engine), lease=broken),
+        lambda w: w.submit(_record(1), _deliver()),
+    )
+    assert stored.leased == () and stored.unleased
+    assert list(_status(engine).values()) == ["queued"]
+
+
+class _Fault(Exception):
+    pass
+
+
+def test_a_fault_in_the_writer_answers_its_batch_and_the_next_one_is_written(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """A bug of ours in a batch must not leave its sessions waiting for ever (they answer
+    451), nor stop the writer for the sessions after them."""
+    writer = ArchiveWriter(Archive(engine))
+    commit, faults = writer._commit, [1]
+
+    def once(batch: object) -> None:
+        if faults:
+            faults.pop()
+            raise _Fault("a bug")
+        commit(batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "_commit", once)
+
+    async def two(w: ArchiveWriter) -> list[Any]:
+        first = await asyncio.gather(w.submit(_record(1), _deliver()), return_exceptions=True)
+        return [*first, await w.submit(_record(2), _deliver())]
+
+    failed, stored = _run(writer, two)
+    assert isinstance(failed, _Fault)
+    assert stored.queue_id == "Q0002"
+
+
+def test_a_writer_thread_that_ends_answers_what_it_held_and_refuses_the_rest(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """Should the thread end for any reason, the sessions waiting on it get an answer (451)
+    and the delivery worker, refused, marks its sends in a transaction of its own."""
+
+    class Ended(BaseException):
+        pass
+
+    def end(batch: object) -> None:
+        raise Ended
+
+    writer = ArchiveWriter(Archive(engine))
+    monkeypatch.setattr(writer, "_commit", end)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # its end is expected
+
+    async def run(w: ArchiveWriter) -> list[Any]:
+        held = await asyncio.gather(w.submit(_record(1), _deliver()), return_exceptions=True)
+        later = await asyncio.gather(w.mark_delivered([1], OWNER, NOW), return_exceptions=True)
+        return [*held, *later]
+
+    held, later = _run(writer, run)
+    assert isinstance(held, WriterStopped)
+    assert isinstance(later, WriterStopped)
