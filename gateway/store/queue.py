@@ -7,11 +7,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
 from gateway.store.db import is_postgres, transaction
 from gateway.store.records import QueueEntry, utc_naive
 from gateway.store.schema import archive, queue
+
+log = structlog.get_logger("gateway.store.queue")
 
 # The delivery worker's statements, built once (see archive.py: a statement object made per call
 # pays for its cache key every time).
@@ -150,7 +153,11 @@ class QueueStore:
         result = conn.execute(
             _DELIVERED, {"ids": list(entry_ids), "owner": owner, "finished": utc_naive(now)}
         )
-        return int(result.rowcount)
+        changed = int(result.rowcount)
+        if changed < len(entry_ids):
+            # Its lease ran out before the send was recorded: another worker may send it again.
+            log.warning("delivered_after_lease_lost", owner=owner, entries=len(entry_ids) - changed)
+        return changed
 
     def failed(self, entry_id: int, owner: str, now: datetime, error: str) -> None:
         self._finish(entry_id, owner, now, status="failed", error=error)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, select
+from structlog.testing import capture_logs
 
 from gateway.store.archive import Archive
 from gateway.store.db import make_engine
@@ -131,8 +132,11 @@ def test_a_mark_only_changes_an_entry_its_worker_still_holds(engine: Engine):
     """As `QueueStore.delivered_many`: another worker took the entry over when the lease ran
     out, so the mark of the first is not recorded for it."""
     sent = _sent(engine, 1)
-    _run(ArchiveWriter(Archive(engine)), lambda w: w.mark_delivered(sent, "another:1:w", NOW))
+    with capture_logs() as logs:
+        _run(ArchiveWriter(Archive(engine)), lambda w: w.mark_delivered(sent, "another:1:w", NOW))
     assert _status(engine)[sent[0]] == "sending"
+    # Said, for whoever looks into a message that reached its recipient twice.
+    assert [e["entries"] for e in logs if e["event"] == "delivered_after_lease_lost"] == [1]
 
 
 def test_a_record_that_cannot_be_stored_fails_neither_the_marks_nor_its_neighbours(
