@@ -55,7 +55,7 @@ Committed = Callable[[list[QueueEntry], bool], None]
 
 
 class WriterStopped(RuntimeError):
-    """The writer takes no more work: the gateway is stopping."""
+    """The writer takes no more work: the gateway is stopping (or its thread has ended)."""
 
 
 def _no_lease() -> Lease | None:
