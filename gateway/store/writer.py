@@ -223,18 +223,11 @@ class ArchiveWriter:
                 if marks:
                     _write_marks(conn, marks)
         except Exception as exc:
-            lease = self._lease() if jobs else None
-            if marks:
-                # Whichever part failed, the rest must not: the marks on their own first, then
-                # the records as if they had come alone.
-                marked = self._mark_alone(marks)
-                pairs = [(job.record, job.items) for job in jobs]
-                try:
-                    results = list(self.archive.store_many(pairs, lease=lease)) if jobs else []
-                except Exception as again:
-                    results = self._store_each(jobs, lease, again)
-            else:
-                results = self._store_each(jobs, lease, exc)
+            # Whichever part failed, the rest must not: the marks on their own, then each record.
+            marked = self._mark_alone(marks) if marks else None
+            # A record that failed alone has its answer; one beside marks may not have failed.
+            alone = exc if not marks else None
+            results = self._store_each(jobs, self._lease() if jobs else None, alone)
         # Hand the entries over before any session answers, so that none is left leased and
         # unsent because its client went away (the lease would hold it until it ran out).
         handed: dict[asyncio.AbstractEventLoop, list[QueueEntry]] = {}
@@ -259,12 +252,13 @@ class ArchiveWriter:
             return None
 
     def _store_each(
-        self, jobs: list[_Job], lease: Lease | None, error: Exception
+        self, jobs: list[_Job], lease: Lease | None, alone: Exception | None
     ) -> list[Stored | BaseException]:
-        """After a batch failed: one bad record must not fail its neighbours."""
-        if len(jobs) == 1:
-            log.error("archive_write_failed", error=repr(error), queue_id=jobs[0].record.queue_id)
-            return [error]
+        """After a batch failed: one bad record must not fail its neighbours. `alone`: the
+        error of a batch that was this one record and nothing else, not tried again."""
+        if len(jobs) == 1 and alone is not None:
+            log.error("archive_write_failed", error=repr(alone), queue_id=jobs[0].record.queue_id)
+            return [alone]
         results: list[Stored | BaseException] = []
         for job in jobs:
             try:

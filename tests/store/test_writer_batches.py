@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 from gateway.store.archive import Archive
 from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade
+from gateway.store.queue import QueueStore
 from gateway.store.records import ArchiveRecord, Lease, QueueItem
 from gateway.store.schema import archive, queue
 from gateway.store.writer import ArchiveWriter, WriterStopped
@@ -277,3 +278,23 @@ def test_a_writer_thread_that_ends_answers_what_it_held_and_refuses_the_rest(
     held, later = _run(writer, run)
     assert isinstance(held, WriterStopped)
     assert isinstance(later, WriterStopped)
+
+
+def test_marks_that_cannot_be_written_do_not_fail_the_record_beside_them(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """The batch failed because of its marks: the one record in it is written again on its
+    own (and stored), the marks' sender gets the error and records its send itself."""
+    sent = _sent(engine, 1)
+    held = Held(engine)
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise _Fault("the marks' UPDATE")
+
+    monkeypatch.setattr(QueueStore, "delivered_on", broken)
+    w = held.writer
+    _, stored, marked = held.second_batch(
+        w.submit(_record(2), _deliver()), w.mark_delivered(sent, OWNER, NOW)
+    )
+    assert isinstance(marked, _Fault)
+    assert stored.queue_id == "Q0002" and len(stored.leased) == 1
