@@ -134,6 +134,17 @@ def split_reply(text: str) -> SplitText:
             new.append(line)
             i += 1
             continue
+        # Most lines are prose: nothing below can start at a line that has no ":" in its
+        # first 20 characters or at its end, no "-", "_" or ">" first and no attribution word.
+        if (
+            stripped[0] not in "-_>"
+            and ":" not in stripped[:20]
+            and stripped[-1] != ":"
+            and not stripped[:3].lower().startswith(_ATTRIBUTION_STARTS)
+        ):
+            new.append(line)
+            i += 1
+            continue
         if is_quoted(line):
             quoted.append(line)
             i += 1
@@ -155,7 +166,7 @@ def split_reply(text: str) -> SplitText:
         new.append(line)
         i += 1
     signature: list[str] = []
-    for k, line in enumerate(new):
+    for k, line in enumerate(new if "--" in text else ()):
         if line.rstrip(" ") == "--":  # "-- " (RFC 3676 §4.3), and the common "--"
             new, signature = new[:k], new[k + 1 :]
             break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.charset
 import io
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ GENERATED_HEADER = "X-Safeguard-Generated"
 # compat32 folds the headers set above (already RFC 2047-encoded, see _header) as they are;
 # policy.SMTP would re-parse every one of them through the header registry, ~5 ms a notice.
 _SMTP32 = policy.compat32.clone(linesep="\r\n")
+
+_NLCRE = re.compile(r"\r\n|\r|\n")  # the email package's own (email.generator.NLCRE)
 
 _QP = email.charset.Charset("utf-8")
 _QP.body_encoding = email.charset.QP
@@ -63,6 +66,12 @@ class _VerbatimGenerator(BytesGenerator):
 
     def _encode(self, s: str) -> bytes:
         return s.encode("ascii", "surrogateescape")
+
+    def _write_lines(self, lines: str) -> None:
+        # What the email package does line by line (two writes a line: ~36,000 calls for a
+        # 5 kB original), in one write: every line end becomes CRLF, nothing else changes.
+        if lines:
+            self.write(_NLCRE.sub(self._NL, lines))
 
     def _write_headers(self, msg: Message) -> None:
         for name, value in msg.raw_items():

@@ -12,6 +12,7 @@ PostgreSQL keeps Core: there one multi-row INSERT .. RETURNING already does it a
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,16 +38,20 @@ class _Compiled:
             raise RuntimeError(f"{table.name}: rows lack the column(s) {missing} ({order})")
         self.sql = str(compiled)
         self.names = tuple(order)
-        self.processors: list[_Processor] = [
+        processors: list[_Processor] = [
             table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in self.names
         ]
+        self._values = operator.itemgetter(*self.names)
+        # Most columns (text, integers) have no processor: only the others are visited.
+        self._processed = [(i, p) for i, p in enumerate(processors) if p is not None]
 
     def bind(self, row: Row) -> tuple[object, ...]:
+        values = self._values(row)
+        values = list(values) if len(self.names) > 1 else [values]
         # None goes through the processor too: JSON stores it as 'null', as Core does.
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip((row[n] for n in self.names), self.processors, strict=True)
-        )
+        for i, process in self._processed:
+            values[i] = process(values[i])
+        return tuple(values)
 
 
 class Bulk:
