@@ -5,13 +5,28 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer: structlog.typing.Processor
+    factory: structlog.typing.WrappedLogger
+    binary = getattr(sys.stderr, "buffer", None)
+    if json and binary is not None:
+        # orjson renders a line in a third of the CPU time of json.dumps, and BytesLogger
+        # writes it in one call: the relay writes two lines per message.
+        renderer = structlog.processors.JSONRenderer(
+            serializer=orjson.dumps, option=orjson.OPT_NON_STR_KEYS
+        )
+        factory = structlog.BytesLoggerFactory(binary)
+    else:
+        renderer = (
+            structlog.processors.JSONRenderer()
+            if json
+            else structlog.dev.ConsoleRenderer(colors=False)
+        )
+        factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -21,7 +36,7 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     # aiosmtpd logs peers and commands at INFO through stdlib logging; keep only its warnings.
