@@ -17,15 +17,6 @@ class InScope:
     age: int
 
 
-def receiving(message: Message) -> tuple[Address, ...]:
-    """Who actually gets the message: header recipients the envelope names (a header address
-    the envelope leaves out receives nothing), plus envelope-only ones (already in bcc)."""
-    if not message.envelope_to:
-        return message.recipients
-    envelope = set(message.envelope_to)
-    return tuple(a for a in message.recipients if a.email in envelope)
-
-
 def sender_of(message: Message) -> str:
     return message.sender.email or message.envelope_from
 
@@ -38,7 +29,7 @@ def young_recipients(
     today = now.date()
     found: list[InScope] = []
     seen: set[str] = set()
-    for address in receiving(message):
+    for address in message.receiving:
         contact = view.contact(address.email)
         if contact is None or contact.email in seen:
             continue

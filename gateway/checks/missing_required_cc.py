@@ -10,7 +10,6 @@ from typing import Any
 from gateway.checks._scope import (
     describe,
     is_staff_address,
-    receiving,
     sender_of,
     young_recipients,
 )
@@ -79,7 +78,7 @@ def check(
     sender = sender_of(message)
     findings = []
     for young in young_recipients(message, view, now, rule):
-        copied = {a.email for a in receiving(message)} - set(young.contact.emails) - {sender}
+        copied = {a.email for a in message.receiving} - set(young.contact.emails) - {sender}
         holders = {
             r: _holders(r, young.contact, view, now, sender, settings.min_level)
             for r in (*settings.any_of, *settings.fallback)

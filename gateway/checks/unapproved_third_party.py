@@ -11,7 +11,6 @@ from typing import Any
 from gateway.checks._scope import (
     describe,
     is_staff_address,
-    receiving,
     sender_of,
     young_recipients,
 )
@@ -55,7 +54,7 @@ def check(
             approved.update(view.schools_of(y.contact))
     level2 = {s.email for s in view.staff_with_level(settings.min_level, now.date())}
     findings = []
-    for address in receiving(message):
+    for address in message.receiving:
         email = address.email
         if email in approved:
             continue

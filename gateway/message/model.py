@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 # C0 controls and DEL. CR/LF inside an address or name is how header-injection attacks
@@ -92,16 +92,25 @@ class Message:
     is_reply: bool = False  # In-Reply-To or References: the quoted text answers a real message
     alternative_text: str = ""
 
-    @property
-    def recipients(self) -> tuple[Address, ...]:
-        """To, Cc and Bcc addresses in that order, each address once (first role wins)."""
+    # Derived once, at construction: every rule of a pack reads them.
+    recipients: tuple[Address, ...] = field(init=False, repr=False, compare=False)
+    """To, Cc and Bcc addresses in that order, each address once (first role wins)."""
+    receiving: tuple[Address, ...] = field(init=False, repr=False, compare=False)
+    """Who actually gets the message: the recipients the envelope names (a header address
+    the envelope leaves out receives nothing; envelope-only ones are already in bcc). With
+    no envelope (a message checked on its own), every recipient."""
+
+    def __post_init__(self) -> None:
         seen: set[str] = set()
-        out: list[Address] = []
+        recipients: list[Address] = []
         for address in (*self.to, *self.cc, *self.bcc):
             if address.email not in seen:
                 seen.add(address.email)
-                out.append(address)
-        return tuple(out)
+                recipients.append(address)
+        object.__setattr__(self, "recipients", tuple(recipients))
+        envelope = set(self.envelope_to)
+        receiving = [a for a in recipients if a.email in envelope] if envelope else recipients
+        object.__setattr__(self, "receiving", tuple(receiving))
 
     def role_of(self, email: str) -> str | None:
         """``"to"``, ``"cc"`` or ``"bcc"`` for a recipient (first role wins), else None."""

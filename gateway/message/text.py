@@ -185,9 +185,15 @@ def header_text(value: str) -> str:
     return clean_header_value(decode_rfc2047(clean_header_value(value)))
 
 
+# The same characters as _BODY_CONTROLS_RE, for str.translate: on ASCII text (most mail) a
+# translate is a third of the time of the pattern's scan.
+_BODY_CONTROLS = dict.fromkeys([*range(0x09), *range(0x0B, 0x20), 0x7F])
+
+
 def normalise_newlines(text: str) -> str:
     """``\\n`` line ends, and no control characters other than tab and newline."""
-    return _BODY_CONTROLS_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.translate(_BODY_CONTROLS) if text.isascii() else _BODY_CONTROLS_RE.sub("", text)
 
 
 def _without_style_and_script(html: str) -> str:

@@ -9,6 +9,7 @@ import pytest
 from gateway.message import MessageTooComplex, ParseLimits, parse_chat
 from gateway.message import parse as parse_module
 from gateway.message.limits import count_delimiters, mime_depth
+from gateway.message.text import normalise_newlines
 from tests.message.support import SENT_AT, parse
 
 
@@ -307,3 +308,10 @@ def test_hostile_part_parameters_parse_in_linear_time() -> None:
     message = parse(raw)
     assert time.perf_counter() - started < 2.0
     assert len(message.attachments) == 3
+
+
+@pytest.mark.parametrize("extra", ["", "é", "\u2028"])  # ASCII text, and the other path
+def test_body_control_characters_are_dropped_but_tab_and_newline_kept(extra: str) -> None:
+    controls = "".join(chr(c) for c in [*range(0x20), 0x7F])
+    text = normalise_newlines(f"a{controls}b\r\nc\rd{extra}")
+    assert text == f"a\t\n\nb\nc\nd{extra}"  # the CR among the controls is a line end
