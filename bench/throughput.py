@@ -5,6 +5,8 @@ One run, on this machine, over loopback, with Postfix's `smtp-source` as the cli
 
   a           bench/bare_relay.py: aiosmtpd, no checks, no archive; forwards each message
               upstream (pooled aiosmtplib connections) before answering 250
+  a2          a in as many processes as c (--processes, one port): what a bare aiosmtpd relay
+              can do with both cores; the ceiling of any relay built on this stack
   p           a + the gateway's policy stage: bench/bare_relay.py --policy, as many
               processes as c, running the gateway's own parse, rules and plan on each
               message on the event loop and forwarding what the plan sends; nothing is
@@ -78,7 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 WORK = Path("/var/tmp/safeguard-bench")  # fixed: Postfix must list it in its default main.cf
 POSTFIX_DIR = WORK / "postfix"
-SYSTEMS = ("a", "p", "b", "c-sqlite", "c-postgres")
+SYSTEMS = ("a", "a2", "p", "b", "c-sqlite", "c-postgres")
 PACK = "teens-in-ai"
 DOMAIN = "teensinai.example"
 SENDER = f"alex.bench@{DOMAIN}"
@@ -551,6 +553,15 @@ class BareRelay(Relay):
         wait_port(self.port, self.proc)
 
 
+class BareRelays(BareRelay):
+    """System a2: the bare relay in as many processes as c."""
+
+    name = "a2"
+
+    def __init__(self, processes: int) -> None:
+        self.extra = ("--processes", str(processes))
+
+
 class PolicyRelay(BareRelay):
     """System p: the bare relay running the gateway's policy stage (config as c-sqlite's)."""
 
@@ -802,6 +813,8 @@ class Result:
 def make_relay(system: str, args: argparse.Namespace) -> Relay:
     if system == "a":
         return BareRelay()
+    if system == "a2":
+        return BareRelays(args.processes)
     if system == "p":
         return PolicyRelay(args.processes, args.gateway_src)
     if system == "b":
@@ -886,6 +899,7 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
 # --- report ----------------------------------------------------------------------------------
 LABELS = {
     "a": "a: bare aiosmtpd relay",
+    "a2": "a2: a in as many processes as c",
     "p": "p: a + the gateway's policy stage, nothing stored",
     "b": "b: Postfix (durable)",
     "c-sqlite": "c: gateway, SQLite",
@@ -902,7 +916,7 @@ def table(results: dict[str, Result]) -> str:
     rows = []
     for system, res in results.items():
         ratios = ["", ""]
-        if system.startswith("c-") or system == "p":
+        if system.startswith("c-") or system in ("p", "a2"):
             for i, base in enumerate(("a", "b")):
                 if base in results:
                     ratios[i] = f"{statistics.median(round_ratios(res, results[base])):.2f}"
@@ -923,9 +937,11 @@ def round_ratios(res: Result, base: Result) -> list[float]:
 def ratio_lines(results: dict[str, Result]) -> str:
     lines = []
     for system, res in results.items():
-        if not system.startswith("c-") and system != "p":
+        if not system.startswith("c-") and system not in ("p", "a2"):
             continue
-        for base in ("a", "p", "b") if system != "p" else ("a", "b"):
+        for base in ("a", "a2", "p", "b") if system.startswith("c-") else ("a", "a2", "b"):
+            if base == system:
+                continue
             if base not in results:
                 continue
             rounds = round_ratios(res, results[base])
