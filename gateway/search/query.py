@@ -147,8 +147,10 @@ Node: TypeAlias = Term | And | Or | Not
 
 
 def text_tokens(text: str) -> tuple[str, ...]:
-    """Case-folded runs of letters and digits: how both full-text indexes tokenise."""
-    return tuple(t.casefold() for t in _TOKEN_RE.findall(text))
+    """Lower-cased runs of letters and digits: how both full-text indexes tokenise. Lower, not
+    casefold: the indexes keep "ß" (FTS5's unicode61, PostgreSQL's lower()), and a casefolded
+    "strasse" found no "Straße"."""
+    return tuple(t.lower() for t in _TOKEN_RE.findall(text))
 
 
 # ---------------------------------------------------------------------------------- tokenizer

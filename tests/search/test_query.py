@@ -182,7 +182,8 @@ def test_the_ast_is_made_of_frozen_values() -> None:
         ast.items = ()  # type: ignore[misc, union-attr]
 
 
-def test_tokens_are_letters_and_digits_case_folded() -> None:
+def test_tokens_are_letters_and_digits_lower_cased() -> None:
+    assert text_tokens("Hauptstraße ΣΟΦΟΣ") == ("hauptstraße", "σοφος")  # as the indexes fold
     assert text_tokens("Re: Sam’s well-being — 09:30, café_bar ÉTÉ") == (
         "re",
         "sam",

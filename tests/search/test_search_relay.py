@@ -101,7 +101,7 @@ CORPUS = (
          cc=(COACH,), verdict="reject",
          findings=("missing_required_cc", "unapproved_third_party")),
     Mail("m12", MORGAN, ("tom.harris@mail.example",), "Café meeting",
-         "Tom, shall we meet at the café near room 12?"),
+         "Tom, shall we meet at the café near room 12 on Hauptstraße?"),
     Mail("m13", ALEX, (SAM,), "Trip",
          "Trip to the science museum: meet at the coach station.", cc=(PRIYA,)),
     Mail("m14", MORGAN, ("careers@school.example",), "Placement dates",
@@ -225,6 +225,9 @@ CASES: list[tuple[str, tuple[str, ...]]] = [
     ("rooms", ()),
     ("café", ("m12",)),
     ("cafe", ()),  # accents are kept on both databases
+    ("HAUPTSTRASSE", ()),  # and so is ß
+    ("hauptstraße", ("m12",)),
+    ("ΣΟΦΟΣ", ()),
     # A word with punctuation is its tokens, adjacent and in order.
     ("room-4", ("m01", "m07")),
     ("well-being", ("m03", "m10")),
