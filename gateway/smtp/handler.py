@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import make_url
 
@@ -26,6 +26,7 @@ from gateway.ids import new_queue_id
 from gateway.pipeline import Pipeline, Prepared, Submission, SubmissionRefused
 from gateway.smtp import replies
 from gateway.smtp.auth import Authenticator, FailureLimiter
+from gateway.smtp.data import DataState, read_data
 from gateway.store.writer import ArchiveWriter
 
 log = structlog.get_logger("gateway.smtp")
@@ -306,6 +307,55 @@ class GatewaySMTP(SMTP):
             if fits and not rest.startswith("("):  # a comment: the parser's business
                 return address, rest
         return super()._getaddr(arg)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd 1.4.6's DATA, reading the data in pieces (`gateway.smtp.data`, where a
+        test holds it to aiosmtpd's own answers) instead of one await per line: ~0.4 ms of
+        CPU per 5 kB message. Its deprecated `process_message` path is left out: our handler
+        has `handle_DATA`."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            read = await read_data(
+                self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
+            )
+        except asyncio.CancelledError:
+            # The connection was lost during DATA (aiosmtpd cancels this coroutine).
+            self._writer.close()
+            raise
+        if read.state is DataState.TOO_LONG:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            self._set_post_data_state()
+            return
+        if read.state is DataState.TOO_MUCH:
+            await self.push("552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        content: str | bytes = read.content
+        if self._decode_data and self.enable_SMTPUTF8:
+            content = read.content.decode("utf-8", errors="surrogateescape")
+        elif self._decode_data:
+            try:
+                content = read.content.decode("ascii", errors="strict")
+            except UnicodeDecodeError:
+                await self.push("500 Error: strict ASCII mode")
+                return
+        self.envelope.content = content
+        self.envelope.original_content = read.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     async def push(self, status: str | bytes) -> None:  # type: ignore[override]
         data = status.encode("ascii", "replace") if isinstance(status, str) else status
