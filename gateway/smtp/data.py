@@ -154,7 +154,8 @@ async def read_data(
     # before it. `readuntil` finds an end that lies wholly in the reader's buffer and, when
     # its buffer is full, leaves the last 4 bytes there, so an end never straddles what it
     # gave and what it kept. Only where what was taken ends as an end begins (at the start,
-    # and after a piece cut from a single recv) are the next few bytes read and compared.
+    # and after a piece cut from a single recv) are the next few bytes compared: looked at in
+    # the buffer when they have arrived, else read.
     tail = CRLF
     checked = False  # the tail was compared with what follows it
     while True:
@@ -163,12 +164,11 @@ async def read_data(
             # Enough is buffered to see whether an end straddles: look without taking (as
             # aiosmtpd looks at its reader's buffer for STARTTLS). Taking a few bytes at a time
             # instead made a body of bare CRs cost ~1 us of CPU per byte.
-            buffered = bytes(reader._buffer[: len(END) - 1])
-            starts = [j for j in range(k, 0, -1) if tail.endswith(END[:j])]
-            j = next((j for j in starts if buffered.startswith(END[j:])), 0)
-            if j:
-                more = await reader.readexactly(len(END) - j)
-                lines.end_within(j, more)
+            # Only the longest such start can straddle: a shorter one ("\r" in "\r\n.\r")
+            # would need the buffer to begin with "\n", which completes the longest one.
+            if reader._buffer.startswith(END[k:]):
+                more = await reader.readexactly(len(END) - k)
+                lines.end_within(k, more)
                 break
             checked = True
             continue
