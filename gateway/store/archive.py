@@ -20,8 +20,15 @@ from gateway.store.records import (
     chain_hash,
     utc_naive,
 )
-from gateway.store.schema import archive, archive_addresses, archive_findings, chain_head, queue
-from gateway.store.search import index_rows
+from gateway.store.schema import (
+    archive,
+    archive_addresses,
+    archive_findings,
+    archive_search_insert,
+    chain_head,
+    queue,
+)
+from gateway.store.search import index_rows, text_vector
 
 # Built once: SQLAlchemy caches a statement's compiled form under a key it derives from the
 # statement object each time one is executed; a new object per call pays for that every time.
@@ -109,8 +116,8 @@ class Rows:
         return entries
 
 
-def _archive_row(record: ArchiveRecord, key: str | None) -> dict[str, object]:
-    return {
+def _archive_row(record: ArchiveRecord, key: str | None, *, vector: bool) -> dict[str, object]:
+    row: dict[str, object] = {
         "queue_id": record.queue_id,
         "received_at": utc_naive(record.received_at),
         "channel": record.channel,
@@ -136,6 +143,9 @@ def _archive_row(record: ArchiveRecord, key: str | None) -> dict[str, object]:
         "dedupe_key": key,
         "youngest_minor_born": record.youngest_minor_born,
     }
+    if vector:
+        row["search_tsv"] = text_vector(record.subject, record.body_text)
+    return row
 
 
 class Archive:
@@ -144,6 +154,10 @@ class Archive:
         self.lifetime = timedelta(seconds=lifetime)
         self._lock_head = is_postgres(engine)
         self._bulk = Bulk(engine.dialect)
+        # PostgreSQL: the writer makes the full-text vector (text_vector); SQLite's FTS5
+        # triggers index the text themselves.
+        self._vector = is_postgres(engine)
+        self._table = archive_search_insert if self._vector else archive
 
     def store(
         self, record: ArchiveRecord, items: Sequence[QueueItem], *, lease: Lease | None = None
@@ -171,7 +185,7 @@ class Archive:
             record,
             items,
             key,
-            _archive_row(record, key),
+            _archive_row(record, key, vector=self._vector),
             self._queue_rows(0, record, items),
             addresses,
             findings,
@@ -211,7 +225,7 @@ class Archive:
 
         ids: list[int] = []
         if fresh:
-            ids = self._bulk.insert_ids(conn, archive, [p.row for p in fresh])
+            ids = self._bulk.insert_ids(conn, self._table, [p.row for p in fresh])
             # The queue and search's side tables, in the same transaction.
             for archive_id, pending in zip(ids, fresh, strict=True):
                 pending.number(archive_id)

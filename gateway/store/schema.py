@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for an archive.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -69,6 +70,16 @@ archive = Table(
     Column("purged_at", DateTime()),
     Index("ix_archive_received_at", "received_at"),
     Index("ix_archive_message_id", "message_id"),
+)
+
+# PostgreSQL's archive also has `search_tsv` (migration 0002; the writer fills it since 0004),
+# where SQLite keeps the same words in `archive_fts`. Only inserts on PostgreSQL go through this
+# table: `archive` itself names the columns both databases have.
+archive_search_insert = Table(
+    "archive",
+    MetaData(),
+    *(c._copy() for c in archive.columns),
+    Column("search_tsv", TSVECTOR),
 )
 
 chain_head = Table(
