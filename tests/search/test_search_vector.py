@@ -16,7 +16,14 @@ from sqlalchemy import Engine, create_engine, text, update
 from gateway.search.query import parse, text_tokens
 from gateway.store.migrate import MIGRATIONS, alembic_config, upgrade
 from gateway.store.schema import archive
-from gateway.store.search import ArchiveSearch, _words, text_vector
+from gateway.store.search import (
+    ArchiveSearch,
+    _places,
+    _places_limited,
+    _within_limits,
+    _words,
+    text_vector,
+)
 from tests.relay.test_relay import MESSAGE, send
 from tests.support import Sink
 
@@ -99,6 +106,20 @@ def test_ascii_text_is_cut_into_the_words_a_query_looks_for():
     samples = [_ascii_text(rng, 50) for _ in range(500)] + ["a_b", "don't -- e-mail", "\x01x\x7f"]
     for sample in samples:
         assert list(_words(sample)) == list(text_tokens(sample))
+
+
+def test_the_quick_way_for_ordinary_messages_gives_the_careful_ways_vector():
+    rng = random.Random(5)
+    texts = [_ascii_text(rng, rng.randint(0, 600)) for _ in range(300)]
+    texts += ["Zoë’s trip " * 40, "word " * 400, "नमस्ते " * 3]
+    checked = 0
+    for n, body in enumerate(texts):
+        subject = texts[n - 1][:80]
+        parts = (_words(subject), _words(body))
+        if _within_limits(subject, body, *parts):
+            assert _places(*parts) == _places_limited(*parts)
+            checked += 1
+    assert checked >= 290
 
 
 def test_a_vector_has_room_for_a_megabyte_of_words_and_places_and_no_more():
