@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -155,6 +155,21 @@ def _phrase_start(phrase: str) -> frozenset[str] | None:
     return frozenset({first, first.replace("'", "")})
 
 
+def _phrase_needs(phrase: str) -> tuple[frozenset[str], ...]:
+    """Words a text must hold for `phrase` to match in it, besides the first: each inner word
+    (between two spaces of the phrase, so matched whole), as any of its spellings in the
+    word-split copy. Not the last word, which may match the start of one ("you" in "you'll")."""
+    needs = []
+    for word in normalise(phrase).lower().split(" ")[1:-1]:
+        if word == "*":
+            continue
+        for piece in _blank_punctuation(word).split():
+            piece = piece.strip("'")
+            if piece:
+                needs.append(frozenset({piece, piece.replace("'", "")}))
+    return tuple(needs)
+
+
 @dataclass(frozen=True)
 class Category:
     name: str
@@ -162,12 +177,21 @@ class Category:
     anchored: re.Pattern[str]  # tried only where an indexed word starts
     first_words: frozenset[str]
     loose: re.Pattern[str] | None  # phrases/patterns whose first word is unknown: searched
+    # By first word: what each of its phrases needs (_phrase_needs); a first word that a
+    # pattern, or a phrase needing nothing more, can start with is not here (always tried).
+    needs: Mapping[str, tuple[tuple[frozenset[str], ...], ...]] = field(default_factory=dict)
 
     def search(self, matching: str, words: frozenset[str], split: str) -> re.Match[str] | None:
         """The first match in `matching` (the prepared text); `words` and `split` index it."""
         best = self.loose.search(matching) if self.loose is not None else None
         positions: list[int] = []
         for word in self.first_words & words:
+            needs = self.needs.get(word)
+            # "a present for you" is not looked for at each "a" of a text without "present".
+            if needs is not None and not any(
+                all(not spellings.isdisjoint(words) for spellings in need) for need in needs
+            ):
+                continue
             probe = f" {word} "
             at = split.find(probe)
             while at != -1:
@@ -229,6 +253,8 @@ def _compile(name: str, raw: object, path: Path) -> Category:
         except re.error as exc:
             raise ValueError(f"{where}: pattern {pattern!r} is not valid: {exc}") from None
     first_words: set[str] = set()
+    needs: dict[str, list[tuple[frozenset[str], ...]]] = {}
+    always: set[str] = set()
     indexed_phrases, loose_phrases = [], []
     for phrase in phrases:
         start = _phrase_start(phrase)
@@ -237,6 +263,12 @@ def _compile(name: str, raw: object, path: Path) -> Category:
         else:
             indexed_phrases.append(phrase)
             first_words |= start
+            need = _phrase_needs(phrase)
+            for word in start:
+                if need:
+                    needs.setdefault(word, []).append(need)
+                else:
+                    always.add(word)
     anchored, loose = [], []
     if indexed_phrases:
         lowered = (normalise(p).lower() for p in indexed_phrases)
@@ -250,6 +282,7 @@ def _compile(name: str, raw: object, path: Path) -> Category:
         else:
             anchored.append(f"(?:{start[0]})")
             first_words |= start[1]
+            always |= start[1]
     flags = re.IGNORECASE if any(_UPPER_LITERAL_RE.search(p) for p in patterns) else 0
     return Category(
         name=name,
@@ -257,6 +290,7 @@ def _compile(name: str, raw: object, path: Path) -> Category:
         anchored=re.compile("|".join(anchored) or r"(?!x)x", flags),
         first_words=frozenset(first_words),
         loose=re.compile("|".join(loose), flags) if loose else None,
+        needs={w: tuple(n) for w, n in needs.items() if w not in always},
     )
 
 

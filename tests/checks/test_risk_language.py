@@ -12,6 +12,8 @@ obscene, indecent or menacing.”
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import re
 import tomllib
 from pathlib import Path
@@ -411,3 +413,23 @@ def test_the_exceptions_for_advice_and_incentives_are_narrow(text, category):
     'don't tell anyone your password' (and the like) is advice; only an organisation's
     incentive is not a gift from the adult."""
     assert category in categories_found(text)
+
+
+def test_skipping_phrases_whose_inner_words_are_absent_changes_no_match():
+    """The index's second step (a phrase is only tried where the text holds its inner words)
+    must find the same first match as trying every phrase at every first word. Texts are made
+    of the data file's own words in varied spellings, so that most phrases nearly match."""
+    categories = risk_language.load_categories()
+    data = tomllib.loads(risk_language.DATA_FILE.read_text(encoding="utf-8"))["category"]
+    vocabulary = sorted({w for c in data.values() for p in c["phrases"] for w in p.split()})
+    vocabulary += ["you'll", "you're", "present,", "dont", "'cause", "e-mail", "(photo)", "x"]
+    rng = random.Random(3)
+    texts = [" ".join(rng.choices(vocabulary, k=rng.randint(2, 40))) for _ in range(3000)]
+    texts += _samples()
+    for text in texts:
+        variant = [text, text.replace("'", "’"), text.replace("'", ""), text.upper()][len(text) % 4]
+        matching, split, words = risk_language.prepare(variant)
+        for category in categories.values():
+            found = category.search(matching, words, split)
+            every = dataclasses.replace(category, needs={}).search(matching, words, split)
+            assert (found and found.span()) == (every and every.span()), (category.name, variant)
