@@ -160,13 +160,15 @@ async def read_data(
     checked = False  # the tail was compared with what follows it
     while True:
         k = 0 if checked else _partial_end(tail)
-        if k and len(reader._buffer) >= len(END) - k:
+        # asyncio's private buffer: should a Python rename it, the bytes are read instead.
+        buffered = getattr(reader, "_buffer", None)
+        if k and buffered is not None and len(buffered) >= len(END) - k:
             # Enough is buffered to see whether an end straddles: look without taking (as
             # aiosmtpd looks at its reader's buffer for STARTTLS). Taking a few bytes at a time
             # instead made a body of bare CRs cost ~1 us of CPU per byte.
             # Only the longest such start can straddle: a shorter one ("\r" in "\r\n.\r")
             # would need the buffer to begin with "\n", which completes the longest one.
-            if reader._buffer.startswith(END[k:]):
+            if buffered.startswith(END[k:]):
                 more = await reader.readexactly(len(END) - k)
                 lines.end_within(k, more)
                 break
