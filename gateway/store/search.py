@@ -160,7 +160,7 @@ def text_vector(subject: str, body: str) -> str:
     and the same ones as SQLite's FTS5.
 
     Made here, not by the database: PostgreSQL's regexp_replace and to_tsvector took ~1.25 ms
-    of the server's CPU per 5 kB message, this ~0.13 ms. Past the 1 MB a tsvector may hold,
+    of the server's CPU per 5 kB message, this ~0.15 ms. Past the 1 MB a tsvector may hold,
     later words and places are not indexed (the message is still archived in full)."""
     parts = (_words(subject), _words(body))
     fill = _places if _within_limits(subject, body, *parts) else _places_limited

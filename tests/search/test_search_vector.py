@@ -147,8 +147,8 @@ def _ids(engine: Engine, query: str) -> list[int]:
 
 
 def test_words_outside_ascii_are_found_as_they_are_searched(start_gateway, sink: Sink):
-    """PostgreSQL's locale kept 'नमस्ते' whole and called '²' a separator, where a query (and
-    SQLite's FTS5) cut them otherwise: such a search found nothing there."""
+    """PostgreSQL's locale kept 'नमस्ते' whole, where a query (and SQLite's FTS5) cut it at
+    its vowel signs: that search found nothing there (the 0004 test below shows it)."""
     gateway = start_gateway()
     send(gateway.port, _mail("Namaste", "नमस्ते Sam, x²y for Zoë on Hauptstraße", 1))
     sink.handler.wait_for(1)
