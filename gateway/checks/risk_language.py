@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -179,7 +179,7 @@ class Category:
     loose: re.Pattern[str] | None  # phrases/patterns whose first word is unknown: searched
     # By first word: what each of its phrases needs (_phrase_needs); a first word that a
     # pattern, or a phrase needing nothing more, can start with is not here (always tried).
-    needs: Mapping[str, tuple[tuple[frozenset[str], ...], ...]] = field(default_factory=dict)
+    needs: Mapping[str, tuple[tuple[frozenset[str], ...], ...]]
 
     def search(self, matching: str, words: frozenset[str], split: str) -> re.Match[str] | None:
         """The first match in `matching` (the prepared text); `words` and `split` index it."""

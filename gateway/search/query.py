@@ -147,10 +147,16 @@ Node: TypeAlias = Term | And | Or | Not
 
 
 def text_tokens(text: str) -> tuple[str, ...]:
-    """Lower-cased runs of letters and digits: how both full-text indexes tokenise. Lower, not
-    casefold: the indexes keep "ß" (FTS5's unicode61, PostgreSQL's lower()), and a casefolded
-    "strasse" found no "Straße"."""
+    """Lower-cased runs of letters and digits: how a query's words are cut, and on PostgreSQL
+    the archived text's too (store.search.text_vector). Lower, not casefold: the indexes keep
+    "ß" (FTS5's unicode61 too), and a casefolded "strasse" found no "Straße"."""
+    if text.isascii():
+        # ~5x faster than the pattern on a message's text; the same words (a test compares).
+        return tuple(text.lower().translate(_ASCII_SEPARATORS).split())
     return tuple(t.lower() for t in _TOKEN_RE.findall(text))
+
+
+_ASCII_SEPARATORS = {c: " " for c in range(128) if not chr(c).isalnum()}
 
 
 # ---------------------------------------------------------------------------------- tokenizer

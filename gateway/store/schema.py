@@ -75,12 +75,8 @@ archive = Table(
 # PostgreSQL's archive also has `search_tsv` (migration 0002; the writer fills it since 0004),
 # where SQLite keeps the same words in `archive_fts`. Only inserts on PostgreSQL go through this
 # table: `archive` itself names the columns both databases have.
-archive_search_insert = Table(
-    "archive",
-    MetaData(),
-    *(c._copy() for c in archive.columns),
-    Column("search_tsv", TSVECTOR),
-)
+archive_search_insert = archive.to_metadata(MetaData())
+archive_search_insert.append_column(Column("search_tsv", TSVECTOR))
 
 chain_head = Table(
     "chain_head",

@@ -162,7 +162,7 @@ def text_vector(subject: str, body: str) -> str:
     Made here, not by the database: PostgreSQL's regexp_replace and to_tsvector took ~1.25 ms
     of the server's CPU per 5 kB message, this ~0.15 ms. Past the 1 MB a tsvector may hold,
     later words and places are not indexed (the message is still archived in full)."""
-    parts = (_words(subject), _words(body))
+    parts = (text_tokens(subject), text_tokens(body))
     fill = _places if _within_limits(subject, body, *parts) else _places_limited
     places = fill(*parts)
     return " ".join([f"'{word}':{','.join(labels)}" for word, labels in places.items()])
@@ -224,14 +224,6 @@ def _places_limited(subject_words: Sequence[str], words: Sequence[str]) -> dict[
 # Position labels made once: formatting ~900 of them per message was most of text_vector's time.
 _A = tuple(f"{p}A" for p in range(1024))
 _B = tuple(f"{p}B" for p in range(4096))
-# ASCII text is cut by a table, ~5x faster than the pattern; the same words (a test compares).
-_ASCII_SEPARATORS = {c: " " for c in range(128) if not chr(c).isalnum()}
-
-
-def _words(part: str) -> Sequence[str]:
-    if part.isascii():
-        return part.lower().translate(_ASCII_SEPARATORS).split()
-    return text_tokens(part)
 
 
 def index_rows(
