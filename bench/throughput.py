@@ -45,7 +45,7 @@ checks.
 
 Rerun (root, with Debian's `postfix` installed, or installed here via apt-get when root):
 
-    .venv/bin/python bench/throughput.py                       # everything, 5 rounds, ~10 min
+    .venv/bin/python bench/throughput.py                       # everything, 5 rounds, 8-10 min
     .venv/bin/python bench/throughput.py --only c-sqlite --runs 1 --messages 1000
     .venv/bin/python bench/throughput.py --profile /tmp/prof   # py-spy flame graphs of c
 
