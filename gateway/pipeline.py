@@ -14,9 +14,10 @@ from email.utils import format_datetime
 
 import jinja2
 
+from gateway.chat import ChatMessage
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
-from gateway.message.parse import MessageTooComplex, parse_message
+from gateway.message.parse import MessageTooComplex, parse_chat, parse_message
 from gateway.message.rewrite import hide_recipients
 from gateway.notify.policy import deferral_notice, dsl_alert, policy_bounce
 from gateway.notify.wording import Explained, explain
@@ -151,22 +152,120 @@ class Pipeline:
             prefix += f"Date: {format_datetime(sub.received_at)}\r\n".encode()
 
         items, reply, stored_verdict = self._plan(sub, message, verdict, explained, prefix)
-        record = ArchiveRecord(
+        record = self._record(
+            message,
+            verdict,
+            explained,
             queue_id=sub.queue_id,
             received_at=sub.received_at,
             raw=sub.raw,
-            verdict=stored_verdict,
-            channel=message.channel,
+            stored_verdict=stored_verdict,
+            message_id=message_id,
             client_address=sub.client_address,
             helo=sub.helo,
             auth_user=sub.auth_user,
             envelope_from=sub.envelope_from,
             envelope_to=sub.envelope_to,
+            # Only a client-supplied Message-ID identifies a resend of the same message.
+            dedupe=message.message_id is not None,
+        )
+        return Prepared(record, tuple(items), reply)
+
+    def check_chat(self, chat: ChatMessage) -> tuple[Message, Verdict, tuple[Explained, ...]]:
+        """A chat message judged as of its `sent_at`, exactly as mail to the same people."""
+        message = parse_chat(
+            channel=chat.channel,
+            sender=chat.sender,
+            participants=chat.participants,
+            text=chat.text,
+            sent_at=chat.sent_at,
+            message_id=chat.rfc822_id,
+        )
+        verdict, explained = self.evaluate(message, b"", chat.sent_at)
+        return message, verdict, explained
+
+    def prepare_chat(
+        self,
+        chat: ChatMessage,
+        *,
+        queue_id: str,
+        received_at: datetime,
+        client_address: str,
+        auth_user: str,
+    ) -> tuple[Prepared, Verdict, tuple[Explained, ...]]:
+        """What `/api/v1/messages` commits: the message archived (once per channel and
+        message id), and an alert to the safeguarding lead for an urgent finding. The chat tool
+        delivers the message itself, so nothing else is queued; the API's answer says what the
+        policy found."""
+        message, verdict, explained = self.check_chat(chat)
+        items = self._alerts(message, verdict, explained, queue_id, chat.sent_at)
+        record = self._record(
+            message,
+            verdict,
+            explained,
+            queue_id=queue_id,
+            received_at=received_at,
+            raw=chat.as_rfc822(),
+            stored_verdict=verdict.action.value,
+            message_id=chat.rfc822_id,
+            client_address=client_address,
+            helo="",
+            auth_user=auth_user,
+            envelope_from=chat.sender,
+            envelope_to=chat.participants,
+            dedupe=True,
+            dedupe_on=chat.dedupe_on,
+            subject=f"{chat.channel} message in conversation {chat.conversation}",
+            conversation=chat.conversation,
+        )
+        return Prepared(record, tuple(items), ""), verdict, explained
+
+    def _record(
+        self,
+        message: Message,
+        verdict: Verdict,
+        explained: tuple[Explained, ...],
+        *,
+        queue_id: str,
+        received_at: datetime,
+        raw: bytes,
+        stored_verdict: str,
+        message_id: str,
+        client_address: str,
+        helo: str,
+        auth_user: str | None,
+        envelope_from: str,
+        envelope_to: tuple[str, ...],
+        dedupe: bool,
+        dedupe_on: str | None = None,
+        subject: str | None = None,
+        conversation: str | None = None,
+    ) -> ArchiveRecord:
+        evaluation = {
+            "pack": self.policy.pack.name,
+            "evaluated": list(verdict.evaluated),
+            "hits": list(verdict.hits),
+            "deliver_at": verdict.deliver_at.isoformat() if verdict.deliver_at else None,
+            "defects": list(message.defects),
+        }
+        if conversation is not None:
+            evaluation["conversation"] = conversation
+        return ArchiveRecord(
+            queue_id=queue_id,
+            received_at=received_at,
+            raw=raw,
+            verdict=stored_verdict,
+            channel=message.channel,
+            client_address=client_address,
+            helo=helo,
+            auth_user=auth_user,
+            envelope_from=envelope_from,
+            envelope_to=envelope_to,
             from_addr=message.sender.email,
             to_addrs=tuple(a.email for a in message.to),
             cc_addrs=tuple(a.email for a in message.cc),
             bcc_addrs=tuple(a.email for a in message.bcc),
-            subject=message.subject,
+            subject=message.subject if subject is None else subject,
             message_id=message_id,
             body_text="\n\n".join(filter(None, (message.new_text, message.alternative_text))),
             mode=self.policy.mode,
@@ -174,15 +273,9 @@ class Pipeline:
                 e.finding.as_dict() | {"explanation": e.explanation, "correction": e.correction}
                 for e in explained
             ),
-            evaluation={
-                "pack": self.policy.pack.name,
-                "evaluated": list(verdict.evaluated),
-                "hits": list(verdict.hits),
-                "deliver_at": verdict.deliver_at.isoformat() if verdict.deliver_at else None,
-                "defects": list(message.defects),
-            },
-            # Only a client-supplied Message-ID identifies a resend of the same message.
-            dedupe=message.message_id is not None,
+            evaluation=evaluation,
+            dedupe=dedupe,
+            dedupe_on=dedupe_on,
             youngest_minor_born=youngest_minor_born(
                 (
                     message.sender.email,
@@ -191,10 +284,40 @@ class Pipeline:
                     *(a.email for a in message.recipients),
                 ),
                 self.directory(),
-                sub.received_at.astimezone(self.organisation.timezone).date(),
+                received_at.astimezone(self.organisation.timezone).date(),
             ),
         )
-        return Prepared(record, tuple(items), reply)
+
+    def _alerts(
+        self,
+        message: Message,
+        verdict: Verdict,
+        explained: tuple[Explained, ...],
+        queue_id: str,
+        sent: datetime,
+    ) -> list[QueueItem]:
+        """The safeguarding lead's alert, when a finding's rule is urgent."""
+        org = self.organisation
+        urgent = tuple(e for e in explained if e.rule.urgent)
+        if not (urgent and org.dsl):
+            return []
+        return [
+            QueueItem(
+                kind="alert",
+                mail_from="",
+                recipients=org.dsl,
+                content=dsl_alert(
+                    self.templates,
+                    hostname=self.hostname,
+                    message=message,
+                    explained=urgent,
+                    org=org,
+                    sent=sent,
+                    queue_id=queue_id,
+                    verdict=verdict.action.value,
+                ),
+            )
+        ]
 
     def _plan(
         self,
@@ -210,26 +333,7 @@ class Pipeline:
         deliver = QueueItem(
             kind="deliver", mail_from=sub.envelope_from, recipients=sub.envelope_to, prefix=prefix
         )
-        items: list[QueueItem] = []
-        urgent = tuple(e for e in explained if e.rule.urgent)
-        if urgent and org.dsl:
-            items.append(
-                QueueItem(
-                    kind="alert",
-                    mail_from="",
-                    recipients=org.dsl,
-                    content=dsl_alert(
-                        self.templates,
-                        hostname=self.hostname,
-                        message=message,
-                        explained=urgent,
-                        org=org,
-                        sent=sub.received_at,
-                        queue_id=sub.queue_id,
-                        verdict=verdict.action.value,
-                    ),
-                )
-            )
+        items = self._alerts(message, verdict, explained, sub.queue_id, sub.received_at)
         action = verdict.action
         if verdict.monitor:
             return [deliver, *items], accepted, action.value

@@ -15,6 +15,7 @@ from gateway.config import Settings
 from gateway.delivery.transports import Transport, make_transport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
+from gateway.metrics import Metrics
 from gateway.notify.render import environment_for, template_problems
 from gateway.notify.schedule import run_daily
 from gateway.pipeline import Pipeline
@@ -101,6 +102,7 @@ class Gateway:
         )
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline")
         self.counter = SessionCounter()
+        self.metrics = Metrics()
         self.writer = ArchiveWriter(self.archive)
         self.worker = DeliveryWorker(
             queue=self.queue,
@@ -125,6 +127,7 @@ class Gateway:
             ),
             clock=self.clock,
             executor=self.executor,
+            metrics=self.metrics,
         )
         self._servers: list[asyncio.Server] = []
         self._worker_task: asyncio.Task[None] | None = None

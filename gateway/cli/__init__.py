@@ -80,8 +80,9 @@ def _register() -> None:
     cli.add_command(queue.queue)
     cli.add_command(staff.staff)
 
-    from gateway.cli import audit, search
+    from gateway.cli import api, audit, search
 
+    cli.add_command(api.api)
     cli.add_command(audit.audit)
     cli.add_command(search.search)
 

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 import structlog
@@ -26,6 +27,10 @@ import structlog
 from gateway.cli import Context, pass_context
 from gateway.config import Settings
 from gateway.logs import configure_logging
+
+if TYPE_CHECKING:
+    from gateway.api.app import ApiServer
+    from gateway.service import Gateway
 
 log = structlog.get_logger("gateway.serve")
 
@@ -71,6 +76,7 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await gateway.start()
+        api = await _start_api(gateway, settings)
         if announce:
             processes = settings.server.processes
             click.echo(
@@ -80,12 +86,48 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
                 err=True,
             )
         await stop.wait()
+        if api is not None:
+            await api.stop()
         await gateway.stop()
 
     try:
         asyncio.run(run())
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
+
+
+async def _start_api(gateway: Gateway, settings: Settings) -> ApiServer | None:
+    """The HTTP API (`[api] listen`; "" turns it off) on the relay's event loop. Several relay
+    processes share its port as they share the SMTP one."""
+    from gateway.api.app import ApiServer, ApiServices
+    from gateway.store.tokens import TokenStore
+
+    if settings.api_listen is None:
+        return None
+    host, port = settings.api_listen
+    server = ApiServer(
+        ApiServices(
+            pipeline=gateway.pipeline,
+            writer=gateway.writer,
+            tokens=TokenStore(gateway.engine),
+            queue=gateway.queue,
+            engine=gateway.engine,
+            clock=gateway.clock,
+            executor=gateway.executor,
+            metrics=gateway.metrics,
+            sessions=lambda: gateway.counter.active,
+        ),
+        host,
+        port,
+        reuse_port=settings.server.processes > 1,
+    )
+    try:
+        bound = await server.start()
+    except OSError:
+        await gateway.stop()
+        raise
+    log.info("api_listening", listen=f"{host}:{bound}")
+    return server
 
 
 def _prepare(settings: Settings) -> None:

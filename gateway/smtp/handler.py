@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.ids import new_queue_id
+from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline, Prepared, Submission, SubmissionRefused
 from gateway.smtp import replies
 from gateway.smtp.auth import Authenticator, FailureLimiter
@@ -64,8 +65,10 @@ class RelayHandler:
         limiter: FailureLimiter,
         clock: Clock,
         executor: Executor | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.pipeline = pipeline
         self.writer = writer
         self.authenticator = authenticator
@@ -234,15 +237,19 @@ class RelayHandler:
             prepared = await self._prepare(submission)
         except SubmissionRefused as refused:
             bound.info("smtp_transaction", result="refused", reply=refused.reply)
+            self.metrics.inc(_TRANSACTIONS, result="refused", verdict="")
             return refused.reply
         except TimeoutError:
             bound.error("smtp_transaction", result="tempfail", reason="evaluation timed out")
+            self.metrics.inc(_TRANSACTIONS, result="tempfail", verdict="")
             return replies.TEMPFAIL
         try:
             stored = await self.writer.submit(prepared.record, prepared.items)
         except Exception as exc:
             bound.error("smtp_transaction", result="tempfail", reason=f"archive: {exc!r}")
+            self.metrics.inc(_TRANSACTIONS, result="tempfail", verdict="")
             return replies.TEMPFAIL
+        self.metrics.inc(_TRANSACTIONS, result="accepted", verdict=prepared.record.verdict)
         bound.info(
             "smtp_transaction",
             result="accepted",
@@ -267,6 +274,9 @@ class RelayHandler:
         # aiosmtpd's default is "500 Error: (Exc) ..." - permanent, and the mail would be lost.
         log.error("smtp_exception", error=repr(error))
         return replies.TEMPFAIL
+
+
+_TRANSACTIONS = "safeguard_smtp_transactions_total"
 
 
 @functools.cache

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
 from gateway.store.db import is_postgres, transaction
 from gateway.store.records import QueueEntry, utc_naive
@@ -237,6 +237,17 @@ class QueueStore:
                 .values(next_attempt_at=utc_naive(now))
             )
         return result.rowcount == 1
+
+    def waiting(self) -> dict[str, int]:
+        """How many entries wait for delivery (`queued`) or are being sent (`sending`); read
+        through the (status, next_attempt_at) index, not the delivered history."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(queue.c.status, func.count())
+                .where(queue.c.status.in_(("queued", "sending")))
+                .group_by(queue.c.status)
+            ).all()
+        return {"queued": 0, "sending": 0} | {row[0]: int(row[1]) for row in rows}
 
     def pending(self, limit: int = 200) -> list[QueueRow]:
         with self.engine.connect() as conn:

@@ -44,6 +44,7 @@ class ArchiveRecord:
     findings: tuple[dict[str, Any], ...] = ()
     evaluation: dict[str, Any] = field(default_factory=dict)
     dedupe: bool = True  # a client's resend after a lost 250 is recognised, not archived twice
+    dedupe_on: str | None = None  # what identifies a resend, when not Message-ID + bytes (chat)
     youngest_minor_born: date | None = None  # retention: "until the youngest minor is 25"
 
     @property
@@ -52,7 +53,11 @@ class ArchiveRecord:
 
     @property
     def dedupe_key(self) -> str | None:
-        if not (self.dedupe and self.message_id):
+        if not self.dedupe:
+            return None
+        if self.dedupe_on is not None:
+            return hashlib.sha256(self.dedupe_on.encode()).hexdigest()
+        if not self.message_id:
             return None
         return hashlib.sha256(f"{self.message_id}\0{self.raw_sha256}".encode()).hexdigest()
 

@@ -120,6 +120,14 @@ credentials = Table(
     Column("updated_at", DateTime(), nullable=False),
 )
 
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(), nullable=False),
+)
+
 directory_entries = Table(
     "directory_entries",
     metadata,
@@ -150,6 +158,7 @@ meta = Table(
 )
 
 __all__ = [
+    "api_tokens",
     "archive",
     "audit_log",
     "chain_head",

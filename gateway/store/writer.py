@@ -152,6 +152,11 @@ class ArchiveWriter:
         if thread is not None:
             thread.join()
 
+    @property
+    def running(self) -> bool:
+        """Whether work is taken (false before start, after stop, or once the thread ended)."""
+        return self._open
+
     def _put(self, job: _Job | _Mark) -> None:
         with self._lock:
             if not self._open:

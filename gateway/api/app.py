@@ -1,0 +1,226 @@
+"""The HTTP API: a chat tool asks what the policy says of a message (`/api/v1/check`) or hands
+it over to be archived (`/api/v1/messages`); monitoring reads `/healthz`, `/readyz` and
+`/metrics`. Answers are JSON; an error is `{"error": "..."}` naming what to fix, never a
+traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlalchemy import Engine, text
+
+from gateway.chat import ChatInvalid, ChatMessage, chat_from_json
+from gateway.clock import Clock
+from gateway.ids import new_queue_id
+from gateway.metrics import Metrics
+from gateway.pipeline import Pipeline
+from gateway.store.queue import QueueStore
+from gateway.store.tokens import TokenStore
+from gateway.store.writer import ArchiveWriter
+
+log = structlog.get_logger("gateway.api")
+
+MAX_BODY = 256 * 1024  # bytes: a chat message and its participants, with room to spare
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class ApiServices:
+    pipeline: Pipeline
+    writer: ArchiveWriter
+    tokens: TokenStore
+    queue: QueueStore
+    engine: Engine
+    clock: Clock
+    executor: Executor
+    metrics: Metrics
+    sessions: Callable[[], int]  # SMTP sessions in flight
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def _result(message_verdict: Any, explained: Any) -> dict[str, Any]:
+    payload = message_verdict.as_dict()
+    payload["findings"] = [e.as_dict() for e in explained]
+    return payload
+
+
+def make_app(services: ApiServices) -> web.Application:
+    api = _Api(services)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[api.errors])
+    app.router.add_post("/api/v1/check", api.check)
+    app.router.add_post("/api/v1/messages", api.messages)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", api.metrics)
+    return app
+
+
+class _Api:
+    def __init__(self, services: ApiServices) -> None:
+        self.s = services
+
+    @web.middleware
+    async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        # A route's own path, so that a scan of made-up URLs cannot grow the label set.
+        resource = request.match_info.route.resource
+        endpoint = resource.canonical if resource is not None else "unmatched"
+        try:
+            response = await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            response = _error(413, f"the body is larger than {MAX_BODY} bytes")
+        except web.HTTPException as exc:
+            response = _error(exc.status, exc.reason)
+        except Exception as exc:  # logged for the operator; the caller learns nothing inside
+            log.error("api_failed", path=request.path, error=repr(exc))
+            response = _error(500, "internal error; nothing was stored")
+        if endpoint.startswith("/api/") or endpoint == "unmatched":
+            self.s.metrics.inc(
+                "safeguard_api_requests_total", endpoint=endpoint, status=str(response.status)
+            )
+        return response
+
+    async def _chat(self, request: web.Request) -> tuple[str, ChatMessage] | web.Response:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        name = None
+        if scheme.lower() == "bearer" and token.strip():
+            name = await asyncio.to_thread(self.s.tokens.name_for, token.strip())
+        if name is None:
+            return _error(
+                401,
+                "a valid token is needed: Authorization: Bearer TOKEN "
+                "(safeguard api token create NAME)",
+                **{"WWW-Authenticate": 'Bearer realm="safeguard"'},
+            )
+        if request.content_type != "application/json":
+            return _error(415, "send the message as Content-Type: application/json")
+        try:
+            data = json.loads(await request.read())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _error(400, f"the body is not JSON: {exc}")
+        try:
+            return name, chat_from_json(data)
+        except ChatInvalid as exc:
+            return _error(422, str(exc))
+
+    async def check(self, request: web.Request) -> web.Response:
+        parsed = await self._chat(request)
+        if isinstance(parsed, web.Response):
+            return parsed
+        _name, chat = parsed
+        loop = asyncio.get_running_loop()
+        _message, verdict, explained = await loop.run_in_executor(
+            self.s.executor, self.s.pipeline.check_chat, chat
+        )
+        self.s.metrics.inc(
+            "safeguard_chat_messages_total", endpoint="check", verdict=verdict.action.value
+        )
+        return web.json_response(_result(verdict, explained))
+
+    async def messages(self, request: web.Request) -> web.Response:
+        parsed = await self._chat(request)
+        if isinstance(parsed, web.Response):
+            return parsed
+        name, chat = parsed
+        loop = asyncio.get_running_loop()
+        prepared, verdict, explained = await loop.run_in_executor(
+            self.s.executor,
+            lambda: self.s.pipeline.prepare_chat(
+                chat,
+                queue_id=new_queue_id(),
+                received_at=self.s.clock.now(),
+                client_address=request.remote or "",
+                auth_user=f"api:{name}",
+            ),
+        )
+        try:
+            stored = await self.s.writer.submit(prepared.record, prepared.items)
+        except Exception as exc:
+            log.error("api_archive_failed", channel=chat.channel, error=repr(exc))
+            return _error(503, "the archive is unavailable; nothing was stored, try again")
+        self.s.metrics.inc(
+            "safeguard_chat_messages_total", endpoint="messages", verdict=verdict.action.value
+        )
+        log.info(
+            "chat_message",
+            token=name,
+            channel=chat.channel,
+            archive_id=stored.archive_id,
+            verdict=verdict.action.value,
+            duplicate=stored.duplicate,
+        )
+        payload = _result(verdict, explained)
+        payload["archive_id"] = stored.archive_id
+        payload["duplicate"] = stored.duplicate
+        return web.json_response(payload, status=200 if stored.duplicate else 201)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Ready when the database answers and the archive writer takes work."""
+        problems = []
+        if not self.s.writer.running:
+            problems.append("the archive writer is not running")
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._ping), 5)
+        except Exception as exc:
+            problems.append(f"database: {type(exc).__name__}")
+        if problems:
+            return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    def _ping(self) -> None:
+        with self.s.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        try:
+            waiting = await asyncio.wait_for(asyncio.to_thread(self.s.queue.waiting), 5)
+        except Exception as exc:
+            log.warning("metrics_queue_unavailable", error=repr(exc))
+            waiting = {}
+        gauges = [
+            ("safeguard_up", "1 while this gateway process runs", (), 1.0),
+            ("safeguard_smtp_sessions", "SMTP sessions in flight", (), float(self.s.sessions())),
+        ]
+        gauges += [
+            (
+                "safeguard_queue_entries",
+                "queue entries waiting for delivery (queued) or being sent (sending)",
+                (("status", status),),
+                float(count),
+            )
+            for status, count in sorted(waiting.items())
+        ]
+        return web.Response(
+            text=self.s.metrics.render(gauges), content_type="text/plain", charset="utf-8"
+        )
+
+
+class ApiServer:
+    """The app on a TCP port, on the running event loop (inside `safeguard serve`)."""
+
+    def __init__(self, services: ApiServices, host: str, port: int, *, reuse_port: bool) -> None:
+        self.runner = web.AppRunner(make_app(services), access_log=None)
+        self.host, self.port, self.reuse_port = host, port, reuse_port
+
+    async def start(self) -> int:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port, reuse_port=self.reuse_port or None)
+        await site.start()
+        address = self.runner.addresses[0]
+        return int(address[1])
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()

@@ -1,0 +1,274 @@
+"""The HTTP API for chat tools (interface.md, "HTTP API"): a chat message is judged as mail to
+the same people would be, `/messages` archives it once, and every refusal names what to fix.
+Everything here goes over a real socket to the API running on a started gateway's loop."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.api.app import ApiServer, ApiServices
+from gateway.export import export, matching_ids
+from gateway.search.query import parse
+from gateway.service import Gateway
+from gateway.store.integrity import verify
+from gateway.store.schema import archive, queue
+from gateway.store.search import ArchiveSearch
+from gateway.store.tokens import TokenStore
+from tests.support import RunningGateway, Sink, make_settings
+
+SAM = "sam.minor@home.example"  # 15 in the demo directory; parent priya.shah@parents.example
+PARENT = "priya.shah@parents.example"
+TEACHER = "alex.teacher@safe.example"
+
+
+class Api:
+    def __init__(self, running: RunningGateway, port: int, token: str) -> None:
+        self.running = running
+        self.base = f"http://127.0.0.1:{port}"
+        self.token = token
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.running.gateway
+
+    def call(
+        self,
+        path: str,
+        body: object = None,
+        *,
+        token: str | None = None,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data)
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        if token is None:
+            token = self.token
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, payload, kind = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, payload, kind = error.code, error.read(), error.headers
+        if kind.get_content_type() == "application/json":
+            return status, json.loads(payload)
+        return status, payload.decode()
+
+    def archived(self) -> list[Any]:
+        with self.gateway.engine.connect() as conn:
+            return conn.execute(archive.select().order_by(archive.c.id)).all()
+
+
+def chat(**changes: Any) -> dict[str, Any]:
+    message = {
+        "channel": "whatsapp",
+        "conversation": "c-42",
+        "message_id": "m-1001",
+        "sender": TEACHER,
+        "participants": [SAM, PARENT],
+        "text": "Hi Sam, the session moves to room 4 on Thursday.",
+        "sent_at": "2026-11-23T10:15:00+00:00",  # a Monday, in office hours
+    }
+    return message | changes
+
+
+@pytest.fixture
+def api(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Api]:
+    settings = make_settings(tmp_path, database_url, upstream=sink.url, policy={"pack": "default"})
+    with RunningGateway(Gateway(settings)) as running:
+        g = running.gateway
+        server = ApiServer(
+            ApiServices(
+                pipeline=g.pipeline,
+                writer=g.writer,
+                tokens=TokenStore(g.engine),
+                queue=g.queue,
+                engine=g.engine,
+                clock=g.clock,
+                executor=g.executor,
+                metrics=g.metrics,
+                sessions=lambda: g.counter.active,
+            ),
+            "127.0.0.1",
+            0,
+            reuse_port=False,
+        )
+        port = running.call(server.start())
+        token = TokenStore(g.engine).create("chat-bridge", datetime.now(UTC))
+        try:
+            yield Api(running, port, token)
+        finally:
+            running.call(server.stop())
+
+
+def test_check_answers_what_safeguard_check_prints_and_stores_nothing(api: Api):
+    """ "Email to a child or young person under 18 is copied to their parent or guardian": a
+    DM to Sam alone is refused, with the correction naming Sam's parent."""
+    status, result = api.call("/api/v1/check", chat(participants=[SAM], text="See you x"))
+    assert status == 200
+    assert result["verdict"] == "reject"
+    assert result["deliver_at"] is None
+    codes = {f["code"]: f for f in result["findings"]}
+    assert set(codes) == {"missing_required_cc", "informal_sign_off"}
+    missing = codes["missing_required_cc"]
+    assert missing["recipient"] == SAM
+    assert PARENT in missing["correction"]
+    assert missing["policy"].startswith("Gateway baseline")
+    assert api.archived() == []
+
+
+def test_a_compliant_message_is_delivered_with_no_findings(api: Api):
+    status, result = api.call("/api/v1/check", chat())
+    assert (status, result) == (200, {"verdict": "deliver", "deliver_at": None, "findings": []})
+
+
+def test_messages_archives_once_per_channel_and_message_id(api: Api):
+    """`/messages` "also archives the message (once per channel + message_id) and adds its
+    archive_id"; the archive's hash chain still verifies."""
+    status, first = api.call("/api/v1/messages", chat())
+    assert status == 201
+    assert first["verdict"] == "deliver" and first["duplicate"] is False
+    status, again = api.call("/api/v1/messages", chat())
+    assert status == 200
+    assert again["archive_id"] == first["archive_id"] and again["duplicate"] is True
+    # The same id on another channel is another message.
+    status, other = api.call("/api/v1/messages", chat(channel="teams"))
+    assert status == 201 and other["archive_id"] != first["archive_id"]
+
+    rows = api.archived()
+    assert len(rows) == 2
+    row = rows[0]
+    assert row.channel == "whatsapp"
+    assert row.from_addr == TEACHER
+    assert sorted(row.to_addrs) == sorted([SAM, PARENT])
+    assert row.subject == "whatsapp message in conversation c-42"
+    assert "room 4" in row.body_text
+    assert row.auth_user == "api:chat-bridge"
+    assert verify(api.gateway.engine).ok
+    # Nothing is delivered: the chat tool sends the message itself.
+    with api.gateway.engine.connect() as conn:
+        assert conn.execute(queue.select()).all() == []
+
+
+def test_a_refused_chat_message_is_archived_with_its_findings(api: Api):
+    status, result = api.call(
+        "/api/v1/messages", chat(participants=[SAM], message_id="m-2", text="Hi Sam")
+    )
+    assert status == 201 and result["verdict"] == "reject"
+    (row,) = api.archived()
+    assert row.verdict == "reject"
+    assert [f["code"] for f in row.findings] == ["missing_required_cc"]
+
+
+def test_risk_language_in_a_dm_alerts_the_safeguarding_lead(api: Api):
+    """ "Language that asks a young person for secrecy ... is reported to the safeguarding lead
+    at once": the API archives the DM and queues the lead's alert."""
+    text = "Don't tell your mum about this, it's our little secret."
+    status, result = api.call("/api/v1/messages", chat(message_id="m-3", text=text))
+    assert status == 201
+    assert "risk_language" in {f["code"] for f in result["findings"]}
+    with api.gateway.engine.connect() as conn:
+        entries = conn.execute(queue.select()).all()
+    assert [(e.kind, list(e.recipients)) for e in entries] == [
+        ("alert", ["safeguarding@safe.example"])
+    ]
+
+
+@pytest.mark.parametrize("token", ["", "sgw_not-a-real-token", "some other secret"])
+def test_a_request_without_a_valid_token_is_refused(api: Api, token: str):
+    status, result = api.call("/api/v1/messages", chat(), token=token or "")
+    assert status == 401
+    assert "safeguard api token create" in result["error"]
+    assert api.archived() == []
+
+
+def test_a_revoked_token_is_refused_from_then_on(api: Api):
+    assert api.call("/api/v1/check", chat())[0] == 200
+    assert TokenStore(api.gateway.engine).revoke("chat-bridge")
+    assert api.call("/api/v1/check", chat())[0] == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (chat(participants=[]), 422, "participants: expected a non-empty list"),
+        (chat(sender="not an address"), 422, "sender: 'not an address' is not an e-mail address"),
+        (chat(sent_at="2026-11-23 10:15"), 422, "sent_at: needs a time zone"),
+        (chat(sent_at="Thursday"), 422, "sent_at: 'Thursday' is not an ISO-8601 time"),
+        (chat(message_id=None), 422, "message_id: required"),
+        (chat(text=7), 422, "text: expected a string"),
+        (chat(conversation="c-1\r\nBcc: x@y.example"), 422, "conversation: must be one line"),
+        (["not", "an", "object"], 422, "the body must be one JSON object"),
+    ],
+)
+def test_a_bad_request_names_the_field_and_stores_nothing(
+    api: Api, body: object, status: int, error: str
+):
+    got_status, result = api.call("/api/v1/messages", body)
+    assert got_status == status
+    assert result["error"].startswith(error), result
+    assert api.archived() == []
+
+
+def test_a_body_that_is_not_json_or_too_large_gets_a_clear_error(api: Api):
+    status, result = api.call("/api/v1/check", raw=b"{not json")
+    assert status == 400 and result["error"].startswith("the body is not JSON")
+    status, result = api.call("/api/v1/check", raw=b"text=hello", content_type="text/plain")
+    assert status == 415 and "application/json" in result["error"]
+    status, result = api.call("/api/v1/check", raw=b"[" + b" " * 300_000 + b"]")
+    assert status == 413 and "larger than" in result["error"]
+
+
+def test_health_readiness_and_metrics_need_no_token(api: Api, sink: Sink):
+    assert api.call("/healthz", token="") == (200, {"status": "ok"})
+    assert api.call("/readyz", token="") == (200, {"status": "ready"})
+    with smtplib.SMTP("127.0.0.1", api.gateway.ports[0]) as client:
+        client.sendmail(TEACHER, [PARENT], b"Subject: hello\r\n\r\nThe trip is on.\r\n")
+    sink.handler.wait_for(1)
+    api.call("/api/v1/check", chat())
+    status, text = api.call("/metrics", token="")
+    assert status == 200
+    lines = text.splitlines()
+    assert 'safeguard_smtp_transactions_total{result="accepted",verdict="deliver"} 1' in lines
+    assert 'safeguard_api_requests_total{endpoint="/api/v1/check",status="200"} 1' in lines
+    assert 'safeguard_chat_messages_total{endpoint="check",verdict="deliver"} 1' in lines
+    assert "safeguard_up 1" in lines
+    assert any(line.startswith('safeguard_queue_entries{status="queued"}') for line in lines)
+    assert "# TYPE safeguard_queue_entries gauge" in lines
+
+
+def test_readyz_says_unavailable_once_the_archive_writer_stops(api: Api):
+    api.gateway.writer.stop()
+    status, result = api.call("/readyz", token="")
+    assert status == 503
+    assert result == {"status": "unavailable", "problems": ["the archive writer is not running"]}
+    status, result = api.call("/api/v1/messages", chat())
+    assert status == 503 and "nothing was stored" in result["error"]
+
+
+def test_an_archived_dm_is_found_and_exported_like_mail(api: Api, tmp_path: Path):
+    """A parent asks for everything sent to their child: the DM is in the contact's history,
+    as a message with its channel and conversation named."""
+    status, result = api.call("/api/v1/messages", chat(participants=[SAM], message_id="m-9"))
+    assert status == 201
+    engine = api.gateway.engine
+    hits = ArchiveSearch(engine).run(parse(f"contact:{SAM} flag:missing_required_cc")).hits
+    assert [hit.id for hit in hits] == [result["archive_id"]]
+    out = tmp_path / "sam.mbox"
+    export(engine, matching_ids(engine, parse(f"contact:{SAM}")), fmt="mbox", out=out)
+    exported = out.read_bytes()
+    assert b"X-Safeguard-Channel: whatsapp" in exported
+    assert b"X-Safeguard-Conversation: c-42" in exported
+    assert b"room 4 on Thursday" in exported
