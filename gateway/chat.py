@@ -16,6 +16,12 @@ from typing import Any
 MAX_TEXT = 100_000  # characters; a chat message, not an attachment
 MAX_PARTICIPANTS = 500
 _TOKEN_RE = re.compile(r"[^A-Za-z0-9._-]+")
+# A plain address: no display names, groups, comments or lists; a comma would make the archived
+# To: name people the policy never saw.
+_ADDRESS_RE = re.compile(
+    r"[^\s@,;:<>()\[\]\"\\]{1,64}@[^\s@,;:<>()\[\]\"\\]+\.[^\s@,;:<>()\[\]\"\\]+"
+)
+_EARLIEST_YEAR, _LATEST_YEAR = 1990, 2200
 
 
 class ChatInvalid(ValueError):
@@ -34,8 +40,20 @@ class ChatMessage:
 
     @property
     def dedupe_on(self) -> str:
-        """The API archives a message once per channel and message id."""
-        return f"chat\0{self.channel}\0{self.message_id}"
+        """A resend (same channel, message id and content) is archived once; the same id with
+        other content (an edit, or a channel whose ids repeat across chats) is archived too,
+        never dropped."""
+        content = "\0".join(
+            (
+                self.conversation,
+                self.sender,
+                *self.participants,
+                self.text,
+                self.sent_at.isoformat(),
+            )
+        )
+        digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"chat\0{self.channel}\0{self.message_id}\0{digest}"
 
     @property
     def rfc822_id(self) -> str:
@@ -57,26 +75,33 @@ class ChatMessage:
         return mail.as_bytes()
 
 
+def _printable(value: str, key: str) -> str:
+    for ch in value:
+        if not ch.isprintable() or "\ud800" <= ch <= "\udfff":
+            raise ChatInvalid(f"{key}: contains a control or invalid character ({ch!r})")
+    return value
+
+
 def _string(data: dict[str, Any], key: str, *, required: bool = True, limit: int = 320) -> str:
     value = data.get(key)
-    if value is None or value == "":
+    if value is not None and not isinstance(value, str):
+        raise ChatInvalid(f"{key}: expected a string, got {type(value).__name__}")
+    value = (value or "").strip()
+    if not value:
         if required:
             raise ChatInvalid(f"{key}: required")
         return ""
-    if not isinstance(value, str):
-        raise ChatInvalid(f"{key}: expected a string, got {type(value).__name__}")
     if len(value) > limit:
         raise ChatInvalid(f"{key}: longer than {limit} characters")
-    if any(ch in value for ch in "\r\n\0") and limit <= 320:
-        raise ChatInvalid(f"{key}: must be one line")
-    return value.strip()
+    return _printable(value, key)
 
 
 def _address(value: str, key: str) -> str:
-    local, at, domain = value.rpartition("@")
-    if not at or not local or "." not in domain or any(ch.isspace() for ch in value):
-        raise ChatInvalid(f"{key}: {value[:100]!r} is not an e-mail address")
-    return value.lower()
+    if len(value) > 254 or not _ADDRESS_RE.fullmatch(value):
+        raise ChatInvalid(
+            f"{key}: {value[:100]!r} is not one plain e-mail address (local@domain, no name)"
+        )
+    return _printable(value, key).lower()
 
 
 def chat_from_json(data: object) -> ChatMessage:
@@ -98,6 +123,8 @@ def chat_from_json(data: object) -> ChatMessage:
     text = data.get("text")
     if not isinstance(text, str):
         raise ChatInvalid("text: expected a string")
+    if any("\ud800" <= ch <= "\udfff" or ch == "\0" for ch in text):
+        raise ChatInvalid("text: contains a NUL or an unpaired surrogate")
     if len(text) > MAX_TEXT:
         raise ChatInvalid(f"text: longer than {MAX_TEXT} characters")
     sent = _string(data, "sent_at", limit=64)
@@ -107,12 +134,17 @@ def chat_from_json(data: object) -> ChatMessage:
         raise ChatInvalid(f"sent_at: {sent!r} is not an ISO-8601 time") from None
     if sent_at.tzinfo is None or sent_at.utcoffset() is None:
         raise ChatInvalid("sent_at: needs a time zone (e.g. +00:00 or Z)")
+    if not _EARLIEST_YEAR <= sent_at.year <= _LATEST_YEAR:
+        raise ChatInvalid(f"sent_at: {sent!r} is not a plausible time")
+    recipients = tuple(p for p in people if p != sender)
+    if not recipients:
+        raise ChatInvalid("participants: nobody but the sender")
     return ChatMessage(
-        channel=_TOKEN_RE.sub("-", _string(data, "channel", limit=64)).lower(),
+        channel=_TOKEN_RE.sub("-", _string(data, "channel", limit=32)).lower(),
         conversation=_string(data, "conversation", limit=200),
         message_id=_string(data, "message_id", limit=200),
         sender=sender,
-        participants=tuple(p for p in people if p != sender),
+        participants=recipients,
         text=text,
         sent_at=sent_at,
     )

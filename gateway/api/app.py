@@ -106,8 +106,8 @@ class _Api:
             return _error(415, "send the message as Content-Type: application/json")
         try:
             data = json.loads(await request.read())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(400, f"the body is not JSON: {exc}")
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+            return _error(400, f"the body is not JSON this API can read: {exc}")
         try:
             return name, chat_from_json(data)
         except ChatInvalid as exc:

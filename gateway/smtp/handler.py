@@ -249,7 +249,8 @@ class RelayHandler:
             bound.error("smtp_transaction", result="tempfail", reason=f"archive: {exc!r}")
             self.metrics.inc(_TRANSACTIONS, result="tempfail", verdict="")
             return replies.TEMPFAIL
-        self.metrics.inc(_TRANSACTIONS, result="accepted", verdict=prepared.record.verdict)
+        result = "accepted" if prepared.reply.startswith("2") else "rejected"
+        self.metrics.inc(_TRANSACTIONS, result=result, verdict=prepared.record.verdict)
         bound.info(
             "smtp_transaction",
             result="accepted",

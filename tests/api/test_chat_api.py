@@ -204,12 +204,16 @@ def test_a_revoked_token_is_refused_from_then_on(api: Api):
     ("body", "status", "error"),
     [
         (chat(participants=[]), 422, "participants: expected a non-empty list"),
-        (chat(sender="not an address"), 422, "sender: 'not an address' is not an e-mail address"),
+        (
+            chat(sender="not an address"),
+            422,
+            "sender: 'not an address' is not one plain e-mail address",
+        ),
         (chat(sent_at="2026-11-23 10:15"), 422, "sent_at: needs a time zone"),
         (chat(sent_at="Thursday"), 422, "sent_at: 'Thursday' is not an ISO-8601 time"),
         (chat(message_id=None), 422, "message_id: required"),
         (chat(text=7), 422, "text: expected a string"),
-        (chat(conversation="c-1\r\nBcc: x@y.example"), 422, "conversation: must be one line"),
+        (chat(conversation="c-1\r\nBcc: x@y.example"), 422, "conversation: contains a control"),
         (["not", "an", "object"], 422, "the body must be one JSON object"),
     ],
 )
@@ -272,3 +276,45 @@ def test_an_archived_dm_is_found_and_exported_like_mail(api: Api, tmp_path: Path
     assert b"X-Safeguard-Channel: whatsapp" in exported
     assert b"X-Safeguard-Conversation: c-42" in exported
     assert b"room 4 on Thursday" in exported
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        # A list inside one address would archive a To: naming people the policy never saw.
+        (chat(participants=[f"x@y.example,{SAM}"]), "participants[0]: 'x@y.example,sam"),
+        (chat(participants=[f"Sam <{SAM}>"]), "participants[0]: 'Sam <sam"),
+        (chat(participants=["a" * 80 + "@y.example"]), "participants[0]: 'aaaa"),
+        (chat(message_id="   "), "message_id: required"),
+        (chat(conversation="c\u2028d"), "conversation: contains a control"),
+        (chat(message_id="m\ud800"), "message_id: contains a control"),
+        (chat(text="hello\ud800"), "text: contains a NUL or an unpaired surrogate"),
+        (chat(sent_at="9999-12-31T23:00:00-14:00"), "sent_at: '9999-12-31T23:00:00-14:00' is not"),
+        (chat(channel="c" * 33), "channel: longer than 32 characters"),
+        (chat(participants=[TEACHER]), "participants: nobody but the sender"),
+    ],
+)
+def test_a_request_the_archive_could_not_keep_faithfully_is_refused(
+    api: Api, body: dict[str, Any], error: str
+):
+    status, result = api.call("/api/v1/messages", body)
+    assert status == 422, result
+    assert result["error"].startswith(error), result
+    assert api.archived() == []
+
+
+def test_the_same_id_with_other_content_is_archived_not_dropped(api: Api):
+    """An edit (or an id a channel reuses in another chat) must not vanish as a 'resend': its
+    risk language still reaches the safeguarding lead."""
+    assert api.call("/api/v1/messages", chat(message_id="d1", text="hi"))[0] == 201
+    secret = "Don't tell your mum, it's our little secret."
+    status, result = api.call("/api/v1/messages", chat(message_id="d1", text=secret))
+    assert status == 201 and result["duplicate"] is False
+    assert len(api.archived()) == 2
+    with api.gateway.engine.connect() as conn:
+        assert [e.kind for e in conn.execute(queue.select()).all()] == ["alert"]
+
+
+def test_deeply_nested_json_is_a_clear_400(api: Api):
+    status, result = api.call("/api/v1/check", raw=b"[" * 100_000 + b"]" * 100_000)
+    assert status in (400, 413) and "error" in result
