@@ -21,6 +21,7 @@ from gateway.clock import Clock
 from gateway.ids import new_queue_id
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
+from gateway.service import Gateway
 from gateway.store.queue import QueueStore
 from gateway.store.tokens import TokenStore
 from gateway.store.writer import ArchiveWriter
@@ -42,6 +43,21 @@ class ApiServices:
     executor: Executor
     metrics: Metrics
     sessions: Callable[[], int]  # SMTP sessions in flight
+
+    @classmethod
+    def of(cls, gateway: Gateway) -> ApiServices:
+        """The running gateway's own pipeline, writer and database: one process, one archive."""
+        return cls(
+            pipeline=gateway.pipeline,
+            writer=gateway.writer,
+            tokens=TokenStore(gateway.engine),
+            queue=gateway.queue,
+            engine=gateway.engine,
+            clock=gateway.clock,
+            executor=gateway.executor,
+            metrics=gateway.metrics,
+            sessions=lambda: gateway.counter.active,
+        )
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:

@@ -100,23 +100,12 @@ async def _start_api(gateway: Gateway, settings: Settings) -> ApiServer | None:
     """The HTTP API (`[api] listen`; "" turns it off) on the relay's event loop. Several relay
     processes share its port as they share the SMTP one."""
     from gateway.api.app import ApiServer, ApiServices
-    from gateway.store.tokens import TokenStore
 
     if settings.api_listen is None:
         return None
     host, port = settings.api_listen
     server = ApiServer(
-        ApiServices(
-            pipeline=gateway.pipeline,
-            writer=gateway.writer,
-            tokens=TokenStore(gateway.engine),
-            queue=gateway.queue,
-            engine=gateway.engine,
-            clock=gateway.clock,
-            executor=gateway.executor,
-            metrics=gateway.metrics,
-            sessions=lambda: gateway.counter.active,
-        ),
+        ApiServices.of(gateway),
         host,
         port,
         reuse_port=settings.server.processes > 1,

@@ -90,17 +90,7 @@ def api(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Api]:
     with RunningGateway(Gateway(settings)) as running:
         g = running.gateway
         server = ApiServer(
-            ApiServices(
-                pipeline=g.pipeline,
-                writer=g.writer,
-                tokens=TokenStore(g.engine),
-                queue=g.queue,
-                engine=g.engine,
-                clock=g.clock,
-                executor=g.executor,
-                metrics=g.metrics,
-                sessions=lambda: g.counter.active,
-            ),
+            ApiServices.of(g),
             "127.0.0.1",
             0,
             reuse_port=False,
