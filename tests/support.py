@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from gateway.config import Settings, settings_from_dict
 
@@ -78,14 +79,46 @@ class SinkHandler:
             raise AssertionError(f"sink got {len(self.received)} messages, expected {count}")
 
 
+class _SinkController(Controller):
+    """Closes the sessions still open when it stops: a client that hung up a moment before
+    must not leave its socket for the garbage collector (a ResourceWarning, an error here)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_transports: set[Any] = set()
+
+    def factory(self) -> SMTP:
+        controller = self
+
+        class Tracked(SMTP):
+            def connection_made(self, transport: Any) -> None:
+                controller.open_transports.add(transport)
+                super().connection_made(transport)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                controller.open_transports.discard(self.transport)
+                super().connection_lost(exc)
+
+        return Tracked(self.handler, **self.SMTP_kwargs)
+
+    def stop(self, no_assert: bool = False) -> None:
+        def close_all() -> None:
+            for transport in list(self.open_transports):
+                transport.close()
+
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(close_all)
+        super().stop(no_assert)
+
+
 class Sink:
     def __init__(self, port: int | None = None) -> None:
         self.handler = SinkHandler()
         self.port = port or free_port()
-        self.controller: Controller | None = None
+        self.controller: _SinkController | None = None
 
     def start(self) -> Sink:
-        self.controller = Controller(
+        self.controller = _SinkController(
             self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=None
         )
         self.controller.start()
