@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from typing import Any
 
 import jinja2
 
@@ -73,6 +74,13 @@ def received_header(sub: Submission, hostname: str) -> bytes:
         line += f"\r\n\tfor <{_clean(sub.envelope_to[0])}>"
     line += f"; {format_datetime(sub.received_at)}\r\n"
     return line.encode("ascii", "replace")
+
+
+def check_result(verdict: Verdict, explained: tuple[Explained, ...]) -> dict[str, Any]:
+    """The object `safeguard check --json` prints and the HTTP API answers with."""
+    payload = verdict.as_dict()
+    payload["findings"] = [e.as_dict() for e in explained]
+    return payload
 
 
 def _one_line(explained: tuple[Explained, ...]) -> str:
@@ -153,19 +161,12 @@ class Pipeline:
 
         items, reply, stored_verdict = self._plan(sub, message, verdict, explained, prefix)
         record = self._record(
+            sub,
             message,
             verdict,
             explained,
-            queue_id=sub.queue_id,
-            received_at=sub.received_at,
-            raw=sub.raw,
             stored_verdict=stored_verdict,
             message_id=message_id,
-            client_address=sub.client_address,
-            helo=sub.helo,
-            auth_user=sub.auth_user,
-            envelope_from=sub.envelope_from,
-            envelope_to=sub.envelope_to,
             # Only a client-supplied Message-ID identifies a resend of the same message.
             dedupe=message.message_id is not None,
         )
@@ -193,26 +194,28 @@ class Pipeline:
         client_address: str,
         auth_user: str,
     ) -> tuple[Prepared, Verdict, tuple[Explained, ...]]:
-        """What `/api/v1/messages` commits: the message archived (once per channel and
-        message id), and an alert to the safeguarding lead for an urgent finding. The chat tool
-        delivers the message itself, so nothing else is queued; the API's answer says what the
-        policy found."""
+        """What `/api/v1/messages` commits: the message archived (a resend with the same
+        channel, message id and content only once), and an alert to the safeguarding lead for
+        an urgent finding. The chat tool delivers the message itself, so nothing else is
+        queued; the API's answer says what the policy found."""
         message, verdict, explained = self.check_chat(chat)
         items = self._alerts(message, verdict, explained, queue_id, chat.sent_at)
+        sub = Submission(
+            queue_id=queue_id,
+            raw=chat.as_rfc822(),
+            envelope_from=chat.sender,
+            envelope_to=chat.participants,
+            received_at=received_at,
+            client_address=client_address,
+            auth_user=auth_user,
+        )
         record = self._record(
+            sub,
             message,
             verdict,
             explained,
-            queue_id=queue_id,
-            received_at=received_at,
-            raw=chat.as_rfc822(),
             stored_verdict=verdict.action.value,
             message_id=chat.rfc822_id,
-            client_address=client_address,
-            helo="",
-            auth_user=auth_user,
-            envelope_from=chat.sender,
-            envelope_to=chat.participants,
             dedupe=True,
             dedupe_on=chat.dedupe_on,
             subject=f"{chat.channel} message in conversation {chat.conversation}",
@@ -222,20 +225,13 @@ class Pipeline:
 
     def _record(
         self,
+        sub: Submission,
         message: Message,
         verdict: Verdict,
         explained: tuple[Explained, ...],
         *,
-        queue_id: str,
-        received_at: datetime,
-        raw: bytes,
         stored_verdict: str,
         message_id: str,
-        client_address: str,
-        helo: str,
-        auth_user: str | None,
-        envelope_from: str,
-        envelope_to: tuple[str, ...],
         dedupe: bool,
         dedupe_on: str | None = None,
         subject: str | None = None,
@@ -251,16 +247,16 @@ class Pipeline:
         if conversation is not None:
             evaluation["conversation"] = conversation
         return ArchiveRecord(
-            queue_id=queue_id,
-            received_at=received_at,
-            raw=raw,
+            queue_id=sub.queue_id,
+            received_at=sub.received_at,
+            raw=sub.raw,
             verdict=stored_verdict,
             channel=message.channel,
-            client_address=client_address,
-            helo=helo,
-            auth_user=auth_user,
-            envelope_from=envelope_from,
-            envelope_to=envelope_to,
+            client_address=sub.client_address,
+            helo=sub.helo,
+            auth_user=sub.auth_user,
+            envelope_from=sub.envelope_from,
+            envelope_to=sub.envelope_to,
             from_addr=message.sender.email,
             to_addrs=tuple(a.email for a in message.to),
             cc_addrs=tuple(a.email for a in message.cc),
@@ -284,7 +280,7 @@ class Pipeline:
                     *(a.email for a in message.recipients),
                 ),
                 self.directory(),
-                received_at.astimezone(self.organisation.timezone).date(),
+                sub.received_at.astimezone(self.organisation.timezone).date(),
             ),
         )
 

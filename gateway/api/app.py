@@ -10,7 +10,6 @@ import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -20,7 +19,7 @@ from gateway.chat import ChatInvalid, ChatMessage, chat_from_json
 from gateway.clock import Clock
 from gateway.ids import new_queue_id
 from gateway.metrics import Metrics
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Pipeline, check_result
 from gateway.service import Gateway
 from gateway.store.queue import QueueStore
 from gateway.store.tokens import TokenStore
@@ -62,12 +61,6 @@ class ApiServices:
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
-
-
-def _result(message_verdict: Any, explained: Any) -> dict[str, Any]:
-    payload = message_verdict.as_dict()
-    payload["findings"] = [e.as_dict() for e in explained]
-    return payload
 
 
 def make_app(services: ApiServices) -> web.Application:
@@ -141,7 +134,7 @@ class _Api:
         self.s.metrics.inc(
             "safeguard_chat_messages_total", endpoint="check", verdict=verdict.action.value
         )
-        return web.json_response(_result(verdict, explained))
+        return web.json_response(check_result(verdict, explained))
 
     async def messages(self, request: web.Request) -> web.Response:
         parsed = await self._chat(request)
@@ -175,7 +168,7 @@ class _Api:
             verdict=verdict.action.value,
             duplicate=stored.duplicate,
         )
-        payload = _result(verdict, explained)
+        payload = check_result(verdict, explained)
         payload["archive_id"] = stored.archive_id
         payload["duplicate"] = stored.duplicate
         return web.json_response(payload, status=200 if stored.duplicate else 201)

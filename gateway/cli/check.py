@@ -12,6 +12,7 @@ import click
 from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
 from gateway.message.parse import MessageTooComplex, parse_message
+from gateway.pipeline import check_result
 from gateway.policy.types import Action
 
 
@@ -66,9 +67,7 @@ def check(
         sys.exit(2)
     verdict, explained = checker.evaluate(message, raw, moment)
     if as_json:
-        payload = verdict.as_dict()
-        payload["findings"] = [e.as_dict() for e in explained]
-        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(check_result(verdict, explained), indent=2, ensure_ascii=False))
     else:
         _print(verdict.action, explained, verdict.deliver_at, message.subject)
     sys.exit(0 if not explained else 1)
