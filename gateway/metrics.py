@@ -23,9 +23,6 @@ class Metrics:
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         self._counts[name][tuple(sorted(labels.items()))] += amount
 
-    def value(self, name: str, **labels: str) -> float:
-        return self._counts.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
-
     def render(self, gauges: Iterable[tuple[str, str, Labels, float]] = ()) -> str:
         """Counters, then `gauges` as (name, help, labels, value), in the text format 0.0.4."""
         lines: list[str] = []
