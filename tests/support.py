@@ -80,8 +80,9 @@ class SinkHandler:
 
 
 class _SinkController(Controller):
-    """Closes the sessions still open when it stops: a client that hung up a moment before
-    must not leave its socket for the garbage collector (a ResourceWarning, an error here)."""
+    """Closes the sessions still open when it stops, and lets the loop finish closing them: a
+    client that hung up a moment before must not leave its socket for the garbage collector
+    (a ResourceWarning, an error here)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -108,6 +109,11 @@ class _SinkController(Controller):
 
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(close_all)
+            # A transport closes its socket in a callback of its own; the loop must run it
+            # before it stops (connection_lost then takes the transport off the set).
+            deadline = time.monotonic() + 5
+            while self.open_transports and time.monotonic() < deadline:
+                time.sleep(0.01)
         super().stop(no_assert)
 
 
