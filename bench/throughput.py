@@ -729,6 +729,8 @@ class GatewayRelay(Relay):
                     "demo = false",
                     "[notify]",
                     'digest_at = ""',
+                    "[web]",  # the console (no load here) stays off, as in earlier runs
+                    'listen = ""',
                     "[policy]",
                     f'pack = "{PACK}"',
                     "",

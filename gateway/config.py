@@ -107,6 +107,20 @@ class OrganisationSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The safeguarding leads' console (`[web]`); `listen` is Settings.web_listen."""
+
+    # Staff addresses with read-only access (search, read, export; no review or release).
+    auditors: tuple[str, ...] = ()
+    # Cookies only over HTTPS. None: yes unless the console listens on loopback only (a
+    # console reached from other machines belongs behind TLS).
+    secure_cookies: bool | None = None
+    session_hours: float = 8.0  # a working day; then sign in again
+    max_failures: int = 5  # failed sign-ins per address before it is locked out ...
+    lockout_minutes: float = 15.0  # ... for this long
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     organisation: OrganisationSettings
@@ -123,6 +137,7 @@ class Settings:
     demo_directory: bool = True  # load the demo directory into an empty database
     digest_at: time | None = time(7, 30)  # local time of the daily digest; None: not sent
     templates: Path | None = None  # the site's own notice wording, searched before the pack's
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 def _key_line(text: str, section: str, key: str) -> int | None:
@@ -363,6 +378,20 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
             digest_at = time.fromisoformat(digest_text)
         except ValueError:
             raise r.error("notify", "digest_at", f"expected HH:MM, got {digest_text!r}") from None
+    auditors = r.get("web", "auditors", list, [])
+    if not all(isinstance(a, str) and "@" in a for a in auditors):
+        raise r.error("web", "auditors", "expected a list of e-mail addresses")
+    web = WebSettings(
+        auditors=tuple(a.strip().lower() for a in auditors),
+        secure_cookies=r.get("web", "secure_cookies", bool, None),
+        session_hours=r.get("web", "session_hours", float, 8.0),
+        max_failures=r.get("web", "max_failures", int, 5),
+        lockout_minutes=r.get("web", "lockout_minutes", float, 15.0),
+    )
+    if not 0 < web.session_hours <= 24 * 7:
+        raise r.error("web", "session_hours", "between 0 and 168 hours")
+    if web.max_failures < 1:
+        raise r.error("web", "max_failures", "at least 1")
     return Settings(
         path=path,
         organisation=organisation,
@@ -379,4 +408,5 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         demo_directory=demo,
         digest_at=digest_at,
         templates=(base / templates_dir) if templates_dir else None,
+        web=web,
     )

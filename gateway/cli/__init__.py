@@ -80,11 +80,12 @@ def _register() -> None:
     cli.add_command(queue.queue)
     cli.add_command(staff.staff)
 
-    from gateway.cli import api, audit, search
+    from gateway.cli import api, audit, search, web
 
     cli.add_command(api.api)
     cli.add_command(audit.audit)
     cli.add_command(search.search)
+    cli.add_command(web.web)
 
 
 _register()

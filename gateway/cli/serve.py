@@ -31,6 +31,7 @@ from gateway.logs import configure_logging
 if TYPE_CHECKING:
     from gateway.api.app import ApiServer
     from gateway.service import Gateway
+    from gateway.web.app import WebServer
 
 log = structlog.get_logger("gateway.serve")
 
@@ -77,6 +78,12 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
             loop.add_signal_handler(sig, stop.set)
         await gateway.start()
         api = await _start_api(gateway, settings)
+        try:
+            console = await _start_console(gateway, settings)
+        except OSError:
+            if api is not None:
+                await api.stop()
+            raise
         if announce:
             processes = settings.server.processes
             click.echo(
@@ -86,6 +93,8 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
                 err=True,
             )
         await stop.wait()
+        if console is not None:
+            await console.stop()
         if api is not None:
             await api.stop()
         await gateway.stop()
@@ -116,6 +125,34 @@ async def _start_api(gateway: Gateway, settings: Settings) -> ApiServer | None:
         await gateway.stop()
         raise
     log.info("api_listening", listen=f"{host}:{bound}")
+    return server
+
+
+async def _start_console(gateway: Gateway, settings: Settings) -> WebServer | None:
+    """The safeguarding leads' console (`[web] listen`; "" turns it off), as the API is."""
+    from gateway.web.app import WebServer, WebServices
+
+    if settings.web_listen is None:
+        return None
+    host, port = settings.web_listen
+    server = WebServer(
+        WebServices.of(
+            settings,
+            gateway.engine,
+            gateway.clock,
+            gateway.policy.pack.organisation,
+            gateway.templates,
+        ),
+        host,
+        port,
+        reuse_port=settings.server.processes > 1,
+    )
+    try:
+        bound = await server.start()
+    except OSError:
+        await gateway.stop()
+        raise
+    log.info("console_listening", listen=f"{host}:{bound}")
     return server
 
 

@@ -199,6 +199,42 @@ def deferral_notice(
     )
 
 
+def held_cancelled_notice(
+    env: jinja2.Environment,
+    *,
+    hostname: str,
+    org: Organisation,
+    sender: str,
+    recipients: Sequence[str],
+    subject: str,
+    sent: datetime,
+    cancelled: datetime,
+    cancelled_by: str,
+    note: str,
+    queue_id: str,
+) -> bytes:
+    """To the sender of a held message a safeguarding lead cancelled."""
+    context = {
+        "subject": subject or "(no subject)",
+        "recipients": recipients,
+        "sent": sent.astimezone(org.timezone),
+        "cancelled": cancelled.astimezone(org.timezone),
+        "cancelled_by": cancelled_by,
+        "note": note,
+        "queue_id": queue_id,
+        "org": org,
+    }
+    return plain_notice(
+        hostname=hostname,
+        to=[sender],
+        subject=f"Not sent: {subject or '(no subject)'}",
+        body=env.get_template("notices/held_cancelled.txt.j2").render(context),
+        sent=cancelled,
+        kind="held-cancelled",
+        from_name="Safeguard Gateway",
+    )
+
+
 def dsl_alert(
     env: jinja2.Environment,
     *,

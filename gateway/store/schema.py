@@ -201,3 +201,34 @@ archive_findings = Table(
 Index("ix_archive_verdict_received_at", archive.c.verdict, archive.c.received_at)
 
 __all__ += ["archive_addresses", "archive_findings"]
+
+# --- The web console (migration 0006). -------------------------------------------------------
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),  # of the cookie's random token
+    Column("email", String(320), nullable=False),
+    Column("role", String(16), nullable=False),  # dsl | auditor
+    Column("csrf", String(64), nullable=False),  # every form of the session carries it
+    Column("created_at", DateTime(), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("ended_at", DateTime()),  # signed out
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("archive_id", Id, ForeignKey("archive.id"), nullable=False),
+    Column("at", DateTime(), nullable=False),
+    Column("reviewer", String(320), nullable=False),
+    Column("outcome", String(16), nullable=False),  # no_concern | escalated
+    Column("note", Text, nullable=False),
+    Index("ix_reviews_archive_id", "archive_id", "id"),
+)
+
+# Failed sign-ins of one address in the last minutes (lockout), without reading the whole log.
+Index("ix_audit_log_action_at", audit_log.c.action, audit_log.c.at)
+
+__all__ += ["console_sessions", "reviews"]

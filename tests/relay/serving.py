@@ -40,7 +40,9 @@ def write_config(
         "database": {"url": database_url, "state_dir": str(path.parent / "var")},
         "policy": {"pack": str(NO_RULES_PACK)},
         "notify": {"digest_at": ""},
-        "api": {"listen": "127.0.0.1:0"},  # its own free port: two gateways may run at once
+        # Their own free ports: two gateways may run at once.
+        "api": {"listen": "127.0.0.1:0"},
+        "web": {"listen": "127.0.0.1:0"},
         "delivery": {"retry_min": 0.2, "retry_max": 1.0, "poll_interval": 0.1, "lease": 3},
     }
     for name, values in sections.items():

@@ -1,0 +1,50 @@
+"""`safeguard web`: the safeguarding leads' console on its own (`serve` also runs it)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from gateway.cli import Context, pass_context
+from gateway.logs import configure_logging
+
+
+@click.command()
+@click.option("--log-level", default="info", show_default=True)
+@pass_context
+def web(ctx: Context, log_level: str) -> None:
+    """Run the web console on [web] listen until SIGTERM/SIGINT."""
+    from gateway.clock import SystemClock
+    from gateway.service import load_policy_and_wording, open_engine
+    from gateway.web.app import WebServer, WebServices
+
+    settings = ctx.settings
+    if settings.web_listen is None:
+        raise click.ClickException('[web] listen is "": the console is switched off')
+    configure_logging(log_level)
+    policy, notices = load_policy_and_wording(settings)
+    engine = open_engine(settings, pool_size=4)
+
+    async def run() -> None:
+        services = WebServices.of(
+            settings, engine, SystemClock(), policy.pack.organisation, notices
+        )
+        host, port = settings.web_listen  # type: ignore[misc]
+        server = WebServer(services, host, port, reuse_port=False)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        bound = await server.start()
+        click.echo(f"safeguard: console on http://{host}:{bound}/", err=True)
+        await stop.wait()
+        await server.stop()
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        raise click.ClickException(f"cannot start the console: {exc}") from None
+    finally:
+        engine.dispose()

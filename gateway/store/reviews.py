@@ -1,0 +1,119 @@
+"""Safeguarding leads' reviews of flagged messages. Rows are only added: a later review of the
+same message does not erase an earlier one, and the newest is the message's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, exists, func, insert, select
+
+from gateway.store.db import transaction
+from gateway.store.records import as_aware, utc_naive
+from gateway.store.schema import archive, archive_findings, reviews
+
+OUTCOMES = {"no_concern": "No concern", "escalated": "Concern — escalated"}
+
+
+class NoSuchMessage(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Review:
+    archive_id: int
+    at: datetime  # aware UTC
+    reviewer: str
+    outcome: str  # a key of OUTCOMES
+    note: str
+
+    @property
+    def outcome_label(self) -> str:
+        return OUTCOMES.get(self.outcome, self.outcome)
+
+
+@dataclass(frozen=True)
+class Awaiting:
+    """A flagged message nobody has reviewed yet."""
+
+    archive_id: int
+    received_at: datetime  # aware UTC
+    from_addr: str
+    to: tuple[str, ...]
+    subject: str
+    verdict: str
+    codes: tuple[str, ...]
+
+
+class ReviewStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(
+        self, archive_id: int, *, reviewer: str, outcome: str, note: str, at: datetime
+    ) -> Review:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        with transaction(self.engine) as conn:
+            if conn.execute(select(archive.c.id).where(archive.c.id == archive_id)).first() is None:
+                raise NoSuchMessage(archive_id)
+            conn.execute(
+                insert(reviews).values(
+                    archive_id=archive_id,
+                    at=utc_naive(at),
+                    reviewer=reviewer,
+                    outcome=outcome,
+                    note=note,
+                )
+            )
+        return Review(archive_id, as_aware(utc_naive(at)), reviewer, outcome, note)
+
+    def of(self, archive_id: int) -> list[Review]:
+        """Oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(reviews).where(reviews.c.archive_id == archive_id).order_by(reviews.c.id)
+            ).all()
+        return [
+            Review(row.archive_id, as_aware(row.at), row.reviewer, row.outcome, row.note)
+            for row in rows
+        ]
+
+    def awaiting(self, *, limit: int = 50, offset: int = 0) -> tuple[list[Awaiting], int]:
+        """Messages with findings other than a rewrite and no review, oldest first, and how
+        many there are."""
+        # A rewrite (group mail moved to BCC) is fixed already; it needs nobody's judgement.
+        flagged = exists().where(
+            archive_findings.c.archive_id == archive.c.id, archive_findings.c.action != "rewrite"
+        )
+        reviewed = exists().where(reviews.c.archive_id == archive.c.id)
+        where = (flagged, ~reviewed, archive.c.purged_at.is_(None))
+        with self.engine.connect() as conn:
+            total = int(conn.execute(select(func.count()).where(*where)).scalar_one())
+            rows = conn.execute(
+                select(
+                    archive.c.id,
+                    archive.c.received_at,
+                    archive.c.from_addr,
+                    archive.c.to_addrs,
+                    archive.c.subject,
+                    archive.c.verdict,
+                    archive.c.findings,
+                )
+                .where(*where)
+                .order_by(archive.c.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [
+            Awaiting(
+                archive_id=row.id,
+                received_at=as_aware(row.received_at),
+                from_addr=row.from_addr,
+                to=tuple(row.to_addrs or ()),
+                subject=row.subject,
+                verdict=row.verdict,
+                codes=tuple(dict.fromkeys(f.get("code", "") for f in row.findings or ())),
+            )
+            for row in rows
+        ], total

@@ -1,0 +1,781 @@
+"""The safeguarding leads' web console: sign in, search the archive, read a message with its
+findings marked, review flagged messages, release or cancel held mail, and export a young
+person's history. Pages are rendered on the server (templates/web/); every page needs a
+session, every form its session's CSRF token, and every view of the archive is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import secrets
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, timedelta, tzinfo
+from email import policy as email_policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+import structlog
+from aiohttp import web
+from sqlalchemy import Engine
+
+from gateway.clock import Clock
+from gateway.config import Settings, WebSettings
+from gateway.directory.model import normalise_email
+from gateway.export import cover_page, matching_ids
+from gateway.export import export as write_export
+from gateway.message.parse import parse_message
+from gateway.notify.policy import held_cancelled_notice
+from gateway.policy.types import Organisation
+from gateway.search import QueryError, parse
+from gateway.smtp.auth import Authenticator
+from gateway.store.audit import AuditLog
+from gateway.store.credentials import CredentialStore
+from gateway.store.directory import DirectoryStore
+from gateway.store.held import HeldMail
+from gateway.store.messages import ArchivedMessage, archived_message
+from gateway.store.reviews import OUTCOMES, NoSuchMessage, ReviewStore
+from gateway.store.search import ArchiveSearch, NotASafeguardingLead, require_dsl
+from gateway.store.sessions import ConsoleSession, SessionStore
+from gateway.web.highlight import find_marks, highlighted
+from gateway.web.pages import FINDING_LABELS, STATIC, VERDICT_LABELS, pages_environment
+
+log = structlog.get_logger("gateway.web")
+
+COOKIE = "sg_session"
+SIGNIN_COOKIE = "sg_signin"  # double-submit token of the sign-in form, before any session
+PER_PAGE = 25
+MAX_FORM = 64 * 1024
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ADDRESS = re.compile(r"[^\s\"'()<>]+@[^\s\"'()<>]+")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SESSION = web.RequestKey("session", ConsoleSession)
+TOKEN = web.RequestKey("token", str)
+
+
+@dataclass
+class WebServices:
+    engine: Engine
+    clock: Clock
+    zone: tzinfo
+    organisation: Organisation
+    hostname: str
+    notices: jinja2.Environment  # the gateway's notice wording (a cancelled message's notice)
+    settings: WebSettings
+    secure_cookies: bool
+    queue_lifetime: float  # seconds a queued notice may wait for delivery
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        engine: Engine,
+        clock: Clock,
+        organisation: Organisation,
+        notices: jinja2.Environment,
+    ) -> WebServices:
+        secure = settings.web.secure_cookies
+        if secure is None:
+            host = settings.web_listen[0] if settings.web_listen else "127.0.0.1"
+            secure = host not in ("127.0.0.1", "::1", "localhost")
+        return cls(
+            engine=engine,
+            clock=clock,
+            zone=organisation.timezone,
+            organisation=organisation,
+            hostname=settings.server.hostname,
+            notices=notices,
+            settings=settings.web,
+            secure_cookies=secure,
+            queue_lifetime=settings.delivery.lifetime,
+        )
+
+
+class _Refused(Exception):
+    """A page the signed-in person may not use or see; shown as a page, with the reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def make_app(services: WebServices) -> web.Application:
+    console = _Console(services)
+    app = web.Application(client_max_size=MAX_FORM, middlewares=[console.guard])
+    routes = [
+        web.get("/", console.home),
+        web.get("/signin", console.signin_form),
+        web.post("/signin", console.signin),
+        web.post("/signout", console.signout),
+        web.get("/search", console.search),
+        web.get("/messages/{id:\\d+}", console.message),
+        web.post("/messages/{id:\\d+}/review", console.review),
+        web.get("/review", console.review_queue),
+        web.get("/held", console.held),
+        web.post("/held/{entry:\\d+}/release", console.release),
+        web.post("/held/{entry:\\d+}/cancel", console.cancel),
+        web.get("/contacts/{email}", console.contact),
+        web.post("/contacts/{email}/export", console.export),
+        web.get("/static/console.css", console.stylesheet),
+    ]
+    app.add_routes(routes)
+    return app
+
+
+NOT_HELD = "That message is no longer held: it was released, cancelled or sent already."
+PUBLIC = frozenset({"/signin", "/static/console.css", "/favicon.ico"})
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this console: never another site (an open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+class _Console:
+    def __init__(self, services: WebServices) -> None:
+        self.s = services
+        self.pages = pages_environment(services.zone)
+        self.sessions = SessionStore(services.engine)
+        self.audit = AuditLog(services.engine)
+        self.reviews = ReviewStore(services.engine)
+        self.held_mail = HeldMail(services.engine, lifetime=services.queue_lifetime)
+        self.authenticator = Authenticator(CredentialStore(services.engine))
+        self.searcher = ArchiveSearch(services.engine, services.zone)
+
+    # ----------------------------------------------------------------------- plumbing
+
+    def _page(
+        self, request: web.Request, name: str, *, status: int = 200, **context: Any
+    ) -> web.Response:
+        session: ConsoleSession | None = request.get(SESSION)
+        body = self.pages.get_template(name).render(
+            session=session,
+            csrf=session.csrf if session else "",
+            organisation=self.s.organisation.name,
+            path=request.path,
+            **context,
+        )
+        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def _audit(self, request: web.Request, action: str, **fields: Any) -> Awaitable[Any]:
+        session: ConsoleSession = request[SESSION]
+        detail = {"via": "web", "role": session.role, **fields.pop("detail", {})}
+        return self._run(
+            self.audit.record,
+            actor=session.email,
+            action=action,
+            at=self.s.clock.now(),
+            detail=detail,
+            **fields,
+        )
+
+    def _cookie(self, response: web.StreamResponse, name: str, value: str, **extra: Any) -> None:
+        response.set_cookie(
+            name,
+            value,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=self.s.secure_cookies,
+            **extra,
+        )
+
+    async def _current(self, request: web.Request) -> tuple[str, ConsoleSession] | None:
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return None
+        session = await self._run(self.sessions.find, token, self.s.clock.now())
+        if session is None:
+            return None
+        # The directory may have changed since sign-in: a lead no longer a lead is signed out.
+        if await self._run(self._role_of, session.email) != session.role:
+            await self._run(self.sessions.end, token, self.s.clock.now())
+            return None
+        return token, session
+
+    def _role_of(self, email: str) -> str | None:
+        try:
+            require_dsl(self.s.engine, email)
+            return "dsl"
+        except NotASafeguardingLead:
+            pass
+        return "auditor" if email.lower() in self.s.settings.auditors else None
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if request.path not in PUBLIC:
+                current = await self._current(request)
+                if current is None:
+                    if request.method == "GET":
+                        target = request.path_qs if request.path != "/" else ""
+                        query = "?" + urlencode({"next": target}) if target else ""
+                        raise web.HTTPSeeOther(f"/signin{query}")
+                    raise _Refused(403, "Your session has ended. Sign in again, then retry.")
+                request[TOKEN], request[SESSION] = current
+                if request.method == "POST":
+                    form = await request.post()
+                    sent = str(form.get("csrf", ""))
+                    if not hmac.compare_digest(sent.encode(), current[1].csrf.encode()):
+                        raise _Refused(
+                            403,
+                            "This form has expired or did not come from this console. "
+                            "Go back, reload the page and try again.",
+                        )
+            response = await handler(request)
+        except web.HTTPRedirection:
+            raise
+        except _Refused as exc:
+            response = self._page(
+                request, "error.html", status=exc.status, title="Not allowed", message=exc.message
+            )
+        except web.HTTPRequestEntityTooLarge:
+            response = self._page(
+                request,
+                "error.html",
+                status=413,
+                title="Too long",
+                message="What you sent is too long for this form.",
+            )
+        except web.HTTPException as exc:
+            title = "Not found" if exc.status == 404 else exc.reason
+            message = "There is no such page or message." if exc.status == 404 else exc.text or ""
+            response = self._page(
+                request, "error.html", status=exc.status, title=title, message=message
+            )
+        except Exception as exc:  # logged for the IT admin; the reader gets a plain page
+            log.error("web_failed", path=request.path, error=repr(exc))
+            response = self._page(
+                request,
+                "error.html",
+                status=500,
+                title="Something went wrong",
+                message="Nothing was changed. Try again; if it happens again, tell your IT "
+                "admin the time it happened.",
+            )
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'",
+        )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def _require_dsl(self, request: web.Request, doing: str) -> ConsoleSession:
+        session: ConsoleSession = request[SESSION]
+        if session.role != "dsl":
+            raise _Refused(
+                403,
+                f"Only a safeguarding lead may {doing}. You are signed in as an auditor, "
+                "who may search and read.",
+            )
+        return session
+
+    # ----------------------------------------------------------------------- sign-in
+
+    async def signin_form(self, request: web.Request) -> web.Response:
+        return self._signin_page(request, next_path=request.query.get("next", ""))
+
+    def _signin_page(
+        self,
+        request: web.Request,
+        *,
+        next_path: str,
+        error: str = "",
+        email: str = "",
+        status: int = 200,
+    ) -> web.Response:
+        # The same token while the browser has one: a second sign-in page opened meanwhile
+        # (another tab, a redirect for /favicon.ico) must not make the first one's form stale.
+        token = request.cookies.get(SIGNIN_COOKIE, "")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
+            token = secrets.token_urlsafe(24)
+        response = self._page(
+            request,
+            "signin.html",
+            status=status,
+            signin_token=token,
+            next_path=_safe_next(next_path) if next_path else "",
+            error=error,
+            email=email,
+        )
+        self._cookie(response, SIGNIN_COOKIE, token, max_age=3600)
+        return response
+
+    async def signin(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        email = normalise_email(str(form.get("email", "")).strip())[:320]
+        password = str(form.get("password", ""))
+        next_path = str(form.get("next", ""))
+        sent = str(form.get("signin_token", ""))
+        expected = request.cookies.get(SIGNIN_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return self._signin_page(
+                request,
+                next_path=next_path,
+                email=email,
+                status=403,
+                error="The sign-in form had expired. Please try again.",
+            )
+        now = self.s.clock.now()
+        if not email or not password:
+            return self._signin_page(
+                request,
+                next_path=next_path,
+                email=email,
+                status=400,
+                error="Enter your work e-mail address and your password.",
+            )
+        window = timedelta(minutes=self.s.settings.lockout_minutes)
+
+        def failures() -> int:
+            last_ok = self.audit.latest(action="signin", query=email)
+            since = max(now - window, last_ok) if last_ok else now - window
+            return self.audit.count(action="signin_failed", query=email, since=since)
+
+        if await self._run(failures) >= self.s.settings.max_failures:
+            await self._run(
+                self.audit.record,
+                actor=email,
+                action="signin_locked",
+                at=now,
+                query=email,
+                detail={"via": "web", "client": request.remote or ""},
+            )
+            minutes = int(self.s.settings.lockout_minutes)
+            return self._signin_page(
+                request,
+                next_path=next_path,
+                email=email,
+                status=429,
+                error=f"Too many failed attempts for this address. Wait {minutes} minutes, "
+                "or ask your IT admin to set a new password (safeguard staff set-password).",
+            )
+        if not await self.authenticator.verify(email, password):
+            await self._run(
+                self.audit.record,
+                actor=email,
+                action="signin_failed",
+                at=now,
+                query=email,
+                detail={"via": "web", "client": request.remote or ""},
+            )
+            return self._signin_page(
+                request,
+                next_path=next_path,
+                email=email,
+                status=401,
+                error="That address and password do not match.",
+            )
+        role = await self._run(self._role_of, email)
+        if role is None:
+            await self._run(
+                self.audit.record,
+                actor=email,
+                action="signin_refused",
+                at=now,
+                query=email,
+                detail={"via": "web", "client": request.remote or ""},
+            )
+            return self._signin_page(
+                request,
+                next_path=next_path,
+                email=email,
+                status=403,
+                error="This console is for safeguarding leads. Your address is not a "
+                "safeguarding lead (dsl = yes) in the directory, nor a named auditor.",
+            )
+        token, _session = await self._run(
+            self.sessions.open, email, role, now, timedelta(hours=self.s.settings.session_hours)
+        )
+        await self._run(
+            self.audit.record,
+            actor=email,
+            action="signin",
+            at=now,
+            query=email,
+            detail={"via": "web", "role": role, "client": request.remote or ""},
+        )
+        log.info("console_signin", email=email, role=role)
+        response = web.HTTPSeeOther(_safe_next(next_path))
+        self._cookie(response, COOKIE, token, max_age=int(self.s.settings.session_hours * 3600))
+        response.del_cookie(SIGNIN_COOKIE, path="/")
+        raise response
+
+    async def signout(self, request: web.Request) -> web.StreamResponse:
+        await self._run(self.sessions.end, request[TOKEN], self.s.clock.now())
+        await self._audit(request, "signout")
+        response = web.HTTPSeeOther("/signin")
+        response.del_cookie(COOKIE, path="/")
+        raise response
+
+    # ----------------------------------------------------------------------- pages
+
+    async def home(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPSeeOther("/review")
+
+    async def stylesheet(self, request: web.Request) -> web.StreamResponse:
+        response = web.FileResponse(STATIC / "console.css")
+        response.headers["Cache-Control"] = "max-age=3600"
+        return response
+
+    def _search_text(self, query: Any) -> tuple[str, list[str]]:
+        """The query language text for the search form's box and filters, and what is wrong."""
+        problems: list[str] = []
+        parts = [query.get("q", "").strip()]
+        for name in ("after", "before"):
+            value = query.get(name, "").strip()
+            if value:
+                try:
+                    if not _DATE.fullmatch(value):
+                        raise ValueError(value)
+                    date.fromisoformat(value)
+                    parts.append(f"{name}:{value}")
+                except ValueError:
+                    problems.append(f"“{value}” is not a date (YYYY-MM-DD).")
+        flag = query.get("flag", "")
+        if flag:
+            if flag in FINDING_LABELS:
+                parts.append(f"flag:{flag}")
+            else:
+                problems.append("Choose a flag from the list.")
+        verdict = query.get("verdict", "")
+        if verdict:
+            if verdict in VERDICT_LABELS:
+                parts.append(f"verdict:{verdict}")
+            else:
+                problems.append("Choose an outcome from the list.")
+        for name, field, what in (
+            ("staff", "from", "staff member"),
+            ("child", "contact", "person"),
+        ):
+            value = query.get(name, "").strip()
+            if value:
+                if _ADDRESS.fullmatch(value):
+                    parts.append(f"{field}:{value}")
+                else:
+                    problems.append(f"The {what} must be an e-mail address.")
+        return " ".join(p for p in parts if p), problems
+
+    def _page_number(self, request: web.Request) -> int:
+        value = request.query.get("page", "1")
+        return max(1, min(int(value), 10_000)) if value.isdigit() else 1
+
+    async def search(self, request: web.Request) -> web.Response:
+        session: ConsoleSession = request[SESSION]
+        text, problems = self._search_text(request.query)
+        result = None
+        page = self._page_number(request)
+        if text and not problems:
+            try:
+                result = await self._run(
+                    self.searcher.search,
+                    text,
+                    actor=session.email,
+                    as_dsl=session.role == "dsl",
+                    at=self.s.clock.now(),
+                    limit=PER_PAGE,
+                    page=page,
+                    detail={"via": "web", "role": session.role},
+                )
+            except QueryError as exc:
+                problems.append(f"The search could not be read: {exc}")
+            except NotASafeguardingLead:
+                raise _Refused(403, "Only a safeguarding lead may search.") from None
+        params = {k: v for k, v in request.query.items() if k != "page" and v}
+        return self._page(
+            request,
+            "search.html",
+            form=dict(request.query),
+            text=text,
+            problems=problems,
+            result=result,
+            flags=FINDING_LABELS,
+            verdicts=VERDICT_LABELS,
+            page_link=lambda n: "/search?" + urlencode({**params, "page": n}),
+        )
+
+    async def message(self, request: web.Request) -> web.Response:
+        archive_id = int(request.match_info["id"])
+        found: ArchivedMessage | None = await self._run(archived_message, self.s.engine, archive_id)
+        if found is None:
+            raise web.HTTPNotFound()
+        await self._audit(
+            request,
+            "view",
+            query=f"message {archive_id}",
+            result_count=1,
+            detail={"archive_id": archive_id, "queue_id": found.queue_id},
+        )
+        reviews = await self._run(self.reviews.of, archive_id)
+        return self._page(
+            request,
+            "message.html",
+            m=found,
+            body=self._body(found),
+            told=[
+                (entry, _notice_text(entry.content))
+                for entry in found.history
+                if entry.kind in ("bounce", "notice") and entry.content
+            ],
+            reviews=reviews,
+            outcomes=OUTCOMES,
+            can_review=request[SESSION].role == "dsl" and bool(found.findings),
+            saved=request.query.get("saved") == "1",
+        )
+
+    def _body(self, found: ArchivedMessage) -> dict[str, Any] | None:
+        if found.raw is None:
+            return None
+        parsed = parse_message(
+            found.raw,
+            envelope_from=found.envelope_from,
+            envelope_to=found.envelope_to,
+            sent_at=found.received_at,
+        )
+        evidence = [(f.get("code", ""), str(f.get("evidence") or "")) for f in found.findings]
+        evidence = [(code, text) for code, text in evidence if text]
+
+        def mark(text: str) -> Any:
+            return highlighted(text, find_marks(text, evidence))
+
+        return {
+            "new_text": mark(parsed.new_text),
+            "signature": mark(parsed.signature),
+            "quoted_text": mark(parsed.quoted_text),
+            "attachments": parsed.attachments,
+            "defects": parsed.defects,
+        }
+
+    async def review(self, request: web.Request) -> web.StreamResponse:
+        session = self._require_dsl(request, "review messages")
+        archive_id = int(request.match_info["id"])
+        form = await request.post()
+        outcome = str(form.get("outcome", ""))
+        note = str(form.get("note", "")).strip()
+        if outcome not in OUTCOMES:
+            raise _Refused(400, "Choose “No concern” or “Concern — escalated”, then save.")
+        if outcome == "escalated" and not note:
+            raise _Refused(400, "Say in the note what was escalated, and to whom, then save again.")
+        try:
+            await self._run(
+                self.reviews.add,
+                archive_id,
+                reviewer=session.email,
+                outcome=outcome,
+                note=note[:10_000],
+                at=self.s.clock.now(),
+            )
+        except NoSuchMessage:
+            raise web.HTTPNotFound() from None
+        await self._audit(
+            request,
+            "review",
+            query=f"message {archive_id}",
+            detail={"archive_id": archive_id, "outcome": outcome},
+        )
+        raise web.HTTPSeeOther(f"/messages/{archive_id}?saved=1#reviews")
+
+    async def review_queue(self, request: web.Request) -> web.Response:
+        page = self._page_number(request)
+        waiting, total = await self._run(
+            self.reviews.awaiting, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+        )
+        await self._audit(
+            request, "view", query="review queue", result_count=total, detail={"page": page}
+        )
+        return self._page(
+            request,
+            "review.html",
+            waiting=waiting,
+            total=total,
+            page=page,
+            pages=max(1, -(-total // PER_PAGE)),
+        )
+
+    async def held(self, request: web.Request) -> web.Response:
+        waiting = await self._run(self.held_mail.waiting, self.s.clock.now())
+        await self._audit(request, "view", query="held mail", result_count=len(waiting))
+        return self._page(request, "held.html", waiting=waiting, done=request.query.get("done", ""))
+
+    async def release(self, request: web.Request) -> web.StreamResponse:
+        self._require_dsl(request, "release held mail")
+        entry_id = int(request.match_info["entry"])
+        now = self.s.clock.now()
+        held = await self._run(self.held_mail.get, entry_id, now)
+        if held is None or not await self._run(self.held_mail.release, entry_id, now):
+            raise _Refused(409, NOT_HELD)
+        await self._audit(
+            request,
+            "release",
+            query=f"message {held.archive_id}",
+            detail={"archive_id": held.archive_id, "entry": entry_id, "queue_id": held.queue_id},
+        )
+        raise web.HTTPSeeOther("/held?done=released")
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        session = self._require_dsl(request, "cancel held mail")
+        entry_id = int(request.match_info["entry"])
+        form = await request.post()
+        note = str(form.get("note", "")).strip()[:2000]
+        now = self.s.clock.now()
+        held = await self._run(self.held_mail.get, entry_id, now)
+        if held is None:
+            raise _Refused(409, NOT_HELD)
+        notice = None
+        if held.envelope_from:
+            notice = held_cancelled_notice(
+                self.s.notices,
+                hostname=self.s.hostname,
+                org=self.s.organisation,
+                sender=held.envelope_from,
+                recipients=held.recipients,
+                subject=held.subject,
+                sent=held.received_at,
+                cancelled=now,
+                cancelled_by=session.email,
+                note=note,
+                queue_id=held.queue_id,
+            )
+        done = await self._run(
+            self.held_mail.cancel,
+            entry_id,
+            now,
+            reason=f"cancelled by {session.email}" + (f": {note}" if note else ""),
+            notice=notice,
+            notify=(held.envelope_from,) if held.envelope_from else (),
+        )
+        if not done:
+            raise _Refused(409, NOT_HELD)
+        await self._audit(
+            request,
+            "cancel",
+            query=f"message {held.archive_id}",
+            detail={
+                "archive_id": held.archive_id,
+                "entry": entry_id,
+                "queue_id": held.queue_id,
+                "note": note,
+            },
+        )
+        raise web.HTTPSeeOther("/held?done=cancelled")
+
+    async def contact(self, request: web.Request) -> web.Response:
+        session: ConsoleSession = request[SESSION]
+        email = request.match_info["email"].strip().lower()
+        if not _ADDRESS.fullmatch(email):
+            raise web.HTTPNotFound()
+        view = await self._run(lambda: DirectoryStore(self.s.engine).view())
+        page = self._page_number(request)
+        result = await self._run(
+            self.searcher.search,
+            f"contact:{email}",
+            actor=session.email,
+            as_dsl=session.role == "dsl",
+            at=self.s.clock.now(),
+            limit=PER_PAGE,
+            page=page,
+            detail={"via": "web", "role": session.role, "page_of": email},
+        )
+        today = self.s.clock.now().astimezone(self.s.zone).date()
+        person = view.contact(email)
+        return self._page(
+            request,
+            "contact.html",
+            email=email,
+            person=person,
+            age=person.age_on(today) if person and person.date_of_birth else None,
+            staff=view.staff_member(email),
+            children=view.children_of_guardian(email) + view.children_of_school(email),
+            result=result,
+            page_link=lambda n: f"/contacts/{quote(email)}?page={n}",
+            can_export=session.role == "dsl",
+        )
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        session = self._require_dsl(request, "export a person's history")
+        email = request.match_info["email"].strip().lower()
+        if not _ADDRESS.fullmatch(email):
+            raise web.HTTPNotFound()
+        now = self.s.clock.now()
+        query = f"contact:{email}"
+
+        def build() -> tuple[bytes, int, str]:
+            ids = matching_ids(self.s.engine, parse(query), self.s.zone)
+            person = DirectoryStore(self.s.engine).view().contact(email)
+            cover = cover_page(
+                self.s.notices,
+                contact=email,
+                name=person.name if person else None,
+                organisation=self.s.organisation.name,
+                exported_by=session.email,
+                at=now,
+                query=query,
+            )
+            with tempfile.TemporaryDirectory(prefix="safeguard-export-") as folder:
+                out = Path(folder) / "history.zip"
+                done = write_export(self.s.engine, ids, fmt="eml-zip", out=out, cover=cover)
+                return out.read_bytes(), done.count, done.sha256
+
+        data, count, digest = await self._run(build)
+        await self._audit(
+            request,
+            "export",
+            query=query,
+            result_count=count,
+            detail={"format": "eml-zip", "sha256": digest, "file": "(download)"},
+        )
+        stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M")
+        safe = re.sub(r"[^A-Za-z0-9._@-]", "_", email)
+        return web.Response(
+            body=data,
+            content_type="application/zip",
+            headers={
+                "Content-Disposition": f'attachment; filename="history-{safe}-{stamp}.zip"',
+                "X-Content-SHA256": digest,
+            },
+        )
+
+
+def _notice_text(content: bytes | None) -> str:
+    """The words of a notice the gateway sent (its first text/plain part)."""
+    if not content:
+        return ""
+    try:
+        message = BytesParser(policy=email_policy.default).parsebytes(content)
+        part = message.get_body(preferencelist=("plain",))
+        return part.get_content() if part is not None else ""  # type: ignore[attr-defined]
+    except Exception:  # a notice we made ourselves; if it cannot be read, say nothing of it
+        return ""
+
+
+class WebServer:
+    """The console on a TCP port, on the running event loop (`safeguard web`, or in `serve`)."""
+
+    def __init__(self, services: WebServices, host: str, port: int, *, reuse_port: bool) -> None:
+        self.runner = web.AppRunner(make_app(services), access_log=None)
+        self.host, self.port, self.reuse_port = host, port, reuse_port
+
+    async def start(self) -> int:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port, reuse_port=self.reuse_port or None)
+        await site.start()
+        return int(self.runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()

@@ -1,0 +1,340 @@
+"""The safeguarding leads' web console over real HTTP: every page needs a session, every form
+its CSRF token, an auditor only reads, and every view of the archive is audited. The mail in
+it went through the relay's SMTP port, judged by the baseline pack (out-of-hours mail held)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from email import message_from_bytes, policy
+
+import pytest
+from sqlalchemy import select
+
+from gateway.store.audit import AuditLog
+from gateway.store.schema import queue, reviews
+from tests.support import Sink
+from tests.web.conftest import (
+    AUDITOR,
+    DSL,
+    MONDAY,
+    PARENT,
+    SAM,
+    SATURDAY,
+    TEACHER,
+    Browser,
+    Console,
+)
+
+GET_PAGES = ["/", "/search?q=sam", "/messages/1", "/review", "/held", f"/contacts/{SAM}"]
+POST_FORMS = [
+    "/signout",
+    "/messages/1/review",
+    "/held/1/release",
+    "/held/1/cancel",
+    f"/contacts/{SAM}/export",
+]
+
+
+def flagged(console: Console) -> int:
+    """ "Email to a child or young person is signed off professionally, without kisses": the
+    parent is copied (so it is delivered), and the kiss is flagged for the lead's review."""
+    return console.send(
+        MONDAY,
+        to=[SAM],
+        cc=[PARENT],
+        subject="Room change",
+        body="Hi Sam,\n\nThe session moves to room 4 on Thursday.\n\nSee you there x\n",
+    )
+
+
+def signed_in(console: Console, email: str = DSL) -> Browser:
+    browser = console.browser()
+    reply = browser.sign_in(email)
+    assert reply.status == 200 and reply.url.endswith("/review"), reply.text
+    return browser
+
+
+def audit(console: Console, action: str) -> list:
+    return AuditLog(console.gateway.engine).entries(action=action)
+
+
+def test_every_page_and_form_needs_a_session(console: Console):
+    browser = console.browser()
+    for path in GET_PAGES:
+        reply = browser.get(path)
+        assert reply.status == 200 and "/signin" in reply.url, path
+        assert "<h1>Sign in</h1>" in reply.text
+    for path in POST_FORMS:
+        reply = browser.post(path, {"csrf": "guess"})
+        assert reply.status == 403, path
+        assert "Your session has ended" in reply.text
+    assert "Traceback" not in reply.text
+
+
+def test_signing_in_takes_you_back_to_the_page_you_asked_for(console: Console):
+    browser = console.browser()
+    target = browser.get(f"/contacts/{SAM}")
+    assert "next=" in target.url
+    reply = browser.sign_in(DSL, next_path=f"/contacts/{SAM}")
+    assert reply.url.endswith(f"/contacts/{SAM}") and "Sam Taylor" in reply.text
+    # Never to another site.
+    other = console.browser().sign_in(DSL, next_path="//evil.example/phish")
+    assert other.url == console.base + "/review"
+
+
+def test_a_member_of_staff_who_is_not_a_safeguarding_lead_is_refused(console: Console):
+    reply = console.browser().sign_in(TEACHER)
+    assert reply.status == 403
+    assert "not a safeguarding lead" in reply.text
+    assert [e.actor for e in audit(console, "signin_refused")] == [TEACHER]
+    assert audit(console, "signin") == []
+
+
+def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_address(console: Console):
+    browser = console.browser()
+    for _ in range(5):
+        reply = browser.sign_in(DSL, password="wrong")
+        assert reply.status == 401 and "do not match" in reply.text
+    locked = browser.sign_in(DSL)  # the right password, too late
+    assert locked.status == 429 and "Too many failed attempts" in locked.text
+    assert len(audit(console, "signin_failed")) == 5
+    assert len(audit(console, "signin_locked")) == 1
+    # Another address is not locked by them.
+    assert signed_in(console, AUDITOR)
+
+
+def test_the_sign_in_form_needs_its_own_token(console: Console):
+    browser = console.browser()
+    reply = browser.post("/signin", {"email": DSL, "password": "x", "signin_token": "forged"})
+    assert reply.status == 403 and "expired" in reply.text
+    assert audit(console, "signin_failed") == []
+
+
+def test_a_form_without_its_session_token_changes_nothing(console: Console):
+    archive_id = flagged(console)
+    browser = signed_in(console)
+    for token in ("", "not-the-token"):
+        reply = browser.post(
+            f"/messages/{archive_id}/review", {"csrf": token, "outcome": "no_concern"}
+        )
+        assert reply.status == 403 and "did not come from this console" in reply.text
+    with console.gateway.engine.connect() as conn:
+        assert conn.execute(select(reviews)).all() == []
+
+
+def test_search_finds_the_flagged_message_and_is_audited(console: Console):
+    archive_id = flagged(console)
+    browser = signed_in(console)
+    reply = browser.get("/search?flag=informal_sign_off&child=" + SAM)
+    assert reply.status == 200
+    assert f'href="/messages/{archive_id}"' in reply.text and "Room change" in reply.text
+    assert "flag:informal_sign_off contact:" + SAM in reply.text
+    [entry] = audit(console, "search")
+    assert entry.actor == DSL and entry.detail["via"] == "web"
+    assert entry.query == f"flag:informal_sign_off contact:{SAM}" and entry.result_count == 1
+
+
+def test_a_search_that_cannot_be_read_says_why(console: Console):
+    browser = signed_in(console)
+    reply = browser.get("/search?q=%22unclosed&after=next+tuesday")
+    assert reply.status == 200
+    assert "is not a date (YYYY-MM-DD)" in reply.text
+    reply = browser.get("/search?q=%22unclosed")
+    assert "The search could not be read" in reply.text
+
+
+def test_the_message_view_marks_the_sign_off_and_is_audited(console: Console):
+    archive_id = flagged(console)
+    browser = signed_in(console)
+    reply = browser.get(f"/messages/{archive_id}")
+    assert reply.status == 200
+    assert '<mark class="finding" data-code="informal_sign_off">See you there x</mark>' in (
+        reply.text
+    )
+    assert "(flagged: informal sign-off)" in reply.text  # what a screen reader hears
+    assert "The session moves to room 4" in reply.text
+    assert audit(console, "view")[0].detail["archive_id"] == archive_id
+
+
+def test_the_message_view_shows_what_the_sender_was_told(console: Console, sink: Sink):
+    """A message to Sam without the parent is refused; the bounce names the correction."""
+    archive_id = console.send(
+        MONDAY, to=[SAM], cc=[], subject="Just us", body="Hi Sam,\n\nSee you Thursday.\n"
+    )
+    reply = signed_in(console).get(f"/messages/{archive_id}")
+    assert "Refused" in reply.text
+    told = reply.text.split("What the sender was told")[1].split("<h2")[0]
+    assert "Bounce to " + TEACHER in told and PARENT in told
+
+
+def test_a_lead_reviews_a_flagged_message_and_it_leaves_the_queue(console: Console):
+    archive_id = flagged(console)
+    browser = signed_in(console)
+    queue_page = browser.get("/review")
+    assert f'href="/messages/{archive_id}"' in queue_page.text
+    page = browser.get(f"/messages/{archive_id}")
+    missing_note = browser.post(
+        f"/messages/{archive_id}/review", {"csrf": page.field("csrf"), "outcome": "escalated"}
+    )
+    assert missing_note.status == 400 and "Say in the note" in missing_note.text
+    reply = browser.post(
+        f"/messages/{archive_id}/review",
+        {"csrf": page.field("csrf"), "outcome": "no_concern", "note": "Known to the family."},
+    )
+    assert reply.status == 200 and "Your review was saved" in reply.text
+    assert "No concern</strong> — " + DSL in reply.text and "Known to the family." in reply.text
+    assert "Nothing waits for review" in browser.get("/review").text
+    [entry] = audit(console, "review")
+    assert entry.detail["outcome"] == "no_concern" and entry.detail["archive_id"] == archive_id
+
+
+def test_an_auditor_reads_but_cannot_review_release_or_export(console: Console):
+    archive_id = flagged(console)
+    held_id = console.send(
+        SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
+    )
+    console.clock.moment = SATURDAY
+    browser = signed_in(console, AUDITOR)
+    page = browser.get(f"/messages/{archive_id}")
+    assert page.status == 200 and "Your review" not in page.text
+    held = browser.get("/held")
+    assert f'href="/messages/{held_id}"' in held.text and "Release now" not in held.text
+    csrf = page.field("csrf")
+    entry = _entry_of(console, held_id)
+    for path, fields in (
+        (f"/messages/{archive_id}/review", {"outcome": "no_concern"}),
+        (f"/held/{entry}/release", {}),
+        (f"/held/{entry}/cancel", {}),
+        (f"/contacts/{SAM}/export", {}),
+    ):
+        reply = browser.post(path, {"csrf": csrf, **fields})
+        assert reply.status == 403 and "Only a safeguarding lead may" in reply.text, path
+    with console.gateway.engine.connect() as conn:
+        assert conn.execute(select(reviews)).all() == []
+        assert conn.execute(select(queue.c.status).where(queue.c.id == entry)).scalar() == "queued"
+
+
+def _entry_of(console: Console, archive_id: int) -> int:
+    with console.gateway.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(queue.c.id).where(
+                    queue.c.archive_id == archive_id, queue.c.kind == "deliver"
+                )
+            ).scalar_one()
+        )
+
+
+def test_a_lead_releases_held_mail_and_it_is_delivered(console: Console, sink: Sink):
+    """Out-of-hours mail is held until the office opens; a lead may send it now."""
+    held_id = console.send(
+        SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
+    )
+    notices = len(sink.handler.wait_for(1))  # the sender's "held until" notice
+    browser = signed_in(console)
+    page = browser.get("/held")
+    assert "Weekend" in page.text and "Release now" in page.text
+    reply = browser.post(
+        f"/held/{_entry_of(console, held_id)}/release", {"csrf": page.field("csrf")}
+    )
+    assert reply.status == 200 and "Released" in reply.text
+    received = sink.handler.wait_for(notices + 1)
+    assert sorted(received[-1].rcpt_tos) == sorted([SAM, PARENT])
+    again = browser.post(
+        f"/held/{_entry_of(console, held_id)}/release", {"csrf": page.field("csrf")}
+    )
+    assert again.status == 409 and "no longer held" in again.text
+    [entry] = audit(console, "release")
+    assert entry.actor == DSL and entry.detail["archive_id"] == held_id
+
+
+def test_a_lead_cancels_held_mail_and_the_sender_is_told(console: Console, sink: Sink):
+    held_id = console.send(
+        SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
+    )
+    notices = len(sink.handler.wait_for(1))
+    browser = signed_in(console)
+    page = browser.get("/held")
+    entry = _entry_of(console, held_id)
+    reply = browser.post(
+        f"/held/{entry}/cancel", {"csrf": page.field("csrf"), "note": "Please phone instead."}
+    )
+    assert reply.status == 200 and "Cancelled" in reply.text
+    received = sink.handler.wait_for(notices + 1)
+    notice = message_from_bytes(received[-1].data, policy=policy.default)
+    assert received[-1].rcpt_tos == [TEACHER]
+    assert notice["Subject"] == "Not sent: Weekend"
+    text = notice.get_body(("plain",)).get_content()
+    assert "cancelled it" in text and "Please phone instead." in text and DSL in text
+    time.sleep(0.5)  # the worker had its chance: the held message itself is never sent
+    assert all(SAM not in r.rcpt_tos for r in sink.handler.received)
+    with console.gateway.engine.connect() as conn:
+        assert conn.execute(select(queue.c.status).where(queue.c.id == entry)).scalar() == (
+            "cancelled"
+        )
+    assert audit(console, "cancel")[0].detail["note"] == "Please phone instead."
+
+
+def test_a_childs_page_lists_their_messages_and_exports_their_history(console: Console):
+    first = flagged(console)
+    second = console.send(
+        MONDAY, to=[SAM], cc=[], subject="Just us", body="Hi Sam,\n\nSee you Thursday.\n"
+    )
+    browser = signed_in(console)
+    page = browser.get(f"/contacts/{SAM}")
+    assert "Sam Taylor" in page.text and "(under 18)" in page.text and PARENT in page.text
+    assert f'href="/messages/{first}"' in page.text and f'href="/messages/{second}"' in page.text
+    reply = browser.post(f"/contacts/{SAM}/export", {"csrf": page.field("csrf")})
+    assert reply.status == 200 and reply.headers["Content-Type"] == "application/zip"
+    assert (
+        'attachment; filename="history-sam.minor@home.example-'
+        in (reply.headers["Content-Disposition"])
+    )
+    with zipfile.ZipFile(io.BytesIO(reply.body)) as bundle:
+        names = bundle.namelist()
+        manifest = json.loads(bundle.read("manifest.json"))
+    assert "cover.html" in names and len(manifest) == 2
+    [entry] = audit(console, "export")
+    assert entry.actor == DSL and entry.result_count == 2
+
+
+def test_signing_out_ends_the_session_everywhere(console: Console):
+    browser = signed_in(console)
+    cookies = list(browser.cookies)
+    page = browser.get("/review")
+    reply = browser.post("/signout", {"csrf": page.field("csrf")})
+    assert "<h1>Sign in</h1>" in reply.text
+    stolen = console.browser()
+    for cookie in cookies:  # a copy of the cookie taken before signing out
+        stolen.cookies.set_cookie(cookie)
+    assert "/signin" in stolen.get("/review").url
+    assert len(audit(console, "signout")) == 1
+
+
+@pytest.mark.parametrize("path", ["/messages/999999", "/no/such/page"])
+def test_an_unknown_page_is_a_plain_not_found(console: Console, path: str):
+    reply = signed_in(console).get(path)
+    assert reply.status == 404 and "There is no such page or message" in reply.text
+
+
+def test_pages_forbid_framing_scripts_and_caching(console: Console):
+    reply = signed_in(console).get("/review")
+    assert "default-src 'none'" in reply.headers["Content-Security-Policy"]
+    assert reply.headers["X-Frame-Options"] == "DENY"
+    assert reply.headers["Cache-Control"] == "no-store"
+
+
+def test_group_mail_moved_to_bcc_needs_no_review(console: Console):
+    """ "Group email is sent with recipients in BCC": the gateway fixed it already, so it does
+    not wait in the review queue (but search finds it)."""
+    people = [f"volunteer{n}@example.org" for n in range(6)]
+    archive_id = console.send(
+        MONDAY, to=people, cc=[], subject="Rota", body="Hello all,\n\nThe rota is attached.\n"
+    )
+    browser = signed_in(console)
+    assert "Nothing waits for review" in browser.get("/review").text
+    found = browser.get("/search?flag=mass_mail_visible_recipients")
+    assert f'href="/messages/{archive_id}"' in found.text and "Changed" in found.text
