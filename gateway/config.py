@@ -6,6 +6,7 @@ fix a typo without reading code. Nothing else in the gateway reads configuration
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -159,6 +160,21 @@ class _Reader:
         self.path = path
         self.text = text
         self.data = data
+        self.known: set[tuple[str, str]] = set()  # every key asked for, set or not
+
+    def unknown_keys(self, skip: set[str]) -> None:
+        """A key nothing reads is a typo (`auditor` for `auditors`) that would silently leave
+        a default in place: refuse it, naming the line and the nearest known key."""
+        for section, table in self.data.items():
+            if section in skip or not isinstance(table, dict):
+                continue
+            for key in table:
+                if (section, key) in self.known:
+                    continue
+                names = sorted(k for s, k in self.known if s == section)
+                near = difflib.get_close_matches(key, names, n=1)
+                hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(names)}"
+                raise self.error(section, key, f"unknown key ({hint})")
 
     def error(self, section: str, key: str, reason: str) -> ConfigError:
         line = _key_line(self.text, section, key)
@@ -172,6 +188,7 @@ class _Reader:
         return value
 
     def get(self, section: str, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.known.add((section, key))
         value = self.table(section).get(key, default)
         if value is default:
             return value
@@ -392,6 +409,11 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         raise r.error("web", "session_hours", "between 0 and 168 hours")
     if web.max_failures < 1:
         raise r.error("web", "max_failures", "at least 1")
+    pack = r.get("policy", "pack", str, "default")
+    web_listen = r.listen("web", "listen", "127.0.0.1:8025")
+    api_listen = r.listen("api", "listen", "127.0.0.1:8026")
+    # [organisation] also carries the pack's defaults the site overrides; the pack checks those.
+    r.unknown_keys(skip={"organisation"})
     return Settings(
         path=path,
         organisation=organisation,
@@ -400,10 +422,10 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         upstream=upstream,
         delivery=delivery,
         database_url=db_url,
-        pack=r.get("policy", "pack", str, "default"),
+        pack=pack,
         mode=mode,
-        web_listen=r.listen("web", "listen", "127.0.0.1:8025"),
-        api_listen=r.listen("api", "listen", "127.0.0.1:8026"),
+        web_listen=web_listen,
+        api_listen=api_listen,
         state_dir=state_dir,
         demo_directory=demo,
         digest_at=digest_at,

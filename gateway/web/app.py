@@ -548,7 +548,7 @@ class _Console:
             envelope_to=found.envelope_to,
             sent_at=found.received_at,
         )
-        evidence = [(f.get("code", ""), str(f.get("evidence") or "")) for f in found.findings]
+        evidence = [(str(f.get("code", "")), _quoted(f)) for f in found.findings]
         evidence = [(code, text) for code, text in evidence if text]
 
         def mark(text: str) -> Any:
@@ -750,6 +750,14 @@ class _Console:
                 "X-Content-SHA256": digest,
             },
         )
+
+
+def _quoted(finding: dict[str, Any]) -> str:
+    """The passage a finding quotes: the matched phrase where the check names it (risk
+    language: its evidence is the phrase with some context), else the evidence."""
+    params = finding.get("params") or {}
+    phrase = params.get("phrase") if isinstance(params, dict) else None
+    return str(phrase or finding.get("evidence") or "")
 
 
 def _notice_text(content: bytes | None) -> str:

@@ -25,14 +25,19 @@ _LABELS = {
 class Mark:
     start: int
     end: int
-    code: str
+    codes: tuple[str, ...]  # what it was flagged as (two findings may quote one passage)
+
+
+_APOSTROPHE = re.compile(r"['’]")
 
 
 def _pattern(passage: str) -> re.Pattern[str] | None:
-    words = passage.split()
+    # A snippet cut short ends (or starts) with an ellipsis the text does not have.
+    words = passage.strip().strip("…").split()
     if not words or len("".join(words)) < 2:
         return None  # a single character ('x') would mark every x in the message
-    return re.compile(r"\s+".join(re.escape(w) for w in words), re.IGNORECASE)
+    escaped = (_APOSTROPHE.sub("['’]", re.escape(w)) for w in words)
+    return re.compile(r"\s+".join(escaped), re.IGNORECASE)
 
 
 def find_marks(text: str, evidence: Iterable[tuple[str, str]]) -> list[Mark]:
@@ -42,13 +47,14 @@ def find_marks(text: str, evidence: Iterable[tuple[str, str]]) -> list[Mark]:
         for part in {passage, *passage.split(" / ")}:
             pattern = _pattern(part)
             if pattern is not None:
-                spans += [Mark(m.start(), m.end(), code) for m in pattern.finditer(text)]
+                spans += [Mark(m.start(), m.end(), (code,)) for m in pattern.finditer(text)]
     spans.sort(key=lambda m: (m.start, -m.end))
     merged: list[Mark] = []
     for mark in spans:
         if merged and mark.start < merged[-1].end:
             last = merged[-1]
-            merged[-1] = Mark(last.start, max(last.end, mark.end), last.code)
+            codes = last.codes + tuple(c for c in mark.codes if c not in last.codes)
+            merged[-1] = Mark(last.start, max(last.end, mark.end), codes)
         else:
             merged.append(mark)
     return merged
@@ -59,10 +65,10 @@ def highlighted(text: str, marks: Sequence[Mark]) -> Markup:
     out: list[str] = []
     at = 0
     for mark in marks:
-        label = _LABELS.get(mark.code, mark.code.replace("_", " "))
+        label = ", ".join(_LABELS.get(code, code.replace("_", " ")) for code in mark.codes)
         out.append(str(escape(text[at : mark.start])))
         out.append(
-            f'<mark class="finding" data-code="{escape(mark.code)}">'
+            f'<mark class="finding" data-code="{escape(" ".join(mark.codes))}">'
             f"{escape(text[mark.start : mark.end])}</mark>"
             f'<span class="visually-hidden"> (flagged: {escape(label)})</span>'
         )

@@ -77,6 +77,19 @@ def test_a_config_error_is_one_line_naming_file_line_and_key(tmp_path: Path):
     )
 
 
+def test_a_misspelt_key_is_refused_with_the_nearest_known_one(tmp_path: Path):
+    """A typo must not silently leave a default in place (here: no auditors at all)."""
+    from click.testing import CliRunner
+
+    bad = tmp_path / "gateway.toml"
+    bad.write_text('[web]\nlisten = "127.0.0.1:0"\nauditor = ["morgan.hughes@safe.example"]\n')
+    result = CliRunner().invoke(cli, ["--config", str(bad), "queue", "list"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"safeguard: {bad}:3: [web] auditor: unknown key (did you mean 'auditors'?)"
+    )
+
+
 def test_rules_lint_names_the_broken_rule(run, tmp_path: Path):
     pack = tmp_path / "broken.toml"
     pack.write_text(

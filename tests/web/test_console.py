@@ -355,3 +355,24 @@ def test_every_list_of_the_archive_opened_is_audited(console: Console):
         f"contact:{SAM}",
         "auditor",
     )
+
+
+def test_the_personal_number_and_the_risky_phrase_are_marked_where_they_are(console: Console):
+    """ "Staff do not give children and young people their personal mobile number", and
+    "language that asks a young person for secrecy ... is reported": both passages are marked
+    in the text the lead reads."""
+    archive_id = console.send(
+        MONDAY,
+        to=[SAM],
+        cc=[PARENT],
+        subject="Thursday",
+        body="Hi Sam,\n\nText me on 07700 900123 if you are late.\n"
+        "Don't tell anyone about the change of plan.\n\nKind regards,\nAlex\n",
+    )
+    page = signed_in(console).get(f"/messages/{archive_id}")
+    assert '<mark class="finding" data-code="personal_contact_details">07700 900123</mark>' in (
+        page.text
+    )
+    assert '<mark class="finding" data-code="risk_language">Don&#39;t tell anyone</mark>' in (
+        page.text
+    )

@@ -41,3 +41,24 @@ def test_overlapping_evidence_is_one_mark_and_the_text_is_escaped():
     assert [text[m.start : m.end] for m in marks] == ["me alone after"]
     shown = str(highlighted(text, marks))
     assert shown.startswith("&lt;b&gt;Hi&lt;/b&gt; meet <mark") and "<b>" not in shown
+
+
+def test_one_passage_quoted_by_two_findings_names_both_and_an_ellipsis_is_not_looked_for():
+    text = "Text me on 07700 900123, just between us."
+    marks = find_marks(
+        text,
+        [
+            ("personal_contact_details", "07700 900123"),
+            ("risk_language", "…me on 07700 900123, just"),
+            ("risk_language", "just between us"),
+        ],
+    )
+    assert [(text[m.start : m.end], m.codes) for m in marks] == [
+        ("me on 07700 900123, just between us", ("risk_language", "personal_contact_details"))
+    ]
+    assert "(flagged: risk language, personal contact details)" in highlighted(text, marks)
+
+
+def test_a_curly_apostrophe_in_the_text_matches_a_straight_one_in_the_phrase():
+    marks = find_marks("Don’t tell your mum", [("risk_language", "don't tell")])
+    assert len(marks) == 1
