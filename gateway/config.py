@@ -111,7 +111,7 @@ class OrganisationSettings:
 class WebSettings:
     """The safeguarding leads' console (`[web]`); `listen` is Settings.web_listen."""
 
-    # Staff addresses with read-only access (search, read, export; no review or release).
+    # Staff addresses with read-only access: search and read; no review, release or export.
     auditors: tuple[str, ...] = ()
     # Cookies only over HTTPS. None: yes unless the console listens on loopback only (a
     # console reached from other machines belongs behind TLS).
@@ -409,6 +409,8 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         raise r.error("web", "session_hours", "between 0 and 168 hours")
     if web.max_failures < 1:
         raise r.error("web", "max_failures", "at least 1")
+    if web.lockout_minutes <= 0:
+        raise r.error("web", "lockout_minutes", "more than 0 (it is how long a lockout lasts)")
     pack = r.get("policy", "pack", str, "default")
     web_listen = r.listen("web", "listen", "127.0.0.1:8025")
     api_listen = r.listen("api", "listen", "127.0.0.1:8026")

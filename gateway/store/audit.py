@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, insert, select
 
 from gateway.store.db import transaction
 from gateway.store.records import as_aware, utc_naive
@@ -74,29 +74,6 @@ class AuditLog:
             result_count=result_count,
             detail=values["detail"],
         )
-
-    def count(self, *, action: str, query: str, since: datetime) -> int:
-        """Rows of `action` about `query` (e.g. failed sign-ins of one address) since `since`."""
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(
-                        audit_log.c.action == action,
-                        audit_log.c.query == query,
-                        audit_log.c.at >= utc_naive(since),
-                    )
-                ).scalar_one()
-            )
-
-    def latest(self, *, action: str, query: str) -> datetime | None:
-        """When `action` about `query` last happened (aware UTC), if ever."""
-        with self.engine.connect() as conn:
-            at = conn.execute(
-                select(func.max(audit_log.c.at)).where(
-                    audit_log.c.action == action, audit_log.c.query == query
-                )
-            ).scalar_one()
-        return None if at is None else as_aware(at)
 
     def entries(
         self,

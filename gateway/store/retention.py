@@ -16,7 +16,14 @@ from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from gateway.store.db import transaction
 from gateway.store.records import utc_naive
-from gateway.store.schema import archive, archive_addresses, archive_findings, audit_log, queue
+from gateway.store.schema import (
+    archive,
+    archive_addresses,
+    archive_findings,
+    audit_log,
+    queue,
+    reviews,
+)
 
 FINISHED = ("delivered", "failed", "cancelled")
 PURGE_ACTION = "purge"
@@ -115,6 +122,8 @@ def tombstone(
         conn.execute(delete(queue).where(queue.c.archive_id.in_(chosen)))
         conn.execute(delete(archive_addresses).where(archive_addresses.c.archive_id.in_(chosen)))
         conn.execute(delete(archive_findings).where(archive_findings.c.archive_id.in_(chosen)))
+        # A lead's review note speaks of the message (and the child): it goes with it.
+        conn.execute(delete(reviews).where(reviews.c.archive_id.in_(chosen)))
         conn.execute(
             update(archive)
             .where(and_(archive.c.id.in_(chosen), archive.c.purged_at.is_(None)))

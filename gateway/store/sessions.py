@@ -8,11 +8,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, or_, select, update
 
 from gateway.store.db import transaction
 from gateway.store.records import as_aware, utc_naive
-from gateway.store.schema import console_sessions
+from gateway.store.schema import console_sessions, credentials
 
 
 def _digest(token: str) -> str:
@@ -55,13 +55,21 @@ class SessionStore:
         return token, session
 
     def find(self, token: str, now: datetime) -> ConsoleSession | None:
-        """The live session a cookie's token belongs to, or None (unknown, ended, expired)."""
+        """The live session a cookie's token belongs to, or None (unknown, ended, expired, or
+        opened before the password was last set: a new password shuts out whoever had the
+        old one)."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(console_sessions).where(
+                select(console_sessions)
+                .outerjoin(credentials, credentials.c.email == console_sessions.c.email)
+                .where(
                     console_sessions.c.token_sha256 == _digest(token),
                     console_sessions.c.ended_at.is_(None),
                     console_sessions.c.expires_at > utc_naive(now),
+                    or_(
+                        credentials.c.updated_at.is_(None),
+                        credentials.c.updated_at <= console_sessions.c.created_at,
+                    ),
                 )
             ).first()
         if row is None:

@@ -23,10 +23,11 @@ import jinja2
 import structlog
 from aiohttp import web
 from sqlalchemy import Engine
+from yarl import URL
 
 from gateway.clock import Clock
 from gateway.config import Settings, WebSettings
-from gateway.directory.model import normalise_email
+from gateway.directory.model import DirectoryView, normalise_email
 from gateway.export import cover_page, matching_ids
 from gateway.export import export as write_export
 from gateway.message.parse import parse_message
@@ -38,10 +39,11 @@ from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
 from gateway.store.directory import DirectoryStore
 from gateway.store.held import HeldMail
-from gateway.store.messages import ArchivedMessage, archived_message
+from gateway.store.messages import ArchivedMessage, QueueHistory, archived_message
 from gateway.store.reviews import OUTCOMES, NoSuchMessage, ReviewStore
 from gateway.store.search import ArchiveSearch, NotASafeguardingLead, require_dsl
 from gateway.store.sessions import ConsoleSession, SessionStore
+from gateway.store.signin import SigninAttempts
 from gateway.web.highlight import find_marks, highlighted
 from gateway.web.pages import FINDING_LABELS, STATIC, VERDICT_LABELS, pages_environment
 
@@ -133,8 +135,16 @@ PUBLIC = frozenset({"/signin", "/static/console.css", "/favicon.ico"})
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this console: never another site (an open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this console: never another site (an open redirect). A tab or newline
+    inside would be dropped on the way out ("/\t/evil.example" becomes "//evil.example"), so
+    any control character or space refuses the target, and what is left is parsed as the
+    browser will."""
+    if not target or any(c.isspace() or not c.isprintable() for c in target):
+        return "/"
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    url = URL(target)
+    if url.scheme or url.host or not url.path.startswith("/") or url.path.startswith("//"):
         return "/"
     return target
 
@@ -149,6 +159,11 @@ class _Console:
         self.held_mail = HeldMail(services.engine, lifetime=services.queue_lifetime)
         self.authenticator = Authenticator(CredentialStore(services.engine))
         self.searcher = ArchiveSearch(services.engine, services.zone)
+        self.attempts = SigninAttempts(
+            services.engine,
+            limit=services.settings.max_failures,
+            window=timedelta(minutes=services.settings.lockout_minutes),
+        )
 
     # ----------------------------------------------------------------------- plumbing
 
@@ -341,22 +356,7 @@ class _Console:
                 status=400,
                 error="Enter your work e-mail address and your password.",
             )
-        window = timedelta(minutes=self.s.settings.lockout_minutes)
-
-        def failures() -> int:
-            last_ok = self.audit.latest(action="signin", query=email)
-            since = max(now - window, last_ok) if last_ok else now - window
-            return self.audit.count(action="signin_failed", query=email, since=since)
-
-        if await self._run(failures) >= self.s.settings.max_failures:
-            await self._run(
-                self.audit.record,
-                actor=email,
-                action="signin_locked",
-                at=now,
-                query=email,
-                detail={"via": "web", "client": request.remote or ""},
-            )
+        if not await self._run(self.attempts.begin, email, now, request.remote or ""):
             minutes = int(self.s.settings.lockout_minutes)
             return self._signin_page(
                 request,
@@ -474,7 +474,7 @@ class _Console:
 
     def _page_number(self, request: web.Request) -> int:
         value = request.query.get("page", "1")
-        return max(1, min(int(value), 10_000)) if value.isdigit() else 1
+        return max(1, min(int(value), 10_000)) if value.isascii() and value.isdigit() else 1
 
     async def search(self, request: web.Request) -> web.Response:
         session: ConsoleSession = request[SESSION]
@@ -523,25 +523,31 @@ class _Console:
             detail={"archive_id": archive_id, "queue_id": found.queue_id},
         )
         reviews = await self._run(self.reviews.of, archive_id)
+        # Parsing and marking a 10 MB message takes seconds: not on the loop the relay shares.
+        body, told = await self._run(self._reading, found)
         return self._page(
             request,
             "message.html",
             m=found,
-            body=self._body(found),
-            told=[
-                (entry, _notice_text(entry.content))
-                for entry in found.history
-                if entry.kind in ("bounce", "notice") and entry.content
-            ],
+            body=body,
+            told=told,
             reviews=reviews,
             outcomes=OUTCOMES,
             can_review=request[SESSION].role == "dsl" and bool(found.findings),
             saved=request.query.get("saved") == "1",
         )
 
-    def _body(self, found: ArchivedMessage) -> dict[str, Any] | None:
+    def _reading(
+        self, found: ArchivedMessage
+    ) -> tuple[dict[str, Any] | None, list[tuple[QueueHistory, str]]]:
+        """The message's text with its findings marked, and each notice its sender was sent."""
+        told = [
+            (entry, _notice_text(entry.content))
+            for entry in found.history
+            if entry.kind in ("bounce", "notice") and entry.content
+        ]
         if found.raw is None:
-            return None
+            return None, told
         parsed = parse_message(
             found.raw,
             envelope_from=found.envelope_from,
@@ -554,13 +560,13 @@ class _Console:
         def mark(text: str) -> Any:
             return highlighted(text, find_marks(text, evidence))
 
-        return {
+        body = {
             "new_text": mark(parsed.new_text),
             "signature": mark(parsed.signature),
             "quoted_text": mark(parsed.quoted_text),
             "attachments": parsed.attachments,
-            "defects": parsed.defects,
         }
+        return body, told
 
     async def review(self, request: web.Request) -> web.StreamResponse:
         session = self._require_dsl(request, "review messages")
@@ -666,11 +672,13 @@ class _Console:
             request,
             "cancel",
             query=f"message {held.archive_id}",
+            # The note itself went to the sender; it may name the child, and the audit log is
+            # kept longer than the message.
             detail={
                 "archive_id": held.archive_id,
                 "entry": entry_id,
                 "queue_id": held.queue_id,
-                "note": note,
+                "with_note": bool(note),
             },
         )
         raise web.HTTPSeeOther("/held?done=cancelled")
@@ -684,7 +692,7 @@ class _Console:
         page = self._page_number(request)
         result = await self._run(
             self.searcher.search,
-            f"contact:{email}",
+            _history_query(view, email),
             actor=session.email,
             as_dsl=session.role == "dsl",
             at=self.s.clock.now(),
@@ -713,14 +721,15 @@ class _Console:
         if not _ADDRESS.fullmatch(email):
             raise web.HTTPNotFound()
         now = self.s.clock.now()
-        query = f"contact:{email}"
+        view = await self._run(lambda: DirectoryStore(self.s.engine).view())
+        query = _history_query(view, email)
+        person = view.contact(email)
 
         def build() -> tuple[bytes, int, str]:
             ids = matching_ids(self.s.engine, parse(query), self.s.zone)
-            person = DirectoryStore(self.s.engine).view().contact(email)
             cover = cover_page(
                 self.s.notices,
-                contact=email,
+                contact=", ".join(person.emails) if person else email,
                 name=person.name if person else None,
                 organisation=self.s.organisation.name,
                 exported_by=session.email,
@@ -750,6 +759,14 @@ class _Console:
                 "X-Content-SHA256": digest,
             },
         )
+
+
+def _history_query(view: DirectoryView, email: str) -> str:
+    """Everything to, from or copying a person, at every address the directory has for them
+    (a pupil may write from home and from school)."""
+    person = view.contact(email)
+    addresses = [a.lower() for a in person.emails] if person else [email]
+    return " OR ".join(f"contact:{a}" for a in dict.fromkeys(addresses) if _ADDRESS.fullmatch(a))
 
 
 def _quoted(finding: dict[str, Any]) -> str:

@@ -145,3 +145,14 @@ def test_serve_refuses_to_start_with_a_broken_notice_template(tmp_path: Path):
         assert result.exit_code == 2, result.output
         assert "policy_bounce.txt.j2:1: unexpected '}'" in result.output
         assert "Traceback" not in result.output
+
+
+def test_a_lockout_of_no_minutes_is_refused(tmp_path: Path):
+    """It would switch the console's lockout off without a word."""
+    from click.testing import CliRunner
+
+    bad = tmp_path / "gateway.toml"
+    bad.write_text("[web]\nlockout_minutes = 0\n")
+    result = CliRunner().invoke(cli, ["--config", str(bad), "queue", "list"])
+    assert result.exit_code == 2
+    assert f"{bad}:2: [web] lockout_minutes: more than 0" in result.output

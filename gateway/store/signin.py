@@ -1,0 +1,65 @@
+"""Sign-in attempts at the web console, and the lockout after repeated failures.
+
+Each attempt is written to the audit log before the password is checked, in a transaction
+that first counts the address's recent attempts, one address at a time (SQLite's write lock;
+a PostgreSQL advisory lock on the address). So twenty guesses sent at once are counted as
+twenty, not checked all at once against a count of none, whichever gateway process they
+reach. A successful sign-in, or a new password, starts the count again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, insert, select
+
+from gateway.store.db import is_postgres, transaction
+from gateway.store.records import utc_naive
+from gateway.store.schema import audit_log, credentials
+
+ATTEMPT = "signin_attempt"
+SUCCESS = "signin"
+LOCKED = "signin_locked"
+
+
+class SigninAttempts:
+    def __init__(self, engine: Engine, *, limit: int, window: timedelta) -> None:
+        self.engine = engine
+        self.limit = limit
+        self.window = window
+
+    def begin(self, email: str, now: datetime, client: str) -> bool:
+        """Record an attempt for `email`, unless `limit` attempts since the last success (or
+        new password) within `window` have not succeeded: then record the lockout and say no."""
+        moment = utc_naive(now)
+        with transaction(self.engine) as conn:
+            if is_postgres(self.engine):
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(email))))
+            last_success = conn.execute(
+                select(func.max(audit_log.c.id)).where(
+                    audit_log.c.action == SUCCESS, audit_log.c.query == email
+                )
+            ).scalar()
+            password_set = conn.execute(
+                select(credentials.c.updated_at).where(credentials.c.email == email)
+            ).scalar()
+            since = moment - self.window
+            if password_set is not None:
+                since = max(since, password_set)
+            recent = select(func.count()).where(
+                audit_log.c.action == ATTEMPT,
+                audit_log.c.query == email,
+                audit_log.c.at >= since,
+                audit_log.c.id > (last_success or 0),
+            )
+            locked = conn.execute(recent).scalar_one() >= self.limit
+            conn.execute(
+                insert(audit_log).values(
+                    at=moment,
+                    actor=email,
+                    action=LOCKED if locked else ATTEMPT,
+                    query=email,
+                    detail={"via": "web", "client": client},
+                )
+            )
+        return not locked
