@@ -603,7 +603,11 @@ class _Console:
             self.reviews.awaiting, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
         )
         await self._audit(
-            request, "view", query="review queue", result_count=total, detail={"page": page}
+            request,
+            "view",
+            query="review queue",
+            result_count=total,
+            detail={"page": page, "shown": [w.archive_id for w in waiting]},
         )
         return self._page(
             request,
@@ -616,7 +620,13 @@ class _Console:
 
     async def held(self, request: web.Request) -> web.Response:
         waiting = await self._run(self.held_mail.waiting, self.s.clock.now())
-        await self._audit(request, "view", query="held mail", result_count=len(waiting))
+        await self._audit(
+            request,
+            "view",
+            query="held mail",
+            result_count=len(waiting),
+            detail={"shown": [h.archive_id for h in waiting]},
+        )
         return self._page(request, "held.html", waiting=waiting, done=request.query.get("done", ""))
 
     async def release(self, request: web.Request) -> web.StreamResponse:

@@ -344,12 +344,12 @@ def test_group_mail_moved_to_bcc_needs_no_review(console: Console):
 def test_every_list_of_the_archive_opened_is_audited(console: Console):
     """Who looked at what: the review queue, held mail and a person's page, besides searches,
     messages and exports (tested above)."""
-    flagged(console)
+    archive_id = flagged(console)
     browser = signed_in(console, AUDITOR)  # lands on the review queue
     browser.get("/held")
     browser.get(f"/contacts/{SAM}")
-    views = [(e.actor, e.query) for e in reversed(audit(console, "view"))]
-    assert views == [(AUDITOR, "review queue"), (AUDITOR, "held mail")]
+    views = [(e.actor, e.query, e.detail["shown"]) for e in reversed(audit(console, "view"))]
+    assert views == [(AUDITOR, "review queue", [archive_id]), (AUDITOR, "held mail", [])]
     [search] = audit(console, "search")
     assert (search.actor, search.query, search.detail["role"]) == (
         AUDITOR,
