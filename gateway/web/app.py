@@ -328,6 +328,10 @@ class _Console:
             next_path=_safe_next(next_path) if next_path else "",
             error=error,
             email=email,
+            # A browser drops a Secure cookie sent over plain HTTP: sign-in would never stick.
+            plain_http=self.s.secure_cookies
+            and request.scheme != "https"
+            and request.headers.get("X-Forwarded-Proto", "").lower() != "https",
         )
         self._cookie(response, SIGNIN_COOKIE, token, max_age=3600)
         return response

@@ -103,6 +103,7 @@ class Console:
     clock: FixedClock
     base: str
     smtp_port: int
+    web: WebServices  # what the running console was given (a test may change its settings)
 
     @property
     def gateway(self) -> Gateway:
@@ -145,14 +146,12 @@ def console(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Console]:
         store = CredentialStore(g.engine)
         for email in (DSL, AUDITOR, TEACHER):
             store.set_hash(email, hash_password(PASSWORD), MONDAY)
-        server = WebServer(
-            WebServices.of(settings, g.engine, clock, g.policy.pack.organisation, g.templates),
-            "127.0.0.1",
-            0,
-            reuse_port=False,
+        services = WebServices.of(
+            settings, g.engine, clock, g.policy.pack.organisation, g.templates
         )
+        server = WebServer(services, "127.0.0.1", 0, reuse_port=False)
         port = running.call(server.start())
         try:
-            yield Console(running, clock, f"http://127.0.0.1:{port}", running.port)
+            yield Console(running, clock, f"http://127.0.0.1:{port}", running.port, services)
         finally:
             running.call(server.stop())

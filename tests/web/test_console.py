@@ -477,3 +477,14 @@ def test_a_page_number_that_is_not_a_plain_number_is_page_one(console: Console):
     browser = signed_in(console)
     for path in ("/review?page=%C2%B2", "/search?q=room&page=%C2%B2", "/review?page=-3"):
         assert browser.get(path).status == 200, path
+
+
+def test_a_console_that_needs_https_says_so_on_a_plain_http_sign_in_page(console: Console):
+    """An IT admin who opens the console over plain HTTP with secure cookies on learns why
+    sign-in cannot work, instead of being sent back to the sign-in page without a word."""
+    page = console.browser().get("/signin")
+    assert "plain HTTP" not in page.text  # loopback: secure cookies are off by default
+    console.web.secure_cookies = True
+    page = console.browser().get("/signin")
+    assert "came over plain HTTP" in page.text
+    assert "Secure" in page.headers["Set-Cookie"]
