@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 
 from gateway.chat import ChatInvalid, ChatMessage, chat_from_json
 from gateway.clock import Clock
+from gateway.httpserver import HttpServer
 from gateway.ids import new_queue_id
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline, check_result
@@ -217,19 +218,8 @@ class _Api:
         )
 
 
-class ApiServer:
-    """The app on a TCP port, on the running event loop (inside `safeguard serve`)."""
+class ApiServer(HttpServer):
+    """The API on a TCP port, on the running event loop (inside `safeguard serve`)."""
 
     def __init__(self, services: ApiServices, host: str, port: int, *, reuse_port: bool) -> None:
-        self.runner = web.AppRunner(make_app(services), access_log=None)
-        self.host, self.port, self.reuse_port = host, port, reuse_port
-
-    async def start(self) -> int:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port, reuse_port=self.reuse_port or None)
-        await site.start()
-        address = self.runner.addresses[0]
-        return int(address[1])
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
+        super().__init__(make_app(services), host, port, reuse_port=reuse_port)

@@ -29,9 +29,8 @@ from gateway.config import Settings
 from gateway.logs import configure_logging
 
 if TYPE_CHECKING:
-    from gateway.api.app import ApiServer
+    from gateway.httpserver import HttpServer
     from gateway.service import Gateway
-    from gateway.web.app import WebServer
 
 log = structlog.get_logger("gateway.serve")
 
@@ -105,54 +104,42 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
         raise click.ClickException(f"cannot start: {exc}") from None
 
 
-async def _start_api(gateway: Gateway, settings: Settings) -> ApiServer | None:
-    """The HTTP API (`[api] listen`; "" turns it off) on the relay's event loop. Several relay
-    processes share its port as they share the SMTP one."""
+async def _start_api(gateway: Gateway, settings: Settings) -> HttpServer | None:
+    """The HTTP API (`[api] listen`; "" turns it off) on the relay's event loop."""
     from gateway.api.app import ApiServer, ApiServices
 
     if settings.api_listen is None:
         return None
     host, port = settings.api_listen
     server = ApiServer(
-        ApiServices.of(gateway),
-        host,
-        port,
-        reuse_port=settings.server.processes > 1,
+        ApiServices.of(gateway), host, port, reuse_port=settings.server.processes > 1
     )
-    try:
-        bound = await server.start()
-    except OSError:
-        await gateway.stop()
-        raise
-    log.info("api_listening", listen=f"{host}:{bound}")
-    return server
+    return await _listen(server, gateway, "api_listening")
 
 
-async def _start_console(gateway: Gateway, settings: Settings) -> WebServer | None:
+async def _start_console(gateway: Gateway, settings: Settings) -> HttpServer | None:
     """The safeguarding leads' console (`[web] listen`; "" turns it off), as the API is."""
     from gateway.web.app import WebServer, WebServices
 
     if settings.web_listen is None:
         return None
     host, port = settings.web_listen
-    server = WebServer(
-        WebServices.of(
-            settings,
-            gateway.engine,
-            gateway.clock,
-            gateway.policy.pack.organisation,
-            gateway.templates,
-        ),
-        host,
-        port,
-        reuse_port=settings.server.processes > 1,
+    services = WebServices.of(
+        settings, gateway.engine, gateway.clock, gateway.policy.pack.organisation, gateway.templates
     )
+    server = WebServer(services, host, port, reuse_port=settings.server.processes > 1)
+    return await _listen(server, gateway, "console_listening")
+
+
+async def _listen(server: HttpServer, gateway: Gateway, event: str) -> HttpServer:
+    """Several relay processes share each HTTP port as they share the SMTP one. A port that
+    is taken stops the gateway (OSError: `serve` says it cannot start)."""
     try:
         bound = await server.start()
     except OSError:
         await gateway.stop()
         raise
-    log.info("console_listening", listen=f"{host}:{bound}")
+    log.info(event, listen=f"{server.host}:{bound}")
     return server
 
 

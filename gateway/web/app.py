@@ -30,6 +30,7 @@ from gateway.config import Settings, WebSettings
 from gateway.directory.model import DirectoryView, normalise_email
 from gateway.export import cover_page, matching_ids
 from gateway.export import export as write_export
+from gateway.httpserver import HttpServer
 from gateway.message.parse import parse_message
 from gateway.notify.policy import held_cancelled_notice
 from gateway.policy.types import Organisation
@@ -370,40 +371,30 @@ class _Console:
                 error=f"Too many failed attempts for this address. Wait {minutes} minutes, "
                 "or ask your IT admin to set a new password (safeguard staff set-password).",
             )
+        refused = None
         if not await self.authenticator.verify(email, password):
+            refused = ("signin_failed", 401, "That address and password do not match.")
+        elif (role := await self._run(self._role_of, email)) is None:
+            refused = (
+                "signin_refused",
+                403,
+                "This console is for safeguarding leads. Your address is not a safeguarding "
+                "lead (dsl = yes) in the directory, nor a named auditor.",
+            )
+        if refused is not None:
+            action, status, error = refused
             await self._run(
                 self.audit.record,
                 actor=email,
-                action="signin_failed",
+                action=action,
                 at=now,
                 query=email,
                 detail={"via": "web", "client": request.remote or ""},
             )
             return self._signin_page(
-                request,
-                next_path=next_path,
-                email=email,
-                status=401,
-                error="That address and password do not match.",
+                request, next_path=next_path, email=email, status=status, error=error
             )
-        role = await self._run(self._role_of, email)
-        if role is None:
-            await self._run(
-                self.audit.record,
-                actor=email,
-                action="signin_refused",
-                at=now,
-                query=email,
-                detail={"via": "web", "client": request.remote or ""},
-            )
-            return self._signin_page(
-                request,
-                next_path=next_path,
-                email=email,
-                status=403,
-                error="This console is for safeguarding leads. Your address is not a "
-                "safeguarding lead (dsl = yes) in the directory, nor a named auditor.",
-            )
+        assert role is not None
         token, _session = await self._run(
             self.sessions.open, email, role, now, timedelta(hours=self.s.settings.session_hours)
         )
@@ -803,18 +794,8 @@ def _notice_text(content: bytes | None) -> str:
         return ""
 
 
-class WebServer:
+class WebServer(HttpServer):
     """The console on a TCP port, on the running event loop (`safeguard web`, or in `serve`)."""
 
     def __init__(self, services: WebServices, host: str, port: int, *, reuse_port: bool) -> None:
-        self.runner = web.AppRunner(make_app(services), access_log=None)
-        self.host, self.port, self.reuse_port = host, port, reuse_port
-
-    async def start(self) -> int:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port, reuse_port=self.reuse_port or None)
-        await site.start()
-        return int(self.runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
+        super().__init__(make_app(services), host, port, reuse_port=reuse_port)
