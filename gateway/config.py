@@ -117,6 +117,9 @@ class WebSettings:
     # console reached from other machines belongs behind TLS).
     secure_cookies: bool | None = None
     session_hours: float = 8.0  # a working day; then sign in again
+    # The console's address as leads reach it (https://safeguarding.example.org): alerts and
+    # digests link to it. None: they name the archive reference only.
+    url: str | None = None
     max_failures: int = 5  # failed sign-ins per address before it is locked out ...
     lockout_minutes: float = 15.0  # ... for this long
 
@@ -404,7 +407,10 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         session_hours=r.get("web", "session_hours", float, 8.0),
         max_failures=r.get("web", "max_failures", int, 5),
         lockout_minutes=r.get("web", "lockout_minutes", float, 15.0),
+        url=(r.get("web", "url", str, "") or "").rstrip("/") or None,
     )
+    if web.url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", web.url):
+        raise r.error("web", "url", f"expected an http:// or https:// address, got {web.url!r}")
     if not 0 < web.session_hours <= 24 * 7:
         raise r.error("web", "session_hours", "between 0 and 168 hours")
     if web.max_failures < 1:

@@ -48,5 +48,5 @@ def digest(ctx: Context, since: str) -> None:
         items = verdicts_since(engine, now - span)
     finally:
         engine.dispose()
-    env = environment_for(ctx.settings.pack, ctx.settings.templates)
+    env = environment_for(ctx.settings.pack, ctx.settings.templates, ctx.settings.web.url)
     click.echo(render(env, summarise(items, now - span, now), org.name), nl=False)

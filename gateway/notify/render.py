@@ -11,8 +11,11 @@ import jinja2
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
-def make_environment(overrides: Sequence[Path] = ()) -> jinja2.Environment:
-    """Templates are looked up in `overrides` (an organisation's own wording) before built-ins."""
+def make_environment(
+    overrides: Sequence[Path] = (), console_url: str | None = None
+) -> jinja2.Environment:
+    """Templates are looked up in `overrides` (an organisation's own wording) before built-ins.
+    `console_url`: the console's address as leads reach it, for links in their notices."""
     search = [str(p) for p in overrides if p.is_dir()] + [str(BUILTIN_TEMPLATES)]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
@@ -27,6 +30,7 @@ def make_environment(overrides: Sequence[Path] = ()) -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters["local_time"] = local_time
+    env.globals["console_url"] = console_url
     return env
 
 
@@ -60,12 +64,14 @@ def template_problems(env: jinja2.Environment, codes: Iterable[str]) -> list[str
     return problems
 
 
-def environment_for(pack: str, site: Path | None = None) -> jinja2.Environment:
+def environment_for(
+    pack: str, site: Path | None = None, console_url: str | None = None
+) -> jinja2.Environment:
     """Lookup order: the site's own folder, then the pack's wording (`templates/packs/NAME/`),
     then the built-ins. Each folder mirrors the built-in layout (notices/, findings/)."""
     folders = [site] if site is not None else []
     folders.append(BUILTIN_TEMPLATES / "packs" / Path(pack).stem)
-    return make_environment(folders)
+    return make_environment(folders, console_url)
 
 
 def local_time(value: str | datetime) -> str:

@@ -56,6 +56,13 @@ def _aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else as_aware(moment)
 
 
+def archive_id_for(engine: Engine, queue_id: str) -> int | None:
+    """The record of an archive reference (the queue id notices and alerts quote)."""
+    with engine.connect() as conn:
+        found = conn.execute(select(archive.c.id).where(archive.c.queue_id == queue_id)).scalar()
+    return None if found is None else int(found)
+
+
 def archived_message(engine: Engine, archive_id: int) -> ArchivedMessage | None:
     with engine.connect() as conn:
         row = conn.execute(select(archive).where(archive.c.id == archive_id)).first()

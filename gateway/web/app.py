@@ -40,7 +40,12 @@ from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
 from gateway.store.directory import DirectoryStore
 from gateway.store.held import HeldMail
-from gateway.store.messages import ArchivedMessage, QueueHistory, archived_message
+from gateway.store.messages import (
+    ArchivedMessage,
+    QueueHistory,
+    archive_id_for,
+    archived_message,
+)
 from gateway.store.reviews import OUTCOMES, NoSuchMessage, ReviewStore
 from gateway.store.search import ArchiveSearch, NotASafeguardingLead, require_dsl
 from gateway.store.sessions import ConsoleSession, SessionStore
@@ -118,6 +123,7 @@ def make_app(services: WebServices) -> web.Application:
         web.post("/signout", console.signout),
         web.get("/search", console.search),
         web.get("/messages/{id:\\d+}", console.message),
+        web.get("/ref/{ref:[A-Za-z0-9]{1,32}}", console.reference),
         web.post("/messages/{id:\\d+}/review", console.review),
         web.get("/review", console.review_queue),
         web.get("/held", console.held),
@@ -504,6 +510,13 @@ class _Console:
             verdicts=VERDICT_LABELS,
             page_link=lambda n: "/search?" + urlencode({**params, "page": n}),
         )
+
+    async def reference(self, request: web.Request) -> web.StreamResponse:
+        """An archive reference as alerts and notices quote it: the link in a lead's alert."""
+        found = await self._run(archive_id_for, self.s.engine, request.match_info["ref"])
+        if found is None:
+            raise web.HTTPNotFound()
+        raise web.HTTPSeeOther(f"/messages/{found}")
 
     async def message(self, request: web.Request) -> web.Response:
         archive_id = int(request.match_info["id"])

@@ -156,3 +156,13 @@ def test_a_lockout_of_no_minutes_is_refused(tmp_path: Path):
     result = CliRunner().invoke(cli, ["--config", str(bad), "queue", "list"])
     assert result.exit_code == 2
     assert f"{bad}:2: [web] lockout_minutes: more than 0" in result.output
+
+
+def test_a_console_url_that_is_not_an_http_address_is_refused(tmp_path: Path):
+    from click.testing import CliRunner
+
+    bad = tmp_path / "gateway.toml"
+    bad.write_text('[web]\nurl = "safeguarding.safe.example"\n')
+    result = CliRunner().invoke(cli, ["--config", str(bad), "queue", "list"])
+    assert result.exit_code == 2
+    assert f"{bad}:2: [web] url: expected an http:// or https:// address" in result.output

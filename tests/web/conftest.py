@@ -36,6 +36,7 @@ PARENT = "priya.shah@parents.example"
 PASSWORD = "correct horse battery staple"
 MONDAY = datetime(2026, 11, 23, 10, 15, tzinfo=UTC)  # in office hours
 SATURDAY = datetime(2026, 11, 28, 10, 15, tzinfo=UTC)
+CONSOLE_URL = "https://safeguarding.safe.example"  # as leads reach it: alerts link here
 
 
 @dataclass
@@ -137,7 +138,7 @@ def console(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Console]:
         database_url,
         upstream=sink.url,
         policy={"pack": str(PACK)},
-        web={"auditors": [AUDITOR]},
+        web={"auditors": [AUDITOR], "url": CONSOLE_URL},
         notify={"digest_at": ""},
     )
     clock = FixedClock(MONDAY)

@@ -488,3 +488,27 @@ def test_a_console_that_needs_https_says_so_on_a_plain_http_sign_in_page(console
     page = console.browser().get("/signin")
     assert "came over plain HTTP" in page.text
     assert "Secure" in page.headers["Set-Cookie"]
+
+
+def test_a_leads_alert_links_to_the_message_in_the_console(console: Console, sink: Sink):
+    """Watch-list language "is reported to the safeguarding lead at once": the alert's link
+    (its archive reference under [web] url) opens the message, after signing in if need be."""
+    from tests.web.conftest import CONSOLE_URL
+
+    archive_id = console.send(
+        MONDAY,
+        to=[SAM],
+        cc=[PARENT],
+        subject="Thursday",
+        body="Hi Sam,\n\nDon't tell anyone about the change of plan.\n\nKind regards,\nAlex\n",
+    )
+    alerts = [r for r in sink.handler.wait_for(2) if r.rcpt_tos == ["safeguarding@safe.example"]]
+    text = message_from_bytes(alerts[0].data, policy=policy.default).get_body(("plain",))
+    link = next(line.strip() for line in text.get_content().splitlines() if CONSOLE_URL in line)
+    path = link.removeprefix(CONSOLE_URL)
+    assert path.startswith("/ref/")
+    browser = console.browser()
+    assert "/signin?next=" in browser.get(path).url
+    reply = browser.sign_in(DSL, next_path=path)
+    assert reply.url == f"{console.base}/messages/{archive_id}"
+    assert browser.get("/ref/NOSUCHREF").status == 404
