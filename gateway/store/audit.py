@@ -80,7 +80,9 @@ class AuditLog:
         *,
         since: datetime | None = None,
         action: str | None = None,
+        actor: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[AuditEntry]:
         """Newest first; `since` is inclusive."""
         stmt = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.id.desc())
@@ -88,8 +90,12 @@ class AuditLog:
             stmt = stmt.where(audit_log.c.at >= utc_naive(since))
         if action is not None:
             stmt = stmt.where(audit_log.c.action == action)
+        if actor is not None:
+            stmt = stmt.where(audit_log.c.actor == actor)
         if limit is not None:
             stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
         return [

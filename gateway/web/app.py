@@ -127,6 +127,7 @@ def make_app(services: WebServices) -> web.Application:
         web.post("/messages/{id:\\d+}/review", console.review),
         web.get("/review", console.review_queue),
         web.get("/held", console.held),
+        web.get("/audit", console.audit_log),
         web.post("/held/{entry:\\d+}/release", console.release),
         web.post("/held/{entry:\\d+}/cancel", console.cancel),
         web.get("/contacts/{email}", console.contact),
@@ -137,6 +138,23 @@ def make_app(services: WebServices) -> web.Application:
     return app
 
 
+AUDIT_ACTIONS = {
+    "signin": "Signed in",
+    "signin_attempt": "Sign-in attempt",
+    "signin_failed": "Wrong password",
+    "signin_refused": "Sign-in refused (not a lead)",
+    "signin_locked": "Sign-in locked out",
+    "signout": "Signed out",
+    "search": "Searched",
+    "search_refused": "Search refused",
+    "view": "Opened",
+    "review": "Reviewed",
+    "release": "Released held mail",
+    "cancel": "Cancelled held mail",
+    "export": "Exported",
+    "export_refused": "Export refused",
+    "purge": "Retention purge",
+}
 NOT_HELD = "That message is no longer held: it was released, cancelled or sent already."
 PUBLIC = frozenset({"/signin", "/static/console.css", "/favicon.ico"})
 
@@ -636,6 +654,42 @@ class _Console:
             detail={"shown": [h.archive_id for h in waiting]},
         )
         return self._page(request, "held.html", waiting=waiting, done=request.query.get("done", ""))
+
+    async def audit_log(self, request: web.Request) -> web.Response:
+        """Who signed in, searched, read, reviewed, released and exported what: for an auditor
+        above all. Opening it is recorded too."""
+        page = self._page_number(request)
+        actor = request.query.get("actor", "").strip().lower() or None
+        action = request.query.get("action", "").strip() or None
+        # One more than a page: whether there is a next one, without counting the whole log.
+        entries = await self._run(
+            self.audit.entries,
+            actor=actor,
+            action=action,
+            limit=PER_PAGE * 2 + 1,
+            offset=(page - 1) * PER_PAGE * 2,
+        )
+        more = len(entries) > PER_PAGE * 2
+        entries = entries[: PER_PAGE * 2]
+        await self._audit(
+            request,
+            "view",
+            query="audit log",
+            result_count=len(entries),
+            detail={"page": page, "actor": actor, "action": action},
+        )
+        params = {k: v for k, v in (("actor", actor), ("action", action)) if v}
+        return self._page(
+            request,
+            "audit.html",
+            entries=entries,
+            page=page,
+            more=more,
+            actor=actor or "",
+            action=action or "",
+            actions=AUDIT_ACTIONS,
+            page_link=lambda n: "/audit?" + urlencode({**params, "page": n}),
+        )
 
     async def release(self, request: web.Request) -> web.StreamResponse:
         self._require_dsl(request, "release held mail")

@@ -28,7 +28,16 @@ from tests.web.conftest import (
     Console,
 )
 
-GET_PAGES = ["/", "/search?q=sam", "/messages/1", "/review", "/held", f"/contacts/{SAM}"]
+GET_PAGES = [
+    "/",
+    "/search?q=sam",
+    "/messages/1",
+    "/ref/ABC",
+    "/review",
+    "/held",
+    "/audit",
+    f"/contacts/{SAM}",
+]
 POST_FORMS = [
     "/signout",
     "/messages/1/review",
@@ -512,3 +521,22 @@ def test_a_leads_alert_links_to_the_message_in_the_console(console: Console, sin
     reply = browser.sign_in(DSL, next_path=path)
     assert reply.url == f"{console.base}/messages/{archive_id}"
     assert browser.get("/ref/NOSUCHREF").status == 404
+
+
+def test_an_auditor_reads_the_audit_log_and_reading_it_is_recorded(console: Console):
+    """Who looked at what, for the person who checks: the lead's sign-in, search and opened
+    message are listed, a filter narrows it, and the auditor's own look is an entry too."""
+    archive_id = flagged(console)
+    lead = signed_in(console)
+    lead.get("/search?q=room")
+    lead.get(f"/messages/{archive_id}")
+    auditor = signed_in(console, AUDITOR)
+    page = auditor.get("/audit?actor=" + DSL)
+    assert page.status == 200
+    assert "Signed in" in page.text and "Searched" in page.text and "room" in page.text
+    assert f'<a href="/messages/{archive_id}">message {archive_id}</a>' in page.text
+    assert AUDITOR not in page.text.split("<tbody>")[1]  # only the lead's entries
+    only = auditor.get("/audit?action=search")
+    assert "Searched" in only.text and "Signed in</td>" not in only.text
+    [look, _] = [e for e in audit(console, "view") if e.query == "audit log"]
+    assert look.actor == AUDITOR and look.detail["action"] == "search"

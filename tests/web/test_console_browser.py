@@ -98,6 +98,10 @@ def test_a_safeguarding_lead_works_through_the_console(
             assert "cover.html" in bundle.namelist()
         assert len(manifest) == 2
 
+        page.get_by_role("link", name="Audit log").click()
+        assert "Exported" in page.get_by_role("table").inner_text()
+        page.screenshot(path=str(shots / "audit.png"), full_page=True)
+
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url(re.compile(r".*/signin$"))
 
@@ -113,6 +117,7 @@ def test_every_page_works_from_the_keyboard_and_labels_every_field(console: Cons
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
         for path in (
+            "/audit",
             "/review",
             "/search?q=room",
             f"/messages/{archive_id}",
