@@ -22,6 +22,7 @@ from gateway.ids import new_queue_id
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline, check_result
 from gateway.service import Gateway
+from gateway.smtp.auth import FailureLimiter
 from gateway.store.queue import QueueStore
 from gateway.store.tokens import TokenStore
 from gateway.store.writer import ArchiveWriter
@@ -43,6 +44,9 @@ class ApiServices:
     executor: Executor
     metrics: Metrics
     sessions: Callable[[], int]  # SMTP sessions in flight
+    # Wrong tokens per client address, as [auth] limits wrong SMTP passwords: a guesser is
+    # turned away before each guess costs a database lookup.
+    limiter: FailureLimiter
 
     @classmethod
     def of(cls, gateway: Gateway) -> ApiServices:
@@ -57,6 +61,9 @@ class ApiServices:
             executor=gateway.executor,
             metrics=gateway.metrics,
             sessions=lambda: gateway.counter.active,
+            limiter=FailureLimiter(
+                gateway.settings.auth.max_failures, gateway.settings.auth.failure_window
+            ),
         )
 
 
@@ -100,12 +107,21 @@ class _Api:
         return response
 
     async def _chat(self, request: web.Request) -> tuple[str, ChatMessage] | web.Response:
+        client = request.remote or ""
+        if self.s.limiter.blocked(client):
+            return _error(
+                429,
+                "too many requests with a wrong token from this address; "
+                "check the integration's token, then try again later",
+                **{"Retry-After": str(int(self.s.limiter.window))},
+            )
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         name = None
         if scheme.lower() == "bearer" and token.strip():
             name = await asyncio.to_thread(self.s.tokens.name_for, token.strip())
         if name is None:
+            self.s.limiter.failed(client)
             return _error(
                 401,
                 "a valid token is needed: Authorization: Bearer TOKEN "

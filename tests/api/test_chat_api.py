@@ -184,6 +184,16 @@ def test_a_request_without_a_valid_token_is_refused(api: Api, token: str):
     assert api.archived() == []
 
 
+def test_repeated_wrong_tokens_turn_the_address_away_before_any_lookup(api: Api):
+    """As wrong SMTP passwords are limited ([auth] max_failures, 5 in 10 minutes): the sixth
+    request from the address is refused with 429, even with the right token."""
+    for n in range(5):
+        assert api.call("/api/v1/check", chat(), token=f"sgw_guess-{n}")[0] == 401
+    status, result = api.call("/api/v1/check", chat())
+    assert status == 429 and "too many requests with a wrong token" in result["error"]
+    assert api.call("/healthz", token="")[0] == 200  # monitoring needs no token
+
+
 def test_a_revoked_token_is_refused_from_then_on(api: Api):
     assert api.call("/api/v1/check", chat())[0] == 200
     assert TokenStore(api.gateway.engine).revoke("chat-bridge")
