@@ -55,7 +55,11 @@ class ReviewStore:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         with transaction(self.engine) as conn:
-            if conn.execute(select(archive.c.id).where(archive.c.id == archive_id)).first() is None:
+            # Not a tombstone either: retention removed its notes, and would not look again.
+            live = select(archive.c.id).where(
+                archive.c.id == archive_id, archive.c.purged_at.is_(None)
+            )
+            if conn.execute(live).first() is None:
                 raise NoSuchMessage(archive_id)
             conn.execute(
                 insert(reviews).values(

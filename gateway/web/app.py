@@ -60,7 +60,8 @@ SIGNIN_COOKIE = "sg_signin"  # double-submit token of the sign-in form, before a
 PER_PAGE = 25
 MAX_FORM = 64 * 1024
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_ADDRESS = re.compile(r"[^\s\"'()<>]+@[^\s\"'()<>]+")
+# An address as the query language takes it after `contact:` (o'brien@ included).
+_ADDRESS = re.compile(r"[^\s\"()<>]+@[^\s\"()<>]+")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION = web.RequestKey("session", ConsoleSession)
 TOKEN = web.RequestKey("token", str)
@@ -837,7 +838,7 @@ def _history_query(view: DirectoryView, email: str) -> str:
     """Everything to, from or copying a person, at every address the directory has for them
     (a pupil may write from home and from school)."""
     person = view.contact(email)
-    addresses = [a.lower() for a in person.emails] if person else [email]
+    addresses = [normalise_email(a) for a in person.emails] if person else [email]
     return " OR ".join(f"contact:{a}" for a in dict.fromkeys(addresses) if _ADDRESS.fullmatch(a))
 
 

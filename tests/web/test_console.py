@@ -540,3 +540,30 @@ def test_an_auditor_reads_the_audit_log_and_reading_it_is_recorded(console: Cons
     assert "Searched" in only.text and "Signed in</td>" not in only.text
     [look, _] = [e for e in audit(console, "view") if e.query == "audit log"]
     assert look.actor == AUDITOR and look.detail["action"] == "search"
+
+
+def test_an_address_with_an_apostrophe_has_its_page_and_history(console: Console):
+    """niamh.o'brien@ is a valid address (the directory import takes it): not skipped."""
+    address = "niamh.o'brien@home.example"
+    archive_id = console.send(
+        MONDAY, to=[address], cc=[], subject="Volunteering", body="Hello Niamh,\n\nThanks.\n"
+    )
+    page = signed_in(console).get("/contacts/" + address.replace("'", "%27"))
+    assert page.status == 200 and f'href="/messages/{archive_id}"' in page.text
+
+
+def test_a_review_of_a_message_retention_has_emptied_is_refused(console: Console):
+    """A stale tab must not leave a note (which may name the child) that no purge will see."""
+    from gateway.store.retention import tombstone
+
+    archive_id = flagged(console)
+    browser = signed_in(console)
+    page = browser.get(f"/messages/{archive_id}")
+    tombstone(console.gateway.engine, [archive_id], at=MONDAY, actor="test", rule="6 years")
+    reply = browser.post(
+        f"/messages/{archive_id}/review",
+        {"csrf": page.field("csrf"), "outcome": "escalated", "note": "About Sam Taylor."},
+    )
+    assert reply.status == 404
+    with console.gateway.engine.connect() as conn:
+        assert conn.execute(select(reviews)).all() == []
