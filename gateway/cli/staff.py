@@ -34,7 +34,9 @@ def set_password(ctx: Context, email: str) -> None:
     engine = make_engine(ctx.settings.database_url, pool_size=1)
     upgrade(engine)
     ctx.call_on_close(engine.dispose)
+    from gateway.cli.search import local_user
+
     CredentialStore(engine).set_hash(
-        email.strip().lower(), hash_password(password), SystemClock().now()
+        email.strip().lower(), hash_password(password), SystemClock().now(), actor=local_user()
     )
     click.echo(f"Password set for {email.strip().lower()}.")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.store.db import transaction
 from gateway.store.records import utc_naive
-from gateway.store.schema import credentials
+from gateway.store.schema import audit_log, credentials
+
+PASSWORD_SET = "password_set"
 
 
 class CredentialStore:
@@ -22,7 +24,11 @@ class CredentialStore:
                 select(credentials.c.password_hash).where(credentials.c.email == email.lower())
             ).scalar_one_or_none()
 
-    def set_hash(self, email: str, password_hash: str, now: datetime) -> None:
+    def set_hash(
+        self, email: str, password_hash: str, now: datetime, *, actor: str = "(not recorded)"
+    ) -> None:
+        """Set the hash, and record `password_set` in the audit log in the same transaction:
+        the console's lockout and its sessions start again from that row."""
         values = {
             "email": email.lower(),
             "password_hash": password_hash,
@@ -39,3 +45,12 @@ class CredentialStore:
         )
         with transaction(self.engine) as conn:
             conn.execute(statement)
+            conn.execute(
+                insert(audit_log).values(
+                    at=utc_naive(now),
+                    actor=actor[:320],
+                    action=PASSWORD_SET,
+                    query=email.lower(),
+                    detail={},
+                )
+            )

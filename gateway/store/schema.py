@@ -214,6 +214,7 @@ console_sessions = Table(
     Column("created_at", DateTime(), nullable=False),
     Column("expires_at", DateTime(), nullable=False),
     Column("ended_at", DateTime()),  # signed out
+    Column("credential_set_at", DateTime()),  # credentials.updated_at when it was opened
 )
 
 reviews = Table(

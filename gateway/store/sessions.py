@@ -42,8 +42,12 @@ class SessionStore:
             conn.execute(
                 delete(console_sessions).where(console_sessions.c.expires_at < utc_naive(now))
             )
+            password_set = conn.execute(
+                select(credentials.c.updated_at).where(credentials.c.email == email)
+            ).scalar()
             conn.execute(
                 insert(console_sessions).values(
+                    credential_set_at=password_set,
                     token_sha256=_digest(token),
                     email=email,
                     role=role,
@@ -66,9 +70,10 @@ class SessionStore:
                     console_sessions.c.token_sha256 == _digest(token),
                     console_sessions.c.ended_at.is_(None),
                     console_sessions.c.expires_at > utc_naive(now),
+                    # Copied at sign-in, compared as is: no two hosts' clocks meet here.
                     or_(
                         credentials.c.updated_at.is_(None),
-                        credentials.c.updated_at <= console_sessions.c.created_at,
+                        credentials.c.updated_at == console_sessions.c.credential_set_at,
                     ),
                 )
             ).first()

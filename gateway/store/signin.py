@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, insert, select
 
+from gateway.store.credentials import PASSWORD_SET
 from gateway.store.db import is_postgres, transaction
 from gateway.store.records import utc_naive
-from gateway.store.schema import audit_log, credentials
+from gateway.store.schema import audit_log
 
 ATTEMPT = "signin_attempt"
 SUCCESS = "signin"
@@ -35,22 +36,18 @@ class SigninAttempts:
         with transaction(self.engine) as conn:
             if is_postgres(self.engine):
                 conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(email))))
-            last_success = conn.execute(
+            # Rows, not clocks, say what came after a success or a new password: the host that
+            # set the password may keep another time than this one.
+            fresh_start = conn.execute(
                 select(func.max(audit_log.c.id)).where(
-                    audit_log.c.action == SUCCESS, audit_log.c.query == email
+                    audit_log.c.action.in_((SUCCESS, PASSWORD_SET)), audit_log.c.query == email
                 )
             ).scalar()
-            password_set = conn.execute(
-                select(credentials.c.updated_at).where(credentials.c.email == email)
-            ).scalar()
-            since = moment - self.window
-            if password_set is not None:
-                since = max(since, password_set)
             recent = select(func.count()).where(
                 audit_log.c.action == ATTEMPT,
                 audit_log.c.query == email,
-                audit_log.c.at >= since,
-                audit_log.c.id > (last_success or 0),
+                audit_log.c.at >= moment - self.window,
+                audit_log.c.id > (fresh_start or 0),
             )
             locked = conn.execute(recent).scalar_one() >= self.limit
             conn.execute(

@@ -146,6 +146,7 @@ AUDIT_ACTIONS = {
     "signin_refused": "Sign-in refused (not a lead)",
     "signin_locked": "Sign-in locked out",
     "signout": "Signed out",
+    "password_set": "Password set",
     "search": "Searched",
     "search_refused": "Search refused",
     "view": "Opened",

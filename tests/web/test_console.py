@@ -567,3 +567,24 @@ def test_a_review_of_a_message_retention_has_emptied_is_refused(console: Console
     assert reply.status == 404
     with console.gateway.engine.connect() as conn:
         assert conn.execute(select(reviews)).all() == []
+
+
+def test_a_password_set_on_a_host_whose_clock_is_ahead_still_signs_in_and_stays_in(
+    console: Console,
+):
+    """The admin's machine may keep another time than the gateway's: a session opened after
+    the new password must work, and the lockout must start again, whatever the two clocks."""
+    from datetime import timedelta
+
+    from gateway.smtp.auth import hash_password
+    from gateway.store.credentials import CredentialStore
+
+    browser = console.browser()
+    for _ in range(5):
+        browser.sign_in(DSL, password="wrong")
+    CredentialStore(console.gateway.engine).set_hash(
+        DSL, hash_password("a new passphrase"), MONDAY + timedelta(days=1), actor="it.admin"
+    )
+    assert browser.sign_in(DSL, password="a new passphrase").url.endswith("/review")
+    assert browser.get("/held").status == 200 and "/signin" not in browser.get("/held").url
+    assert [e.query for e in audit(console, "password_set") if e.actor == "it.admin"] == [DSL]

@@ -7,7 +7,9 @@ Create Date: 2026-12-06 03:00:00
 - `console_sessions`: one row per sign-in. The browser holds a random token in a cookie; only
   its SHA-256 is kept here, so a copy of the database signs nobody in. `csrf` is the token every
   form of that session must carry. Signing out sets `ended_at`: the cookie stops working at
-  once, on every gateway sharing the database.
+  once, on every gateway sharing the database. `credential_set_at` is the password's
+  `credentials.updated_at` at sign-in: a new password ends the session (compared as copied,
+  not against another host's clock).
 - `ix_audit_log_action_at`: the console counts an address's failed sign-ins of the last
   minutes (lockout) in the audit log, which grows with every search.
 - `reviews`: a safeguarding lead's judgement of a flagged message (`no_concern` or
@@ -37,6 +39,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.Column("ended_at", sa.DateTime(), nullable=True),
+        sa.Column("credential_set_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("token_sha256", name="pk_console_sessions"),
     )
     op.create_table(
