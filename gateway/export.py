@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 from sqlalchemy import Engine, and_, select
 
+from gateway.directory.model import DirectoryView, normalise_email
 from gateway.search.query import Node
 from gateway.store.records import as_aware
 from gateway.store.schema import archive
@@ -160,6 +161,15 @@ def export(
     tmp.replace(out)  # a half-written export never carries the final name
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     return Exported(out, len(manifest), digest, tuple(extra))
+
+
+def history_query(view: DirectoryView, address: str) -> str:
+    """`export --contact` and the console's person page: everything to, from or copying a
+    person, at every address the directory has for them (a pupil may write from home and from
+    school)."""
+    person = view.contact(address)
+    addresses = [normalise_email(a) for a in person.emails] if person else [address]
+    return " OR ".join(f"contact:{a}" for a in dict.fromkeys(addresses))
 
 
 def cover_page(

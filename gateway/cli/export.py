@@ -34,7 +34,8 @@ def export(
 ) -> None:
     """Export matching messages exactly as received, with a manifest of SHA-256 hashes."""
     from gateway.cli.search import local_user
-    from gateway.export import cover_page, matching_ids
+    from gateway.directory.model import normalise_email
+    from gateway.export import cover_page, history_query, matching_ids
     from gateway.export import export as write_export
     from gateway.notify.render import environment_for
     from gateway.search import QueryError, parse
@@ -45,7 +46,15 @@ def export(
 
     text = " ".join(query)
     if contact:
-        text = f"contact:{contact.strip()} {text}".strip()
+        # Every address the directory has for them; the rest of QUERY narrows it.
+        from gateway.service import open_store
+
+        store = open_store(ctx.settings)
+        try:
+            history = history_query(store.view(), normalise_email(contact.strip()))
+        finally:
+            store.engine.dispose()
+        text = f"({history}) {text}".strip() if text else history
     if not text:
         click.echo("safeguard: give a QUERY or --contact ADDR", err=True)
         sys.exit(2)
@@ -79,7 +88,7 @@ def export(
             person = DirectoryStore(engine).view().contact(contact)
             cover = cover_page(
                 environment_for(ctx.settings.pack, ctx.settings.templates),
-                contact=contact.strip().lower(),
+                contact=", ".join(person.emails) if person else contact.strip().lower(),
                 name=person.name if person else None,
                 organisation=ctx.settings.organisation.name or "",
                 exported_by=actor,

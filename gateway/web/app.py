@@ -27,8 +27,8 @@ from yarl import URL
 
 from gateway.clock import Clock
 from gateway.config import Settings, WebSettings
-from gateway.directory.model import DirectoryView, normalise_email
-from gateway.export import cover_page, matching_ids
+from gateway.directory.model import normalise_email
+from gateway.export import cover_page, history_query, matching_ids
 from gateway.export import export as write_export
 from gateway.httpserver import HttpServer
 from gateway.message.parse import parse_message
@@ -766,7 +766,7 @@ class _Console:
         page = self._page_number(request)
         result = await self._run(
             self.searcher.search,
-            _history_query(view, email),
+            history_query(view, email),
             actor=session.email,
             as_dsl=session.role == "dsl",
             at=self.s.clock.now(),
@@ -796,7 +796,7 @@ class _Console:
             raise web.HTTPNotFound()
         now = self.s.clock.now()
         view = await self._run(lambda: DirectoryStore(self.s.engine).view())
-        query = _history_query(view, email)
+        query = history_query(view, email)
         person = view.contact(email)
 
         def build() -> tuple[bytes, int, str]:
@@ -833,14 +833,6 @@ class _Console:
                 "X-Content-SHA256": digest,
             },
         )
-
-
-def _history_query(view: DirectoryView, email: str) -> str:
-    """Everything to, from or copying a person, at every address the directory has for them
-    (a pupil may write from home and from school)."""
-    person = view.contact(email)
-    addresses = [normalise_email(a) for a in person.emails] if person else [email]
-    return " OR ".join(f"contact:{a}" for a in dict.fromkeys(addresses) if _ADDRESS.fullmatch(a))
 
 
 def _quoted(finding: dict[str, Any]) -> str:

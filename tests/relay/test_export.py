@@ -137,3 +137,44 @@ def test_an_existing_file_is_never_overwritten(archived, tmp_path):
     out.write_text("precious")
     result = _run(config, "export", "verdict:deliver", "--format", "mbox", "-o", str(out))
     assert result.exit_code == 2 and out.read_text() == "precious"
+
+
+def test_a_persons_history_covers_every_address_the_directory_has_for_them(
+    start_gateway, sink: Sink, tmp_path
+):
+    """Mia writes from home and from school (two addresses on one contacts.csv row): asked
+    for either address, her history holds the mail to both."""
+    gateway = start_gateway()
+    addresses = ["mia.jones@home.example", "mia.jones@pupils.school.example"]
+    for n, address in enumerate(addresses):
+        raw = (
+            f"From: alex.teacher@safe.example\r\nTo: {address}\r\n"
+            f"Cc: dave.jones@home.example\r\nSubject: To Mia {n}\r\n"
+            f"Message-ID: <mia-{n}@safe.example>\r\n\r\nRoom 4.\r\nKind regards,\r\nAlex\r\n"
+        ).encode()
+        send(gateway.port, raw, rcpts=[address, "dave.jones@home.example"])
+    sink.handler.wait_for(2)
+    config = tmp_path / "export.toml"
+    url = gateway.gateway.engine.url.render_as_string(hide_password=False)
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    out = tmp_path / "mia.zip"
+    result = _run(
+        config, "export", "--contact", addresses[1], "--format", "eml-zip", "-o", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert "Exported 2 messages" in result.output
+    with zipfile.ZipFile(out) as bundle:
+        cover = bundle.read("cover.html").decode()
+    assert addresses[0] in cover and addresses[1] in cover
+    narrowed = _run(
+        config,
+        "export",
+        "--contact",
+        addresses[0],
+        "subject:1",
+        "--format",
+        "eml-zip",
+        "-o",
+        str(tmp_path / "one.zip"),
+    )
+    assert "Exported 1 message " in narrowed.output
