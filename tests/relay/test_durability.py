@@ -147,24 +147,38 @@ def test_every_acknowledged_message_survives_kill_9_mid_load(
     assert {mid for mid, _ in per_id} == expected
 
 
-def _hanging_upstream() -> tuple[socket.socket, int]:
+class _HangingUpstream:
     """An upstream that greets and then never answers: sends stay in flight, leased."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    held: list[socket.socket] = []
 
-    def serve() -> None:
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.port = self.server.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
         while True:
             try:
-                conn, _ = server.accept()
+                conn, _ = self.server.accept()
             except OSError:
                 return
             conn.sendall(b"220 hanging.example ESMTP\r\n")
-            held.append(conn)
+            self.held.append(conn)
 
-    threading.Thread(target=serve, daemon=True).start()
-    return server, server.getsockname()[1]
+    def close(self) -> None:
+        """Every socket closed here, now. Closing the listener alone does not wake a thread
+        blocked in accept() on Linux: it woke when a later test's client happened to reach the
+        same port, and the connections it held were left to the garbage collector, a
+        ResourceWarning in whichever test ran then (test_faults_more's full-disk test, seen
+        in about one full run in four)."""
+        self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        self.thread.join(5)
+        for conn in self.held:
+            conn.close()
 
 
 def test_mail_in_flight_when_killed_goes_out_at_restart_not_after_the_lease(
@@ -173,7 +187,8 @@ def test_mail_in_flight_when_killed_goes_out_at_restart_not_after_the_lease(
     """kill -9 while upstream holds every send open: the entries stay leased to the dead
     process. The restarted gateway (same host) releases them at once: delivered in seconds,
     not after `[delivery] lease` (here the default 10 minutes)."""
-    hanging, hanging_port = _hanging_upstream()
+    hanging = _HangingUpstream()
+    hanging_port = hanging.port
     port = free_port()
     config = _config(tmp_path, port, sink, database_url)
     text = config.read_text().replace("lease = 3", "lease = 600")
