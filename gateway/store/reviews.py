@@ -86,14 +86,24 @@ class ReviewStore:
     def awaiting(self, *, limit: int = 50, offset: int = 0) -> tuple[list[Awaiting], int]:
         """Messages with findings other than a rewrite and no review, oldest first, and how
         many there are."""
-        # A rewrite (group mail moved to BCC) is fixed already; it needs nobody's judgement.
-        flagged = exists().where(
-            archive_findings.c.archive_id == archive.c.id, archive_findings.c.action != "rewrite"
+        # Read from archive_findings, which holds rows of flagged messages only (a purge
+        # deletes a tombstone's), not by looking at every archived message. A rewrite (group
+        # mail moved to BCC) is fixed already; it needs nobody's judgement.
+        waiting = (
+            select(archive_findings.c.archive_id)
+            .where(
+                archive_findings.c.action != "rewrite",
+                ~exists().where(reviews.c.archive_id == archive_findings.c.archive_id),
+            )
+            .distinct()
         )
-        reviewed = exists().where(reviews.c.archive_id == archive.c.id)
-        where = (flagged, ~reviewed, archive.c.purged_at.is_(None))
         with self.engine.connect() as conn:
-            total = int(conn.execute(select(func.count()).where(*where)).scalar_one())
+            total = int(
+                conn.execute(select(func.count()).select_from(waiting.subquery())).scalar_one()
+            )
+            page = (
+                waiting.order_by(archive_findings.c.archive_id).limit(limit).offset(offset)
+            ).subquery()
             rows = conn.execute(
                 select(
                     archive.c.id,
@@ -104,10 +114,8 @@ class ReviewStore:
                     archive.c.verdict,
                     archive.c.findings,
                 )
-                .where(*where)
+                .join(page, page.c.archive_id == archive.c.id)
                 .order_by(archive.c.id)
-                .limit(limit)
-                .offset(offset)
             ).all()
         return [
             Awaiting(
