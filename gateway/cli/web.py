@@ -15,7 +15,7 @@ from gateway.logs import configure_logging
 @click.option("--log-level", default="info", show_default=True)
 @pass_context
 def web(ctx: Context, log_level: str) -> None:
-    """Run the web console on [web] listen until SIGTERM/SIGINT."""
+    """The safeguarding leads' console alone, on [web] listen (serve runs it too)."""
     from gateway.clock import SystemClock
     from gateway.service import load_policy_and_wording, open_engine
     from gateway.web.app import WebServer, WebServices
