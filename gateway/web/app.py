@@ -139,6 +139,14 @@ def make_app(services: WebServices) -> web.Application:
     return app
 
 
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
 AUDIT_ACTIONS = {
     "signin": "Signed in",
     "signin_attempt": "Sign-in attempt",
@@ -306,16 +314,9 @@ class _Console:
                 message="Nothing was changed. Try again; if it happens again, tell your IT "
                 "admin the time it happened.",
             )
-        headers = response.headers
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'",
-        )
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Cache-Control", "no-store")
+        if not response.prepared:  # a download sent itself, with these already
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
         return response
 
     def _require_dsl(self, request: web.Request, doing: str) -> ConsoleSession:
@@ -799,7 +800,7 @@ class _Console:
         query = history_query(view, email)
         person = view.contact(email)
 
-        def build() -> tuple[bytes, int, str]:
+        def build(out: Path) -> tuple[int, str]:
             ids = matching_ids(self.s.engine, parse(query), self.s.zone)
             cover = cover_page(
                 self.s.notices,
@@ -810,29 +811,41 @@ class _Console:
                 at=now,
                 query=query,
             )
-            with tempfile.TemporaryDirectory(prefix="safeguard-export-") as folder:
-                out = Path(folder) / "history.zip"
-                done = write_export(self.s.engine, ids, fmt="eml-zip", out=out, cover=cover)
-                return out.read_bytes(), done.count, done.sha256
+            done = write_export(self.s.engine, ids, fmt="eml-zip", out=out, cover=cover)
+            return done.count, done.sha256
 
-        data, count, digest = await self._run(build)
-        await self._audit(
-            request,
-            "export",
-            query=query,
-            result_count=count,
-            detail={"format": "eml-zip", "sha256": digest, "file": "(download)"},
-        )
-        stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M")
-        safe = re.sub(r"[^A-Za-z0-9._@-]", "_", email)
-        return web.Response(
-            body=data,
-            content_type="application/zip",
-            headers={
-                "Content-Disposition": f'attachment; filename="history-{safe}-{stamp}.zip"',
-                "X-Content-SHA256": digest,
-            },
-        )
+        # Written to a file and sent from it in pieces: a long history must not be held in
+        # the memory of a process that is also the relay.
+        with tempfile.TemporaryDirectory(prefix="safeguard-export-") as folder:
+            out = Path(folder) / "history.zip"
+            count, digest = await self._run(build, out)
+            await self._audit(
+                request,
+                "export",
+                query=query,
+                result_count=count,
+                detail={"format": "eml-zip", "sha256": digest, "file": "(download)"},
+            )
+            stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M")
+            safe = re.sub(r"[^A-Za-z0-9._@-]", "_", email)
+            response = web.StreamResponse(
+                headers={
+                    **SECURITY_HEADERS,
+                    "Content-Type": "application/zip",
+                    "Content-Disposition": f'attachment; filename="history-{safe}-{stamp}.zip"',
+                    "X-Content-SHA256": digest,
+                }
+            )
+            response.content_length = out.stat().st_size
+            await response.prepare(request)
+            try:
+                with out.open("rb") as handle:
+                    while chunk := await self._run(handle.read, 1 << 20):
+                        await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:  # the browser went away; the audit row stands
+                log.info("export_download_abandoned", by=session.email)
+            return response
 
 
 def _quoted(finding: dict[str, Any]) -> str:
