@@ -34,11 +34,15 @@ def test_the_digest_counts_by_verdict_rule_and_sender(start_gateway, sink: Sink,
     _traffic(gateway, sink)
     config = tmp_path / "digest.toml"
     url = gateway.gateway.engine.url.render_as_string(hide_password=False)
-    config.write_text(f'[database]\nurl = "{url}"\n[policy]\npack = "{PACK["pack"]}"\n')
+    config.write_text(
+        f'[database]\nurl = "{url}"\n[policy]\npack = "{PACK["pack"]}"\n'
+        '[web]\nurl = "https://safeguarding.safe.example/"\n'
+    )
     result = CliRunner().invoke(cli, ["--config", str(config), "digest", "--since", "24h"])
     assert result.exit_code == 0, result.output
     out = result.output
     assert "2 messages had findings" in out
+    assert "Review them: https://safeguarding.safe.example/review" in out  # [web] url
     assert "1  returned to the sender" in out
     assert "1  delivered with recipients moved to Bcc" in out
     assert "copy-guardian" in out and "mass-mail-bcc" in out
