@@ -1,11 +1,21 @@
-"""Counters the running gateway keeps for `/metrics` (Prometheus text format), per process."""
+"""Counters the running gateway keeps for `/metrics` (Prometheus text format).
+
+Each process counts in memory. With `[server] processes = N` the kernel hands each scrape to
+any one of them, so each also publishes its counts to a file of its own every few seconds
+(SharedCounters), and a scrape adds the others' files to its own counts: every scrape sees the
+whole gateway's totals, not one process's, which Prometheus would take for counter resets.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 Labels = tuple[tuple[str, str], ...]
+Snapshot = dict[str, dict[Labels, float]]
 
 _HELP = {
     "safeguard_smtp_transactions_total": "SMTP transactions that reached DATA, by outcome",
@@ -23,13 +33,26 @@ class Metrics:
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         self._counts[name][tuple(sorted(labels.items()))] += amount
 
-    def render(self, gauges: Iterable[tuple[str, str, Labels, float]] = ()) -> str:
-        """Counters, then `gauges` as (name, help, labels, value), in the text format 0.0.4."""
+    def snapshot(self) -> Snapshot:
+        return {name: dict(values) for name, values in self._counts.items()}
+
+    def render(
+        self,
+        gauges: Iterable[tuple[str, str, Labels, float]] = (),
+        others: Iterable[Snapshot] = (),
+    ) -> str:
+        """Counters (this process's plus `others`, the other processes'), then `gauges` as
+        (name, help, labels, value), in the text format 0.0.4."""
+        counts: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
+        for snapshot in (self._counts, *others):
+            for name, values in snapshot.items():
+                for labels, value in values.items():
+                    counts[name][labels] += value
         lines: list[str] = []
-        for name in sorted(set(_HELP) | set(self._counts)):
+        for name in sorted(set(_HELP) | set(counts)):
             lines.append(f"# HELP {name} {_HELP.get(name, name)}")
             lines.append(f"# TYPE {name} counter")
-            for labels, value in sorted(self._counts.get(name, {}).items()):
+            for labels, value in sorted(counts.get(name, {}).items()):
                 lines.append(f"{name}{_labels(labels)} {_number(value)}")
         seen: set[str] = set()
         for name, help_text, labels, value in gauges:
@@ -54,3 +77,45 @@ def _escape(value: str) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
+
+
+def metrics_folder(state_dir: Path) -> Path:
+    """Where the relay processes of one `serve` publish their counters."""
+    return state_dir / "metrics"
+
+
+class SharedCounters:
+    """The counts of each relay process in `folder/<pid>.json`, written whole and renamed into
+    place, so that a reader never sees half a file."""
+
+    def __init__(self, folder: Path, pid: int | None = None) -> None:
+        self.folder = folder
+        self.pid = os.getpid() if pid is None else pid
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        data = [
+            [name, [list(pair) for pair in labels], value]
+            for name, values in snapshot.items()
+            for labels, value in values.items()
+        ]
+        part = self.folder / f".{self.pid}.json.part"
+        part.write_text(json.dumps(data))
+        part.replace(self.folder / f"{self.pid}.json")
+
+    def others(self) -> list[Snapshot]:
+        """Every other process's last published counts (a process that has ended keeps its
+        file, so the totals do not fall; `serve` empties the folder when it starts)."""
+        found: list[Snapshot] = []
+        for path in sorted(self.folder.glob("*.json")):
+            if path.stem == str(self.pid):
+                continue
+            try:
+                rows = json.loads(path.read_text())
+            except (OSError, ValueError):  # being replaced, or not ours: skip this scrape
+                continue
+            snapshot: Snapshot = defaultdict(dict)
+            for name, labels, value in rows:
+                snapshot[name][tuple((str(k), str(v)) for k, v in labels)] = float(value)
+            found.append(dict(snapshot))
+        return found

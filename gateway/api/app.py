@@ -6,8 +6,9 @@ traceback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from gateway.chat import ChatInvalid, ChatMessage, chat_from_json
 from gateway.clock import Clock
 from gateway.httpserver import HttpServer
 from gateway.ids import new_queue_id
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, SharedCounters, metrics_folder
 from gateway.pipeline import Pipeline, check_result
 from gateway.service import Gateway
 from gateway.smtp.auth import FailureLimiter
@@ -47,6 +48,8 @@ class ApiServices:
     # Wrong tokens per client address, as [auth] limits wrong SMTP passwords: a guesser is
     # turned away before each guess costs a database lookup.
     limiter: FailureLimiter
+    # Several relay processes: where each publishes its counters for the others' scrapes.
+    shared: SharedCounters | None = None
 
     @classmethod
     def of(cls, gateway: Gateway) -> ApiServices:
@@ -64,7 +67,33 @@ class ApiServices:
             limiter=FailureLimiter(
                 gateway.settings.auth.max_failures, gateway.settings.auth.failure_window
             ),
+            shared=SharedCounters(metrics_folder(gateway.settings.state_dir))
+            if gateway.settings.server.processes > 1
+            else None,
         )
+
+
+SERVICES = web.AppKey("services", ApiServices)
+PUBLISH_EVERY = 2.0  # seconds: how stale another process's counts may be in a scrape
+
+
+async def _publishing(app: web.Application) -> AsyncIterator[None]:
+    """Each process's counts, to its file every PUBLISH_EVERY seconds and once at stop."""
+    services = app[SERVICES]
+    shared = services.shared
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_EVERY)
+            await asyncio.to_thread(shared.publish, services.metrics.snapshot())
+
+    task = asyncio.create_task(loop(), name="metrics-publish") if shared else None
+    yield
+    if task is not None and shared is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(shared.publish, services.metrics.snapshot())
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -74,6 +103,8 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 def make_app(services: ApiServices) -> web.Application:
     api = _Api(services)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[api.errors])
+    app[SERVICES] = services
+    app.cleanup_ctx.append(_publishing)
     app.router.add_post("/api/v1/check", api.check)
     app.router.add_post("/api/v1/messages", api.messages)
     app.router.add_get("/healthz", api.healthz)
@@ -229,8 +260,12 @@ class _Api:
             )
             for status, count in sorted(waiting.items())
         ]
+        shared = self.s.shared
+        others = await asyncio.to_thread(shared.others) if shared is not None else []
         return web.Response(
-            text=self.s.metrics.render(gauges), content_type="text/plain", charset="utf-8"
+            text=self.s.metrics.render(gauges, others),
+            content_type="text/plain",
+            charset="utf-8",
         )
 
 

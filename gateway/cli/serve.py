@@ -147,6 +147,7 @@ def _prepare(settings: Settings) -> None:
     """What must happen once, not once per process: migrations and the demo directory."""
     from gateway.clock import SystemClock
     from gateway.directory_source import seed_demo_if_empty
+    from gateway.metrics import metrics_folder
     from gateway.service import open_engine
     from gateway.store.directory import DirectoryStore
 
@@ -156,6 +157,9 @@ def _prepare(settings: Settings) -> None:
             seed_demo_if_empty(DirectoryStore(engine), SystemClock().now())
     finally:
         engine.dispose()
+    # Counters start at zero with the processes, as one process's do.
+    for stale in metrics_folder(settings.state_dir).glob("*.json"):
+        stale.unlink(missing_ok=True)
 
 
 def _per_process(settings: Settings) -> Settings:
