@@ -159,7 +159,8 @@ def export(
             path.write_text(cover(manifest), encoding="utf-8")
             extra.append(path)
     tmp.replace(out)  # a half-written export never carries the final name
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    with out.open("rb") as written:  # in pieces: an export may be larger than memory
+        digest = hashlib.file_digest(written, "sha256").hexdigest()
     return Exported(out, len(manifest), digest, tuple(extra))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -46,7 +47,11 @@ def export(
 
     text = " ".join(query)
     if contact:
-        # Every address the directory has for them; the rest of QUERY narrows it.
+        if not re.fullmatch(r"[^\s\"()<>]+@[^\s\"()<>]+", contact.strip()):
+            click.echo(f"safeguard: --contact {contact!r} is not an e-mail address", err=True)
+            sys.exit(2)
+        # Every address the directory has for them; QUERY, in brackets of its own, narrows it
+        # (`OR` in it must not widen the history to other people's mail).
         from gateway.service import open_store
 
         store = open_store(ctx.settings)
@@ -54,7 +59,7 @@ def export(
             history = history_query(store.view(), normalise_email(contact.strip()))
         finally:
             store.engine.dispose()
-        text = f"({history}) {text}".strip() if text else history
+        text = f"({history}) ({text})" if text else history
     if not text:
         click.echo("safeguard: give a QUERY or --contact ADDR", err=True)
         sys.exit(2)

@@ -64,6 +64,9 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _ADDRESS = re.compile(r"[^\s\"()<>]+@[^\s\"()<>]+")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION = web.RequestKey("session", ConsoleSession)
+# Set once a download has started: an error after that cannot become an error page (it would
+# be written into the file); the connection is dropped instead.
+STREAMING = web.RequestKey("streaming", bool)
 TOKEN = web.RequestKey("token", str)
 
 
@@ -305,6 +308,8 @@ class _Console:
                 request, "error.html", status=exc.status, title=title, message=message
             )
         except Exception as exc:  # logged for the IT admin; the reader gets a plain page
+            if request.get(STREAMING):
+                raise
             log.error("web_failed", path=request.path, error=repr(exc))
             response = self._page(
                 request,
@@ -837,8 +842,9 @@ class _Console:
                 }
             )
             response.content_length = out.stat().st_size
-            await response.prepare(request)
+            request[STREAMING] = True
             try:
+                await response.prepare(request)
                 with out.open("rb") as handle:
                     while chunk := await self._run(handle.read, 1 << 20):
                         await response.write(chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import smtplib
@@ -165,8 +166,15 @@ class _HangingUpstream:
                 conn, _ = self.server.accept()
             except OSError:
                 return
-            conn.sendall(b"220 hanging.example ESMTP\r\n")
-            self.held.append(conn)
+            self.held.append(conn)  # closed by close(), whatever happens next
+            with contextlib.suppress(OSError):  # a client that reset at once
+                conn.sendall(b"220 hanging.example ESMTP\r\n")
+
+    def __enter__(self) -> _HangingUpstream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Every socket closed here, now. Closing the listener alone does not wake a thread
@@ -177,6 +185,7 @@ class _HangingUpstream:
         self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
         self.thread.join(5)
+        assert not self.thread.is_alive(), "the hanging upstream's accept() did not wake"
         for conn in self.held:
             conn.close()
 
@@ -187,26 +196,24 @@ def test_mail_in_flight_when_killed_goes_out_at_restart_not_after_the_lease(
     """kill -9 while upstream holds every send open: the entries stay leased to the dead
     process. The restarted gateway (same host) releases them at once: delivered in seconds,
     not after `[delivery] lease` (here the default 10 minutes)."""
-    hanging = _HangingUpstream()
-    hanging_port = hanging.port
     port = free_port()
     config = _config(tmp_path, port, sink, database_url)
     text = config.read_text().replace("lease = 3", "lease = 600")
-    config.write_text(text.replace(sink.url, f"smtp://127.0.0.1:{hanging_port}"))
     log = tmp_path / "gateway.log"
-    process = _start(config, port, log)
-    try:
-        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-            for n in range(3):
-                client.sendmail(
-                    "alex.teacher@safe.example", [f"pupil{n}@home.example"], _message(n)
-                )
-        time.sleep(1.0)  # handed to the worker, stuck in upstream's greeting
-        assert not sink.handler.received
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        hanging.close()
+    with _HangingUpstream() as hanging:
+        config.write_text(text.replace(sink.url, f"smtp://127.0.0.1:{hanging.port}"))
+        process = _start(config, port, log)
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                for n in range(3):
+                    client.sendmail(
+                        "alex.teacher@safe.example", [f"pupil{n}@home.example"], _message(n)
+                    )
+            time.sleep(1.0)  # handed to the worker, stuck in upstream's greeting
+            assert not sink.handler.received
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
     config.write_text(text)  # upstream is back
     restarted = _start(config, port, log)
     try:

@@ -153,7 +153,12 @@ def test_a_persons_history_covers_every_address_the_directory_has_for_them(
             f"Message-ID: <mia-{n}@safe.example>\r\n\r\nRoom 4.\r\nKind regards,\r\nAlex\r\n"
         ).encode()
         send(gateway.port, raw, rcpts=[address, "dave.jones@home.example"])
-    sink.handler.wait_for(2)
+    other = (
+        b"From: alex.teacher@safe.example\r\nTo: someone@else.example\r\n"
+        b"Subject: Update for someone else\r\nMessage-ID: <other@safe.example>\r\n\r\nHi\r\n"
+    )
+    send(gateway.port, other, rcpts=["someone@else.example"])
+    sink.handler.wait_for(3)
     config = tmp_path / "export.toml"
     url = gateway.gateway.engine.url.render_as_string(hide_password=False)
     config.write_text(f'[database]\nurl = "{url}"\n')
@@ -178,3 +183,25 @@ def test_a_persons_history_covers_every_address_the_directory_has_for_them(
         str(tmp_path / "one.zip"),
     )
     assert "Exported 1 message " in narrowed.output
+    # An OR in QUERY stays inside its own brackets: it narrows Mia's history, never widens it
+    # to other people's mail.
+    widened = _run(
+        config,
+        "export",
+        "--contact",
+        addresses[0],
+        "OR",
+        "subject:Update",
+        "--format",
+        "eml-zip",
+        "-o",
+        str(tmp_path / "or.zip"),
+    )
+    assert "someone" not in widened.output
+    if widened.exit_code == 0:
+        with zipfile.ZipFile(tmp_path / "or.zip") as bundle:
+            assert len(json.loads(bundle.read("manifest.json"))) <= 2
+    else:
+        assert widened.exit_code == 2 and "query" in widened.output
+    bad = _run(config, "export", "--contact", "mia jones@x", "--format", "mbox", "-o", "x")
+    assert bad.exit_code == 2 and "is not an e-mail address" in bad.output
