@@ -29,8 +29,22 @@ def parse_since(value: str) -> timedelta:
 @click.option("--since", metavar="PERIOD", help="Only the last PERIOD: 30m, 24h, 7d, 2w.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many rows.")
+@click.option("--actor", metavar="WHO", help="Only what this person (or local user) did.")
+@click.option(
+    "--action",
+    metavar="ACTION",
+    help="Only this action: search, export, view, review, release, cancel, signin, "
+    "signin_failed, password_set, purge, ...",
+)
 @pass_context
-def audit(ctx: Context, since: str | None, as_json: bool, limit: int | None) -> None:
+def audit(
+    ctx: Context,
+    since: str | None,
+    as_json: bool,
+    limit: int | None,
+    actor: str | None,
+    action: str | None,
+) -> None:
     """Who searched, exported, reviewed or released what, and when (newest first)."""
     from gateway.service import open_engine
 
@@ -43,7 +57,10 @@ def audit(ctx: Context, since: str | None, as_json: bool, limit: int | None) -> 
     engine = open_engine(ctx.settings, pool_size=1)
     try:
         entries = AuditLog(engine).entries(
-            since=now - back if back is not None else None, limit=limit
+            since=now - back if back is not None else None,
+            limit=limit,
+            actor=actor.strip() if actor else None,
+            action=action,
         )
     finally:
         engine.dispose()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from gateway.store.db import transaction
 from gateway.store.records import as_aware, utc_naive
@@ -90,8 +90,8 @@ class AuditLog:
             stmt = stmt.where(audit_log.c.at >= utc_naive(since))
         if action is not None:
             stmt = stmt.where(audit_log.c.action == action)
-        if actor is not None:
-            stmt = stmt.where(audit_log.c.actor == actor)
+        if actor is not None:  # any case: addresses are written as the directory spells them
+            stmt = stmt.where(func.lower(audit_log.c.actor) == actor.lower())
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:

@@ -152,6 +152,12 @@ def test_every_search_is_audited_and_shown_by_safeguard_audit(run):
     assert lines[2].split()[2:] == ["dsl@safe.example", "search", "1", "subject:trip"]
     assert len(lines) == 4
 
+    # What one person did, or one kind of action (any case for the person).
+    mine = json.loads(run("audit", "--json", "--actor", "DSL@safe.example").stdout)
+    assert [(e["actor"], e["query"]) for e in mine] == [("dsl@safe.example", "subject:trip")]
+    refused = json.loads(run("audit", "--json", "--action", "search_refused").stdout)
+    assert [e["actor"] for e in refused] == ["alex.teacher@safe.example"]
+
 
 def test_audit_since_takes_a_period(run):
     assert run("audit").stdout == "No audit entries.\n"
