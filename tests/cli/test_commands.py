@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from gateway.cli import cli
 from gateway.config import load_settings
 from gateway.ids import new_queue_id
@@ -147,22 +149,19 @@ def test_serve_refuses_to_start_with_a_broken_notice_template(tmp_path: Path):
         assert "Traceback" not in result.output
 
 
-def test_a_lockout_of_no_minutes_is_refused(tmp_path: Path):
-    """It would switch the console's lockout off without a word."""
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        # It would switch the console's lockout off without a word.
+        ("lockout_minutes = 0", "[web] lockout_minutes: more than 0"),
+        ('url = "safeguarding.safe.example"', "[web] url: expected an http:// or https://"),
+    ],
+)
+def test_a_console_setting_that_cannot_work_is_refused(tmp_path: Path, line: str, error: str):
     from click.testing import CliRunner
 
     bad = tmp_path / "gateway.toml"
-    bad.write_text("[web]\nlockout_minutes = 0\n")
+    bad.write_text(f"[web]\n{line}\n")
     result = CliRunner().invoke(cli, ["--config", str(bad), "queue", "list"])
     assert result.exit_code == 2
-    assert f"{bad}:2: [web] lockout_minutes: more than 0" in result.output
-
-
-def test_a_console_url_that_is_not_an_http_address_is_refused(tmp_path: Path):
-    from click.testing import CliRunner
-
-    bad = tmp_path / "gateway.toml"
-    bad.write_text('[web]\nurl = "safeguarding.safe.example"\n')
-    result = CliRunner().invoke(cli, ["--config", str(bad), "queue", "list"])
-    assert result.exit_code == 2
-    assert f"{bad}:2: [web] url: expected an http:// or https:// address" in result.output
+    assert f"{bad}:2: {error}" in result.output
