@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
@@ -60,7 +59,3 @@ def pages_environment(zone: tzinfo, folder: Path = BUILTIN_TEMPLATES / "web") ->
     env.filters["finding_label"] = finding_label
     env.globals["zone"] = str(zone)
     return env
-
-
-def render(env: jinja2.Environment, name: str, **context: Any) -> str:
-    return env.get_template(name).render(**context)
