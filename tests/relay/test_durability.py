@@ -44,6 +44,10 @@ retry_min = 0.2
 retry_max = 1.0
 poll_interval = 0.1
 lease = 3
+[api]
+listen = ""
+[web]
+listen = ""
 """
     )
     return path

@@ -51,6 +51,10 @@ pack = "{NO_RULES_PACK}"
 digest_at = ""
 [delivery]
 poll_interval = 0.1
+[api]
+listen = ""
+[web]
+listen = ""
 """
     )
     return path
