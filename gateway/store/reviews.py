@@ -3,6 +3,7 @@ same message does not erase an earlier one, and the newest is the message's stat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,6 +83,23 @@ class ReviewStore:
             Review(row.archive_id, as_aware(row.at), row.reviewer, row.outcome, row.note)
             for row in rows
         ]
+
+    def latest(self, archive_ids: Sequence[int]) -> dict[int, Review]:
+        """The newest review of each of these messages that has one."""
+        if not archive_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(reviews)
+                .where(reviews.c.archive_id.in_(list(archive_ids)))
+                .order_by(reviews.c.id)
+            ).all()
+        return {
+            row.archive_id: Review(
+                row.archive_id, as_aware(row.at), row.reviewer, row.outcome, row.note
+            )
+            for row in rows  # later rows replace earlier ones
+        }
 
     def awaiting(self, *, limit: int = 50, offset: int = 0) -> tuple[list[Awaiting], int]:
         """Messages with findings other than a rewrite and no review, oldest first, and how

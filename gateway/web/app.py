@@ -525,9 +525,13 @@ class _Console:
             except NotASafeguardingLead:
                 raise _Refused(403, "Only a safeguarding lead may search.") from None
         params = {k: v for k, v in request.query.items() if k != "page" and v}
+        reviewed = (
+            await self._run(self.reviews.latest, [h.id for h in result.hits]) if result else {}
+        )
         return self._page(
             request,
             "search.html",
+            reviewed=reviewed,
             form=dict(request.query),
             text=text,
             problems=problems,
@@ -782,9 +786,11 @@ class _Console:
         )
         today = self.s.clock.now().astimezone(self.s.zone).date()
         person = view.contact(email)
+        reviewed = await self._run(self.reviews.latest, [h.id for h in result.hits])
         return self._page(
             request,
             "contact.html",
+            reviewed=reviewed,
             email=email,
             person=person,
             age=person.age_on(today) if person and person.date_of_birth else None,

@@ -588,3 +588,18 @@ def test_a_password_set_on_a_host_whose_clock_is_ahead_still_signs_in_and_stays_
     assert browser.sign_in(DSL, password="a new passphrase").url.endswith("/review")
     assert browser.get("/held").status == 200 and "/signin" not in browser.get("/held").url
     assert [e.query for e in audit(console, "password_set") if e.actor == "it.admin"] == [DSL]
+
+
+def test_search_results_say_whether_each_flagged_message_was_reviewed(console: Console):
+    archive_id = flagged(console)
+    browser = signed_in(console)
+    row = browser.get("/search?q=room").text.split(f'href="/messages/{archive_id}"')[1]
+    assert "<td>Not yet</td>" in row.split("</tr>")[0]
+    page = browser.get(f"/messages/{archive_id}")
+    browser.post(
+        f"/messages/{archive_id}/review",
+        {"csrf": page.field("csrf"), "outcome": "escalated", "note": "Passed to the DSL team."},
+    )
+    for path in ("/search?q=room", f"/contacts/{SAM}"):
+        row = browser.get(path).text.split(f'href="/messages/{archive_id}"')[1]
+        assert "<td>Concern — escalated</td>" in row.split("</tr>")[0], path
