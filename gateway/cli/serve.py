@@ -125,7 +125,12 @@ async def _start_console(gateway: Gateway, settings: Settings) -> HttpServer | N
         return None
     host, port = settings.web_listen
     services = WebServices.of(
-        settings, gateway.engine, gateway.clock, gateway.policy.pack.organisation, gateway.templates
+        settings,
+        gateway.engine,
+        gateway.clock,
+        gateway.directory,
+        gateway.policy.pack.organisation,
+        gateway.templates,
     )
     server = WebServer(services, host, port, reuse_port=settings.server.processes > 1)
     return await _listen(server, gateway, "console_listening")

@@ -17,7 +17,9 @@ from gateway.logs import configure_logging
 def web(ctx: Context, log_level: str) -> None:
     """The safeguarding leads' console alone, on [web] listen (serve runs it too)."""
     from gateway.clock import SystemClock
+    from gateway.directory_source import DirectorySource
     from gateway.service import load_policy_and_wording, open_engine
+    from gateway.store.directory import DirectoryStore
     from gateway.web.app import WebServer, WebServices
 
     settings = ctx.settings
@@ -29,7 +31,12 @@ def web(ctx: Context, log_level: str) -> None:
 
     async def run() -> None:
         services = WebServices.of(
-            settings, engine, SystemClock(), policy.pack.organisation, notices
+            settings,
+            engine,
+            SystemClock(),
+            DirectorySource(DirectoryStore(engine)),
+            policy.pack.organisation,
+            notices,
         )
         host, port = settings.web_listen  # type: ignore[misc]
         server = WebServer(services, host, port, reuse_port=False)

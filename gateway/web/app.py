@@ -27,7 +27,7 @@ from yarl import URL
 
 from gateway.clock import Clock
 from gateway.config import Settings, WebSettings
-from gateway.directory.model import normalise_email
+from gateway.directory.model import DirectoryView, normalise_email
 from gateway.export import cover_page, history_query, matching_ids
 from gateway.export import export as write_export
 from gateway.httpserver import HttpServer
@@ -38,7 +38,6 @@ from gateway.search import QueryError, parse
 from gateway.smtp.auth import Authenticator
 from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
-from gateway.store.directory import DirectoryStore
 from gateway.store.held import HeldMail
 from gateway.store.messages import (
     ArchivedMessage,
@@ -47,7 +46,7 @@ from gateway.store.messages import (
     archived_message,
 )
 from gateway.store.reviews import OUTCOMES, NoSuchMessage, ReviewStore
-from gateway.store.search import ArchiveSearch, NotASafeguardingLead, require_dsl
+from gateway.store.search import ArchiveSearch, NotASafeguardingLead
 from gateway.store.sessions import ConsoleSession, SessionStore
 from gateway.store.signin import SigninAttempts
 from gateway.web.highlight import find_marks, highlighted
@@ -74,7 +73,9 @@ TOKEN = web.RequestKey("token", str)
 class WebServices:
     engine: Engine
     clock: Clock
-    zone: tzinfo
+    # The directory as the relay reads it (DirectorySource: re-read only when it changed), not
+    # loaded whole on every click.
+    directory: Callable[[], DirectoryView]
     organisation: Organisation
     hostname: str
     notices: jinja2.Environment  # the gateway's notice wording (a cancelled message's notice)
@@ -82,12 +83,18 @@ class WebServices:
     secure_cookies: bool
     queue_lifetime: float  # seconds a queued notice may wait for delivery
 
+    @property
+    def zone(self) -> tzinfo:
+        """The organisation's time zone (the site's setting, else its pack's)."""
+        return self.organisation.timezone
+
     @classmethod
     def of(
         cls,
         settings: Settings,
         engine: Engine,
         clock: Clock,
+        directory: Callable[[], DirectoryView],
         organisation: Organisation,
         notices: jinja2.Environment,
     ) -> WebServices:
@@ -98,7 +105,7 @@ class WebServices:
         return cls(
             engine=engine,
             clock=clock,
-            zone=organisation.timezone,
+            directory=directory,
             organisation=organisation,
             hostname=settings.server.hostname,
             notices=notices,
@@ -258,11 +265,9 @@ class _Console:
         return token, session
 
     def _role_of(self, email: str) -> str | None:
-        try:
-            require_dsl(self.s.engine, email)
+        member = self.s.directory().staff_member(email)
+        if member is not None and member.dsl:
             return "dsl"
-        except NotASafeguardingLead:
-            pass
         return "auditor" if email.lower() in self.s.settings.auditors else None
 
     @web.middleware
@@ -772,7 +777,7 @@ class _Console:
         email = request.match_info["email"].strip().lower()
         if not _ADDRESS.fullmatch(email):
             raise web.HTTPNotFound()
-        view = await self._run(lambda: DirectoryStore(self.s.engine).view())
+        view = await self._run(self.s.directory)
         page = self._page_number(request)
         result = await self._run(
             self.searcher.search,
@@ -807,7 +812,7 @@ class _Console:
         if not _ADDRESS.fullmatch(email):
             raise web.HTTPNotFound()
         now = self.s.clock.now()
-        view = await self._run(lambda: DirectoryStore(self.s.engine).view())
+        view = await self._run(self.s.directory)
         query = history_query(view, email)
         person = view.contact(email)
 

@@ -148,7 +148,7 @@ def console(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Console]:
         for email in (DSL, AUDITOR, TEACHER):
             store.set_hash(email, hash_password(PASSWORD), MONDAY)
         services = WebServices.of(
-            settings, g.engine, clock, g.policy.pack.organisation, g.templates
+            settings, g.engine, clock, g.directory, g.policy.pack.organisation, g.templates
         )
         server = WebServer(services, "127.0.0.1", 0, reuse_port=False)
         port = running.call(server.start())
