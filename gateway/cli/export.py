@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def export(
     from gateway.export import cover_page, history_query, matching_ids
     from gateway.export import export as write_export
     from gateway.notify.render import environment_for
-    from gateway.search import QueryError, parse
+    from gateway.search import QueryError, is_whole_address, parse
     from gateway.service import open_engine
     from gateway.store.audit import AuditLog
     from gateway.store.directory import DirectoryStore
@@ -47,7 +46,7 @@ def export(
 
     text = " ".join(query)
     if contact:
-        if not re.fullmatch(r"[^\s\"()<>]+@[^\s\"()<>]+", contact.strip()):
+        if not is_whole_address(contact.strip()):
             click.echo(f"safeguard: --contact {contact!r} is not an e-mail address", err=True)
             sys.exit(2)
         # Every address the directory has for them; QUERY, in brackets of its own, narrows it

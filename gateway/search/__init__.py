@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from gateway.search.query import QueryError, parse
+from gateway.search.query import QueryError, is_whole_address, parse
 
-__all__ = ["QueryError", "parse"]
+__all__ = ["QueryError", "is_whole_address", "parse"]

@@ -67,6 +67,15 @@ _FIELD_RE = re.compile(r"([A-Za-z_]+):")
 _ADDRESS_RE = re.compile(r"(?:[^\s@]+@)?[^\s@]+")  # the tokenizer already stopped at ( ) "
 
 
+_WHOLE_ADDRESS_RE = re.compile(r"[^\s@()\"<>]+@[^\s@()\"<>]+")
+
+
+def is_whole_address(value: str) -> bool:
+    """Whether `value` can follow `contact:` (or `from:` ...) as one whole address: the
+    console's and `export --contact`'s check before they write it into a query."""
+    return _WHOLE_ADDRESS_RE.fullmatch(value) is not None
+
+
 class QueryError(ValueError):
     """A query that cannot be parsed; `position` is a 0-based index into the query text."""
 

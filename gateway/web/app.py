@@ -34,7 +34,7 @@ from gateway.httpserver import HttpServer
 from gateway.message.parse import parse_message
 from gateway.notify.policy import held_cancelled_notice
 from gateway.policy.types import Organisation
-from gateway.search import QueryError, parse
+from gateway.search import QueryError, is_whole_address, parse
 from gateway.smtp.auth import Authenticator
 from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
@@ -59,8 +59,6 @@ SIGNIN_COOKIE = "sg_signin"  # double-submit token of the sign-in form, before a
 PER_PAGE = 25
 MAX_FORM = 64 * 1024
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# An address as the query language takes it after `contact:` (o'brien@ included).
-_ADDRESS = re.compile(r"[^\s\"()<>]+@[^\s\"()<>]+")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION = web.RequestKey("session", ConsoleSession)
 # Set once a download has started: an error after that cannot become an error page (it would
@@ -498,7 +496,7 @@ class _Console:
         ):
             value = query.get(name, "").strip()
             if value:
-                if _ADDRESS.fullmatch(value):
+                if is_whole_address(value):
                     parts.append(f"{field}:{value}")
                 else:
                     problems.append(f"The {what} must be an e-mail address.")
@@ -775,7 +773,7 @@ class _Console:
     async def contact(self, request: web.Request) -> web.Response:
         session: ConsoleSession = request[SESSION]
         email = request.match_info["email"].strip().lower()
-        if not _ADDRESS.fullmatch(email):
+        if not is_whole_address(email):
             raise web.HTTPNotFound()
         view = await self._run(self.s.directory)
         page = self._page_number(request)
@@ -809,7 +807,7 @@ class _Console:
     async def export(self, request: web.Request) -> web.StreamResponse:
         session = self._require_dsl(request, "export a person's history")
         email = request.match_info["email"].strip().lower()
-        if not _ADDRESS.fullmatch(email):
+        if not is_whole_address(email):
             raise web.HTTPNotFound()
         now = self.s.clock.now()
         view = await self._run(self.s.directory)

@@ -14,11 +14,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-_LABELS = {
-    "informal_sign_off": "informal sign-off",
-    "personal_contact_details": "personal contact details",
-    "risk_language": "risk language",
-}
+from gateway.web.pages import FINDING_LABELS
 
 
 @dataclass(frozen=True)
@@ -65,7 +61,9 @@ def highlighted(text: str, marks: Sequence[Mark]) -> Markup:
     out: list[str] = []
     at = 0
     for mark in marks:
-        label = ", ".join(_LABELS.get(code, code.replace("_", " ")) for code in mark.codes)
+        label = ", ".join(
+            FINDING_LABELS.get(code, code.replace("_", " ")).lower() for code in mark.codes
+        )
         out.append(str(escape(text[at : mark.start])))
         out.append(
             f'<mark class="finding" data-code="{escape(" ".join(mark.codes))}">'

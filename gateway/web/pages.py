@@ -9,6 +9,8 @@ import jinja2
 
 from gateway.notify.render import BUILTIN_TEMPLATES
 
+# Words for the codes of interface.md (gateway.search.query's FINDING_CODES and VERDICTS);
+# tests/web/test_highlight.py checks that each has its words here.
 VERDICT_LABELS = {
     "reject": "Refused",
     "defer": "Held",

@@ -62,3 +62,12 @@ def test_one_passage_quoted_by_two_findings_names_both_and_an_ellipsis_is_not_lo
 def test_a_curly_apostrophe_in_the_text_matches_a_straight_one_in_the_phrase():
     marks = find_marks("Don’t tell your mum", [("risk_language", "don't tell")])
     assert len(marks) == 1
+
+
+def test_every_finding_code_and_verdict_has_words_on_the_console():
+    """The console shows people words, not codes, for every code a search can name."""
+    from gateway.search.query import FINDING_CODES, VERDICTS
+    from gateway.web.pages import FINDING_LABELS, VERDICT_LABELS
+
+    assert set(FINDING_LABELS) == set(FINDING_CODES)
+    assert set(VERDICT_LABELS) == set(VERDICTS)
