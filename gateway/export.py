@@ -164,13 +164,28 @@ def export(
     return Exported(out, len(manifest), digest, tuple(extra))
 
 
-def history_query(view: DirectoryView, address: str) -> str:
+@dataclass(frozen=True)
+class History:
+    """A person's whole history: the query that finds it and, for its cover page, who they
+    are (`name` None: not in the directory)."""
+
+    query: str
+    addresses: tuple[str, ...]
+    name: str | None
+
+
+def person_history(view: DirectoryView, address: str) -> History:
     """`export --contact` and the console's person page: everything to, from or copying a
     person, at every address the directory has for them (a pupil may write from home and from
     school)."""
     person = view.contact(address)
-    addresses = [normalise_email(a) for a in person.emails] if person else [address]
-    return " OR ".join(f"contact:{a}" for a in dict.fromkeys(addresses))
+    found = [normalise_email(a) for a in person.emails] if person else [address]
+    addresses = tuple(dict.fromkeys(found))
+    return History(
+        query=" OR ".join(f"contact:{a}" for a in addresses),
+        addresses=addresses,
+        name=person.name if person else None,
+    )
 
 
 def cover_page(

@@ -35,7 +35,7 @@ def export(
     """Export matching messages exactly as received, with a manifest of SHA-256 hashes."""
     from gateway.cli.search import local_user
     from gateway.directory.model import normalise_email
-    from gateway.export import cover_page, history_query, matching_ids
+    from gateway.export import cover_page, matching_ids, person_history
     from gateway.export import export as write_export
     from gateway.notify.render import environment_for
     from gateway.search import QueryError, is_whole_address, parse
@@ -45,27 +45,11 @@ def export(
     from gateway.store.search import NotASafeguardingLead, require_dsl
 
     text = " ".join(query)
-    if contact:
-        if not is_whole_address(contact.strip()):
-            click.echo(f"safeguard: --contact {contact!r} is not an e-mail address", err=True)
-            sys.exit(2)
-        # Every address the directory has for them; QUERY, in brackets of its own, narrows it
-        # (`OR` in it must not widen the history to other people's mail).
-        from gateway.service import open_store
-
-        store = open_store(ctx.settings)
-        try:
-            history = history_query(store.view(), normalise_email(contact.strip()))
-        finally:
-            store.engine.dispose()
-        text = f"({history}) ({text})" if text else history
-    if not text:
-        click.echo("safeguard: give a QUERY or --contact ADDR", err=True)
+    if contact and not is_whole_address(contact.strip()):
+        click.echo(f"safeguard: --contact {contact!r} is not an e-mail address", err=True)
         sys.exit(2)
-    try:
-        node = parse(text)
-    except QueryError as exc:
-        click.echo(f"safeguard: query: {exc}", err=True)
+    if not text and not contact:
+        click.echo("safeguard: give a QUERY or --contact ADDR", err=True)
         sys.exit(2)
     if output.exists():
         click.echo(f"safeguard: {output} exists; choose a new file name", err=True)
@@ -74,6 +58,18 @@ def export(
     engine = open_engine(ctx.settings, pool_size=1)
     audit = AuditLog(engine)
     try:
+        history = None
+        if contact:
+            # Every address the directory has for them; QUERY, in brackets of its own, narrows
+            # it (`OR` in it must not widen the history to other people's mail).
+            view = DirectoryStore(engine).view()
+            history = person_history(view, normalise_email(contact.strip()))
+            text = f"({history.query}) ({text})" if text else history.query
+        try:
+            node = parse(text)
+        except QueryError as exc:
+            click.echo(f"safeguard: query: {exc}", err=True)
+            sys.exit(2)
         actor = local_user()
         if as_email is not None:
             try:
@@ -88,12 +84,11 @@ def export(
                 sys.exit(2)
         ids = matching_ids(engine, node, ctx.zone)
         cover = None
-        if contact:
-            person = DirectoryStore(engine).view().contact(contact)
+        if history is not None:
             cover = cover_page(
                 environment_for(ctx.settings.pack, ctx.settings.templates),
-                contact=", ".join(person.emails) if person else contact.strip().lower(),
-                name=person.name if person else None,
+                contact=", ".join(history.addresses),
+                name=history.name,
                 organisation=ctx.settings.organisation.name or "",
                 exported_by=actor,
                 at=now,

@@ -28,7 +28,7 @@ from yarl import URL
 from gateway.clock import Clock
 from gateway.config import Settings, WebSettings
 from gateway.directory.model import DirectoryView, normalise_email
-from gateway.export import cover_page, history_query, matching_ids
+from gateway.export import cover_page, matching_ids, person_history
 from gateway.export import export as write_export
 from gateway.httpserver import HttpServer
 from gateway.message.parse import parse_message
@@ -779,7 +779,7 @@ class _Console:
         page = self._page_number(request)
         result = await self._run(
             self.searcher.search,
-            history_query(view, email),
+            person_history(view, email).query,
             actor=session.email,
             as_dsl=session.role == "dsl",
             at=self.s.clock.now(),
@@ -810,16 +810,15 @@ class _Console:
         if not is_whole_address(email):
             raise web.HTTPNotFound()
         now = self.s.clock.now()
-        view = await self._run(self.s.directory)
-        query = history_query(view, email)
-        person = view.contact(email)
+        history = person_history(await self._run(self.s.directory), email)
+        query = history.query
 
         def build(out: Path) -> tuple[int, str]:
             ids = matching_ids(self.s.engine, parse(query), self.s.zone)
             cover = cover_page(
                 self.s.notices,
-                contact=", ".join(person.emails) if person else email,
-                name=person.name if person else None,
+                contact=", ".join(history.addresses),
+                name=history.name,
                 organisation=self.s.organisation.name,
                 exported_by=session.email,
                 at=now,
