@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
@@ -148,6 +148,31 @@ def _archive_row(record: ArchiveRecord, key: str | None, *, vector: bool) -> dic
     return row
 
 
+def queue_row(
+    archive_id: int, item: QueueItem, created: datetime, lifetime: timedelta
+) -> dict[str, object]:
+    """The queue table's row for `item` of archived message `archive_id`; `created` naive UTC."""
+    not_before = utc_naive(item.not_before) if item.not_before else created
+    return {
+        "archive_id": archive_id,
+        "kind": item.kind,
+        "mail_from": item.mail_from,
+        "recipients": list(item.recipients),
+        "prefix": item.prefix,
+        "content_gz": zlib.compress(item.content, 6) if item.content is not None else None,
+        "status": "queued",
+        "created_at": created,
+        "not_before": not_before,
+        "next_attempt_at": not_before,
+        # A held message's lifetime starts when it may first be sent.
+        "expires_at": max(not_before, created) + lifetime,
+        "attempts": 0,
+        # Every row carries every key (one executemany); `lease` may set them.
+        "lease_owner": None,
+        "lease_until": None,
+    }
+
+
 class Archive:
     def __init__(self, engine: Engine, *, lifetime: float = 5 * 86400.0) -> None:
         self.engine = engine
@@ -277,29 +302,4 @@ class Archive:
         self, archive_id: int, record: ArchiveRecord, items: Sequence[QueueItem]
     ) -> list[dict[str, object]]:
         created = utc_naive(record.received_at)
-        rows = []
-        for item in items:
-            not_before = utc_naive(item.not_before) if item.not_before else created
-            rows.append(
-                {
-                    "archive_id": archive_id,
-                    "kind": item.kind,
-                    "mail_from": item.mail_from,
-                    "recipients": list(item.recipients),
-                    "prefix": item.prefix,
-                    "content_gz": zlib.compress(item.content, 6)
-                    if item.content is not None
-                    else None,
-                    "status": "queued",
-                    "created_at": created,
-                    "not_before": not_before,
-                    "next_attempt_at": not_before,
-                    # A held message's lifetime starts when it may first be sent.
-                    "expires_at": max(not_before, created) + self.lifetime,
-                    "attempts": 0,
-                    # Every row carries every key (one executemany); `lease` may set them.
-                    "lease_owner": None,
-                    "lease_until": None,
-                }
-            )
-        return rows
+        return [queue_row(archive_id, item, created, self.lifetime) for item in items]

@@ -4,15 +4,15 @@ is told by a notice queued in the same transaction."""
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Row, Select, insert, select, update
 
+from gateway.store.archive import queue_row
 from gateway.store.db import transaction
-from gateway.store.records import as_aware, utc_naive
+from gateway.store.records import QueueItem, as_aware, utc_naive
 from gateway.store.schema import archive, queue
 
 
@@ -110,32 +110,14 @@ class HeldMail:
         moment = utc_naive(now)
         with transaction(self.engine) as conn:
             archive_id = conn.execute(
-                select(queue.c.archive_id).where(queue.c.id == entry_id, *_HELD)
-            ).scalar_one_or_none()
-            if archive_id is None:
-                return False
-            result = conn.execute(
                 update(queue)
                 .where(queue.c.id == entry_id, *_HELD)
                 .values(status="cancelled", finished_at=moment, last_error=reason[:1000])
-            )
-            if result.rowcount != 1:
+                .returning(queue.c.archive_id)
+            ).scalar_one_or_none()
+            if archive_id is None:
                 return False
             if notice is not None and notify:
-                conn.execute(
-                    insert(queue).values(
-                        archive_id=archive_id,
-                        kind="notice",
-                        mail_from="",
-                        recipients=list(notify),
-                        prefix=b"",
-                        content_gz=zlib.compress(notice, 6),
-                        status="queued",
-                        created_at=moment,
-                        not_before=moment,
-                        next_attempt_at=moment,
-                        expires_at=moment + self.lifetime,
-                        attempts=0,
-                    )
-                )
+                item = QueueItem(kind="notice", mail_from="", recipients=notify, content=notice)
+                conn.execute(insert(queue), queue_row(archive_id, item, moment, self.lifetime))
         return True
