@@ -75,31 +75,25 @@ class ReviewStore:
 
     def of(self, archive_id: int) -> list[Review]:
         """Oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(reviews).where(reviews.c.archive_id == archive_id).order_by(reviews.c.id)
-            ).all()
-        return [
-            Review(row.archive_id, as_aware(row.at), row.reviewer, row.outcome, row.note)
-            for row in rows
-        ]
+        return self._read([archive_id])
 
     def latest(self, archive_ids: Sequence[int]) -> dict[int, Review]:
         """The newest review of each of these messages that has one."""
+        return {review.archive_id: review for review in self._read(archive_ids)}
+
+    def _read(self, archive_ids: Sequence[int]) -> list[Review]:
         if not archive_ids:
-            return {}
+            return []
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(reviews)
                 .where(reviews.c.archive_id.in_(list(archive_ids)))
                 .order_by(reviews.c.id)
             ).all()
-        return {
-            row.archive_id: Review(
-                row.archive_id, as_aware(row.at), row.reviewer, row.outcome, row.note
-            )
-            for row in rows  # later rows replace earlier ones
-        }
+        return [
+            Review(row.archive_id, as_aware(row.at), row.reviewer, row.outcome, row.note)
+            for row in rows
+        ]
 
     def awaiting(self, *, limit: int = 50, offset: int = 0) -> tuple[list[Awaiting], int]:
         """Messages with findings other than a rewrite and no review, oldest first, and how
