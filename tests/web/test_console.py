@@ -603,3 +603,19 @@ def test_search_results_say_whether_each_flagged_message_was_reviewed(console: C
     for path in ("/search?q=room", f"/contacts/{SAM}"):
         row = browser.get(path).text.split(f'href="/messages/{archive_id}"')[1]
         assert "<td>Concern — escalated</td>" in row.split("</tr>")[0], path
+
+
+def test_a_lead_taken_out_of_the_directory_is_signed_out_on_the_next_click(console: Console):
+    """ "A lead removed from the directory is signed out on their next click" (README), once
+    the gateway has re-read the directory (here at once, instead of every 5 seconds)."""
+    import dataclasses
+
+    from gateway.store.directory import DirectoryStore
+
+    browser = signed_in(console)
+    store = DirectoryStore(console.gateway.engine)
+    staff = [dataclasses.replace(m, dsl=False) if m.email == DSL else m for m in store.staff()]
+    store.replace("staff", staff, MONDAY)
+    console.gateway.directory.recheck = 0
+    assert "/signin" in browser.get("/review").url
+    assert browser.sign_in(DSL).status == 403  # and cannot sign in again
