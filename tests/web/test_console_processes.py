@@ -48,8 +48,10 @@ def test_serve_runs_the_console_in_every_relay_process(tmp_path: Path, processes
     config = _config(tmp_path, port, web_port, server={"processes": processes})
     gateway = ServeProcess(config, port, tmp_path / "gateway.log").start()
     try:
-        for _ in range(4):  # new connections, spread over the processes by the kernel
+        for _ in range(4):
             assert "<h1>Sign in</h1>" in _signin_page(web_port)
+        # Each process bound the console's port itself (a failed bind would stop serve).
+        assert gateway.tail(100_000).count('"console_listening"') == processes
     finally:
         assert gateway.terminate() == 0, gateway.tail()
 
