@@ -50,7 +50,12 @@ def test_serve_runs_the_console_in_every_relay_process(tmp_path: Path, processes
     try:
         for _ in range(4):
             assert "<h1>Sign in</h1>" in _signin_page(web_port)
-        # Each process bound the console's port itself (a failed bind would stop serve).
+        # Each process binds the console's port itself (a failed bind would stop serve); the
+        # second may still be starting when the first answers.
+        deadline = time.monotonic() + 30
+        while gateway.tail(100_000).count('"console_listening"') < processes:
+            assert time.monotonic() < deadline, gateway.tail()
+            time.sleep(0.1)
         assert gateway.tail(100_000).count('"console_listening"') == processes
     finally:
         assert gateway.terminate() == 0, gateway.tail()
