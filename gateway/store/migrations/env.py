@@ -9,6 +9,10 @@ from gateway.store.schema import metadata
 engine = context.config.attributes["engine"]
 
 with engine.connect() as connection:
+    # SQLite: take the write lock at BEGIN (db.py's `sqlite_write`). A deferred transaction
+    # reads the version table first, and if a running gateway commits meanwhile, its first DDL
+    # fails at once with "database is locked" instead of waiting its turn.
+    connection.execution_options(sqlite_write=True)
     context.configure(
         connection=connection,
         target_metadata=metadata,
