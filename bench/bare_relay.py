@@ -21,6 +21,10 @@ and what the plan says to send is forwarded. Nothing is archived or queued. `p` 
 is what the policy work costs; `c` against `p` is what the archive, the queue and the
 delivery worker cost. `--processes N` serves one listening socket from N processes, as
 `safeguard serve` does.
+
+With `--protocol gateway` the server side is the gateway's own subclass of aiosmtpd's SMTP
+(`GatewaySMTP`: its cheaper per-connection set-up, address parsing and DATA reader): the
+benchmark's system `s`, SMTP in and out as the gateway does them, and nothing else.
 """
 
 from __future__ import annotations
@@ -122,14 +126,26 @@ def _pipeline(config: Path) -> Any:
     return gateway.pipeline
 
 
+def _protocol(name: str) -> type[SMTP]:
+    if name == "gateway":
+        from gateway.smtp.handler import GatewaySMTP
+
+        return GatewaySMTP
+    return SMTP
+
+
 async def main(
-    sock: socket.socket, upstream: tuple[str, int], pool_size: int, policy: Path | None
+    sock: socket.socket,
+    upstream: tuple[str, int],
+    pool_size: int,
+    policy: Path | None,
+    protocol: type[SMTP],
 ) -> None:
     loop = asyncio.get_running_loop()
     pool = Pool(upstream[0], upstream[1], pool_size)
     handler = BareRelay(pool) if policy is None else PolicyRelay(pool, _pipeline(policy))
     server = await loop.create_server(
-        lambda: SMTP(handler, hostname="bare.localhost", enable_SMTPUTF8=True), sock=sock
+        lambda: protocol(handler, hostname="bare.localhost", enable_SMTPUTF8=True), sock=sock
     )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -151,6 +167,12 @@ if __name__ == "__main__":
     parser.add_argument("--pool", type=int, default=8, help="upstream connections (default 8)")
     parser.add_argument("--policy", type=Path, help="a gateway config: run its policy stage too")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument(
+        "--protocol",
+        choices=("aiosmtpd", "gateway"),
+        default="aiosmtpd",
+        help="aiosmtpd's SMTP class, or the gateway's own subclass of it (GatewaySMTP)",
+    )
     args = parser.parse_args()
     listener = socket.create_server(args.listen, backlog=1024)
     children = []
@@ -163,7 +185,7 @@ if __name__ == "__main__":
     if children or args.processes == 1:
         print(f"relay on {args.listen}, {args.processes} process(es)", flush=True)
     try:
-        asyncio.run(main(listener, args.upstream, args.pool, args.policy))
+        asyncio.run(main(listener, args.upstream, args.pool, args.policy, _protocol(args.protocol)))
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):

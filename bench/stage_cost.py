@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import cProfile
 import itertools
+import json
 import pstats
 import random
 import statistics
@@ -86,18 +87,18 @@ def database_url(kind: str, workdir: Path) -> Iterator[str]:
     admin.dispose()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=8, help="records per commit")
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
-
+def measure(
+    database: str = "sqlite",
+    messages: int = 2000,
+    rounds: int = 3,
+    batch: int = 8,
+    profile: bool = False,
+) -> dict[str, list[float]]:
+    """CPU seconds per message of `prepare` and `commit`, one value per round."""
+    results: dict[str, list[float]] = {"prepare": [], "commit": []}
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stage-cost-")))
-        url = stack.enter_context(database_url(args.database, workdir))
+        url = stack.enter_context(database_url(database, workdir))
         config = workdir / "gateway.toml"
         config.write_text(
             f'[database]\nurl = "{url}"\n'
@@ -111,15 +112,15 @@ def main() -> None:
 
         def prepare(into: list[Prepared]) -> Callable[[], int]:
             def run() -> int:
-                into.extend(gateway.pipeline.prepare(s) for s in submissions(args.messages))
+                into.extend(gateway.pipeline.prepare(s) for s in submissions(messages))
                 return len(into)
 
             return run
 
         def commit(prepared: list[Prepared]) -> Callable[[], int]:
             def run() -> int:
-                for i in range(0, len(prepared), args.batch):
-                    chunk = prepared[i : i + args.batch]
+                for i in range(0, len(prepared), batch):
+                    chunk = prepared[i : i + batch]
                     gateway.archive.store_many([(p.record, p.items) for p in chunk], lease=lease)
                 return len(prepared)
 
@@ -127,7 +128,7 @@ def main() -> None:
 
         warm: list[Prepared] = []
         prepare(warm)()
-        if args.profile:
+        if profile:
             for name in ("prepare", "commit"):
                 prepared: list[Prepared] = []
                 if name == "commit":
@@ -137,13 +138,30 @@ def main() -> None:
                 profiler.runcall(action)
                 print(f"--- {name}")
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-            return
-        results: dict[str, list[float]] = {"prepare": [], "commit": []}
-        for _ in range(args.rounds):
+            return results
+        for _ in range(rounds):
             prepared = []
             results["prepare"].append(cpu_per_message(prepare(prepared)))
             results["commit"].append(cpu_per_message(commit(prepared)))
         gateway.engine.dispose()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8, help="records per commit")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print seconds per message as JSON")
+    args = parser.parse_args()
+    results = measure(args.database, args.messages, args.rounds, args.batch, args.profile)
+    if args.profile:
+        return
+    if args.json:
+        print(json.dumps(results))
+        return
     print(
         f"{args.messages} messages x {args.rounds} rounds, {args.database}, "
         f"commits of {args.batch}: CPU per message (median, min-max)"

@@ -7,6 +7,9 @@ One run, on this machine, over loopback, with Postfix's `smtp-source` as the cli
               upstream (pooled aiosmtplib connections) before answering 250
   a2          a in as many processes as c (--processes, one port): what a bare aiosmtpd relay
               can do with both cores; the ceiling of any relay built on this stack
+  s           a2 with the gateway's own subclass of aiosmtpd's SMTP class (bare_relay.py
+              --protocol gateway): SMTP in and out as c does them, nothing else. The floor
+              of c's cost in "What bounds c" below
   p           a + the gateway's policy stage: bench/bare_relay.py --policy, as many
               processes as c, running the gateway's own parse, rules and plan on each
               message on the event loop and forwarding what the plan sends; nothing is
@@ -59,9 +62,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -80,7 +85,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 WORK = Path("/var/tmp/safeguard-bench")  # fixed: Postfix must list it in its default main.cf
 POSTFIX_DIR = WORK / "postfix"
-SYSTEMS = ("a", "a2", "p", "b", "c-sqlite", "c-postgres")
+SYSTEMS = ("a", "a2", "s", "p", "b", "c-sqlite", "c-postgres")
 PACK = "teens-in-ai"
 DOMAIN = "teensinai.example"
 SENDER = f"alex.bench@{DOMAIN}"
@@ -180,6 +185,40 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
     fields = stat[stat.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@dataclass(frozen=True)
+class MachineTimes:
+    """The whole machine's CPU time so far (every core, every process, the kernel), from
+    /proc/stat: what the client, the sink, a database server and the relay used together."""
+
+    busy: float  # seconds: user, nice, system, irq, softirq
+    idle: float  # idle and iowait
+    steal: float  # taken by the hypervisor for other guests
+    own: float  # this benchmark's own process (sampling /proc, polling the sink): not counted
+
+    @classmethod
+    def now(cls) -> MachineTimes:
+        with open("/proc/stat") as f:
+            user, nice, system, idle, iowait, irq, softirq, steal = (
+                int(v) for v in f.readline().split()[1:9]
+            )
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        tick = os.sysconf("SC_CLK_TCK")
+        return cls(
+            (user + nice + system + irq + softirq) / tick,
+            (idle + iowait) / tick,
+            steal / tick,
+            own.ru_utime + own.ru_stime,
+        )
+
+    def __sub__(self, other: MachineTimes) -> MachineTimes:
+        return MachineTimes(
+            self.busy - other.busy,
+            self.idle - other.idle,
+            self.steal - other.steal,
+            self.own - other.own,
+        )
 
 
 class MemorySampler:
@@ -562,6 +601,19 @@ class BareRelays(BareRelay):
         self.extra = ("--processes", str(processes))
 
 
+class GatewayProtocolRelays(BareRelay):
+    """System s: the bare relay on the gateway's own SMTP protocol class, as many processes
+    as c: SMTP in and out as the gateway does them, without its policy, archive or queue."""
+
+    name = "s"
+
+    def __init__(self, processes: int, source: Path | None = None) -> None:
+        self.extra = ("--processes", str(processes), "--protocol", "gateway")
+        self.env = {**os.environ}
+        if source is not None:
+            self.env["PYTHONPATH"] = str(source.resolve())
+
+
 class PolicyRelay(BareRelay):
     """System p: the bare relay running the gateway's policy stage (config as c-sqlite's)."""
 
@@ -776,6 +828,8 @@ class Run:
     probe: list[float]  # seconds after the final dot, relay
     direct: list[float]  # the same, straight to smtp-sink
     cores: float  # the relay's CPU seconds per second of the load phase
+    machine: MachineTimes  # the whole machine's CPU time over the load phase
+    messages: int
     pss_kb: int  # peak summed PSS of the relay's process tree
     rss_kb: int  # the same for RSS (counts shared pages once per process)
 
@@ -783,6 +837,17 @@ class Run:
     def cpu_per_message(self) -> float:
         """The relay's CPU seconds per message (a database server's own CPU not included)."""
         return self.cores / self.e2e
+
+    @property
+    def machine_per_message(self) -> float:
+        """CPU seconds per message of the whole machine: relay, client, sink, database server
+        and the kernel's network and disk work for them."""
+        return (self.machine.busy - self.machine.own) / self.messages
+
+    @property
+    def idle_share(self) -> float:
+        m = self.machine
+        return m.idle / (m.busy + m.idle + m.steal)
 
 
 @dataclass
@@ -817,6 +882,8 @@ def make_relay(system: str, args: argparse.Namespace) -> Relay:
         return BareRelay()
     if system == "a2":
         return BareRelays(args.processes)
+    if system == "s":
+        return GatewayProtocolRelays(args.processes, args.gateway_src)
     if system == "p":
         return PolicyRelay(args.processes, args.gateway_src)
     if system == "b":
@@ -872,10 +939,12 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
             profiling(relay.proc.pid, args.profile, f"{system}-{n}"),
         ):
             memory.mark()
+            machine = MachineTimes.now()
             start = time.monotonic()
             intake = run_load(relay.port, files, args.messages, args.sessions)
             done = sink.wait_for(args.messages, timeout=120 + args.messages / 20)
             e2e = args.messages / (done - start)
+            machine = MachineTimes.now() - machine
             memory._sample()
             cpu = memory.cpu_seconds / (done - start)
             before = sink.count()
@@ -890,6 +959,8 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
             pss_kb=memory.peak_kb,
             cores=cpu,
             rss_kb=memory.peak_rss_kb,
+            machine=machine,
+            messages=args.messages,
         )
     finally:
         relay.stop()
@@ -902,6 +973,7 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
 LABELS = {
     "a": "a: bare aiosmtpd relay",
     "a2": "a2: a in as many processes as c",
+    "s": "s: a2 on the gateway's SMTP protocol class",
     "p": "p: a + the gateway's policy stage, nothing stored",
     "b": "b: Postfix (durable)",
     "c-sqlite": "c: gateway, SQLite",
@@ -918,7 +990,7 @@ def table(results: dict[str, Result]) -> str:
     rows = []
     for system, res in results.items():
         ratios = ["", ""]
-        if system.startswith("c-") or system in ("p", "a2"):
+        if system.startswith("c-") or system in ("p", "a2", "s"):
             for i, base in enumerate(("a", "b")):
                 if base in results:
                     ratios[i] = f"{statistics.median(round_ratios(res, results[base])):.2f}"
@@ -939,7 +1011,7 @@ def round_ratios(res: Result, base: Result) -> list[float]:
 def ratio_lines(results: dict[str, Result]) -> str:
     lines = []
     for system, res in results.items():
-        if not system.startswith("c-") and system not in ("p", "a2"):
+        if not system.startswith("c-") and system not in ("p", "a2", "s"):
             continue
         for base in ("a", "a2", "p", "b") if system.startswith("c-") else ("a", "a2", "b"):
             if base == system:
@@ -961,6 +1033,110 @@ def ratio_lines(results: dict[str, Result]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
+# --- what bounds c --------------------------------------------------------------------------
+STAGE_BATCH = 16  # records per commit in the floor: ~7x what the relay's writer gets under load
+
+
+@dataclass
+class Stages:
+    """CPU seconds per message of the gateway's own stages in one thread, nothing else running
+    (bench/stage_cost.py): parse + rules + plan, and the archive and queue rows committed."""
+
+    prepare: float
+    commit: float
+
+
+def stage_costs(args: argparse.Namespace) -> Stages:
+    env = {**os.environ}
+    if args.gateway_src is not None:
+        env["PYTHONPATH"] = str(args.gateway_src.resolve())
+    out = subprocess.run(
+        [
+            PYTHON,
+            str(ROOT / "bench" / "stage_cost.py"),
+            "--messages",
+            str(args.messages),
+            "--rounds",
+            "1",
+            "--batch",
+            str(STAGE_BATCH),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    return Stages(prepare=found["prepare"][0], commit=found["commit"][0])
+
+
+def bound_lines(results: dict[str, Result], stages: list[Stages]) -> str:
+    """Per round: the least machine CPU a message of c can cost, and the rate it allows.
+
+    floor = s's machine CPU per message (the client, the sink, the kernel's network work and
+    SMTP in and out on the gateway's own protocol class) + prepare + commit as measured alone.
+    Every part is less than c pays for it under load: c also marks each delivery, logs, counts,
+    and commits ~2 records per transaction, not 16; and alone the stages run with warm caches.
+    If every core did nothing but this work, c could not pass cores / floor messages a second.
+    """
+    if not stages or not {"s", "b"} <= results.keys():
+        return ""
+    cores = os.cpu_count() or 1
+    rows = []
+    for n, stage in enumerate(stages):
+        runs = {k: r.runs[n] for k, r in results.items() if n < len(r.runs)}
+        if "s" not in runs or "b" not in runs:
+            continue
+        smtp = runs["s"].machine_per_message
+        floor = smtp + stage.prepare + stage.commit
+        ceiling = cores / floor
+        row = {
+            "smtp": smtp,
+            "prepare": stage.prepare,
+            "commit": stage.commit,
+            "floor": floor,
+            "ceiling": ceiling,
+            "b": ceiling / runs["b"].e2e,
+        }
+        if "a" in runs:
+            row["a"] = ceiling / runs["a"].e2e
+        rows.append(row)
+    if not rows:
+        return ""
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rows if key in r)
+
+    def each(key: str, fmt: str = "{:.2f}") -> str:
+        return ", ".join(fmt.format(r[key]) for r in rows if key in r)
+
+    lines = [
+        f"- s (SMTP in and out, client, sink, kernel): {med('smtp') * 1000:.2f} ms of machine "
+        f"CPU per message (per round {each('smtp', '{:.4f}')} s)",
+        f"- prepare alone: {med('prepare') * 1000:.2f} ms; commit alone, {STAGE_BATCH} records "
+        f"per transaction: {med('commit') * 1000:.2f} ms",
+        f"- floor: {med('floor') * 1000:.2f} ms per message; on {cores} cores at most "
+        f"{med('ceiling'):.0f} msg/s (per round {each('ceiling', '{:.0f}')})",
+        f"- so c/b can be at most {med('b'):.2f} (per round {each('b')}; target 1.2)",
+    ]
+    if any("a" in r for r in rows):
+        lines.append(f"- and c/a at most {med('a'):.2f} (per round {each('a')}; target 0.6)")
+    return "\n".join(lines) + "\n"
+
+
+def machine_lines(results: dict[str, Result]) -> str:
+    lines = []
+    for system, res in results.items():
+        per = res.median(lambda r: r.machine_per_message) * 1000
+        idle = res.median(lambda r: r.idle_share) * 100
+        lines.append(
+            f"- {system}: {per:.2f} ms of machine CPU per message, {idle:.0f} % idle "
+            f"during the load"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def raw_runs(results: dict[str, Result]) -> str:
     lines = []
     for system, res in results.items():
@@ -971,7 +1147,8 @@ def raw_runs(results: dict[str, Result]) -> str:
                 f"(smtp-sink direct {pct(r.direct, 50) * 1000:.2f}/"
                 f"{pct(r.direct, 99) * 1000:.2f} ms), peak PSS {r.pss_kb / 1024:.0f} MB "
                 f"(RSS {r.rss_kb / 1024:.0f} MB), relay CPU {r.cores:.2f} cores"
-                f" = {r.cpu_per_message * 1000:.2f} ms per message"
+                f" = {r.cpu_per_message * 1000:.2f} ms per message, machine "
+                f"{r.machine_per_message * 1000:.2f} ms per message ({r.idle_share:.0%} idle)"
             )
     return "\n".join(lines) + "\n"
 
@@ -995,7 +1172,7 @@ def environment() -> str:
     )
 
 
-def report(results: dict[str, Result], args: argparse.Namespace) -> str:
+def report(results: dict[str, Result], args: argparse.Namespace, stages: list[Stages]) -> str:
     return f"""# Relay throughput
 
 Generated by `bench/throughput.py` on {time.strftime("%Y-%m-%d %H:%M %Z")}: {environment()}.
@@ -1032,6 +1209,20 @@ contacts, {args.processes} process(es), log level `{args.log_level}`.
 Ratios by round:
 
 {ratio_lines(results)}
+Machine CPU per message: the whole machine's busy time (every process, the kernel's network
+and disk work; not this script's own sampling) over the load phase, divided by the messages:
+
+{machine_lines(results)}
+## What bounds c
+
+The least machine CPU a message of c can cost, from parts measured in the same rounds: s (SMTP
+in and out exactly as c does them, with the client, the sink and the kernel's work) plus the
+gateway's own stages measured alone (`bench/stage_cost.py`, one thread, {STAGE_BATCH} records
+per commit). c pays more for each part under load (it also marks deliveries, logs and counts,
+and its writer gets ~2 records per transaction), so this floor is low, and the rate it allows
+(every core busy with nothing else) is high:
+
+{bound_lines(results, stages) or "- (needs s and b in the run)"}
 Runs:
 
 {raw_runs(results)}"""
@@ -1074,7 +1265,15 @@ def main() -> None:
         files[group.name].write_text(group.message(f"Programme update ({group.name})", args.size))
 
     results = {s: Result(s) for s in systems}
+    stages: list[Stages] = []
     for n in range(1, args.runs + 1):
+        if "s" in systems:
+            stages.append(stage_costs(args))
+            print(
+                f"stages run {n}: prepare {stages[-1].prepare * 1000:.3f} ms, "
+                f"commit {stages[-1].commit * 1000:.3f} ms CPU/msg",
+                flush=True,
+            )
         for system in systems:  # interleaved, so drift in the machine hits every system alike
             run = one_run(system, n, args, files)
             results[system].runs.append(run)
@@ -1082,14 +1281,16 @@ def main() -> None:
                 f"{system} run {n}: e2e {run.e2e:.0f} msg/s, intake {run.intake:.0f} msg/s, "
                 f"reply p50 {pct(run.probe, 50) * 1000:.1f} ms p99 {pct(run.probe, 99) * 1000:.1f}"
                 f" ms, PSS {run.pss_kb / 1024:.0f} MB, {run.cores:.2f} cores"
-                f" ({run.cpu_per_message * 1000:.2f} ms CPU/msg)",
+                f" ({run.cpu_per_message * 1000:.2f} ms CPU/msg; machine "
+                f"{run.machine_per_message * 1000:.2f} ms/msg, {run.idle_share:.0%} idle)",
                 flush=True,
             )
     print()
     print(table(results))
+    print(bound_lines(results, stages))
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report(results, args))
+        args.output.write_text(report(results, args, stages))
         # --output may lie outside the checkout (a scratch copy to compare before replacing).
         print(f"written: {args.output.resolve()}")
 
