@@ -21,16 +21,18 @@ from gateway.notify.schedule import run_daily
 from gateway.pipeline import Pipeline
 from gateway.policy.evaluate import Policy
 from gateway.policy.pack import PackError, load_pack
-from gateway.smtp.auth import Authenticator, FailureLimiter
+from gateway.smtp.auth import Authenticator
 from gateway.smtp.handler import RelayHandler
 from gateway.smtp.server import SessionCounter, start_listeners
 from gateway.store.archive import Archive
 from gateway.store.credentials import CredentialStore
 from gateway.store.db import make_engine
 from gateway.store.directory import DirectoryStore
+from gateway.store.failures import SMTP_AUTH_FAILED, FailureLog
 from gateway.store.migrate import upgrade
 from gateway.store.queue import QueueStore
 from gateway.store.writer import ArchiveWriter
+from gateway.throttle import FailureLimiter
 
 log = structlog.get_logger("gateway.service")
 
@@ -123,7 +125,11 @@ class Gateway:
             writer=self.writer,
             authenticator=Authenticator(CredentialStore(self.engine)),
             limiter=FailureLimiter(
-                self.settings.auth.max_failures, self.settings.auth.failure_window
+                self.settings.auth.max_failures,
+                self.settings.auth.failure_window,
+                clock=self.clock,
+                failures=FailureLog(self.engine),
+                action=SMTP_AUTH_FAILED,
             ),
             clock=self.clock,
             executor=self.executor,

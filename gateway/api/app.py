@@ -23,10 +23,11 @@ from gateway.ids import new_queue_id
 from gateway.metrics import Metrics, SharedCounters, metrics_folder
 from gateway.pipeline import Pipeline, check_result
 from gateway.service import Gateway
-from gateway.smtp.auth import FailureLimiter
+from gateway.store.failures import API_TOKEN_FAILED, FailureLog
 from gateway.store.queue import QueueStore
 from gateway.store.tokens import TokenStore
 from gateway.store.writer import ArchiveWriter
+from gateway.throttle import FailureLimiter
 
 log = structlog.get_logger("gateway.api")
 
@@ -65,7 +66,11 @@ class ApiServices:
             metrics=gateway.metrics,
             sessions=lambda: gateway.counter.active,
             limiter=FailureLimiter(
-                gateway.settings.auth.max_failures, gateway.settings.auth.failure_window
+                gateway.settings.auth.max_failures,
+                gateway.settings.auth.failure_window,
+                clock=gateway.clock,
+                failures=FailureLog(gateway.engine),
+                action=API_TOKEN_FAILED,
             ),
             shared=SharedCounters(metrics_folder(gateway.settings.state_dir))
             if gateway.settings.server.processes > 1
@@ -152,7 +157,7 @@ class _Api:
         if scheme.lower() == "bearer" and token.strip():
             name = await asyncio.to_thread(self.s.tokens.name_for, token.strip())
         if name is None:
-            self.s.limiter.failed(client)
+            await self.s.limiter.failed(client, actor="(wrong API token)")
             return _error(
                 401,
                 "a valid token is needed: Authorization: Bearer TOKEN "

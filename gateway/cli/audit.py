@@ -34,7 +34,7 @@ def parse_since(value: str) -> timedelta:
     "--action",
     metavar="ACTION",
     help="Only this action: search, export, view, review, release, cancel, signin, "
-    "signin_failed, password_set, purge, ...",
+    "signin_failed, password_set, smtp_auth_failed, api_token_failed, purge, ...",
 )
 @pass_context
 def audit(

@@ -26,9 +26,10 @@ from gateway.ids import new_queue_id
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline, Prepared, Submission, SubmissionRefused
 from gateway.smtp import replies
-from gateway.smtp.auth import Authenticator, FailureLimiter
+from gateway.smtp.auth import Authenticator
 from gateway.smtp.data import DataState, read_data
 from gateway.store.writer import ArchiveWriter
+from gateway.throttle import FailureLimiter
 
 log = structlog.get_logger("gateway.smtp")
 
@@ -97,7 +98,7 @@ class RelayHandler:
         if user and await self.authenticator.verify(user, secret):
             log.info("smtp_auth", client=ip, user=user.lower(), result="ok")
             return AuthResult(success=True, auth_data=LoginPassword(user.lower().encode(), b""))
-        self.limiter.failed(ip)
+        await self.limiter.failed(ip, actor=user.lower() or "(no login given)")
         log.warning("smtp_auth", client=ip, user=user[:320], result="failed")
         return AuthResult(success=False, handled=False, message=replies.AUTH_FAILED)
 

@@ -163,6 +163,8 @@ AUDIT_ACTIONS = {
     "signin_locked": "Sign-in locked out",
     "signout": "Signed out",
     "password_set": "Password set",
+    "smtp_auth_failed": "Wrong relay password",
+    "api_token_failed": "Wrong API token",
     "search": "Searched",
     "search_refused": "Search refused",
     "view": "Opened",

@@ -19,6 +19,7 @@ from gateway.api.app import ApiServer, ApiServices
 from gateway.export import export, matching_ids
 from gateway.search.query import parse
 from gateway.service import Gateway
+from gateway.store.audit import AuditLog
 from gateway.store.integrity import verify
 from gateway.store.schema import archive, queue
 from gateway.store.search import ArchiveSearch
@@ -192,6 +193,9 @@ def test_repeated_wrong_tokens_turn_the_address_away_before_any_lookup(api: Api)
     status, result = api.call("/api/v1/check", chat())
     assert status == 429 and "too many requests with a wrong token" in result["error"]
     assert api.call("/healthz", token="")[0] == 200  # monitoring needs no token
+    # Counted in the database, for every process and gateway on it, and shown to the IT admin.
+    entries = AuditLog(api.gateway.engine).entries(action="api_token_failed")
+    assert [(e.actor, e.query) for e in entries] == [("(wrong API token)", "127.0.0.1")] * 5
 
 
 def test_a_revoked_token_is_refused_from_then_on(api: Api):

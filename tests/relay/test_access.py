@@ -10,6 +10,7 @@ import pytest
 import trustme
 
 from gateway.smtp.auth import hash_password
+from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
 from tests.support import Sink
 
@@ -100,6 +101,42 @@ def test_a_wrong_password_is_refused_and_repeated_failures_are_throttled(staff_g
             "AUTH", "PLAIN AGFsZXgudGVhY2hlckBzYWZlLmV4YW1wbGUAY29ycmVjdCBob3JzZSBiYXR0ZXJ5"
         )
         assert (code, reply[:5]) == (421, b"4.7.0")
+
+
+def test_wrong_passwords_at_one_gateway_count_at_another_on_the_same_database(
+    start_gateway, staff_gateway, tls_files
+):
+    """README: failed logins are 'counted per client address across every relay process and
+    gateway on the database' - two relays must not allow twice the guesses - and an IT admin
+    sees them with `safeguard audit --action smtp_auth_failed`."""
+    cert, key, context = tls_files
+    other = start_gateway(
+        auth={"trusted_networks": [], "max_failures": 3},
+        server={"tls_cert": str(cert), "tls_key": str(key)},
+    )
+
+    def attempt(port: int, password: str) -> int:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.starttls(context=context)
+            client.ehlo("client.safe.example")
+            try:
+                _auth(client, "PLAIN", "alex.teacher@safe.example", password)
+            except smtplib.SMTPAuthenticationError as refused:
+                return refused.smtp_code
+            except smtplib.SMTPServerDisconnected:
+                return 421  # turned away: smtplib reads the 421 as a lost connection
+            return 235
+
+    assert attempt(staff_gateway.port, "guess one") == 535
+    assert attempt(staff_gateway.port, "guess two") == 535
+    assert attempt(other.port, "guess three") == 535
+    # Three failures from this address, two of them at the first gateway: none left anywhere.
+    assert attempt(other.port, "correct horse battery") == 421
+    assert attempt(staff_gateway.port, "guess four") == 535  # it learns with its next failure
+    assert attempt(staff_gateway.port, "correct horse battery") == 421
+
+    entries = AuditLog(staff_gateway.gateway.engine).entries(action="smtp_auth_failed")
+    assert [(e.actor, e.query) for e in entries] == [("alex.teacher@safe.example", "127.0.0.1")] * 4
 
 
 def test_staff_cannot_send_as_another_member_of_staff(staff_gateway, tls_files):

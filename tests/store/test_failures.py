@@ -1,0 +1,86 @@
+"""The limit on failed logins and wrong API tokens holds across processes sharing a database.
+
+README: "[auth] max_failures ... counted per client address across every relay process and
+gateway on the database".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, select
+
+from gateway.clock import FixedClock
+from gateway.store.db import make_engine
+from gateway.store.failures import SMTP_AUTH_FAILED, FailureLog
+from gateway.store.migrate import upgrade
+from gateway.store.schema import audit_log
+from gateway.throttle import FailureLimiter
+
+START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+CLIENT = "198.51.100.7"
+
+
+def _limiter(log: FailureLog | None, clock: FixedClock) -> FailureLimiter:
+    return FailureLimiter(3, 600, clock=clock, failures=log, action=SMTP_AUTH_FAILED)
+
+
+def test_failures_at_one_process_count_at_another(database_url: str):
+    engine = make_engine(database_url)
+    upgrade(engine)
+    clock = FixedClock(START)
+    first, second = _limiter(FailureLog(engine), clock), _limiter(FailureLog(engine), clock)
+
+    asyncio.run(first.failed(CLIENT, "alex.teacher@safe.example"))
+    asyncio.run(first.failed(CLIENT, "alex.teacher@safe.example"))
+    assert not second.blocked(CLIENT)
+    asyncio.run(second.failed(CLIENT, "alex.teacher@safe.example"))
+    # The second process has seen one failure of its own, and the database three.
+    assert second.blocked(CLIENT)
+    # The first learns of it with its next failure: one more try, not a fresh allowance.
+    assert not first.blocked(CLIENT)
+    asyncio.run(first.failed(CLIENT, "alex.teacher@safe.example"))
+    assert first.blocked(CLIENT)
+    assert not first.blocked("203.0.113.9")  # another address is not held back
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.actor, audit_log.c.query).where(
+                audit_log.c.action == SMTP_AUTH_FAILED
+            )
+        ).all()
+    assert rows == [("alex.teacher@safe.example", CLIENT)] * 4
+    engine.dispose()
+
+
+def test_failures_older_than_the_window_no_longer_count(database_url: str):
+    engine = make_engine(database_url)
+    upgrade(engine)
+    clock = FixedClock(START)
+    first, second = _limiter(FailureLog(engine), clock), _limiter(FailureLog(engine), clock)
+    for _ in range(2):
+        asyncio.run(first.failed(CLIENT, "x"))
+    clock.moment = START + timedelta(seconds=601)
+    asyncio.run(second.failed(CLIENT, "x"))
+    assert not second.blocked(CLIENT) and not first.blocked(CLIENT)
+    engine.dispose()
+
+
+def test_an_unreadable_database_leaves_the_count_in_memory(tmp_path: Path):
+    """The database being down must not let guesses through unlimited, nor raise."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'archive.db'}")
+    limiter = _limiter(FailureLog(engine), FixedClock(START))
+    for _ in range(3):
+        asyncio.run(limiter.failed(CLIENT, "x"))
+    assert limiter.blocked(CLIENT)
+
+
+def test_a_login_with_control_characters_is_written_printable(database_url: str):
+    engine = make_engine(database_url)
+    upgrade(engine)
+    asyncio.run(_limiter(FailureLog(engine), FixedClock(START)).failed(CLIENT, "ev\x1b[2Jil"))
+    with engine.connect() as conn:
+        assert conn.execute(select(audit_log.c.actor)).scalar_one() == "ev[2Jil"
+    engine.dispose()
