@@ -18,6 +18,7 @@ from gateway.store.schema import audit_log
 
 SMTP_AUTH_FAILED = "smtp_auth_failed"
 API_TOKEN_FAILED = "api_token_failed"
+_VIA = {SMTP_AUTH_FAILED: "relay", API_TOKEN_FAILED: "api"}
 
 
 class FailureLog:
@@ -37,7 +38,7 @@ class FailureLog:
                     actor="".join(c for c in actor if c.isprintable())[:320],
                     action=action,
                     query=client,
-                    detail={"client": client},
+                    detail={"via": _VIA.get(action, action), "client": client},
                 )
             )
             times = conn.execute(

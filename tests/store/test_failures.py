@@ -7,6 +7,7 @@ gateway on the database".
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,4 +84,36 @@ def test_a_login_with_control_characters_is_written_printable(database_url: str)
     asyncio.run(_limiter(FailureLog(engine), FixedClock(START)).failed(CLIENT, "ev\x1b[2Jil"))
     with engine.connect() as conn:
         assert conn.execute(select(audit_log.c.actor)).scalar_one() == "ev[2Jil"
+    engine.dispose()
+
+
+def test_a_locked_database_holds_the_reply_only_briefly(tmp_path: Path):
+    """A failed login is answered within the limiter's record timeout even while another
+    writer holds SQLite's lock; the count in memory still holds."""
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    holder = create_engine(url, connect_args={"isolation_level": None})
+    with holder.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        limiter = FailureLimiter(
+            1,
+            600,
+            clock=FixedClock(START),
+            failures=FailureLog(engine),
+            action=SMTP_AUTH_FAILED,
+            record_timeout=0.5,
+        )
+
+        async def answered_after() -> float:
+            # Timed inside the loop: asyncio.run() itself waits for the abandoned thread.
+            started = time.monotonic()
+            await limiter.failed(CLIENT, "x")
+            elapsed = time.monotonic() - started
+            conn.exec_driver_sql("ROLLBACK")  # lets the abandoned write finish
+            return elapsed
+
+        assert asyncio.run(answered_after()) < 5
+        assert limiter.blocked(CLIENT)
+    holder.dispose()
     engine.dispose()
