@@ -124,13 +124,7 @@ class Gateway:
             pipeline=self.pipeline,
             writer=self.writer,
             authenticator=Authenticator(CredentialStore(self.engine)),
-            limiter=FailureLimiter(
-                self.settings.auth.max_failures,
-                self.settings.auth.failure_window,
-                clock=self.clock,
-                failures=FailureLog(self.engine),
-                action=SMTP_AUTH_FAILED,
-            ),
+            limiter=self.failure_limiter(SMTP_AUTH_FAILED),
             clock=self.clock,
             executor=self.executor,
             metrics=self.metrics,
@@ -146,6 +140,17 @@ class Gateway:
     @property
     def ports(self) -> list[int]:
         return [s.sockets[0].getsockname()[1] for s in self._servers]
+
+    def failure_limiter(self, action: str) -> FailureLimiter:
+        """`[auth] max_failures` for one kind of failure (`gateway.store.failures`), counted
+        in this gateway's database with every other process's."""
+        return FailureLimiter(
+            self.settings.auth.max_failures,
+            self.settings.auth.failure_window,
+            clock=self.clock,
+            failures=FailureLog(self.engine),
+            action=action,
+        )
 
     async def start(self) -> None:
         # Read the directory before the first session: while one thread loads it, the

@@ -23,7 +23,7 @@ from gateway.ids import new_queue_id
 from gateway.metrics import Metrics, SharedCounters, metrics_folder
 from gateway.pipeline import Pipeline, check_result
 from gateway.service import Gateway
-from gateway.store.failures import API_TOKEN_FAILED, FailureLog
+from gateway.store.failures import API_TOKEN_FAILED
 from gateway.store.queue import QueueStore
 from gateway.store.tokens import TokenStore
 from gateway.store.writer import ArchiveWriter
@@ -65,13 +65,7 @@ class ApiServices:
             executor=gateway.executor,
             metrics=gateway.metrics,
             sessions=lambda: gateway.counter.active,
-            limiter=FailureLimiter(
-                gateway.settings.auth.max_failures,
-                gateway.settings.auth.failure_window,
-                clock=gateway.clock,
-                failures=FailureLog(gateway.engine),
-                action=API_TOKEN_FAILED,
-            ),
+            limiter=gateway.failure_limiter(API_TOKEN_FAILED),
             shared=SharedCounters(metrics_folder(gateway.settings.state_dir))
             if gateway.settings.server.processes > 1
             else None,
