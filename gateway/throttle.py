@@ -35,8 +35,8 @@ class FailureLimiter:
         window: float,
         *,
         clock: Clock,
+        action: str,
         failures: FailureLog | None = None,
-        action: str = "",
         record_timeout: float = RECORD_TIMEOUT,
     ) -> None:
         self.limit = limit
