@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import jinja2
 import structlog
@@ -29,6 +30,7 @@ from gateway.store.credentials import CredentialStore
 from gateway.store.db import make_engine
 from gateway.store.directory import DirectoryStore
 from gateway.store.failures import SMTP_AUTH_FAILED, FailureLog
+from gateway.store.fulltext import INDEX_INTERVAL, INDEX_MOST, deferred, index_pending
 from gateway.store.migrate import upgrade
 from gateway.store.queue import QueueStore
 from gateway.store.writer import ArchiveWriter
@@ -105,7 +107,14 @@ class Gateway:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline")
         self.counter = SessionCounter()
         self.metrics = Metrics()
-        self.writer = ArchiveWriter(self.archive)
+        self.writer = ArchiveWriter(
+            self.archive,
+            # Bounded, so that this process's sessions never wait long behind a backlog.
+            index=partial(index_pending, self.engine, most=INDEX_MOST)
+            if deferred(self.engine)
+            else None,
+            index_interval=INDEX_INTERVAL,
+        )
         self.worker = DeliveryWorker(
             queue=self.queue,
             archive=self.archive,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
+import structlog
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -65,8 +66,11 @@ from gateway.search.query import (
 )
 from gateway.store.audit import AuditLog
 from gateway.store.directory import DirectoryStore
+from gateway.store.fulltext import index_pending
 from gateway.store.records import ArchiveRecord, as_aware
 from gateway.store.schema import archive, archive_addresses, archive_findings
+
+log = structlog.get_logger("gateway.store.search")
 
 # Which stored roles each address field looks at. `contact:` is everyone the message touched:
 # header From/To/Cc/Bcc and the SMTP envelope, so a guardian's Bcc copy is found too.
@@ -504,6 +508,8 @@ class ArchiveSearch:
         """
         if limit < 1 or page < 1:
             raise ValueError("limit and page start at 1")
+        if any(True for _ in _texts(node)):
+            self._index_waiting()
         dialect = self.engine.dialect.name
         offset = (page - 1) * limit
         cap = None if count_limit is None else max(count_limit, offset + limit)
@@ -540,6 +546,14 @@ class ArchiveSearch:
             for row in rows
         )
         return Page(hits, total, page, limit, exact)
+
+    def _index_waiting(self) -> None:
+        """Words are found in what was archived before the search began: on SQLite the rows
+        the archive writer has not yet indexed are indexed first (`gateway.store.fulltext`)."""
+        try:
+            index_pending(self.engine)
+        except Exception as exc:  # e.g. a read-only copy: search what is indexed
+            log.warning("fulltext_not_up_to_date", error=repr(exc))
 
     def _count(
         self, conn: Connection, node: Node, dialect: str, size: int, cap: int | None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import queue as stdlib_queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,7 +114,9 @@ class _Batch:
 
 class ArchiveWriter:
     """`lease` (asked in the writer thread, once per batch) says whether the delivery worker
-    takes this batch's entries straight from memory; `committed` hands them over."""
+    takes this batch's entries straight from memory; `committed` hands them over. `index`, if
+    given, is called in the writer thread every `index_interval` seconds, between batches:
+    SQLite's full-text indexing, after the commit instead of in it (`gateway.store.fulltext`)."""
 
     def __init__(
         self,
@@ -122,11 +125,16 @@ class ArchiveWriter:
         max_batch: int = 64,
         lease: Callable[[], Lease | None] = _no_lease,
         committed: Committed = _ignore,
+        index: Callable[[], int] | None = None,
+        index_interval: float = 0.5,
     ) -> None:
         self.archive = archive
         self.max_batch = max_batch
         self.lease = lease
         self.committed = committed
+        self.index = index
+        self.index_interval = index_interval
+        self._index_due = 0.0
         self._jobs: stdlib_queue.SimpleQueue[_Job | _Mark | object] = stdlib_queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         # Guards `_open` and the queue's end: nothing is put after _STOP, so every job
@@ -184,7 +192,7 @@ class ArchiveWriter:
         batch = _Batch(self.archive, self.max_batch)
         try:
             while True:
-                first = self._jobs.get()
+                first = self._next()
                 if first is _STOP:
                     return
                 batch = _Batch(self.archive, self.max_batch)
@@ -210,6 +218,24 @@ class ArchiveWriter:
                 except stdlib_queue.Empty:
                     break
             _answer_all(held, WriterStopped("the archive writer has stopped"))
+
+    def _next(self) -> _Job | _Mark | object:
+        """The next job, indexing full text whenever it is due meanwhile."""
+        if self.index is None:
+            return self._jobs.get()
+        while True:
+            wait = self._index_due - time.monotonic()
+            if wait <= 0:
+                self._index_due = time.monotonic() + self.index_interval
+                try:
+                    self.index()
+                except Exception as exc:  # the rows wait; a search brings the index up to date
+                    log.error("fulltext_index_failed", error=repr(exc))
+                continue
+            try:
+                return self._jobs.get(timeout=wait)
+            except stdlib_queue.Empty:
+                continue
 
     def _commit(self, batch: _Batch) -> None:
         jobs, marks = batch.jobs, batch.marks

@@ -1,0 +1,192 @@
+"""SQLite's full-text index is filled after the relay's commit (issue 7): what the relay has
+archived is still found by every search, and retention's blanking never corrupts the index."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, func, select, text
+from structlog.testing import capture_logs
+
+from gateway.search.query import parse
+from gateway.store.archive import Archive
+from gateway.store.db import make_engine
+from gateway.store.fulltext import deferred, index_pending, pending
+from gateway.store.migrate import alembic_config, upgrade
+from gateway.store.records import ArchiveRecord
+from gateway.store.retention import tombstone
+from gateway.store.schema import archive
+from gateway.store.search import ArchiveSearch
+from gateway.store.writer import ArchiveWriter
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _record(n: int, words: str) -> ArchiveRecord:
+    return ArchiveRecord(
+        queue_id=f"F{n:05d}",
+        received_at=NOW,
+        raw=f"Subject: note {n}\r\n\r\n{words}\r\n".encode(),
+        verdict="deliver",
+        subject=f"note {n}",
+        body_text=words,
+    )
+
+
+def _store(engine: Engine, *words: str, first: int = 1) -> list[int]:
+    stored = Archive(engine).store_many(
+        [(_record(first + n, w), []) for n, w in enumerate(words)]
+    )
+    return [s.archive_id for s in stored]
+
+
+def _found(engine: Engine, query: str) -> list[int]:
+    return sorted(hit.id for hit in ArchiveSearch(engine).run(parse(query)).hits)
+
+
+def _waiting(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return pending(conn)
+
+
+def _sound(engine: Engine) -> None:
+    """FTS5's own check, the index against the archive's text (rank 1): raises if corrupt."""
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO archive_fts(archive_fts, rank) VALUES ('integrity-check', 1)"))
+
+
+@pytest.fixture
+def sqlite(tmp_path: Path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str):
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_a_search_finds_what_was_archived_before_it_whether_indexed_yet_or_not(engine: Engine):
+    ids = _store(engine, "the minibus leaves at nine", "bring a packed lunch")
+    if deferred(engine):
+        assert _waiting(engine) == 2  # the relay's commit did not index them
+    assert _found(engine, "minibus") == ids[:1]
+    assert _found(engine, '"packed lunch"') == ids[1:]
+    if deferred(engine):
+        assert _waiting(engine) == 0
+        _sound(engine)
+
+
+def test_indexing_goes_in_batches_and_stops_where_asked(sqlite: Engine):
+    ids = _store(sqlite, *(f"word{n} shared" for n in range(7)))
+    assert index_pending(sqlite, most=3, size=2) == 3
+    assert _waiting(sqlite) == 4
+    assert index_pending(sqlite, size=2) == 4
+    assert index_pending(sqlite) == 0
+    _sound(sqlite)
+    with sqlite.connect() as conn:
+        indexed = conn.execute(text("SELECT count(*) FROM archive_fts WHERE archive_fts MATCH 'shared'"))
+        assert indexed.scalar() == len(ids)  # each row once
+
+
+def test_retention_blanking_a_record_not_yet_indexed_leaves_the_index_sound(sqlite: Engine):
+    """Retention empties a record's text; FTS5's delete of words it never indexed would
+    corrupt the index, so the update trigger leaves rows not yet indexed to the indexer."""
+    old, kept = _store(sqlite, "a secret about the trip", "the trip is on friday")
+    assert tombstone(sqlite, [old], at=NOW, actor="test", rule="1 year") == [old]
+    assert _found(sqlite, "trip") == [kept]
+    assert _found(sqlite, "secret") == []
+    _sound(sqlite)
+
+
+def test_retention_blanking_an_indexed_record_takes_its_words_out(sqlite: Engine):
+    old, kept = _store(sqlite, "a secret about the trip", "the trip is on friday")
+    index_pending(sqlite)
+    assert _found(sqlite, "secret") == [old]
+    tombstone(sqlite, [old], at=NOW, actor="test", rule="1 year")
+    assert _found(sqlite, "trip") == [kept]
+    assert _found(sqlite, "secret") == []
+    _sound(sqlite)
+
+
+def test_two_processes_indexing_at_once_index_each_row_once(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    first, second = make_engine(url), make_engine(url)
+    upgrade(first)
+    _store(first, *(f"row{n} common" for n in range(300)))
+    done: list[int] = []
+    threads = [
+        threading.Thread(target=lambda e=e: done.append(index_pending(e, size=7)))
+        for e in (first, second)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sum(done) == 300
+    _sound(first)
+    first.dispose()
+    second.dispose()
+
+
+def test_the_archive_writer_indexes_between_batches(sqlite: Engine):
+    writer = ArchiveWriter(
+        Archive(sqlite), index=partial(index_pending, sqlite), index_interval=0.05
+    )
+    writer.start()
+    try:
+        asyncio.run(writer.submit(_record(1, "rounders on the field"), []))
+        deadline = time.monotonic() + 5
+        while _waiting(sqlite) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _waiting(sqlite) == 0
+    finally:
+        writer.stop()
+
+
+def test_an_indexer_that_fails_neither_stops_the_writer_nor_loses_the_rows(sqlite: Engine):
+    def broken() -> int:
+        raise RuntimeError("disk I/O error")
+
+    writer = ArchiveWriter(Archive(sqlite), index=broken, index_interval=0.01)
+    writer.start()
+    try:
+        with capture_logs() as logs:
+            for n in range(3):
+                asyncio.run(writer.submit(_record(n, "still archived"), []))
+                time.sleep(0.02)
+    finally:
+        writer.stop()
+    assert any(entry["event"] == "fulltext_index_failed" for entry in logs)
+    assert len(_found(sqlite, "archived")) == 3  # the search indexed them
+
+
+def test_0007_keeps_what_the_trigger_indexed_and_indexes_the_rest_on_downgrade(sqlite: Engine):
+    config = alembic_config(sqlite)
+    command.downgrade(config, "0006")
+    before = _store(sqlite, "indexed by the old trigger", first=1)
+    upgrade(sqlite)
+    with sqlite.connect() as conn:
+        assert conn.execute(select(func.max(archive.c.id))).scalar() == before[-1]
+    assert _waiting(sqlite) == 0  # the trigger had indexed it
+    after = _store(sqlite, "archived after the upgrade", first=2)
+    assert _waiting(sqlite) == 1
+    command.downgrade(config, "0006")  # indexes what waits: 0006 assumes every row is
+    _sound(sqlite)
+    with sqlite.connect() as conn:
+        hits = conn.execute(text("SELECT rowid FROM archive_fts WHERE archive_fts MATCH 'archived'"))
+        assert sorted(hits.scalars()) == after
+    upgrade(sqlite)
+    assert _found(sqlite, "trigger") == before
