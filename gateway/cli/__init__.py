@@ -88,7 +88,28 @@ def _register() -> None:
     cli.add_command(web.web)
 
 
+def _config_after_command(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_object(Context).config_path = value  # type: ignore[union-attr]
+
+
+def _accept_config_everywhere(command: click.Command) -> None:
+    """`--config` is also taken after any command (`safeguard serve --config PATH`), as the
+    interface promises; given in both places, the later one wins."""
+    for sub in getattr(command, "commands", {}).values():
+        sub.params.append(
+            click.Option(
+                ["--config"],
+                expose_value=False,
+                callback=_config_after_command,
+                help="Path to gateway.toml (as `safeguard --config`).",
+            )
+        )
+        _accept_config_everywhere(sub)
+
+
 _register()
+_accept_config_everywhere(cli)
 
 
 def main() -> None:

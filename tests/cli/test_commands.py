@@ -165,3 +165,36 @@ def test_a_console_setting_that_cannot_work_is_refused(tmp_path: Path, line: str
     result = CliRunner().invoke(cli, ["--config", str(bad), "queue", "list"])
     assert result.exit_code == 2
     assert f"{bad}:2: {error}" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["queue", "list", "--config", "{bad}"],
+        ["queue", "--config", "{bad}", "list"],
+        ["--config", "{good}", "audit", "--config", "{bad}"],  # the later one wins
+    ],
+)
+def test_every_command_takes_config_after_its_name_too(tmp_path: Path, args: list[str]):
+    """interface.md: "Every command takes `--config PATH`" - `safeguard serve --config X`
+    as well as `safeguard --config X serve`."""
+    from click.testing import CliRunner
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[server]\nmax_message_size = "ten megabytes"\n')
+    good = tmp_path / "gateway.toml"
+    good.write_text('[database]\nurl = "sqlite:///archive.db"\n[directory]\ndemo = false\n')
+    argv = [a.format(bad=bad, good=good) for a in args]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 2
+    assert f"safeguard: {bad}:2: [server] max_message_size" in result.output
+
+
+def test_config_after_the_command_is_the_file_used(tmp_path: Path):
+    from click.testing import CliRunner
+
+    good = tmp_path / "gateway.toml"
+    good.write_text('[database]\nurl = "sqlite:///archive.db"\n[directory]\ndemo = false\n')
+    result = CliRunner().invoke(cli, ["queue", "list", "--config", str(good)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "archive.db").exists()
