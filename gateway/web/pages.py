@@ -28,6 +28,7 @@ FINDING_LABELS = {
     "unapproved_third_party": "Unapproved third party",
     "risk_language": "Risk language",
     "sender_not_permitted": "Sender not permitted",
+    "check_error": "A check failed",
 }
 STATIC = BUILTIN_TEMPLATES / "web" / "static"
 

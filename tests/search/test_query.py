@@ -175,6 +175,12 @@ def test_flag_accepts_the_codes_it_is_given() -> None:
         parse("flag:no_consent", finding_codes=("site_rule",))
 
 
+def test_a_message_whose_check_failed_can_be_found() -> None:
+    """A check that fails on a message flags it `check_error` for review (policy/evaluate.py):
+    a lead must be able to find those messages too."""
+    assert parse("flag:check_error") == Flag("check_error")
+
+
 def test_the_ast_is_made_of_frozen_values() -> None:
     ast = parse("a OR b")
     assert ast == parse("a OR b") and hash(ast) == hash(parse("a OR b"))
