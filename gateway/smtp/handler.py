@@ -294,8 +294,11 @@ _SIMPLE_PATH = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-
 class GatewaySMTP(SMTP):
     """aiosmtpd's protocol with enhanced status codes on its own replies."""
 
-    def __init__(self, handler: Any, **kwargs: Any) -> None:
+    def __init__(self, handler: Any, *, data_timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        # aiosmtpd's `timeout` ends a session after that long a silence; this bounds the whole
+        # of DATA, so that a client dripping a line now and then cannot hold a session for ever.
+        self.data_timeout = data_timeout
 
     def __dir__(self) -> list[str]:
         """aiosmtpd builds its tables of commands and AUTH mechanisms by reflection, anew for
@@ -339,9 +342,16 @@ class GatewaySMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
-            read = await read_data(
-                self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
-            )
+            async with asyncio.timeout(self.data_timeout):
+                read = await read_data(
+                    self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
+                )
+        except TimeoutError:
+            log.info("smtp_data_timeout", client=self.session.peer, seconds=self.data_timeout)
+            await self.push(replies.DATA_TIMEOUT)
+            self._handler_coroutine.cancel()  # aiosmtpd's way to end the session
+            self.transport.close()
+            return
         except asyncio.CancelledError:
             # The connection was lost during DATA (aiosmtpd cancels this coroutine).
             self._writer.close()

@@ -10,6 +10,7 @@ NO_STORAGE = "452 4.3.1 Insufficient system storage"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 BAD_ADDRESS = "501 5.1.3 Bad recipient address syntax"
 MESSAGE_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+DATA_TIMEOUT = "421 4.4.2 Message not received in time; closing connection"
 LINE_TOO_LONG = "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)"
 
 # aiosmtpd's own replies that lack an enhanced code, and what we say instead.

@@ -62,6 +62,7 @@ def _factory(
             ident="Safeguard Gateway",
             data_size_limit=settings.max_message_size,
             timeout=settings.timeout,
+            data_timeout=settings.data_timeout,
             # STARTTLS on the plain port; on an implicit-TLS port the socket is already encrypted,
             # which aiosmtpd cannot see, so AUTH may be offered there without STARTTLS.
             tls_context=None if implicit_tls else tls,

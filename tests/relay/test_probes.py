@@ -377,3 +377,33 @@ def test_swaks_with_too_many_recipients_gets_452_4_5_3_and_the_rest_are_delivere
     ], transcript.text
     [got] = wire.wait_for(1)
     assert got.rcpt_tos == rcpts[:3]
+
+
+def test_a_client_dripping_its_message_is_cut_off_at_data_timeout(
+    start_gateway, wire: WireUpstream
+):
+    """`[server] data_timeout`: a client that sends a line now and then - never silent for
+    `timeout`, so aiosmtpd would wait for ever - gets `421 4.4.2` when DATA has taken that
+    long, and the connection is closed. Nothing was acknowledged, so nothing is kept."""
+    running = start_gateway(upstream=wire.url, server={"data_timeout": 0.6})
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as raw:
+        replies = raw.makefile("rb")
+        assert replies.readline().startswith(b"220")
+        for command in (b"HELO slow.example", b"MAIL FROM:<alex.teacher@safe.example>"):
+            raw.sendall(command + b"\r\n")
+            assert replies.readline()[:3] in (b"250",)
+        raw.sendall(b"RCPT TO:<volunteer@elsewhere.example>\r\nDATA\r\n")
+        assert replies.readline().startswith(b"250")
+        assert replies.readline().startswith(b"354")
+        started = time.monotonic()
+        for n in range(6):  # 1.2 s in all, a line every 0.2 s
+            try:
+                raw.sendall(f"line {n}\r\n".encode())
+            except OSError:
+                break
+            time.sleep(0.2)
+        assert replies.readline().startswith(b"421 4.4.2")
+        assert replies.readline() == b""  # closed
+        assert time.monotonic() - started < 5
+    assert _archived_raw(running) == []
+    assert wire.transactions == []
