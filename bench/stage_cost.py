@@ -10,6 +10,9 @@ an optimisation. Same pack, directory (5,000 contacts) and message mix as throug
   commit    archive + queue rows, in batches of --batch as the group-commit writer does,
             leased to a worker (SQLite WAL synchronous=FULL, or PostgreSQL); CPU of this
             process only (a PostgreSQL server's own work is not counted)
+  index     SQLite only: the full-text index of those rows, filled after the commit in
+            transactions of 500 as the archive writer does (`gateway.store.fulltext`);
+            0 on PostgreSQL, whose commit writes the search vector with the row
 
     .venv/bin/python bench/stage_cost.py                      # SQLite, 2000 messages x 3
     .venv/bin/python bench/stage_cost.py --database postgres  # a fresh database on 127.0.0.1
@@ -40,6 +43,7 @@ from throughput import GROUPS, PACK, PG_ADMIN, SENDER, import_directory, split
 from gateway.config import load_settings
 from gateway.pipeline import Prepared, Submission
 from gateway.service import Gateway
+from gateway.store.fulltext import deferred, index_pending
 from gateway.store.records import Lease
 
 
@@ -94,8 +98,8 @@ def measure(
     batch: int = 8,
     profile: bool = False,
 ) -> dict[str, list[float]]:
-    """CPU seconds per message of `prepare` and `commit`, one value per round."""
-    results: dict[str, list[float]] = {"prepare": [], "commit": []}
+    """CPU seconds per message of `prepare`, `commit` and `index`, one value per round."""
+    results: dict[str, list[float]] = {"prepare": [], "commit": [], "index": []}
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stage-cost-")))
         url = stack.enter_context(database_url(database, workdir))
@@ -143,6 +147,10 @@ def measure(
             prepared = []
             results["prepare"].append(cpu_per_message(prepare(prepared)))
             results["commit"].append(cpu_per_message(commit(prepared)))
+            if deferred(gateway.engine):
+                results["index"].append(cpu_per_message(lambda: index_pending(gateway.engine)))
+            else:
+                results["index"].append(0.0)
         gateway.engine.dispose()
     return results
 
