@@ -55,4 +55,4 @@ def retry(ctx: Context, entry_id: int) -> None:
         click.echo(f"Entry {entry_id} will be tried at once by the running gateway.")
     else:
         click.echo(f"safeguard: no waiting queue entry {entry_id}", err=True)
-        sys.exit(1)
+        sys.exit(2)  # bad input, as interface.md's exit codes have it

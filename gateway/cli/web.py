@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 
 import click
 
@@ -24,7 +25,9 @@ def web(ctx: Context, log_level: str) -> None:
 
     settings = ctx.settings
     if settings.web_listen is None:
-        raise click.ClickException('[web] listen is "": the console is switched off')
+        # A setting that cannot work here: bad input (exit 2), as interface.md's codes have it.
+        click.echo('safeguard: [web] listen is "": the console is switched off', err=True)
+        sys.exit(2)
     configure_logging(log_level)
     policy, notices = load_policy_and_wording(settings)
     engine = open_engine(settings, pool_size=4)

@@ -64,7 +64,7 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     assert run("queue", "retry", entry).exit_code == 0
     assert "2030-01-01" not in run("queue", "list").output
     missing = run("queue", "retry", "99999")
-    assert missing.exit_code == 1 and "no waiting queue entry 99999" in missing.output
+    assert missing.exit_code == 2 and "no waiting queue entry 99999" in missing.output
 
 
 def test_a_config_error_is_one_line_naming_file_line_and_key(tmp_path: Path):
@@ -198,3 +198,13 @@ def test_config_after_the_command_is_the_file_used(tmp_path: Path):
     result = CliRunner().invoke(cli, ["queue", "list", "--config", str(good)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "archive.db").exists()
+
+
+def test_web_with_the_console_switched_off_is_bad_input(tmp_path: Path):
+    from click.testing import CliRunner
+
+    config = tmp_path / "gateway.toml"
+    config.write_text('[web]\nlisten = ""\n[directory]\ndemo = false\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "web"])
+    assert result.exit_code == 2
+    assert result.output.strip() == 'safeguard: [web] listen is "": the console is switched off'
