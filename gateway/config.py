@@ -72,7 +72,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class AuthSettings:
     trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    max_failures: int = 5  # failed AUTH attempts per client address ...
+    max_failures: int = 5  # failed AUTH attempts per client address and login ...
     failure_window: float = 600.0  # ... within this many seconds, then 421 4.7.0
 
     def is_trusted(self, address: str) -> bool:

@@ -34,7 +34,7 @@ from gateway.store.fulltext import INDEX_INTERVAL, INDEX_MOST, deferred, index_p
 from gateway.store.migrate import upgrade
 from gateway.store.queue import QueueStore
 from gateway.store.writer import ArchiveWriter
-from gateway.throttle import FailureLimiter
+from gateway.throttle import LOGINS_PER_ADDRESS, FailureLimiter
 
 log = structlog.get_logger("gateway.service")
 
@@ -153,12 +153,16 @@ class Gateway:
     def failure_limiter(self, action: str) -> FailureLimiter:
         """`[auth] max_failures` for one kind of failure (`gateway.store.failures`), counted
         in this gateway's database with every other process's."""
+        limit = self.settings.auth.max_failures
         return FailureLimiter(
-            self.settings.auth.max_failures,
+            limit,
             self.settings.auth.failure_window,
             clock=self.clock,
             failures=FailureLog(self.engine),
             action=action,
+            # Relay logins are counted per address and login, and per address across logins
+            # at this many times the limit; API tokens name no login: per address only.
+            address_limit=limit * LOGINS_PER_ADDRESS if action == SMTP_AUTH_FAILED else limit,
         )
 
     async def start(self) -> None:

@@ -95,16 +95,22 @@ class RelayHandler:
             user, secret = login.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
             user, secret = "", ""
+        name = user.lower()
+        # This login from this address has had its failures: the password is not even checked.
+        if await self._throttled(server, name):
+            return AuthResult(success=False, handled=True)
         if user and await self.authenticator.verify(user, secret):
-            log.info("smtp_auth", client=ip, user=user.lower(), result="ok")
-            return AuthResult(success=True, auth_data=LoginPassword(user.lower().encode(), b""))
-        await self.limiter.failed(ip, actor=user.lower() or "(no login given)")
+            log.info("smtp_auth", client=ip, user=name, result="ok")
+            return AuthResult(success=True, auth_data=LoginPassword(name.encode(), b""))
+        await self.limiter.failed(
+            ip, actor=name or "(no login given)", login=name, attempt=login + b"\0" + password
+        )
         log.warning("smtp_auth", client=ip, user=user[:320], result="failed")
         return AuthResult(success=False, handled=False, message=replies.AUTH_FAILED)
 
-    async def _throttled(self, server: SMTP) -> bool:
+    async def _throttled(self, server: SMTP, login: str | None = None) -> bool:
         ip = _peer_ip(server.session) if server.session else ""
-        if self.limiter.blocked(ip):
+        if self.limiter.blocked(ip, login):
             await server.push(replies.AUTH_THROTTLED)
             if server.transport is not None:
                 server.transport.close()

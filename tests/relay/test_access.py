@@ -86,12 +86,12 @@ def _auth(client: smtplib.SMTP, mechanism: str, user: str, password: str) -> Non
 
 def test_a_wrong_password_is_refused_and_repeated_failures_are_throttled(staff_gateway, tls_files):
     _, _, context = tls_files
-    for mechanism in ("PLAIN", "LOGIN", "PLAIN"):
+    for mechanism, guess in (("PLAIN", "guess one"), ("LOGIN", "guess two"), ("PLAIN", "three")):
         with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
             client.starttls(context=context)
             client.ehlo("client.safe.example")
             with pytest.raises(smtplib.SMTPAuthenticationError) as failed:
-                _auth(client, mechanism, "alex.teacher@safe.example", "wrong password")
+                _auth(client, mechanism, "alex.teacher@safe.example", guess)
             assert failed.value.smtp_code == 535
     # The right password no longer helps from this address until the window passes.
     with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
@@ -137,6 +137,66 @@ def test_wrong_passwords_at_one_gateway_count_at_another_on_the_same_database(
 
     entries = AuditLog(staff_gateway.gateway.engine).entries(action="smtp_auth_failed")
     assert [(e.actor, e.query) for e in entries] == [("alex.teacher@safe.example", "127.0.0.1")] * 4
+
+
+def _attempt(port: int, context, login: str, password: str) -> int:
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.starttls(context=context)
+        client.ehlo("client.safe.example")
+        try:
+            _auth(client, "PLAIN", login, password)
+        except smtplib.SMTPAuthenticationError as refused:
+            return refused.smtp_code
+        except smtplib.SMTPServerDisconnected:
+            return 421  # turned away: smtplib reads the 421 as a lost connection
+        return 235
+
+
+def test_a_phone_retrying_an_old_password_neither_locks_out_its_owner_nor_the_school(
+    staff_gateway, tls_files
+):
+    """The same wrong password again from the same address is not a guess: counted once, it
+    never reaches the limit (3 here), and the right password still works from there."""
+    _, _, context = tls_files
+    for _ in range(6):
+        assert _attempt(staff_gateway.port, context, "alex.teacher@safe.example", "old") == 535
+    assert (
+        _attempt(staff_gateway.port, context, "alex.teacher@safe.example", "correct horse battery")
+        == 235
+    )
+    entries = AuditLog(staff_gateway.gateway.engine).entries(action="smtp_auth_failed")
+    assert len(entries) == 1
+
+
+def test_one_persons_wrong_passwords_do_not_lock_out_others_at_the_same_address(
+    staff_gateway, tls_files
+):
+    """Many staff share one school's address (NAT): the limit is per address and login."""
+    _, _, context = tls_files
+    CredentialStore(staff_gateway.gateway.engine).set_hash(
+        "dana.lee@safe.example",
+        hash_password("another good one"),
+        staff_gateway.gateway.clock.now(),
+    )
+    for guess in ("one", "two", "three"):
+        assert _attempt(staff_gateway.port, context, "alex.teacher@safe.example", guess) == 535
+    assert (
+        _attempt(staff_gateway.port, context, "alex.teacher@safe.example", "correct horse battery")
+        == 421
+    )
+    assert _attempt(staff_gateway.port, context, "dana.lee@safe.example", "another good one") == 235
+
+
+def test_trying_many_logins_from_one_address_is_stopped_too(staff_gateway, tls_files):
+    """Across logins an address may fail 10 times the per-login limit (3 x 10 here), then
+    every login from it is turned away before its password is read."""
+    _, _, context = tls_files
+    for n in range(30):
+        assert _attempt(staff_gateway.port, context, f"user{n}@safe.example", "password1") == 535
+    assert (
+        _attempt(staff_gateway.port, context, "alex.teacher@safe.example", "correct horse battery")
+        == 421
+    )
 
 
 def test_staff_cannot_send_as_another_member_of_staff(staff_gateway, tls_files):

@@ -117,3 +117,56 @@ def test_a_locked_database_holds_the_reply_only_briefly(tmp_path: Path):
         assert limiter.blocked(CLIENT)
     holder.dispose()
     engine.dispose()
+
+
+def _by_login(log: FailureLog | None, clock: FixedClock) -> FailureLimiter:
+    """As the relay's: 3 per address and login, 6 per address across logins."""
+    return FailureLimiter(
+        3, 600, clock=clock, failures=log, action=SMTP_AUTH_FAILED, address_limit=6
+    )
+
+
+def test_a_login_over_its_limit_at_one_process_is_over_it_at_another(database_url: str):
+    engine = make_engine(database_url)
+    upgrade(engine)
+    clock = FixedClock(START)
+    first, second = _by_login(FailureLog(engine), clock), _by_login(FailureLog(engine), clock)
+    alex = "alex.teacher@safe.example"
+    for guess in (b"1", b"2"):
+        asyncio.run(first.failed(CLIENT, alex, login=alex, attempt=guess))
+    asyncio.run(second.failed(CLIENT, alex, login=alex, attempt=b"3"))
+    assert second.blocked(CLIENT, alex)
+    assert not second.blocked(CLIENT, "dana.lee@safe.example")  # others at the address
+    assert not second.blocked(CLIENT)  # the address as a whole: 3 of 6
+    for n in range(3):
+        asyncio.run(second.failed(CLIENT, f"u{n}", login=f"u{n}", attempt=f"u{n}:x".encode()))
+    assert second.blocked(CLIENT)  # 6 failures from the address, whatever the logins
+    engine.dispose()
+
+
+def test_the_same_wrong_attempt_again_is_counted_once(database_url: str):
+    """A phone retrying an out-of-date password: one failure, one audit row, however often."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    limiter = _by_login(FailureLog(engine), FixedClock(START))
+    for _ in range(10):
+        asyncio.run(limiter.failed(CLIENT, "alex", login="alex", attempt=b"alex\0old"))
+    assert not limiter.blocked(CLIENT, "alex")
+    with engine.connect() as conn:
+        assert len(conn.execute(select(audit_log.c.id)).all()) == 1
+    asyncio.run(limiter.failed(CLIENT, "alex", login="alex", attempt=b"alex\0new guess"))
+    asyncio.run(limiter.failed(CLIENT, "alex", login="alex", attempt=b"alex\0third"))
+    assert limiter.blocked(CLIENT, "alex")
+    engine.dispose()
+
+
+def test_counts_that_left_the_window_are_swept_from_memory():
+    clock = FixedClock(START)
+    limiter = _by_login(None, clock)
+    for n in range(50):
+        asyncio.run(limiter.failed(f"192.0.2.{n}", "x", login=f"l{n}", attempt=b"p"))
+    clock.moment = START + timedelta(seconds=601)
+    for n in range(1_000):  # enough failures to trigger a sweep
+        asyncio.run(limiter.failed("203.0.113.1", "x", login="y", attempt=str(n).encode()))
+    assert all(address == "203.0.113.1" for address, _ in limiter._times)
+    assert list(limiter._tried) == ["203.0.113.1"]

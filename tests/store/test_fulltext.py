@@ -27,6 +27,7 @@ from gateway.store.search import ArchiveSearch
 from gateway.store.writer import ArchiveWriter
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+_MATCHING = "SELECT {} FROM archive_fts WHERE archive_fts MATCH"
 
 
 def _record(n: int, words: str) -> ArchiveRecord:
@@ -41,9 +42,7 @@ def _record(n: int, words: str) -> ArchiveRecord:
 
 
 def _store(engine: Engine, *words: str, first: int = 1) -> list[int]:
-    stored = Archive(engine).store_many(
-        [(_record(first + n, w), []) for n, w in enumerate(words)]
-    )
+    stored = Archive(engine).store_many([(_record(first + n, w), []) for n, w in enumerate(words)])
     return [s.archive_id for s in stored]
 
 
@@ -59,7 +58,9 @@ def _waiting(engine: Engine) -> int:
 def _sound(engine: Engine) -> None:
     """FTS5's own check, the index against the archive's text (rank 1): raises if corrupt."""
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO archive_fts(archive_fts, rank) VALUES ('integrity-check', 1)"))
+        conn.execute(
+            text("INSERT INTO archive_fts(archive_fts, rank) VALUES ('integrity-check', 1)")
+        )
 
 
 @pytest.fixture
@@ -97,8 +98,8 @@ def test_indexing_goes_in_batches_and_stops_where_asked(sqlite: Engine):
     assert index_pending(sqlite) == 0
     _sound(sqlite)
     with sqlite.connect() as conn:
-        indexed = conn.execute(text("SELECT count(*) FROM archive_fts WHERE archive_fts MATCH 'shared'"))
-        assert indexed.scalar() == len(ids)  # each row once
+        indexed = conn.execute(text(f"{_MATCHING.format('count(*)')} 'shared'")).scalar()
+        assert indexed == len(ids)  # each row once
 
 
 def test_retention_blanking_a_record_not_yet_indexed_leaves_the_index_sound(sqlite: Engine):
@@ -186,7 +187,7 @@ def test_0007_keeps_what_the_trigger_indexed_and_indexes_the_rest_on_downgrade(s
     command.downgrade(config, "0006")  # indexes what waits: 0006 assumes every row is
     _sound(sqlite)
     with sqlite.connect() as conn:
-        hits = conn.execute(text("SELECT rowid FROM archive_fts WHERE archive_fts MATCH 'archived'"))
+        hits = conn.execute(text(f"{_MATCHING.format('rowid')} 'archived'"))
         assert sorted(hits.scalars()) == after
     upgrade(sqlite)
     assert _found(sqlite, "trigger") == before
