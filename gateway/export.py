@@ -23,7 +23,7 @@ from gateway.directory.model import DirectoryView, normalise_email
 from gateway.search.query import Node
 from gateway.store.records import as_aware
 from gateway.store.schema import archive
-from gateway.store.search import compile_query
+from gateway.store.search import compile_query, index_waiting
 
 FORMATS = ("mbox", "eml-zip")
 MANIFEST_COLUMNS = (
@@ -55,6 +55,7 @@ def matching_ids(engine: Engine, node: Node, zone: tzinfo = UTC) -> list[int]:
     """Every match, oldest first: an export reads as the conversation happened. Tombstones
     (records retention emptied) have no message left to export. `zone`: the organisation's,
     where the query's dates are."""
+    index_waiting(engine, node)
     where = and_(compile_query(node, engine.dialect.name, zone=zone), archive.c.purged_at.is_(None))
     with engine.connect() as conn:
         return list(

@@ -405,6 +405,18 @@ def _common_enough(node: Node, frequencies: dict[str, float], window: int, cap: 
     )
 
 
+def index_waiting(engine: Engine, node: Node) -> None:
+    """Words are found in what was archived before the search began: on SQLite the rows the
+    archive writer has not yet indexed are indexed first (`gateway.store.fulltext`). Every
+    reader of `compile_query` with words (search, export) calls this first."""
+    if not any(True for _ in _texts(node)):
+        return
+    try:
+        index_pending(engine)
+    except Exception as exc:  # e.g. a read-only copy: search what is indexed
+        log.warning("fulltext_not_up_to_date", error=repr(exc))
+
+
 def _texts(node: Node) -> Iterator[Text]:
     if isinstance(node, Text):
         yield node
@@ -508,8 +520,7 @@ class ArchiveSearch:
         """
         if limit < 1 or page < 1:
             raise ValueError("limit and page start at 1")
-        if any(True for _ in _texts(node)):
-            self._index_waiting()
+        index_waiting(self.engine, node)
         dialect = self.engine.dialect.name
         offset = (page - 1) * limit
         cap = None if count_limit is None else max(count_limit, offset + limit)
@@ -546,14 +557,6 @@ class ArchiveSearch:
             for row in rows
         )
         return Page(hits, total, page, limit, exact)
-
-    def _index_waiting(self) -> None:
-        """Words are found in what was archived before the search began: on SQLite the rows
-        the archive writer has not yet indexed are indexed first (`gateway.store.fulltext`)."""
-        try:
-            index_pending(self.engine)
-        except Exception as exc:  # e.g. a read-only copy: search what is indexed
-            log.warning("fulltext_not_up_to_date", error=repr(exc))
 
     def _count(
         self, conn: Connection, node: Node, dialect: str, size: int, cap: int | None
@@ -825,5 +828,6 @@ __all__ = [
     "SearchUnsupported",
     "compile_query",
     "index_rows",
+    "index_waiting",
     "require_dsl",
 ]
