@@ -95,6 +95,24 @@ class DeliverySettings:
     poll_interval: float = 1.0
 
 
+# What `[organisation]` may hold, in gateway.toml and in a pack (whose defaults the site's
+# keys override): known here so that a misspelt key is refused against the file it is in.
+ORGANISATION_KEYS = frozenset(
+    {
+        "name",
+        "domains",
+        "timezone",
+        "office_hours",
+        "bank_holidays",
+        "dsl",
+        "mailboxes",
+        "own_phone_numbers",
+        "own_addresses",
+        "reject_in_session",
+    }
+)
+
+
 @dataclass(frozen=True)
 class OrganisationSettings:
     """The site's `[organisation]` table; each key set here wins over the pack's default."""
@@ -165,11 +183,11 @@ class _Reader:
         self.data = data
         self.known: set[tuple[str, str]] = set()  # every key asked for, set or not
 
-    def unknown_keys(self, skip: set[str]) -> None:
+    def unknown_keys(self) -> None:
         """A key nothing reads is a typo (`auditor` for `auditors`) that would silently leave
         a default in place: refuse it, naming the line and the nearest known key."""
         for section, table in self.data.items():
-            if section in skip or not isinstance(table, dict):
+            if not isinstance(table, dict):
                 continue
             for key in table:
                 if (section, key) in self.known:
@@ -289,6 +307,7 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         state_dir = base / state_dir
 
     org_table = dict(r.table("organisation"))
+    r.known.update(("organisation", key) for key in ORGANISATION_KEYS)
     domains = tuple(d.lower().strip() for d in r.get("organisation", "domains", list, []))
     tz_name = r.get("organisation", "timezone", str, None)
     tz = None
@@ -420,8 +439,7 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     pack = r.get("policy", "pack", str, "default")
     web_listen = r.listen("web", "listen", "127.0.0.1:8025")
     api_listen = r.listen("api", "listen", "127.0.0.1:8026")
-    # [organisation] also carries the pack's defaults the site overrides; the pack checks those.
-    r.unknown_keys(skip={"organisation"})
+    r.unknown_keys()
     return Settings(
         path=path,
         organisation=organisation,

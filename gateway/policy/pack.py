@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.config import OrganisationSettings
+from gateway.config import ORGANISATION_KEYS, OrganisationSettings
 from gateway.policy.hours import HoursError, OfficeHours
 from gateway.policy.registry import CheckSpec, discover
 from gateway.policy.types import RULE_ACTIONS, Action, Organisation, Pack, Retention, Rule, Where
@@ -32,18 +32,6 @@ _RULE_KEYS = {
     "reading",
     "where",
     "settings",
-}
-_ORG_KEYS = {
-    "name",
-    "domains",
-    "timezone",
-    "office_hours",
-    "bank_holidays",
-    "dsl",
-    "mailboxes",
-    "own_phone_numbers",
-    "own_addresses",
-    "reject_in_session",
 }
 
 
@@ -146,9 +134,10 @@ def _organisation(
         if site.name:
             merged["name"] = site.name
     for key in merged:
-        if key not in _ORG_KEYS:
+        if key not in ORGANISATION_KEYS:
             p.add(
-                f"[organisation] unknown key {key!r} (known: {', '.join(sorted(_ORG_KEYS))})",
+                f"[organisation] unknown key {key!r} "
+                f"(known: {', '.join(sorted(ORGANISATION_KEYS))})",
                 line=p.line_of(key, None, "organisation"),
             )
     domains = merged.get("domains", [])

@@ -92,6 +92,22 @@ def test_a_misspelt_key_is_refused_with_the_nearest_known_one(tmp_path: Path):
     )
 
 
+def test_a_misspelt_organisation_key_is_refused_against_gateway_toml(tmp_path: Path):
+    """[organisation] also sets the pack's defaults; a typo there is still this file's line."""
+    from click.testing import CliRunner
+
+    bad = tmp_path / "gateway.toml"
+    bad.write_text(
+        '[organisation]\ndomains = ["safe.example"]\noffice_hour = "Mon-Fri 08:00-18:00"\n'
+    )
+    result = CliRunner().invoke(cli, ["--config", str(bad), "queue", "list"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"safeguard: {bad}:3: [organisation] office_hour: "
+        "unknown key (did you mean 'office_hours'?)"
+    )
+
+
 def test_rules_lint_names_the_broken_rule(run, tmp_path: Path):
     pack = tmp_path / "broken.toml"
     pack.write_text(
