@@ -119,6 +119,13 @@ def test_rules_lint_names_the_broken_rule(run, tmp_path: Path):
     assert f"{pack}:7: rule 'r1': unknown check 'nope'" in result.output
 
 
+def test_rules_lint_of_a_pack_that_does_not_exist_is_bad_usage(run):
+    result = run("rules", "lint", "teens-in-a")
+    assert result.exit_code == 2
+    assert "no such policy pack (available: " in result.output
+    assert "teens-in-ai" in result.output
+
+
 def test_rules_show_prints_each_rule_with_its_sentence(run):
     result = run("rules", "show", "tests/data/packs/no-rules.toml")
     assert result.exit_code == 0
