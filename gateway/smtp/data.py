@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 CRLF = b"\r\n"
@@ -141,9 +142,16 @@ def _partial_end(tail: bytes) -> int:
 
 
 async def read_data(
-    reader: asyncio.StreamReader, *, size_limit: int | None, line_limit: int
+    reader: asyncio.StreamReader,
+    *,
+    size_limit: int | None,
+    line_limit: int,
+    progress: Callable[[], object] | None = None,
 ) -> DataRead:
     """Read a DATA section from `reader` up to and including its terminating dot.
+
+    `progress` is called as each piece arrives (a piece is at most about `line_limit` bytes):
+    the caller's measure that the client is not silent.
 
     `reader`'s own limit must be no larger than `line_limit`, as aiosmtpd sets it: a piece
     is then at most a little over twice that. Bytes after the terminating dot (a pipelined
@@ -176,6 +184,8 @@ async def read_data(
             continue
         if k:
             more = await reader.readexactly(len(END) - k)
+            if progress is not None:
+                progress()
             if tail[-k:] + more == END:
                 lines.end_within(k, more)
                 break
@@ -188,6 +198,8 @@ async def read_data(
             # No end in the buffer, which is over the reader's limit: take what cannot hold
             # the start of an end, and look again.
             piece = await reader.read(exc.consumed)
+            if progress is not None:
+                progress()
             lines.add(piece)
             tail = (tail + piece)[-(len(END) - 1) :]
             checked = False

@@ -27,7 +27,7 @@ from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline, Prepared, Submission, SubmissionRefused
 from gateway.smtp import replies
 from gateway.smtp.auth import Authenticator
-from gateway.smtp.data import DataState, read_data
+from gateway.smtp.data import DataRead, DataState, read_data
 from gateway.store.writer import ArchiveWriter
 from gateway.throttle import FailureLimiter
 
@@ -53,6 +53,9 @@ def _is_tls(server: SMTP) -> bool:
     return server._tls_protocol is not None or (
         transport is not None and transport.get_extra_info("ssl_object") is not None
     )
+
+
+RECIPIENTS_REMEMBERED = 10_000  # a few MB at most, then forgotten all at once
 
 
 class RelayHandler:
@@ -83,6 +86,9 @@ class RelayHandler:
             if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
             else settings.state_dir
         )
+        # RCPT addresses already checked, and what they normalise to: staff write to the same
+        # people again and again, and email-validator costs ~30 us an address.
+        self._recipients: dict[str, str] = {}
 
     def __dir__(self) -> list[str]:
         """What aiosmtpd's per-connection reflection looks for (see `GatewaySMTP.__dir__`)."""
@@ -207,11 +213,16 @@ class RelayHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.settings.server.max_recipients:
             return replies.TOO_MANY_RECIPIENTS
-        try:
-            checked = validate_email(address, check_deliverability=False, test_environment=True)
-        except EmailNotValidError:
-            return f"{replies.BAD_ADDRESS}: <{address[:100]}>"
-        normalised = checked.normalized.lower()
+        normalised = self._recipients.get(address)
+        if normalised is None:
+            try:
+                checked = validate_email(address, check_deliverability=False, test_environment=True)
+            except EmailNotValidError:
+                return f"{replies.BAD_ADDRESS}: <{address[:100]}>"
+            normalised = checked.normalized.lower()
+            if len(self._recipients) >= RECIPIENTS_REMEMBERED:
+                self._recipients.clear()
+            self._recipients[address] = normalised
         if normalised not in envelope.rcpt_tos:
             envelope.rcpt_tos.append(normalised)
             envelope.rcpt_options.extend(rcpt_options)
@@ -347,10 +358,16 @@ class GatewaySMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        # aiosmtpd's idle timer runs from the DATA command on: here `timeout` is silence while
+        # the data arrives (reset as each piece comes), `data_timeout` the whole of it, and
+        # neither cuts off the handler once the message is in.
         try:
             async with asyncio.timeout(self.data_timeout):
                 read = await read_data(
-                    self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
+                    self._reader,
+                    size_limit=self.data_size_limit,
+                    line_limit=self.line_length_limit,
+                    progress=self._reset_timeout,
                 )
         except TimeoutError:
             log.info("smtp_data_timeout", client=self.session.peer, seconds=self.data_timeout)
@@ -362,6 +379,12 @@ class GatewaySMTP(SMTP):
             # The connection was lost during DATA (aiosmtpd cancels this coroutine).
             self._writer.close()
             raise
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        await self._answer_data(read)
+        self._reset_timeout()  # the client's silence before its next command
+
+    async def _answer_data(self, read: DataRead) -> None:
         if read.state is DataState.TOO_LONG:
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
             self._set_post_data_state()
@@ -370,6 +393,7 @@ class GatewaySMTP(SMTP):
             await self.push("552 Error: Too much mail data")
             self._set_post_data_state()
             return
+        assert self.envelope is not None
         content: str | bytes = read.content
         if self._decode_data and self.enable_SMTPUTF8:
             content = read.content.decode("utf-8", errors="surrogateescape")

@@ -254,6 +254,26 @@ def test_a_malformed_recipient_address_is_refused(start_gateway):
         assert code == 501 and reply.startswith(b"5.1.3")
 
 
+def test_a_recipient_written_to_again_gets_the_same_check_and_spelling(start_gateway, sink: Sink):
+    """The relay remembers the recipients it has checked: the second message to the same
+    people is normalised exactly as the first, and a bad address is refused every time."""
+    gateway = start_gateway()
+    message = (
+        b"From: alex.teacher@safe.example\r\nTo: Priya.Shah@Parents.Example\r\n"
+        b"Subject: Trip\r\n\r\nThe trip is on Friday.\r\n"
+    )
+    for _ in range(2):
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo("client.safe.example")
+            client.mail("alex.teacher@safe.example")
+            assert client.rcpt("not an address")[0] == 501
+            assert client.rcpt("Priya.Shah@Parents.Example")[0] == 250
+            assert client.rcpt("priya.shah@parents.example")[0] == 250  # the same person
+            assert client.data(message)[0] == 250
+    received = sink.handler.wait_for(2)
+    assert [r.rcpt_tos for r in received] == [["priya.shah@parents.example"]] * 2
+
+
 def test_an_over_long_line_is_refused_with_an_enhanced_code(start_gateway):
     gateway = start_gateway()
     with smtplib.SMTP("127.0.0.1", gateway.port) as client:

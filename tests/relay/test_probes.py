@@ -382,9 +382,9 @@ def test_swaks_with_too_many_recipients_gets_452_4_5_3_and_the_rest_are_delivere
 def test_a_client_dripping_its_message_is_cut_off_at_data_timeout(
     start_gateway, wire: WireUpstream
 ):
-    """`[server] data_timeout`: a client that sends a line now and then - never silent for
-    `timeout`, so aiosmtpd would wait for ever - gets `421 4.4.2` when DATA has taken that
-    long, and the connection is closed. Nothing was acknowledged, so nothing is kept."""
+    """`[server] data_timeout`: a client that sends a line now and then, never silent for
+    `timeout`, gets `421 4.4.2` when DATA has taken that long, and the connection is closed.
+    Nothing was acknowledged, so nothing is kept."""
     running = start_gateway(upstream=wire.url, server={"data_timeout": 0.6})
     with socket.create_connection(("127.0.0.1", running.port), timeout=10) as raw:
         replies = raw.makefile("rb")
@@ -407,3 +407,38 @@ def test_a_client_dripping_its_message_is_cut_off_at_data_timeout(
         assert time.monotonic() - started < 5
     assert _archived_raw(running) == []
     assert wire.transactions == []
+
+
+def test_timeout_is_silence_while_data_arrives_and_never_cuts_off_the_answer(
+    start_gateway, wire: WireUpstream
+):
+    """`[server] timeout` is how long a client may stay silent: a message that keeps arriving
+    for longer than that is taken, and a policy stage slower than it still gets its answer
+    to the client (aiosmtpd's own timer ran from the DATA command on, and cut both off)."""
+    running = start_gateway(upstream=wire.url, server={"timeout": 0.6, "data_timeout": 30})
+    pipeline = running.gateway.pipeline
+    prepare = pipeline.prepare
+
+    def slow(submission):  # runs on the relay's loop: nothing else happens meanwhile
+        time.sleep(0.9)
+        return prepare(submission)
+
+    pipeline.prepare = slow
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as raw:
+        replies = raw.makefile("rb")
+        assert replies.readline().startswith(b"220")
+        raw.sendall(b"HELO slow.example\r\nMAIL FROM:<alex.teacher@safe.example>\r\n")
+        assert replies.readline().startswith(b"250")
+        assert replies.readline().startswith(b"250")
+        raw.sendall(b"RCPT TO:<volunteer@elsewhere.example>\r\nDATA\r\n")
+        assert replies.readline().startswith(b"250")
+        assert replies.readline().startswith(b"354")
+        raw.sendall(b"From: alex.teacher@safe.example\r\nSubject: Slowly\r\n\r\n")
+        for _ in range(8):  # 1.6 s in all: a piece of ~1 kB every 0.2 s
+            raw.sendall(b"Rehearsal notes. " * 50 + b"\r\n")
+            time.sleep(0.2)
+        raw.sendall(b".\r\n")
+        assert replies.readline().startswith(b"250")
+        raw.sendall(b"QUIT\r\n")
+        assert replies.readline().startswith(b"221")
+    assert len(wire.wait_for(1)) == 1
