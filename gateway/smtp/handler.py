@@ -101,15 +101,19 @@ class RelayHandler:
             user, secret = login.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
             user, secret = "", ""
-        name = user.lower()
+        # As the authenticator reads it: " Alice" is alice, and is counted as alice.
+        name = user.strip().lower()
         # This login from this address has had its failures: the password is not even checked.
         if await self._throttled(server, name):
             return AuthResult(success=False, handled=True)
-        if user and await self.authenticator.verify(user, secret):
+        if name and await self.authenticator.verify(name, secret):
             log.info("smtp_auth", client=ip, user=name, result="ok")
             return AuthResult(success=True, auth_data=LoginPassword(name.encode(), b""))
         await self.limiter.failed(
-            ip, actor=name or "(no login given)", login=name, attempt=login + b"\0" + password
+            ip,
+            actor=name or "(no login given)",
+            login=name,
+            attempt=name.encode() + b"\0" + password,
         )
         log.warning("smtp_auth", client=ip, user=user[:320], result="failed")
         return AuthResult(success=False, handled=False, message=replies.AUTH_FAILED)

@@ -187,6 +187,23 @@ def test_one_persons_wrong_passwords_do_not_lock_out_others_at_the_same_address(
     assert _attempt(staff_gateway.port, context, "dana.lee@safe.example", "another good one") == 235
 
 
+def test_spaces_or_capitals_around_a_login_do_not_buy_more_guesses(staff_gateway, tls_files):
+    """ " Alex.Teacher@safe.example" is checked as alex's login, so it is counted as alex's:
+    the per-login limit (3 here) holds however the login is written."""
+    _, _, context = tls_files
+    variants = (
+        "alex.teacher@safe.example",
+        " alex.teacher@safe.example",
+        "ALEX.TEACHER@safe.example ",
+    )
+    for n, login in enumerate(variants):
+        assert _attempt(staff_gateway.port, context, login, f"guess {n}") == 535
+    assert (
+        _attempt(staff_gateway.port, context, " alex.teacher@safe.example", "correct horse battery")
+        == 421
+    )
+
+
 def test_trying_many_logins_from_one_address_is_stopped_too(staff_gateway, tls_files):
     """Across logins an address may fail 10 times the per-login limit (3 x 10 here), then
     every login from it is turned away before its password is read."""
