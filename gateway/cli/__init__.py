@@ -47,9 +47,13 @@ class Group(click.Group):
             click.echo(f"safeguard: {exc}", err=True)
             sys.exit(2)
         except PackError as exc:
-            # A broken pack stops start-up (and every command) with each problem on its line.
-            for problem in exc.problems:
-                click.echo(f"safeguard: {problem}", err=True)
+            # A broken pack stops start-up (and every command): its first problem on stderr
+            # (one line, as for all bad input), every problem on stdout.
+            click.echo(f"safeguard: {exc}", err=True)
+            if len(exc.problems) > 1:
+                click.echo("The problems to fix in the policy pack:")
+                for problem in exc.problems:
+                    click.echo(f"  {problem}")
             sys.exit(2)
 
 

@@ -45,9 +45,13 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
             diff = diff_contacts(store.contacts(), contacts)
             store.replace("contact", contacts, now)
     except DirectoryFileError as exc:
+        # One line on stderr, as for all bad input; the other rows to fix on stdout.
         click.echo(f"safeguard: {exc}", err=True)
-        for line in exc.lines()[1:20]:
-            click.echo(f"  {line}", err=True)
+        rest = exc.lines()[1:20]
+        if rest:
+            click.echo("The other rows to fix:")
+        for line in rest:
+            click.echo(f"  {line}")
         sys.exit(2)
     finally:
         store.engine.dispose()

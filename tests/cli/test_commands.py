@@ -119,6 +119,31 @@ def test_rules_lint_names_the_broken_rule(run, tmp_path: Path):
     assert f"{pack}:7: rule 'r1': unknown check 'nope'" in result.output
 
 
+def test_a_pack_with_several_problems_is_one_line_on_stderr_and_all_listed_on_stdout(
+    tmp_path: Path,
+):
+    from click.testing import CliRunner
+
+    pack = tmp_path / "broken.toml"
+    pack.write_text(
+        '[pack]\nname = "broken"\n[organisation]\ndomains = ["x.example"]\n'
+        '[[rule]]\nid = "r1"\ncheck = "nope"\naction = "reject"\npolicy = "P."\n'
+        '[[rule]]\nid = "r2"\ncheck = "nope_again"\naction = "reject"\npolicy = "P."\n'
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[policy]\npack = "{pack}"\n[database]\nurl = "sqlite:///a.db"\n'
+        '[server]\nlisten = "127.0.0.1:0"\n'
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "serve"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"safeguard: {pack}:7: rule 'r1': unknown check 'nope' (")
+    assert result.stderr.endswith("(and 1 more)\n")
+    assert "The problems to fix in the policy pack:" in result.stdout
+    assert f"{pack}:12: rule 'r2': unknown check 'nope_again'" in result.stdout
+
+
 def test_rules_lint_of_a_pack_that_does_not_exist_is_bad_usage(run):
     result = run("rules", "lint", "teens-in-a")
     assert result.exit_code == 2

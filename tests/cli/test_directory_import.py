@@ -53,3 +53,20 @@ def test_a_missing_file_is_one_clear_line(run, tmp_path: Path):
     result = run("directory", "import", "staff", str(tmp_path / "nope.csv"))
     assert result.exit_code == 2
     assert "nope.csv" in result.output and "Traceback" not in result.output
+
+
+def test_several_bad_rows_are_one_line_on_stderr_and_all_listed_on_stdout(run, tmp_path: Path):
+    """interface.md: bad input is "one line on stderr naming the file, line and reason"; the
+    other rows to fix are listed on stdout, so one run shows the admin all of them."""
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        CONTACTS
+        + "ruby@home.example,Ruby,2013-13-40,participant,,,yes\n"
+        + "not-an-address,Kai,2012-01-01,participant,,,yes\n"
+    )
+    bad = run("directory", "import", "contacts", str(contacts))
+    assert bad.exit_code == 2
+    assert bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith(f"safeguard: {contacts}: line 3, column date_of_birth")
+    assert "(and 1 more error" in bad.stderr
+    assert "The other rows to fix:" in bad.stdout and "line 4, column email" in bad.stdout
