@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiosmtplib
+import idna
 
 from gateway.config import UpstreamSettings
 
@@ -48,6 +49,24 @@ class Transport(Protocol):
 
 def _all(recipients: Sequence[str], outcome: Outcome) -> dict[str, Outcome]:
     return {rcpt: outcome for rcpt in recipients}
+
+
+def wire_address(address: str) -> str | None:
+    """`address` as it may go to a server without SMTPUTF8: an internationalised domain as
+    its A-labels (IDNA); None when the local part itself is not ASCII (RFC 6531 needs it)."""
+    if address.isascii():
+        return address
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return None
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError:
+        return None
+
+
+# RFC 6531 §3.2: an address that needs SMTPUTF8, to a server that does not offer it.
+_NEEDS_UTF8 = "5.6.7 The address needs SMTPUTF8, which the receiving server does not offer"
 
 
 class _Client(aiosmtplib.SMTP):
@@ -90,21 +109,63 @@ class SmtpTransport:
             validate_certs=s.validate_certs,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:  # its extensions (SMTPUTF8) decide the envelope
+            await client.ehlo()
         if s.username is not None and s.password is not None:
             await client.login(s.username, s.password)
         return client
+
+    async def _session(self) -> tuple[_Client, bool]:
+        """The open connection, or a new one; (client, whether it was reused)."""
+        client = self._client
+        if client is not None and client.is_connected:
+            return client, True
+        self._client = await self._connect()
+        return self._client, False
 
     async def send(
         self, mail_from: str, recipients: Sequence[str], body: bytes
     ) -> dict[str, Outcome]:
         try:
-            client = self._client
-            reused = client is not None and client.is_connected
-            if client is None or not reused:
-                client = self._client = await self._connect()
+            return await self._send(mail_from, recipients, body)
+        except Exception as exc:  # e.g. an address aiosmtplib cannot encode: never stuck
+            await self.close()
+            return _all(recipients, Outcome(451, f"delivery failed: {exc!r}"))
+
+    async def _send(
+        self, mail_from: str, recipients: Sequence[str], body: bytes
+    ) -> dict[str, Outcome]:
+        try:
+            client, reused = await self._session()
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            # Refused before any message (a 5xx greeting or EHLO, a wrong upstream password):
+            # the connection's fault, not the message's - try again later (as Postfix does).
+            await self.close()
+            return _all(recipients, Outcome(451, f"upstream unavailable: {exc!r}"))
+        sender, utf8 = wire_address(mail_from), False
+        envelope: dict[str, str] = {}
+        refused: dict[str, Outcome] = {}
+        for rcpt in recipients:
+            wired = wire_address(rcpt)
+            if wired is None and not client.supports_extension("smtputf8"):
+                refused[rcpt] = Outcome(553, _NEEDS_UTF8)
+            else:
+                envelope[rcpt] = wired or rcpt
+                utf8 = utf8 or wired is None
+        if sender is None:
+            if not client.supports_extension("smtputf8"):
+                return _all(recipients, Outcome(553, _NEEDS_UTF8))
+            sender, utf8 = mail_from, True
+        if not envelope:
+            return refused
+        options = ["SMTPUTF8"] if utf8 else []
+        by_wire = {wired: rcpt for rcpt, wired in envelope.items()}
+        try:
             client.data_started = False
             try:
-                errors, _ = await client.sendmail(mail_from, list(recipients), body)
+                errors, _ = await client.sendmail(
+                    sender, list(envelope.values()), body, mail_options=options
+                )
             except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPSenderRefused) as exc:
                 # No NOOP before each reuse (a round trip per message): a connection the server
                 # closed while idle shows up here instead - lost before DATA, or a 421 to MAIL
@@ -117,21 +178,28 @@ class SmtpTransport:
                     raise
                 await self.close()
                 client = self._client = await self._connect()
-                errors, _ = await client.sendmail(mail_from, list(recipients), body)
+                errors, _ = await client.sendmail(
+                    sender, list(envelope.values()), body, mail_options=options
+                )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = {e.recipient: Outcome(e.code, e.message) for e in exc.recipients}
+            answered = {
+                by_wire.get(e.recipient, e.recipient): Outcome(e.code, e.message)
+                for e in exc.recipients
+            }
             await self._reset()
-            return {rcpt: refused.get(rcpt, Outcome(451, "not attempted")) for rcpt in recipients}
+            return refused | {
+                rcpt: answered.get(rcpt, Outcome(451, "not attempted")) for rcpt in envelope
+            }
         except aiosmtplib.SMTPResponseException as exc:
             # MAIL FROM or DATA refused: the same answer for every recipient.
             await self._reset()
-            return _all(recipients, Outcome(exc.code, exc.message))
+            return refused | _all(list(envelope), Outcome(exc.code, exc.message))
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             await self.close()
-            return _all(recipients, Outcome(451, f"upstream unavailable: {exc!r}"))
-        result = _all(recipients, Outcome(250, "ok"))
-        for rcpt, response in errors.items():
-            result[rcpt] = Outcome(response.code, response.message)
+            return refused | _all(list(envelope), Outcome(451, f"upstream unavailable: {exc!r}"))
+        result = refused | _all(list(envelope), Outcome(250, "ok"))
+        for wired, response in errors.items():
+            result[by_wire.get(wired, wired)] = Outcome(response.code, response.message)
         return result
 
     async def _reset(self) -> None:
@@ -191,18 +259,25 @@ class MaildirTransport:
 MxResolver = Callable[[str], Awaitable[list[tuple[str, int]]]]
 
 
+class DnsUnavailable(Exception):
+    """The resolver did not answer (a timeout, no name server): say nothing of the domain."""
+
+
 async def resolve_mx(domain: str) -> list[tuple[str, int]]:
-    """MX hosts of `domain` by preference (RFC 5321 §5.1: fall back to the A record)."""
+    """MX hosts of `domain` by preference (RFC 5321 §5.1: fall back to the A record); [] when
+    the domain does not exist or accepts no mail; DnsUnavailable when DNS did not answer."""
     import dns.asyncresolver
     import dns.exception
     import dns.resolver
 
     try:
         answer = await dns.asyncresolver.resolve(domain, "MX")
-    except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+    except dns.resolver.NoAnswer:
         return [(domain, 25)]
-    except dns.exception.DNSException:
+    except dns.resolver.NXDOMAIN:
         return []
+    except dns.exception.DNSException as exc:
+        raise DnsUnavailable(repr(exc)) from None
     records = sorted(answer, key=lambda r: r.preference)  # type: ignore[attr-defined]
     hosts = [str(r.exchange).rstrip(".") for r in records]  # type: ignore[attr-defined]
     if hosts == [""]:  # a null MX (RFC 7505): the domain accepts no mail
@@ -232,9 +307,15 @@ class MxTransport:
             by_domain.setdefault(rcpt.rpartition("@")[2].lower(), []).append(rcpt)
         result: dict[str, Outcome] = {}
         for domain, rcpts in by_domain.items():
-            hosts = await self.resolver(domain)
+            try:
+                hosts = await self.resolver(domain)
+            except DnsUnavailable as exc:
+                result.update(
+                    _all(rcpts, Outcome(451, f"4.4.3 DNS did not answer for {domain}: {exc}"))
+                )
+                continue
             if not hosts:
-                result.update(_all(rcpts, Outcome(550, f"no mail exchanger for {domain}")))
+                result.update(_all(rcpts, Outcome(550, f"5.1.2 no mail exchanger for {domain}")))
                 continue
             outcome = _all(rcpts, Outcome(451, f"no MX host of {domain} answered"))
             for host, port in hosts:

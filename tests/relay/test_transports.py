@@ -1,12 +1,15 @@
-"""Upstream transports other than a smarthost: direct MX delivery."""
+"""Upstream transports: direct MX delivery, and what a smarthost session does with addresses
+and refusals that are not the message's."""
 
 from __future__ import annotations
 
 import asyncio
 
+from aiosmtpd.controller import Controller
+
 from gateway.config import UpstreamSettings
-from gateway.delivery.transports import MxTransport
-from tests.support import Sink, free_port
+from gateway.delivery.transports import DnsUnavailable, MxTransport, SmtpTransport
+from tests.support import Sink, SinkHandler, free_port
 
 
 def test_mx_delivery_tries_hosts_in_preference_order_and_groups_by_domain(sink: Sink):
@@ -33,3 +36,112 @@ def test_mx_delivery_tries_hosts_in_preference_order_and_groups_by_domain(sink: 
     assert outcomes["z@nowhere.example"].permanent
     [got] = sink.handler.wait_for(1)
     assert sorted(got.rcpt_tos) == ["x@home.example", "y@home.example"]
+
+
+def test_dns_that_does_not_answer_defers_and_a_domain_that_does_not_exist_bounces():
+    """A resolver timeout says nothing of the domain: try again later (4.4.3). Only "no such
+    domain" (or a null MX) is the domain's answer, and permanent."""
+
+    async def resolver(domain: str) -> list[tuple[str, int]]:
+        if domain == "slow-dns.example":
+            raise DnsUnavailable("LifetimeTimeout")
+        return []
+
+    transport = MxTransport(UpstreamSettings(scheme="mx", timeout=5), resolver)
+    outcomes = asyncio.run(
+        transport.send("a@safe.example", ["x@slow-dns.example", "y@gone.example"], b"Hi\r\n")
+    )
+    assert (
+        outcomes["x@slow-dns.example"].code == 451
+        and "4.4.3" in outcomes["x@slow-dns.example"].text
+    )
+    assert outcomes["y@gone.example"].permanent
+
+
+def test_an_international_domain_goes_as_a_labels_and_the_next_message_is_unharmed():
+    """The relay accepts `x@bücher.example` (SMTPUTF8); to an upstream without SMTPUTF8 the
+    domain goes as its A-labels, and a non-ASCII local part is refused for that recipient alone
+    (RFC 6531: 5.6.7). The connection is left clean for the next message."""
+    handler = SinkHandler()
+    upstream = Controller(handler, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False)
+    upstream.start()
+    transport = SmtpTransport(
+        UpstreamSettings(scheme="smtp", host="127.0.0.1", port=upstream.port, timeout=5)
+    )
+
+    async def both() -> tuple[dict, dict]:
+        try:
+            first = await transport.send(
+                "alex.teacher@safe.example",
+                ["ok@home.example", "x@bücher.example", "josé@home.example"],
+                b"Subject: 1\r\n\r\nHi\r\n",
+            )
+            second = await transport.send(
+                "dana.lee@safe.example", ["other@home.example"], b"Subject: 2\r\n\r\nHi\r\n"
+            )
+            return first, second
+        finally:
+            await transport.close()
+
+    try:
+        first, second = asyncio.run(both())
+    finally:
+        upstream.stop()
+    assert first["ok@home.example"].delivered and first["x@bücher.example"].delivered
+    assert first["josé@home.example"].permanent and "5.6.7" in first["josé@home.example"].text
+    assert second["other@home.example"].delivered
+    got = handler.wait_for(2)
+    assert got[0].rcpt_tos == ["ok@home.example", "x@xn--bcher-kva.example"]
+    assert got[1].mail_from == "dana.lee@safe.example"
+
+
+def test_an_upstream_with_smtputf8_gets_the_address_as_written():
+    handler = SinkHandler()
+    upstream = Controller(handler, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=True)
+    upstream.start()
+    try:
+        transport = SmtpTransport(
+            UpstreamSettings(scheme="smtp", host="127.0.0.1", port=upstream.port)
+        )
+
+        async def one() -> dict:
+            try:
+                return await transport.send(
+                    "alex.teacher@safe.example", ["josé@home.example"], b"Subject: 1\r\n\r\nHi\r\n"
+                )
+            finally:
+                await transport.close()
+
+        assert asyncio.run(one())["josé@home.example"].delivered
+        [got] = handler.wait_for(1)
+        assert got.rcpt_tos == ["josé@home.example"]
+    finally:
+        upstream.stop()
+
+
+def test_an_upstream_refusing_the_session_defers_every_message_rather_than_bouncing_it():
+    """A 5xx greeting (or EHLO, STARTTLS, a wrong upstream password) is the connection's fault,
+    not the message's (Postfix: smtp_skip_5xx_greeting, smtp_sasl_auth_soft_bounce): the mail
+    waits while IT puts it right, instead of every sender getting a bounce."""
+
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"554 5.3.2 Not accepting mail from you today\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def one() -> dict:
+        server = await asyncio.start_server(greet, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = SmtpTransport(
+            UpstreamSettings(scheme="smtp", host="127.0.0.1", port=port, timeout=5)
+        )
+        try:
+            return await transport.send(
+                "alex.teacher@safe.example", ["x@home.example"], b"Subject: 1\r\n\r\nHi\r\n"
+            )
+        finally:
+            await transport.close()
+            server.close()
+
+    outcome = asyncio.run(one())["x@home.example"]
+    assert outcome.code == 451 and not outcome.permanent
