@@ -69,15 +69,20 @@ def wire_address(address: str) -> str | None:
 _NEEDS_UTF8 = "5.6.7 The address needs SMTPUTF8, which the receiving server does not offer"
 
 
+# RFC 5321 §4.5.3.2.6: wait 10 minutes for the answer to the final "." - upstream may be
+# scanning the message; giving up sooner makes a duplicate when it then accepts it.
+DATA_TIMEOUT = 600.0
+
+
 class _Client(aiosmtplib.SMTP):
     """Notes when DATA begins: a connection lost before that took nothing, so the message may
     go again over a new one; after it, upstream may already have it."""
 
     data_started = False
 
-    async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+    async def data(self, message: Any, /, *, timeout: Any = None) -> aiosmtplib.SMTPResponse:
         self.data_started = True
-        return await super().data(*args, **kwargs)
+        return await super().data(message, timeout=max(DATA_TIMEOUT, self.timeout or 0.0))
 
 
 class SmtpTransport:
@@ -87,6 +92,7 @@ class SmtpTransport:
         self.settings = settings
         self.local_hostname = local_hostname
         self._client: _Client | None = None
+        self._busy = False  # a send is under way (or was stopped, cancelled, mid-way)
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -126,11 +132,14 @@ class SmtpTransport:
     async def send(
         self, mail_from: str, recipients: Sequence[str], body: bytes
     ) -> dict[str, Outcome]:
+        self._busy = True
         try:
-            return await self._send(mail_from, recipients, body)
+            outcomes = await self._send(mail_from, recipients, body)
         except Exception as exc:  # e.g. an address aiosmtplib cannot encode: never stuck
             await self.close()
             return _all(recipients, Outcome(451, f"delivery failed: {exc!r}"))
+        self._busy = False
+        return outcomes
 
     async def _send(
         self, mail_from: str, recipients: Sequence[str], body: bytes
@@ -211,7 +220,11 @@ class SmtpTransport:
 
     async def close(self) -> None:
         client, self._client = self._client, None
+        busy, self._busy = self._busy, False
         if client is not None and client.is_connected:
+            if busy:  # a send was stopped mid-transaction: no QUIT to wait on
+                client.close()
+                return
             try:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError):

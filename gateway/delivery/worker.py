@@ -34,6 +34,10 @@ from gateway.store.writer import WriterStopped
 
 log = structlog.get_logger("gateway.delivery")
 
+# Seconds before its lease ends that a send is stopped (at most a tenth of the lease): the
+# outcome must still be recorded while the entry is this worker's.
+LEASE_SPARE = 5.0
+
 
 def backoff(attempts: int, settings: DeliverySettings) -> float:
     """Postfix's schedule: double from retry_min each attempt, capped at retry_max."""
@@ -214,7 +218,7 @@ class DeliveryWorker:
             # it over: sending now could send it twice. Left to the next claim, ours or theirs.
             log.warning("lease_ran_out_before_send", queue_id=entry.queue_id)
             return
-        outcomes = await transport.send(entry.mail_from, entry.recipients, entry.body)
+        outcomes = await self._send_within_lease(entry, transport)
         now = self.clock.now()
         delivered = [r for r, o in outcomes.items() if o.delivered]
         permanent = {r: o for r, o in outcomes.items() if o.permanent}
@@ -261,6 +265,24 @@ class DeliveryWorker:
                 await self._record(self.queue.failed, entry.id, self.owner, now, error)
         else:
             await self._mark_delivered(entry.id, now)
+
+    async def _send_within_lease(
+        self, entry: QueueEntry, transport: Transport
+    ) -> dict[str, Outcome]:
+        """A send still going when the lease ends could cross another worker's send of the
+        same entry: it is stopped a little before (upstream slow or stalled) and retried."""
+        if entry.lease_until is None:
+            return await transport.send(entry.mail_from, entry.recipients, entry.body)
+        spare = min(LEASE_SPARE, self.settings.lease / 10)
+        left = (entry.lease_until - utc_naive(self.clock.now())).total_seconds() - spare
+        try:
+            async with asyncio.timeout(max(left, 0.0)):
+                return await transport.send(entry.mail_from, entry.recipients, entry.body)
+        except TimeoutError:
+            await transport.close()  # the session stopped mid-transaction
+            log.warning("send_outlasted_lease", queue_id=entry.queue_id, seconds=round(left))
+            answer = Outcome(451, "4.4.2 upstream did not finish within the entry's lease")
+            return {rcpt: answer for rcpt in entry.recipients}
 
     def _lease_nearly_out(self, entry: QueueEntry) -> bool:
         """In the lease's last quarter a send might not finish before it ends."""

@@ -196,3 +196,45 @@ def test_a_message_nested_too_deep_is_refused_with_a_clear_reply(start_gateway, 
         client.rcpt("sam.minor@home.example")
         code, reply = client.data(raw)
     assert code == 554 and reply.startswith(b"5.6.0")
+
+
+def test_a_send_that_stalls_past_its_lease_is_stopped_and_sent_once(start_gateway):
+    """The lease says when anyone may send an entry again: a send still under way then could
+    cross that second send. Upstream stalls before DATA on the first try; the gateway stops
+    that try before its lease (3 s here) ends, and the retry delivers the message once."""
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    from tests.support import free_port
+
+    class Stalling:
+        def __init__(self) -> None:
+            self.rcpts = 0
+            self.messages: list[bytes] = []
+
+        async def handle_RCPT(self, server, session, envelope, address, options):
+            self.rcpts += 1
+            if self.rcpts == 1:
+                await asyncio.sleep(4.5)  # longer than the lease, shorter than a timeout
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope.original_content)
+            return "250 OK"
+
+    handler = Stalling()
+    upstream = Controller(handler, hostname="127.0.0.1", port=free_port())
+    upstream.start()
+    try:
+        gateway = start_gateway(upstream=f"smtp://127.0.0.1:{upstream.port}", delivery={"lease": 3})
+        send(gateway.port, rcpts=["priya.shah@parents.example"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _statuses(gateway) != ["delivered"]:
+            time.sleep(0.1)
+        assert _statuses(gateway) == ["delivered"]
+        time.sleep(5)  # the stalled first session has long finished its sleep
+        assert len(handler.messages) == 1
+    finally:
+        upstream.stop()
