@@ -98,8 +98,10 @@ class WebServices:
     ) -> WebServices:
         secure = settings.web.secure_cookies
         if secure is None:
+            # Behind a TLS proxy on loopback (deploy/README.md), `[web] url` says https.
             host = settings.web_listen[0] if settings.web_listen else "127.0.0.1"
-            secure = host not in ("127.0.0.1", "::1", "localhost")
+            behind_tls = (settings.web.url or "").startswith("https://")
+            secure = behind_tls or host not in ("127.0.0.1", "::1", "localhost")
         return cls(
             engine=engine,
             clock=clock,

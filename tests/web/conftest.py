@@ -138,7 +138,9 @@ def console(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Console]:
         database_url,
         upstream=sink.url,
         policy={"pack": str(PACK)},
-        web={"auditors": [AUDITOR], "url": CONSOLE_URL},
+        # Alerts link to CONSOLE_URL (https), which would turn secure cookies on; the tests
+        # reach the console over plain HTTP on loopback.
+        web={"auditors": [AUDITOR], "url": CONSOLE_URL, "secure_cookies": False},
         notify={"digest_at": ""},
     )
     clock = FixedClock(MONDAY)

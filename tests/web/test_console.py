@@ -9,6 +9,7 @@ import json
 import time
 import zipfile
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -480,6 +481,28 @@ def test_a_persons_page_and_export_cover_every_address_they_have(console: Consol
     with zipfile.ZipFile(io.BytesIO(reply.body)) as bundle:
         assert len(json.loads(bundle.read("manifest.json"))) == 2
     assert audit(console, "export")[0].query == f"contact:{home} OR contact:{school}"
+
+
+def test_cookies_are_secure_when_the_console_is_reached_over_https_even_on_loopback(
+    tmp_path: Path,
+):
+    """deploy/README.md puts the console behind a TLS proxy on loopback: `[web] url` saying
+    https turns secure cookies on there, without an IT admin having to know the setting."""
+    from gateway.config import settings_from_dict
+    from gateway.web.app import WebServices
+
+    def secure(web: dict) -> bool:
+        settings = settings_from_dict({"web": web}, tmp_path / "gateway.toml")
+        services = WebServices.of(settings, None, None, None, None, None)  # type: ignore[arg-type]
+        return services.secure_cookies
+
+    assert secure({"listen": "127.0.0.1:8025", "url": "https://safeguarding.safe.example"})
+    assert not secure({"listen": "127.0.0.1:8025", "url": "http://127.0.0.1:8025"})
+    assert not secure({"listen": "127.0.0.1:8025"})
+    assert secure({"listen": "0.0.0.0:8025"})
+    assert not secure(
+        {"listen": "127.0.0.1:8025", "url": "https://x.example", "secure_cookies": False}
+    )
 
 
 def test_a_page_number_that_is_not_a_plain_number_is_page_one(console: Console):
