@@ -367,6 +367,7 @@ class DeliveryWorker:
             statuses=statuses,
             expired=expired,
             lifetime=self.settings.lifetime,
+            sent=now,
         )
         record = ArchiveRecord(
             queue_id=new_queue_id(),

@@ -38,6 +38,7 @@ def delivery_failure(
     statuses: Sequence[RecipientStatus],
     expired: bool,
     lifetime: float,
+    sent: datetime | None = None,
 ) -> bytes:
     context = {
         "reporting_mta": reporting_mta,
@@ -56,4 +57,5 @@ def delivery_failure(
         statuses=statuses,
         original=original,
         arrival=arrival,
+        sent=sent,
     )

@@ -118,8 +118,11 @@ def build_dsn(
     arrival: datetime,
     kind: str = "bounce",
     extra_parts: Sequence[Message] = (),
+    sent: datetime | None = None,
 ) -> bytes:
-    """A `multipart/report; report-type=delivery-status` to `sender`, original attached."""
+    """A `multipart/report; report-type=delivery-status` to `sender`, original attached.
+    `arrival`: when the original came (Arrival-Date); `sent`: when this notice is written
+    (its Date), by default the same - a bounce at expiry is dated days after the arrival."""
     report = MIMEMultipart("report", report_type="delivery-status")
     if html is None:
         report.attach(_text(text, "plain"))
@@ -152,7 +155,7 @@ def build_dsn(
     report["From"] = f"Mail Delivery System <MAILER-DAEMON@{_clean(reporting_mta)}>"
     report["To"] = _header(sender)
     report["Subject"] = _header(subject)
-    report["Date"] = format_datetime(arrival)
+    report["Date"] = format_datetime(sent or arrival)
     report["Message-ID"] = make_msgid(domain=_clean(reporting_mta))
     report["Auto-Submitted"] = "auto-replied"
     report[GENERATED_HEADER] = kind
