@@ -119,23 +119,28 @@ def test_rules_lint_names_the_broken_rule(run, tmp_path: Path):
     assert f"{pack}:7: rule 'r1': unknown check 'nope'" in result.output
 
 
+def _serve_with(pack: Path, tmp_path: Path):
+    """`safeguard serve` with a gateway.toml naming `pack`."""
+    from click.testing import CliRunner
+
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[policy]\npack = "{pack}"\n[database]\nurl = "sqlite:///a.db"\n'
+        '[server]\nlisten = "127.0.0.1:0"\n'
+    )
+    return CliRunner().invoke(cli, ["--config", str(config), "serve"])
+
+
 def test_a_pack_with_several_problems_is_one_line_on_stderr_and_all_listed_on_stdout(
     tmp_path: Path,
 ):
-    from click.testing import CliRunner
-
     pack = tmp_path / "broken.toml"
     pack.write_text(
         '[pack]\nname = "broken"\n[organisation]\ndomains = ["x.example"]\n'
         '[[rule]]\nid = "r1"\ncheck = "nope"\naction = "reject"\npolicy = "P."\n'
         '[[rule]]\nid = "r2"\ncheck = "nope_again"\naction = "reject"\npolicy = "P."\n'
     )
-    config = tmp_path / "gateway.toml"
-    config.write_text(
-        f'[policy]\npack = "{pack}"\n[database]\nurl = "sqlite:///a.db"\n'
-        '[server]\nlisten = "127.0.0.1:0"\n'
-    )
-    result = CliRunner().invoke(cli, ["--config", str(config), "serve"])
+    result = _serve_with(pack, tmp_path)
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"safeguard: {pack}:7: rule 'r1': unknown check 'nope' (")
@@ -158,20 +163,13 @@ def test_rules_show_prints_each_rule_with_its_sentence(run):
 
 
 def test_serve_refuses_to_start_with_a_broken_pack_naming_file_line_and_rule(tmp_path: Path):
-    from click.testing import CliRunner
-
     pack = tmp_path / "broken.toml"
     pack.write_text(
         '[pack]\nname = "broken"\n[organisation]\ndomains = ["x.example"]\n'
         '[[rule]]\nid = "r1"\ncheck = "missing_required_cc"\naction = "block"\n'
         'policy = "P."\n[rule.settings]\nany_of = ["guardian"]\n'
     )
-    config = tmp_path / "gateway.toml"
-    config.write_text(
-        f'[policy]\npack = "{pack}"\n[database]\nurl = "sqlite:///a.db"\n'
-        '[server]\nlisten = "127.0.0.1:0"\n'
-    )
-    result = CliRunner().invoke(cli, ["--config", str(config), "serve"])
+    result = _serve_with(pack, tmp_path)
     assert result.exit_code == 2
     assert f"safeguard: {pack}:8: rule 'r1': action 'block' must be one of" in result.output
     assert "Traceback" not in result.output

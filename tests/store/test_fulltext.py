@@ -71,14 +71,6 @@ def sqlite(tmp_path: Path):
     engine.dispose()
 
 
-@pytest.fixture
-def engine(database_url: str):
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 def test_a_search_finds_what_was_archived_before_it_whether_indexed_yet_or_not(engine: Engine):
     ids = _store(engine, "the minibus leaves at nine", "bring a packed lunch")
     if deferred(engine):

@@ -99,14 +99,6 @@ def _run(writer: ArchiveWriter, work: Callable[[ArchiveWriter], Awaitable[Any]])
         writer.stop()
 
 
-@pytest.fixture
-def engine(database_url: str):
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 def test_marks_ride_in_the_transaction_of_the_records_waiting_with_them(engine: Engine):
     sent = _sent(engine, 3)
     held = Held(engine)
