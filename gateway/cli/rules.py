@@ -9,7 +9,7 @@ import click
 
 from gateway.cli import Context, pass_context
 from gateway.notify.render import environment_for, template_problems
-from gateway.policy.pack import PackError, available_packs, load_pack, pack_path
+from gateway.policy.pack import NoSuchPack, PackError, available_packs, load_pack
 
 
 @click.group()
@@ -22,17 +22,14 @@ def rules() -> None:
 @pass_context
 def lint(ctx: Context, pack: str | None) -> None:
     """Validate PACK (default: every pack in rules/) and the notice templates."""
-    if pack and not pack_path(pack).exists():
-        # Naming no pack is bad usage (2), not a pack with problems (1).
-        known = ", ".join(available_packs())
-        path = pack_path(pack)
-        click.echo(f"safeguard: {path}: no such policy pack (available: {known})", err=True)
-        sys.exit(2)
     names = [pack] if pack else available_packs()
     failed = False
     for name in names:
         try:
             loaded = load_pack(name)
+        except NoSuchPack as exc:  # bad usage (2), not a pack with problems (1)
+            click.echo(f"safeguard: {exc}", err=True)
+            sys.exit(2)
         except PackError as exc:
             failed = True
             for problem in exc.problems:

@@ -43,6 +43,10 @@ class PackError(ValueError):
         self.problems = problems
 
 
+class NoSuchPack(PackError):
+    """The pack named is not there at all (bad usage), rather than a pack with problems."""
+
+
 _RETENTION_KEYS = {"years", "until_age", "policy"}
 
 
@@ -299,7 +303,7 @@ def load_pack(
     path = pack_path(name_or_path, rules_dir)
     if not path.exists():
         known = ", ".join(available_packs(rules_dir))
-        raise PackError([f"{path}: no such policy pack (available: {known})"])
+        raise NoSuchPack([f"{path}: no such policy pack (available: {known})"])
     text = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
