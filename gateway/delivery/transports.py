@@ -115,10 +115,14 @@ class SmtpTransport:
             validate_certs=s.validate_certs,
         )
         await client.connect()
-        if client.is_ehlo_or_helo_needed:  # its extensions (SMTPUTF8) decide the envelope
-            await client.ehlo()
-        if s.username is not None and s.password is not None:
-            await client.login(s.username, s.password)
+        try:
+            if client.is_ehlo_or_helo_needed:  # its extensions (SMTPUTF8) decide the envelope
+                await client.ehlo()
+            if s.username is not None and s.password is not None:
+                await client.login(s.username, s.password)
+        except BaseException:  # refused after connecting: not left open, unowned
+            client.close()
+            raise
         return client
 
     async def _session(self) -> tuple[_Client, bool]:

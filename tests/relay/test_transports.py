@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiosmtpd.controller import Controller
 
 from gateway.config import UpstreamSettings
@@ -119,21 +120,53 @@ def test_an_upstream_with_smtputf8_gets_the_address_as_written():
         upstream.stop()
 
 
-def test_an_upstream_refusing_the_session_defers_every_message_rather_than_bouncing_it():
-    """A 5xx greeting (or EHLO, STARTTLS, a wrong upstream password) is the connection's fault,
-    not the message's (Postfix: smtp_skip_5xx_greeting, smtp_sasl_auth_soft_bounce): the mail
-    waits while IT puts it right, instead of every sender getting a bounce."""
+# What an upstream says, command by command, that refuses the session rather than a message.
+REFUSING = {
+    "greeting": {"": b"554 5.3.2 Not accepting mail from you today\r\n"},
+    "password": {
+        "": b"220 upstream.example ESMTP\r\n",
+        "EHLO": b"250-upstream.example\r\n250 AUTH PLAIN LOGIN\r\n",
+        "AUTH": b"535 5.7.8 Authentication credentials invalid\r\n",
+        "QUIT": b"221 Bye\r\n",
+    },
+}
 
-    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"554 5.3.2 Not accepting mail from you today\r\n")
-        await writer.drain()
-        writer.close()
+
+@pytest.mark.parametrize("refusal", sorted(REFUSING))
+def test_an_upstream_refusing_the_session_defers_every_message_rather_than_bouncing_it(
+    refusal: str,
+):
+    """A 5xx greeting or a wrong upstream password is the connection's fault, not the
+    message's (Postfix: smtp_skip_5xx_greeting, smtp_sasl_auth_soft_bounce): the mail waits
+    while IT puts it right, instead of every sender getting a bounce."""
+    script = REFUSING[refusal]
+    commands: list[str] = []
+    sessions: list[asyncio.Task] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sessions.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            writer.write(script[""])
+            while script[""].startswith(b"2") and (line := await reader.readline()):
+                verb = line.split(b" ", 1)[0].strip().decode().upper()
+                commands.append(verb)
+                writer.write(script.get(verb, b"502 5.5.1 Not here\r\n"))
+                await writer.drain()
+        finally:
+            writer.close()
 
     async def one() -> dict:
-        server = await asyncio.start_server(greet, "127.0.0.1", 0)
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         transport = SmtpTransport(
-            UpstreamSettings(scheme="smtp", host="127.0.0.1", port=port, timeout=5)
+            UpstreamSettings(
+                scheme="smtp",
+                host="127.0.0.1",
+                port=port,
+                timeout=5,
+                username="relay@safe.example",
+                password="expired",
+            )
         )
         try:
             return await transport.send(
@@ -142,6 +175,9 @@ def test_an_upstream_refusing_the_session_defers_every_message_rather_than_bounc
         finally:
             await transport.close()
             server.close()
+            await asyncio.wait_for(asyncio.gather(*sessions), 5)  # they see the client go
 
     outcome = asyncio.run(one())["x@home.example"]
     assert outcome.code == 451 and not outcome.permanent
+    if refusal == "password":
+        assert "AUTH" in commands and "MAIL" not in commands
