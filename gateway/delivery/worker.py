@@ -271,16 +271,17 @@ class DeliveryWorker:
     ) -> dict[str, Outcome]:
         """A send still going when the lease ends could cross another worker's send of the
         same entry: it is stopped a little before (upstream slow or stalled) and retried."""
-        if entry.lease_until is None:
-            return await transport.send(entry.mail_from, entry.recipients, entry.body)
-        spare = min(LEASE_SPARE, self.settings.lease / 10)
-        left = (entry.lease_until - utc_naive(self.clock.now())).total_seconds() - spare
+        left = None
+        if entry.lease_until is not None:
+            spare = min(LEASE_SPARE, self.settings.lease / 10)
+            now = utc_naive(self.clock.now())
+            left = max((entry.lease_until - now).total_seconds() - spare, 0.0)
         try:
-            async with asyncio.timeout(max(left, 0.0)):
+            async with asyncio.timeout(left):
                 return await transport.send(entry.mail_from, entry.recipients, entry.body)
         except TimeoutError:
             await transport.close()  # the session stopped mid-transaction
-            log.warning("send_outlasted_lease", queue_id=entry.queue_id, seconds=round(left))
+            log.warning("send_outlasted_lease", queue_id=entry.queue_id, seconds=left)
             answer = Outcome(451, "4.4.2 upstream did not finish within the entry's lease")
             return {rcpt: answer for rcpt in entry.recipients}
 
