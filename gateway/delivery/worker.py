@@ -9,10 +9,12 @@ import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import jinja2
 import structlog
+from sqlalchemy import Connection
 
 from gateway.clock import Clock
 from gateway.config import DeliverySettings
@@ -21,18 +23,22 @@ from gateway.ids import new_queue_id
 from gateway.notify.delivery import delivery_failure
 from gateway.notify.dsn import RecipientStatus
 from gateway.store.archive import Archive
+from gateway.store.db import transaction
 from gateway.store.queue import QueueStore
 from gateway.store.records import (
     ArchiveRecord,
     Lease,
     QueueEntry,
     QueueItem,
+    Stored,
     as_aware,
     utc_naive,
 )
 from gateway.store.writer import WriterStopped
 
 log = structlog.get_logger("gateway.delivery")
+
+_T = TypeVar("_T")
 
 # Seconds before its lease ends that a send is stopped (at most a tenth of the lease): the
 # outcome must still be recorded while the entry is this worker's.
@@ -237,16 +243,25 @@ class DeliveryWorker:
         if pending and not expired:
             delay = backoff(entry.attempts, self.settings)
             error = "; ".join(f"{r}: {o.code} {o.text}" for r, o in pending.items())[:2000]
-            if permanent:
-                await self._bounce(entry, permanent, expired=False, now=now)
-            await self._record(
-                self.queue.retry_later,
-                entry.id,
-                self.owner,
+            retry = partial(
+                QueueStore.retry_later_on,
+                entry_id=entry.id,
+                owner=self.owner,
                 at=now + timedelta(seconds=delay),
                 error=error,
                 recipients=list(pending),
             )
+            if permanent:
+                await self._settle(entry, permanent, expired=False, now=now, outcome=retry)
+            else:
+                await self._record(
+                    self.queue.retry_later,
+                    entry.id,
+                    self.owner,
+                    at=now + timedelta(seconds=delay),
+                    error=error,
+                    recipients=list(pending),
+                )
             return
         failures = dict(permanent)
         if expired:
@@ -256,15 +271,18 @@ class DeliveryWorker:
                     for r, o in pending.items()
                 }
             )
-        if failures:
-            await self._bounce(entry, failures, expired=expired, now=now)
-            error = "; ".join(f"{r}: {o.code} {o.text}" for r, o in failures.items())[:2000]
-            if delivered:
-                await self._mark_delivered(entry.id, now)
-            else:
-                await self._record(self.queue.failed, entry.id, self.owner, now, error)
-        else:
+        if not failures:
             await self._mark_delivered(entry.id, now)
+            return
+        error = "; ".join(f"{r}: {o.code} {o.text}" for r, o in failures.items())[:2000]
+        finish = (
+            partial(QueueStore.delivered_on, entry_ids=[entry.id], owner=self.owner, now=now)
+            if delivered
+            else partial(
+                QueueStore.failed_on, entry_id=entry.id, owner=self.owner, now=now, error=error
+            )
+        )
+        await self._settle(entry, failures, expired=expired, now=now, outcome=finish)
 
     async def _send_within_lease(
         self, entry: QueueEntry, transport: Transport
@@ -334,25 +352,63 @@ class DeliveryWorker:
                 if not future.done():
                     future.set_result(None)
 
-    async def _record(self, outcome: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    async def _record(self, outcome: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """Records a send's outcome in the queue, trying once more if that fails: a pooled
         connection lost while in use fails the transactions in flight on it, and an outcome
         left unrecorded would send the message again (and bounce again) once the lease ran
         out. Each is safe to repeat: it changes the entry only while this worker holds its
         lease, and gives the lease up when it does."""
         try:
-            await asyncio.to_thread(outcome, *args, **kwargs)
+            return await asyncio.to_thread(outcome, *args, **kwargs)
         except Exception as exc:
-            log.warning("queue_outcome_retried", outcome=outcome.__name__, error=repr(exc))
-            await asyncio.to_thread(outcome, *args, **kwargs)
+            name = getattr(outcome, "__name__", "outcome")
+            log.warning("queue_outcome_retried", outcome=name, error=repr(exc))
+            return await asyncio.to_thread(outcome, *args, **kwargs)
 
-    async def _bounce(
-        self, entry: QueueEntry, failures: dict[str, Outcome], *, expired: bool, now: datetime
+    async def _settle(
+        self,
+        entry: QueueEntry,
+        failures: dict[str, Outcome],
+        *,
+        expired: bool,
+        now: datetime,
+        outcome: Callable[[Connection], int],
     ) -> None:
+        """Records a send's outcome and the bounce it owes the sender in ONE transaction.
+
+        Apart, a bounce committed before an outcome that then failed to record would be sent
+        again with the entry once its lease ran out (to every recipient, those that had
+        accepted it too). Here neither is written without the other, and neither once the
+        lease is lost: whoever holds the entry then settles it, and bounces it."""
+        bounce = self._bounce(entry, failures, expired=expired, now=now)
+
+        def write() -> Stored | None:
+            with transaction(self.queue.engine) as conn:
+                if not outcome(conn):
+                    log.warning("outcome_after_lease_lost", queue_id=entry.queue_id)
+                    return None
+                if bounce is None:
+                    return None
+                return self.archive.write(conn, [self.archive.prepare(*bounce)], None)[0]
+
+        stored = await self._record(write)
+        if stored is not None:
+            log.info(
+                "bounce_queued",
+                queue_id=entry.queue_id,
+                bounce_queue_id=stored.queue_id,
+                recipients=len(failures),
+            )
+            self.wake()
+
+    def _bounce(
+        self, entry: QueueEntry, failures: dict[str, Outcome], *, expired: bool, now: datetime
+    ) -> tuple[ArchiveRecord, list[QueueItem]] | None:
+        """The bounce of `failures` to the sender, as a record to archive; None if none is owed."""
         # Never bounce a bounce or a notice (RFC 5321 §4.5.5), nor mail without a sender.
         if entry.kind != "deliver" or not entry.mail_from:
             log.warning("undeliverable_notice_dropped", queue_id=entry.queue_id, kind=entry.kind)
-            return
+            return None
         statuses = [
             RecipientStatus(
                 rcpt, "4.4.7" if expired and o.code < 500 else _enhanced(o), f"{o.code} {o.text}"
@@ -386,12 +442,4 @@ class DeliveryWorker:
             dedupe=False,
             evaluation={"generated": "delivery_failure", "for_queue_id": entry.queue_id},
         )
-        item = QueueItem(kind="bounce", mail_from="", recipients=(entry.mail_from,))
-        stored = await asyncio.to_thread(self.archive.store, record, [item])
-        log.info(
-            "bounce_queued",
-            queue_id=entry.queue_id,
-            bounce_queue_id=stored.queue_id,
-            recipients=len(failures),
-        )
-        self.wake()
+        return record, [QueueItem(kind="bounce", mail_from="", recipients=(entry.mail_from,))]

@@ -160,23 +160,42 @@ class QueueStore:
         return changed
 
     def failed(self, entry_id: int, owner: str, now: datetime, error: str) -> None:
-        self._finish(entry_id, owner, now, status="failed", error=error)
+        with transaction(self.engine) as conn:
+            self.failed_on(conn, entry_id, owner, now, error)
+
+    @staticmethod
+    def failed_on(conn: Connection, entry_id: int, owner: str, now: datetime, error: str) -> int:
+        """`failed` within the caller's transaction; 0 if `owner` no longer holds the lease."""
+        return QueueStore._finish_on(conn, entry_id, owner, now, status="failed", error=error)
 
     def _finish(
         self, entry_id: int, owner: str, now: datetime, *, status: str, error: str | None
     ) -> None:
         with transaction(self.engine) as conn:
-            conn.execute(
-                update(queue)
-                .where(queue.c.id == entry_id, queue.c.lease_owner == owner)
-                .values(
-                    status=status,
-                    finished_at=utc_naive(now),
-                    last_error=error,
-                    lease_owner=None,
-                    lease_until=None,
-                )
+            self._finish_on(conn, entry_id, owner, now, status=status, error=error)
+
+    @staticmethod
+    def _finish_on(
+        conn: Connection,
+        entry_id: int,
+        owner: str,
+        now: datetime,
+        *,
+        status: str,
+        error: str | None,
+    ) -> int:
+        result = conn.execute(
+            update(queue)
+            .where(queue.c.id == entry_id, queue.c.lease_owner == owner)
+            .values(
+                status=status,
+                finished_at=utc_naive(now),
+                last_error=error,
+                lease_owner=None,
+                lease_until=None,
             )
+        )
+        return int(result.rowcount)
 
     def retry_later(
         self,
@@ -188,6 +207,21 @@ class QueueStore:
         recipients: Sequence[str] | None = None,
     ) -> None:
         """Back to the queue until `at`; `recipients` narrows it to those still pending."""
+        with transaction(self.engine) as conn:
+            self.retry_later_on(conn, entry_id, owner, at=at, error=error, recipients=recipients)
+
+    @staticmethod
+    def retry_later_on(
+        conn: Connection,
+        entry_id: int,
+        owner: str,
+        *,
+        at: datetime,
+        error: str,
+        recipients: Sequence[str] | None = None,
+    ) -> int:
+        """`retry_later` within the caller's transaction; 0 if `owner` no longer holds the
+        lease."""
         values: dict[str, object] = {
             "status": "queued",
             "next_attempt_at": utc_naive(at),
@@ -198,12 +232,12 @@ class QueueStore:
         }
         if recipients is not None:
             values["recipients"] = list(recipients)
-        with transaction(self.engine) as conn:
-            conn.execute(
-                update(queue)
-                .where(queue.c.id == entry_id, queue.c.lease_owner == owner)
-                .values(**values)
-            )
+        result = conn.execute(
+            update(queue)
+            .where(queue.c.id == entry_id, queue.c.lease_owner == owner)
+            .values(**values)
+        )
+        return int(result.rowcount)
 
     def release_dead(self, host: str, now: datetime, alive: Callable[[int], bool]) -> int:
         """Run out now the leases held by processes of `host` that no longer run (killed, or
