@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from gateway.store.db import transaction
 from gateway.store.records import as_aware, utc_naive
@@ -38,6 +38,41 @@ class AuditEntry:
         }
 
 
+@dataclass(frozen=True)
+class AuditNote:
+    """A row for the audit log, to be added in the transaction of the action it records: a
+    review, release or cancellation is never kept without its row, nor its row without it."""
+
+    actor: str
+    action: str
+    at: datetime
+    query: str = ""
+    result_count: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def add_audit(conn: Connection, note: AuditNote) -> AuditEntry:
+    """Add `note` within the caller's transaction."""
+    values = {
+        "at": utc_naive(note.at),
+        "actor": note.actor[:320],
+        "action": note.action[:32],
+        "query": note.query,
+        "result_count": note.result_count,
+        "detail": dict(note.detail),
+    }
+    entry_id = conn.execute(insert(audit_log).returning(audit_log.c.id), values).scalar_one()
+    return AuditEntry(
+        id=entry_id,
+        at=as_aware(values["at"]),
+        actor=values["actor"],
+        action=values["action"],
+        query=note.query,
+        result_count=note.result_count,
+        detail=values["detail"],
+    )
+
+
 class AuditLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -53,27 +88,9 @@ class AuditLog:
         detail: dict[str, Any] | None = None,
     ) -> AuditEntry:
         """Add one row in its own transaction; it is committed when this returns."""
-        values = {
-            "at": utc_naive(at),
-            "actor": actor[:320],
-            "action": action[:32],
-            "query": query,
-            "result_count": result_count,
-            "detail": dict(detail or {}),
-        }
+        note = AuditNote(actor, action, at, query, result_count, dict(detail or {}))
         with transaction(self.engine) as conn:
-            entry_id = conn.execute(
-                insert(audit_log).returning(audit_log.c.id), values
-            ).scalar_one()
-        return AuditEntry(
-            id=entry_id,
-            at=as_aware(values["at"]),
-            actor=values["actor"],
-            action=values["action"],
-            query=query,
-            result_count=result_count,
-            detail=values["detail"],
-        )
+            return add_audit(conn, note)
 
     def entries(
         self,

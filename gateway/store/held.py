@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, Select, insert, select, update
 
 from gateway.store.archive import queue_row
+from gateway.store.audit import AuditNote, add_audit
 from gateway.store.db import transaction
 from gateway.store.records import QueueItem, as_aware, utc_naive
 from gateway.store.schema import archive, queue
@@ -86,16 +87,21 @@ class HeldMail:
             row = conn.execute(self._select(now).where(queue.c.id == entry_id)).first()
         return None if row is None else self._held(row)
 
-    def release(self, entry_id: int, now: datetime) -> bool:
+    def release(self, entry_id: int, now: datetime, *, audit: AuditNote | None = None) -> bool:
         """Due now: the delivery worker sends it on its next look at the queue. False if it is
-        no longer held (released, cancelled or already sent)."""
+        no longer held (released, cancelled or already sent). `audit` is added in the same
+        transaction, if it was released."""
         with transaction(self.engine) as conn:
             result = conn.execute(
                 update(queue)
                 .where(queue.c.id == entry_id, *_HELD, queue.c.next_attempt_at > utc_naive(now))
                 .values(next_attempt_at=utc_naive(now))
             )
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            if audit is not None:
+                add_audit(conn, audit)
+        return True
 
     def cancel(
         self,
@@ -105,8 +111,10 @@ class HeldMail:
         reason: str,
         notice: bytes | None = None,
         notify: tuple[str, ...] = (),
+        audit: AuditNote | None = None,
     ) -> bool:
-        """Never sent; `notice` (if given) is queued to `notify` in the same transaction."""
+        """Never sent; `notice` (if given) is queued to `notify`, and `audit` added, in the same
+        transaction."""
         moment = utc_naive(now)
         with transaction(self.engine) as conn:
             archive_id = conn.execute(
@@ -120,4 +128,6 @@ class HeldMail:
             if notice is not None and notify:
                 item = QueueItem(kind="notice", mail_from="", recipients=notify, content=notice)
                 conn.execute(insert(queue), queue_row(archive_id, item, moment, self.lifetime))
+            if audit is not None:
+                add_audit(conn, audit)
         return True

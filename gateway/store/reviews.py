@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, exists, func, insert, select
 
+from gateway.store.audit import AuditNote, add_audit
 from gateway.store.db import transaction
 from gateway.store.records import as_aware, utc_naive
 from gateway.store.schema import archive, archive_findings, reviews
@@ -51,8 +52,16 @@ class ReviewStore:
         self.engine = engine
 
     def add(
-        self, archive_id: int, *, reviewer: str, outcome: str, note: str, at: datetime
+        self,
+        archive_id: int,
+        *,
+        reviewer: str,
+        outcome: str,
+        note: str,
+        at: datetime,
+        audit: AuditNote | None = None,
     ) -> Review:
+        """`audit` is added in the same transaction as the review."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         with transaction(self.engine) as conn:
@@ -71,6 +80,8 @@ class ReviewStore:
                     note=note,
                 )
             )
+            if audit is not None:
+                add_audit(conn, audit)
         return Review(archive_id, as_aware(utc_naive(at)), reviewer, outcome, note)
 
     def of(self, archive_id: int) -> list[Review]:

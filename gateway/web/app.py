@@ -36,7 +36,7 @@ from gateway.notify.policy import held_cancelled_notice
 from gateway.policy.types import Organisation
 from gateway.search import QueryError, is_whole_address, parse
 from gateway.smtp.auth import Authenticator
-from gateway.store.audit import AuditLog
+from gateway.store.audit import AuditLog, AuditNote
 from gateway.store.credentials import CredentialStore
 from gateway.store.held import HeldMail
 from gateway.store.messages import (
@@ -231,15 +231,15 @@ class _Console:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     def _audit(self, request: web.Request, action: str, **fields: Any) -> Awaitable[Any]:
+        note = self._audit_note(request, action, **fields)
+        return self._run(self.audit.record, **vars(note))
+
+    def _audit_note(self, request: web.Request, action: str, **fields: Any) -> AuditNote:
+        """The row recording `action` by the signed-in person, for an action's own transaction."""
         session: ConsoleSession = request[SESSION]
         detail = {"via": "web", "role": session.role, **fields.pop("detail", {})}
-        return self._run(
-            self.audit.record,
-            actor=session.email,
-            action=action,
-            at=self.s.clock.now(),
-            detail=detail,
-            **fields,
+        return AuditNote(
+            actor=session.email, action=action, at=self.s.clock.now(), detail=detail, **fields
         )
 
     def _cookie(self, response: web.StreamResponse, name: str, value: str, **extra: Any) -> None:
@@ -623,6 +623,12 @@ class _Console:
             raise _Refused(400, "Choose “No concern” or “Concern — escalated”, then save.")
         if outcome == "escalated" and not note:
             raise _Refused(400, "Say in the note what was escalated, and to whom, then save again.")
+        audit = self._audit_note(
+            request,
+            "review",
+            query=f"message {archive_id}",
+            detail={"archive_id": archive_id, "outcome": outcome},
+        )
         try:
             await self._run(
                 self.reviews.add,
@@ -630,16 +636,11 @@ class _Console:
                 reviewer=session.email,
                 outcome=outcome,
                 note=note[:10_000],
-                at=self.s.clock.now(),
+                at=audit.at,
+                audit=audit,
             )
         except NoSuchMessage:
             raise web.HTTPNotFound() from None
-        await self._audit(
-            request,
-            "review",
-            query=f"message {archive_id}",
-            detail={"archive_id": archive_id, "outcome": outcome},
-        )
         raise web.HTTPSeeOther(f"/messages/{archive_id}?saved=1#reviews")
 
     async def review_queue(self, request: web.Request) -> web.Response:
@@ -715,14 +716,16 @@ class _Console:
         entry_id = int(request.match_info["entry"])
         now = self.s.clock.now()
         held = await self._run(self.held_mail.get, entry_id, now)
-        if held is None or not await self._run(self.held_mail.release, entry_id, now):
+        if held is None:
             raise _Refused(409, NOT_HELD)
-        await self._audit(
+        audit = self._audit_note(
             request,
             "release",
             query=f"message {held.archive_id}",
             detail={"archive_id": held.archive_id, "entry": entry_id, "queue_id": held.queue_id},
         )
+        if not await self._run(self.held_mail.release, entry_id, now, audit=audit):
+            raise _Refused(409, NOT_HELD)
         raise web.HTTPSeeOther("/held?done=released")
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
@@ -749,17 +752,7 @@ class _Console:
                 note=note,
                 queue_id=held.queue_id,
             )
-        done = await self._run(
-            self.held_mail.cancel,
-            entry_id,
-            now,
-            reason=f"cancelled by {session.email}" + (f": {note}" if note else ""),
-            notice=notice,
-            notify=(held.envelope_from,) if held.envelope_from else (),
-        )
-        if not done:
-            raise _Refused(409, NOT_HELD)
-        await self._audit(
+        audit = self._audit_note(
             request,
             "cancel",
             query=f"message {held.archive_id}",
@@ -772,6 +765,17 @@ class _Console:
                 "with_note": bool(note),
             },
         )
+        done = await self._run(
+            self.held_mail.cancel,
+            entry_id,
+            now,
+            reason=f"cancelled by {session.email}" + (f": {note}" if note else ""),
+            notice=notice,
+            notify=(held.envelope_from,) if held.envelope_from else (),
+            audit=audit,
+        )
+        if not done:
+            raise _Refused(409, NOT_HELD)
         raise web.HTTPSeeOther("/held?done=cancelled")
 
     async def contact(self, request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from gateway.store.audit import AuditLog
 from gateway.store.schema import queue, reviews
@@ -287,6 +288,42 @@ def test_a_lead_cancels_held_mail_and_the_sender_is_told(console: Console, sink:
             "cancelled"
         )
     assert audit(console, "cancel")[0].detail["with_note"] is True  # the words went to the sender
+
+
+@pytest.mark.parametrize("action", ["review", "release", "cancel"])
+def test_a_review_release_or_cancellation_is_kept_only_with_its_audit_row(
+    console: Console, sink: Sink, monkeypatch, action: str
+):
+    """Who reviewed, released and cancelled what is on record: an action whose audit row cannot
+    be written is not kept either, and the lead is told that nothing was changed."""
+    archive_id = flagged(console)
+    held_id = console.send(
+        SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
+    )
+    entry = _entry_of(console, held_id)
+    browser = signed_in(console)
+    csrf = browser.get("/held").field("csrf")
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT INTO audit_log", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(
+        f"gateway.store.{'reviews' if action == 'review' else 'held'}.add_audit", refused
+    )
+    path, fields = {
+        "review": (f"/messages/{archive_id}/review", {"outcome": "no_concern"}),
+        "release": (f"/held/{entry}/release", {}),
+        "cancel": (f"/held/{entry}/cancel", {"note": "Please phone."}),
+    }[action]
+    reply = browser.post(path, {"csrf": csrf, **fields})
+    assert reply.status == 500 and "Nothing was changed" in reply.text
+    assert audit(console, action) == []
+    with console.gateway.engine.connect() as conn:
+        assert conn.execute(select(reviews)).all() == []
+        held = conn.execute(select(queue).where(queue.c.id == entry)).one()
+        notices = conn.execute(select(queue).where(queue.c.kind == "notice")).all()
+    assert held.status == "queued" and held.next_attempt_at > SATURDAY.replace(tzinfo=None)
+    assert len(notices) == 1  # the sender's "held until" notice, and no "not sent" one
 
 
 def test_a_childs_page_lists_their_messages_and_exports_their_history(console: Console):
