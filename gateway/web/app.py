@@ -175,6 +175,7 @@ AUDIT_ACTIONS = {
     "cancel": "Cancelled held mail",
     "export": "Exported",
     "export_refused": "Export refused",
+    "refused": "Lead-only action refused",
     "purge": "Retention purge",
 }
 NOT_HELD = "That message is no longer held: it was released, cancelled or sent already."
@@ -331,9 +332,11 @@ class _Console:
                 response.headers.setdefault(name, value)
         return response
 
-    def _require_dsl(self, request: web.Request, doing: str) -> ConsoleSession:
+    async def _require_dsl(self, request: web.Request, doing: str) -> ConsoleSession:
+        """Lead-only actions; an auditor's attempt at one is refused and audited."""
         session: ConsoleSession = request[SESSION]
         if session.role != "dsl":
+            await self._audit(request, "refused", query=doing, detail={"path": request.path})
             raise _Refused(
                 403,
                 f"Only a safeguarding lead may {doing}. You are signed in as an auditor, "
@@ -434,6 +437,10 @@ class _Console:
                 request, next_path=next_path, email=email, status=status, error=error
             )
         assert role is not None
+        if previous := request.cookies.get(COOKIE):
+            # Signing in again (as someone else, or after sharing a screen) ends the session
+            # this browser had: its old cookie, if copied, no longer opens anything.
+            await self._run(self.sessions.end, previous, now)
         token, _session = await self._run(
             self.sessions.open, email, role, now, timedelta(hours=self.s.settings.session_hours)
         )
@@ -614,7 +621,7 @@ class _Console:
         return body, told
 
     async def review(self, request: web.Request) -> web.StreamResponse:
-        session = self._require_dsl(request, "review messages")
+        session = await self._require_dsl(request, "review messages")
         archive_id = int(request.match_info["id"])
         form = await request.post()
         outcome = str(form.get("outcome", ""))
@@ -712,7 +719,7 @@ class _Console:
         )
 
     async def release(self, request: web.Request) -> web.StreamResponse:
-        self._require_dsl(request, "release held mail")
+        await self._require_dsl(request, "release held mail")
         entry_id = int(request.match_info["entry"])
         now = self.s.clock.now()
         held = await self._run(self.held_mail.get, entry_id, now)
@@ -729,7 +736,7 @@ class _Console:
         raise web.HTTPSeeOther("/held?done=released")
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
-        session = self._require_dsl(request, "cancel held mail")
+        session = await self._require_dsl(request, "cancel held mail")
         entry_id = int(request.match_info["entry"])
         form = await request.post()
         note = str(form.get("note", "")).strip()[:2000]
@@ -813,7 +820,7 @@ class _Console:
         )
 
     async def export(self, request: web.Request) -> web.StreamResponse:
-        session = self._require_dsl(request, "export a person's history")
+        session = await self._require_dsl(request, "export a person's history")
         email = request.match_info["email"].strip().lower()
         if not is_whole_address(email):
             raise web.HTTPNotFound()

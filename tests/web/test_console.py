@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.store.audit import AuditLog
 from gateway.store.schema import queue, reviews
+from gateway.web.app import COOKIE
 from tests.support import Sink
 from tests.web.conftest import (
     AUDITOR,
@@ -224,6 +225,13 @@ def test_an_auditor_reads_but_cannot_review_release_or_export(console: Console):
     ):
         reply = browser.post(path, {"csrf": csrf, **fields})
         assert reply.status == 403 and "Only a safeguarding lead may" in reply.text, path
+    refused = audit(console, "refused")
+    assert {(e.actor, e.query) for e in refused} == {
+        (AUDITOR, "review messages"),
+        (AUDITOR, "release held mail"),
+        (AUDITOR, "cancel held mail"),
+        (AUDITOR, "export a person's history"),
+    }
     with console.gateway.engine.connect() as conn:
         assert conn.execute(select(reviews)).all() == []
         assert conn.execute(select(queue.c.status).where(queue.c.id == entry)).scalar() == "queued"
@@ -360,6 +368,21 @@ def test_signing_out_ends_the_session_everywhere(console: Console):
         stolen.cookies.set_cookie(cookie)
     assert "/signin" in stolen.get("/review").url
     assert len(audit(console, "signout")) == 1
+
+
+def test_signing_in_again_ends_the_session_the_browser_had(console: Console):
+    """A console left signed in, then signed into by someone else: the first person's cookie,
+    if it was copied, opens nothing any more."""
+    browser = signed_in(console, AUDITOR)
+    copied = [c for c in browser.cookies if c.name == COOKIE]
+    assert copied
+    reply = browser.sign_in(DSL)
+    assert reply.status == 200 and reply.url.endswith("/review")
+    stolen = console.browser()
+    for cookie in copied:
+        stolen.cookies.set_cookie(cookie)
+    assert "/signin" in stolen.get("/review").url
+    assert "<h1>Sign in</h1>" not in browser.get("/review").text  # the new one works
 
 
 @pytest.mark.parametrize("path", ["/messages/999999", "/no/such/page"])
