@@ -56,6 +56,10 @@ log = structlog.get_logger("gateway.web")
 
 COOKIE = "sg_session"
 SIGNIN_COOKIE = "sg_signin"  # double-submit token of the sign-in form, before any session
+# With secure cookies, both names carry this prefix: a browser then keeps them only if they are
+# Secure, for the whole site and for this host alone, so a sibling host (another site under the
+# school's domain) cannot plant a session or a sign-in token of its own.
+HOST_PREFIX = "__Host-"
 PER_PAGE = 25
 MAX_FORM = 64 * 1024
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -243,9 +247,19 @@ class _Console:
             actor=session.email, action=action, at=self.s.clock.now(), detail=detail, **fields
         )
 
+    def _name(self, cookie: str) -> str:
+        return HOST_PREFIX + cookie if self.s.secure_cookies else cookie
+
+    def _forget(self, response: web.StreamResponse, name: str) -> None:
+        # A browser ignores a __Host- cookie's deletion unless it is Secure too.
+        secure = self.s.secure_cookies
+        response.del_cookie(
+            self._name(name), path="/", secure=secure, httponly=True, samesite="Strict"
+        )
+
     def _cookie(self, response: web.StreamResponse, name: str, value: str, **extra: Any) -> None:
         response.set_cookie(
-            name,
+            self._name(name),
             value,
             path="/",
             httponly=True,
@@ -255,7 +269,7 @@ class _Console:
         )
 
     async def _current(self, request: web.Request) -> tuple[str, ConsoleSession] | None:
-        token = request.cookies.get(COOKIE)
+        token = request.cookies.get(self._name(COOKIE))
         if not token:
             return None
         session = await self._run(self.sessions.find, token, self.s.clock.now())
@@ -360,7 +374,7 @@ class _Console:
     ) -> web.Response:
         # The same token while the browser has one: a second sign-in page opened meanwhile
         # (another tab, a redirect for /favicon.ico) must not make the first one's form stale.
-        token = request.cookies.get(SIGNIN_COOKIE, "")
+        token = request.cookies.get(self._name(SIGNIN_COOKIE), "")
         if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
             token = secrets.token_urlsafe(24)
         response = self._page(
@@ -385,7 +399,7 @@ class _Console:
         password = str(form.get("password", ""))
         next_path = str(form.get("next", ""))
         sent = str(form.get("signin_token", ""))
-        expected = request.cookies.get(SIGNIN_COOKIE, "")
+        expected = request.cookies.get(self._name(SIGNIN_COOKIE), "")
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             return self._signin_page(
                 request,
@@ -437,7 +451,7 @@ class _Console:
                 request, next_path=next_path, email=email, status=status, error=error
             )
         assert role is not None
-        if previous := request.cookies.get(COOKIE):
+        if previous := request.cookies.get(self._name(COOKIE)):
             # Signing in again (as someone else, or after sharing a screen) ends the session
             # this browser had: its old cookie, if copied, no longer opens anything.
             await self._run(self.sessions.end, previous, now)
@@ -455,14 +469,14 @@ class _Console:
         log.info("console_signin", email=email, role=role)
         response = web.HTTPSeeOther(_safe_next(next_path))
         self._cookie(response, COOKIE, token, max_age=int(self.s.settings.session_hours * 3600))
-        response.del_cookie(SIGNIN_COOKIE, path="/")
+        self._forget(response, SIGNIN_COOKIE)
         raise response
 
     async def signout(self, request: web.Request) -> web.StreamResponse:
         await self._run(self.sessions.end, request[TOKEN], self.s.clock.now())
         await self._audit(request, "signout")
         response = web.HTTPSeeOther("/signin")
-        response.del_cookie(COOKIE, path="/")
+        self._forget(response, COOKIE)
         raise response
 
     # ----------------------------------------------------------------------- pages

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -24,6 +28,7 @@ from tests.web.conftest import (
     DSL,
     MONDAY,
     PARENT,
+    PASSWORD,
     SAM,
     SATURDAY,
     TEACHER,
@@ -580,6 +585,45 @@ def test_a_console_that_needs_https_says_so_on_a_plain_http_sign_in_page(console
     page = console.browser().get("/signin")
     assert "came over plain HTTP" in page.text
     assert "Secure" in page.headers["Set-Cookie"]
+
+
+def test_secure_cookies_carry_the_host_prefix_so_no_sibling_site_can_plant_one(console: Console):
+    """Behind https the cookies are `__Host-`: Secure, for the whole site, for this host alone.
+    (A browser keeps Secure cookies only over https, so this client carries them by hand.)"""
+    console.web.secure_cookies = True
+
+    def call(path: str, cookie: str = "", form: dict[str, str] | None = None) -> tuple:
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        request = urllib.request.Request(console.base + path, data=data, headers={"Cookie": cookie})
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            response = opener.open(request, timeout=30)
+        except urllib.error.HTTPError as error:
+            response = error
+        return response.status, response.headers.get_all("Set-Cookie") or [], response.read()
+
+    _status, cookies, page = call("/signin")
+    [signin_cookie] = cookies
+    assert signin_cookie.startswith("__Host-sg_signin=") and "Domain" not in signin_cookie
+    assert "Secure" in signin_cookie and "Path=/" in signin_cookie
+    token = re.search(rb'name="signin_token" value="([^"]+)"', page).group(1).decode()
+    form = {"signin_token": token, "email": DSL, "password": PASSWORD, "next": ""}
+    unprefixed = call("/signin", f"sg_signin={token}", form)
+    assert unprefixed[0] == 403  # the old name is not read: the form "had expired"
+    status, cookies, _ = call("/signin", f"__Host-sg_signin={token}", form)
+    assert status == 303
+    session = next(c for c in cookies if c.startswith("__Host-sg_session="))
+    assert "Secure" in session and "Domain" not in session
+    value = session.split(";")[0]
+    assert call("/review", value)[0] == 200
+    assert call("/review", value.removeprefix("__Host-"))[0] == 303  # to the sign-in page
+    forgotten = next(c for c in cookies if c.startswith("__Host-sg_signin="))
+    assert "Secure" in forgotten  # else a browser would not let it be deleted
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def test_a_leads_alert_links_to_the_message_in_the_console(console: Console, sink: Sink):
