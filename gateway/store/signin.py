@@ -5,6 +5,10 @@ that first counts the address's recent attempts, one address at a time (SQLite's
 a PostgreSQL advisory lock on the address). So twenty guesses sent at once are counted as
 twenty, not checked all at once against a count of none, whichever gateway process they
 reach. A successful sign-in, or a new password, starts the count again.
+
+The lockout is per address and client (`limit`), so that someone who knows a lead's address
+cannot keep the lead out from another computer; guesses spread over many clients still meet
+a lockout of the address itself at `ADDRESS_FACTOR` times `limit`, as for SMTP AUTH.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from gateway.store.schema import audit_log
 ATTEMPT = "signin_attempt"
 SUCCESS = "signin"
 LOCKED = "signin_locked"
+ADDRESS_FACTOR = 10
 
 
 class SigninAttempts:
@@ -30,8 +35,9 @@ class SigninAttempts:
         self.window = window
 
     def begin(self, email: str, now: datetime, client: str) -> bool:
-        """Record an attempt for `email`, unless `limit` attempts since the last success (or
-        new password) within `window` have not succeeded: then record the lockout and say no."""
+        """Record an attempt for `email` from `client`, unless `limit` attempts from that client
+        (or ADDRESS_FACTOR times as many from any) since the last success or new password, within
+        `window`, have not succeeded: then record the lockout and say no."""
         moment = utc_naive(now)
         with transaction(self.engine) as conn:
             if is_postgres(self.engine):
@@ -43,13 +49,21 @@ class SigninAttempts:
                     audit_log.c.action.in_((SUCCESS, PASSWORD_SET)), audit_log.c.query == email
                 )
             ).scalar()
-            recent = select(func.count()).where(
-                audit_log.c.action == ATTEMPT,
-                audit_log.c.query == email,
-                audit_log.c.at >= moment - self.window,
-                audit_log.c.id > (fresh_start or 0),
+            recent = (
+                select(
+                    func.count(),
+                    func.count().filter(audit_log.c.detail["client"].as_string() == client),
+                )
+                .select_from(audit_log)
+                .where(
+                    audit_log.c.action == ATTEMPT,
+                    audit_log.c.query == email,
+                    audit_log.c.at >= moment - self.window,
+                    audit_log.c.id > (fresh_start or 0),
+                )
             )
-            locked = conn.execute(recent).scalar_one() >= self.limit
+            everywhere, here = conn.execute(recent).one()
+            locked = here >= self.limit or everywhere >= self.limit * ADDRESS_FACTOR
             conn.execute(
                 insert(audit_log).values(
                     at=moment,

@@ -186,6 +186,17 @@ NOT_HELD = "That message is no longer held: it was released, cancelled or sent a
 PUBLIC = frozenset({"/signin", "/static/console.css", "/favicon.ico"})
 
 
+def client_of(request: web.Request) -> str:
+    """Who is signing in, for the lockout and the audit log: the peer, or, from a proxy on
+    loopback (deploy/README.md), the address it appended last to X-Forwarded-For - what a
+    client sent in that header itself comes before it."""
+    remote = request.remote or ""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and remote in ("127.0.0.1", "::1"):
+        return forwarded.rsplit(",", 1)[-1].strip()[:64] or remote
+    return remote
+
+
 def _safe_next(target: str | None) -> str:
     """Only a path on this console: never another site (an open redirect). A tab or newline
     inside would be dropped on the way out ("/\t/evil.example" becomes "//evil.example"), so
@@ -417,7 +428,8 @@ class _Console:
                 status=400,
                 error="Enter your work e-mail address and your password.",
             )
-        if not await self._run(self.attempts.begin, email, now, request.remote or ""):
+        client = client_of(request)
+        if not await self._run(self.attempts.begin, email, now, client):
             minutes = int(self.s.settings.lockout_minutes)
             return self._signin_page(
                 request,
@@ -445,7 +457,7 @@ class _Console:
                 action=action,
                 at=now,
                 query=email,
-                detail={"via": "web", "client": request.remote or ""},
+                detail={"via": "web", "client": client},
             )
             return self._signin_page(
                 request, next_path=next_path, email=email, status=status, error=error
@@ -464,7 +476,7 @@ class _Console:
             action="signin",
             at=now,
             query=email,
-            detail={"via": "web", "role": role, "client": request.remote or ""},
+            detail={"via": "web", "role": role, "client": client},
         )
         log.info("console_signin", email=email, role=role)
         response = web.HTTPSeeOther(_safe_next(next_path))

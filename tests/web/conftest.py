@@ -58,10 +58,13 @@ class Browser:
 
     def __init__(self, base: str) -> None:
         self.base = base
+        self.headers: dict[str, str] = {}  # sent with every request
         self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
     def _open(self, request: urllib.request.Request) -> Reply:
+        for name, value in self.headers.items():
+            request.add_header(name, value)
         try:
             with self.opener.open(request, timeout=30) as response:
                 body = response.read()

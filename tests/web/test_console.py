@@ -124,6 +124,26 @@ def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_address(cons
     assert signed_in(console, AUDITOR)
 
 
+def test_failures_from_one_computer_do_not_lock_the_lead_out_of_another(console: Console):
+    """Anyone who knows a lead's address could otherwise keep the lead out during an incident:
+    the lockout is per address and computer (behind the TLS proxy, the address the proxy
+    appended to X-Forwarded-For)."""
+    prankster = console.browser()
+    prankster.headers["X-Forwarded-For"] = "198.51.100.7"
+    for _ in range(5):
+        assert prankster.sign_in(DSL, password="wrong").status == 401
+    assert prankster.sign_in(DSL).status == 429
+    # Claiming to be another computer in the header itself does not help.
+    prankster.headers["X-Forwarded-For"] = "203.0.113.9, 198.51.100.7"
+    assert prankster.sign_in(DSL).status == 429
+    lead = console.browser()
+    lead.headers["X-Forwarded-For"] = "203.0.113.9"
+    reply = lead.sign_in(DSL)
+    assert reply.status == 200 and reply.url.endswith("/review")
+    clients = {e.detail["client"] for e in audit(console, "signin_locked")}
+    assert clients == {"198.51.100.7"}
+
+
 def test_the_sign_in_form_needs_its_own_token(console: Console):
     browser = console.browser()
     reply = browser.post("/signin", {"email": DSL, "password": "x", "signin_token": "forged"})
