@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -62,8 +64,20 @@ def test_serve_runs_the_api_and_a_taken_port_stops_it_with_a_clear_error(tmp_pat
     token = run_cli(config, "api", "token", "create", "bridge").stdout.splitlines()[-1]
     gateway = ServeProcess(config, port, tmp_path / "gateway.log").start()
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz", timeout=10) as r:
-            assert json.load(r) == {"status": "ok"}
+        # The API starts listening just after the relay's port, which `start` waited for.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{api_port}/healthz", timeout=10
+                ) as r:
+                    assert json.load(r) == {"status": "ok"}
+                break
+            except urllib.error.URLError as exc:
+                if not isinstance(exc.reason, ConnectionRefusedError):
+                    raise
+                assert time.monotonic() < deadline, gateway.tail()
+                time.sleep(0.05)
         request = urllib.request.Request(
             f"http://127.0.0.1:{api_port}/api/v1/check",
             data=json.dumps(
