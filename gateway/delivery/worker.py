@@ -241,27 +241,18 @@ class DeliveryWorker:
             reply=next(iter(outcomes.values())).text[:200] if outcomes else "",
         )
         if pending and not expired:
-            delay = backoff(entry.attempts, self.settings)
-            error = "; ".join(f"{r}: {o.code} {o.text}" for r, o in pending.items())[:2000]
-            retry = partial(
-                QueueStore.retry_later_on,
-                entry_id=entry.id,
-                owner=self.owner,
-                at=now + timedelta(seconds=delay),
-                error=error,
-                recipients=list(pending),
-            )
+            retry = {
+                "at": now + timedelta(seconds=backoff(entry.attempts, self.settings)),
+                "error": "; ".join(f"{r}: {o.code} {o.text}" for r, o in pending.items())[:2000],
+                "recipients": list(pending),
+            }
             if permanent:
-                await self._settle(entry, permanent, expired=False, now=now, outcome=retry)
-            else:
-                await self._record(
-                    self.queue.retry_later,
-                    entry.id,
-                    self.owner,
-                    at=now + timedelta(seconds=delay),
-                    error=error,
-                    recipients=list(pending),
+                outcome = partial(
+                    QueueStore.retry_later_on, entry_id=entry.id, owner=self.owner, **retry
                 )
+                await self._settle(entry, permanent, expired=False, now=now, outcome=outcome)
+            else:
+                await self._record(self.queue.retry_later, entry.id, self.owner, **retry)
             return
         failures = dict(permanent)
         if expired:
