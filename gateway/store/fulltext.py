@@ -11,7 +11,9 @@ up to date, so that it still finds everything archived before it started.
 Ids are a safe watermark on SQLite: writers hold the one write lock in turn, so a row with a
 smaller id than one already committed is never committed later. The triggers that keep the
 index in step when retention blanks a record (update) or a row is deleted act only on rows
-already indexed; a row not yet indexed is indexed later with its text as it is then.
+already indexed; a row not yet indexed is indexed later with its text as it is then. A delete
+also lowers the watermark to the largest id left (migration 0008): SQLite gives the ids of
+deleted newest rows again, and the rows that get them must still be indexed.
 
 PostgreSQL writes its search vector with the row (migration 0004): nothing waits there.
 """
