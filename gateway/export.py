@@ -54,8 +54,13 @@ class Exported:
 def matching_ids(engine: Engine, node: Node, zone: tzinfo = UTC) -> list[int]:
     """Every match, oldest first: an export reads as the conversation happened. Tombstones
     (records retention emptied) have no message left to export. `zone`: the organisation's,
-    where the query's dates are."""
-    index_waiting(engine, node)
+    where the query's dates are. Raises WordIndexBehind rather than leave out messages the
+    word index lacks and cannot be given."""
+    behind = index_waiting(engine, node)
+    if behind is not None:
+        # Evidence must be whole: an export that silently missed the newest messages would
+        # read as complete. (A search says so beside its results instead.)
+        raise behind
     where = and_(compile_query(node, engine.dialect.name, zone=zone), archive.c.purged_at.is_(None))
     with engine.connect() as conn:
         return list(

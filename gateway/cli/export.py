@@ -42,7 +42,7 @@ def export(
     from gateway.service import open_engine
     from gateway.store.audit import AuditLog
     from gateway.store.directory import DirectoryStore
-    from gateway.store.search import NotASafeguardingLead, require_dsl
+    from gateway.store.search import NotASafeguardingLead, WordIndexBehind, require_dsl
 
     text = " ".join(query)
     if contact and not is_whole_address(contact.strip()):
@@ -82,7 +82,15 @@ def export(
                     err=True,
                 )
                 sys.exit(2)
-        ids = matching_ids(engine, node, ctx.zone)
+        try:
+            ids = matching_ids(engine, node, ctx.zone)
+        except WordIndexBehind as exc:
+            click.echo(
+                f"safeguard: not exported: {exc}, so messages could be missing. Export where "
+                "the archive can be written, or by address or flag alone (no words)",
+                err=True,
+            )
+            sys.exit(2)
         cover = None
         if history is not None:
             cover = cover_page(

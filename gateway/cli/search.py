@@ -145,3 +145,9 @@ def search(
         click.echo(json.dumps([hit.as_dict() for hit in result.hits], indent=2, ensure_ascii=False))
     else:
         _table(result, ctx.zone)
+    if result.behind is not None:
+        click.echo(
+            f"safeguard: {result.behind}: words in those messages were not searched; "
+            "search where the archive can be written to find them",
+            err=True,
+        )

@@ -67,6 +67,7 @@ from gateway.search.query import (
 from gateway.store.audit import AuditLog
 from gateway.store.directory import DirectoryStore
 from gateway.store.fulltext import index_pending
+from gateway.store.fulltext import pending as fulltext_pending
 from gateway.store.records import ArchiveRecord, as_aware
 from gateway.store.schema import archive, archive_addresses, archive_findings
 
@@ -104,6 +105,19 @@ class NotASafeguardingLead(PermissionError):
         self.email = email
 
 
+class WordIndexBehind(Exception):
+    """The newest messages are not in the word index and it could not be brought up to date
+    (a read-only copy of a SQLite archive, say): words in them would not be found."""
+
+    def __init__(self, count: int, reason: str) -> None:
+        super().__init__(
+            f"the word index is {count} message{'s' if count != 1 else ''} behind and could "
+            f"not be brought up to date ({reason})"
+        )
+        self.count = count
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Hit:
     id: int
@@ -139,6 +153,9 @@ class Page:
     # False: counting stopped at `total` (COUNT_LIMIT, or the end of the requested page if that
     # is further) and more messages match; show it as "more than {total}".
     exact: bool = True
+    # The newest messages the word index lacks and could not be given (index_waiting): words
+    # in them were not searched. Say so beside the results.
+    behind: WordIndexBehind | None = None
 
     @property
     def pages(self) -> int:
@@ -405,16 +422,22 @@ def _common_enough(node: Node, frequencies: dict[str, float], window: int, cap: 
     )
 
 
-def index_waiting(engine: Engine, node: Node) -> None:
+def index_waiting(engine: Engine, node: Node) -> WordIndexBehind | None:
     """Words are found in what was archived before the search began: on SQLite the rows the
     archive writer has not yet indexed are indexed first (`gateway.store.fulltext`). Every
-    reader of `compile_query` with words (search, export) calls this first."""
+    reader of `compile_query` with words (search, export) calls this first, and says so to
+    the person asking when it returns what could not be indexed."""
     if not any(True for _ in _texts(node)):
-        return
+        return None
     try:
         index_pending(engine)
-    except Exception as exc:  # e.g. a read-only copy: search what is indexed
+        return None
+    except Exception as exc:  # e.g. a read-only copy: what is indexed is searched
         log.warning("fulltext_not_up_to_date", error=repr(exc))
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    with engine.connect() as conn:
+        count = fulltext_pending(conn)
+    return WordIndexBehind(count, reason) if count else None
 
 
 def _texts(node: Node) -> Iterator[Text]:
@@ -520,7 +543,7 @@ class ArchiveSearch:
         """
         if limit < 1 or page < 1:
             raise ValueError("limit and page start at 1")
-        index_waiting(self.engine, node)
+        behind = index_waiting(self.engine, node)
         dialect = self.engine.dialect.name
         offset = (page - 1) * limit
         cap = None if count_limit is None else max(count_limit, offset + limit)
@@ -556,7 +579,7 @@ class ArchiveSearch:
             )
             for row in rows
         )
-        return Page(hits, total, page, limit, exact)
+        return Page(hits, total, page, limit, exact, behind)
 
     def _count(
         self, conn: Connection, node: Node, dialect: str, size: int, cap: int | None
@@ -804,6 +827,7 @@ class ArchiveSearch:
                 "limit": limit,
                 "shown": len(result.hits),
                 **({} if result.exact else {"more_than": result.total}),
+                **({"word_index_behind": result.behind.count} if result.behind else {}),
                 **extra,
             },
         )
@@ -826,6 +850,7 @@ __all__ = [
     "NotASafeguardingLead",
     "Page",
     "SearchUnsupported",
+    "WordIndexBehind",
     "compile_query",
     "index_rows",
     "index_waiting",

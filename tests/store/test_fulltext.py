@@ -6,24 +6,30 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import pytest
 from alembic import command
+from click.testing import CliRunner, Result
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
+from gateway.cli import cli
+from gateway.export import matching_ids
 from gateway.search.query import parse
 from gateway.store.archive import Archive
+from gateway.store.audit import AuditLog
 from gateway.store.db import make_engine
 from gateway.store.fulltext import deferred, index_pending, pending
 from gateway.store.migrate import alembic_config, upgrade
 from gateway.store.records import ArchiveRecord
 from gateway.store.retention import tombstone
 from gateway.store.schema import archive
-from gateway.store.search import ArchiveSearch
+from gateway.store.search import ArchiveSearch, WordIndexBehind
 from gateway.store.writer import ArchiveWriter
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -200,3 +206,57 @@ def test_rows_archived_after_the_newest_were_deleted_by_hand_are_still_found(
     assert _found(sqlite, "friday") == again
     assert _found(sqlite, "minibus") == [kept]
     _sound(sqlite)
+
+
+def _read_only(monkeypatch) -> None:
+    """The index cannot be written, as on a read-only copy of the archive."""
+
+    def refused(engine: Engine, **kwargs: object) -> int:
+        raise OperationalError("INSERT INTO archive_fts", {}, Exception("readonly database"))
+
+    monkeypatch.setattr("gateway.store.search.index_pending", refused)
+
+
+def _cli(tmp_path: Path, engine: Engine) -> Callable[..., Result]:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[database]\nurl = "{engine.url}"\n')
+    return lambda *args: CliRunner().invoke(cli, ["--config", str(config), *args])
+
+
+def test_a_search_says_which_messages_it_could_not_search_for_words(
+    sqlite: Engine, tmp_path: Path, monkeypatch
+):
+    """What could not be searched is said beside the results, and kept in the audit log."""
+    indexed = _store(sqlite, "the minibus leaves at nine")
+    index_pending(sqlite)
+    _store(sqlite, "the minibus is late", "and full", first=2)
+    _read_only(monkeypatch)
+    page = ArchiveSearch(sqlite).run(parse("minibus"))
+    assert [h.id for h in page.hits] == indexed
+    assert page.behind is not None and page.behind.count == 2
+    result = _cli(tmp_path, sqlite)("search", "minibus")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("safeguard: the word index is 2 messages behind")
+    assert "words in those messages were not searched" in result.stderr
+    [entry] = AuditLog(sqlite).entries(action="search")
+    assert entry.detail["word_index_behind"] == 2
+    # By address alone nothing depends on the word index: nothing to say.
+    assert _cli(tmp_path, sqlite)("search", "verdict:deliver").stderr == ""
+
+
+def test_an_export_with_words_is_refused_rather_than_left_incomplete(
+    sqlite: Engine, tmp_path: Path, monkeypatch
+):
+    """An export is evidence: one that silently missed the newest messages would read as whole."""
+    _store(sqlite, "the minibus leaves at nine")
+    _read_only(monkeypatch)
+    with pytest.raises(WordIndexBehind):
+        matching_ids(sqlite, parse("minibus"))
+    out = tmp_path / "out.mbox"
+    result = _cli(tmp_path, sqlite)("export", "minibus", "--format", "mbox", "--output", str(out))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("safeguard: not exported: the word index is 1 message behind")
+    assert not out.exists()
+    export = _cli(tmp_path, sqlite)
+    by_verdict = export("export", "verdict:deliver", "--format", "mbox", "--output", str(out))
+    assert by_verdict.exit_code == 0, by_verdict.output

@@ -359,6 +359,27 @@ def test_a_review_release_or_cancellation_is_kept_only_with_its_audit_row(
     assert len(notices) == 1  # the sender's "held until" notice, and no "not sent" one
 
 
+def test_a_search_says_when_the_newest_messages_could_not_be_searched_for_words(
+    console: Console, monkeypatch
+):
+    """A lead is told, beside the results, that words in the newest messages were not looked
+    for (the word index could not be written), and that address and flag searches are whole."""
+    if console.gateway.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL writes its word index with each message")
+    console.gateway.writer.index = None  # the writer leaves what it archives unindexed
+    time.sleep(0.6)  # its indexing run under way, if any, ends
+    flagged(console)
+
+    def refused(engine: object, **kwargs: object) -> int:
+        raise OperationalError("INSERT INTO archive_fts", {}, Exception("readonly database"))
+
+    monkeypatch.setattr("gateway.store.search.index_pending", refused)
+    page = signed_in(console).get("/search?q=room")
+    assert page.status == 200
+    assert "could not be searched for words" in page.text
+    assert "searches by address or flag are complete" in page.text
+
+
 def test_a_childs_page_lists_their_messages_and_exports_their_history(console: Console):
     first = flagged(console)
     second = console.send(
