@@ -7,7 +7,7 @@ and bounced a second time."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,8 +21,6 @@ from gateway.delivery.transports import Outcome
 from gateway.delivery.worker import DeliveryWorker
 from gateway.notify.render import make_environment
 from gateway.store.archive import Archive
-from gateway.store.db import make_engine
-from gateway.store.migrate import upgrade
 from gateway.store.queue import QueueStore
 from gateway.store.records import ArchiveRecord, Lease, QueueEntry, QueueItem
 from gateway.store.schema import archive, queue
@@ -45,14 +43,6 @@ class Upstream:
 
     async def close(self) -> None:
         return None
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _worker(engine: Engine) -> DeliveryWorker:
