@@ -115,8 +115,9 @@ def _settle_garbage_collector() -> None:
     such objects (the first directory, say, once reloaded) would be kept, once."""
     gc.collect()
     gc.freeze()
-    # Python's defaults are (700, 10, 10): with these a message's short-lived objects are
-    # mostly gone before a collection, so fewer are carried into the older generations.
+    # Python's defaults are (700, 10, 10). With a first threshold this much larger, most of a
+    # message's short-lived objects are gone before a collection: fewer are carried into the
+    # older generations, which are then collected less often too.
     gc.set_threshold(10_000, 20, 100)
 
 

@@ -88,7 +88,10 @@ class AuditLog:
         detail: dict[str, Any] | None = None,
     ) -> AuditEntry:
         """Add one row in its own transaction; it is committed when this returns."""
-        note = AuditNote(actor, action, at, query, result_count, dict(detail or {}))
+        return self.add(AuditNote(actor, action, at, query, result_count, dict(detail or {})))
+
+    def add(self, note: AuditNote) -> AuditEntry:
+        """`record`, of a row already made."""
         with transaction(self.engine) as conn:
             return add_audit(conn, note)
 

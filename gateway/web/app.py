@@ -247,8 +247,7 @@ class _Console:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     def _audit(self, request: web.Request, action: str, **fields: Any) -> Awaitable[Any]:
-        note = self._audit_note(request, action, **fields)
-        return self._run(self.audit.record, **vars(note))
+        return self._run(self.audit.add, self._audit_note(request, action, **fields))
 
     def _audit_note(self, request: web.Request, action: str, **fields: Any) -> AuditNote:
         """The row recording `action` by the signed-in person, for an action's own transaction."""
