@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -267,7 +268,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     explicit = path is not None or "SAFEGUARD_CONFIG" in os.environ
     config_path = Path(path or os.environ.get("SAFEGUARD_CONFIG") or DEFAULT_PATH)
     if config_path.exists():
-        text = config_path.read_text(encoding="utf-8")
+        text = _read_text(config_path, ConfigError)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -277,6 +278,27 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     else:
         text, data = "", {}
     return settings_from_dict(data, config_path, text)
+
+
+_DAY = 86_400.0
+
+
+def _within(r: _Reader, section: str, key: str, value: float, least: float, most: float) -> None:
+    """A number a person could mistype into a crash (nan, 1e20 seconds, a billion workers)."""
+    if not least <= value <= most:  # also false for nan
+        raise r.error(section, key, f"expected {least:g} to {most:g}, got {value!r}")
+
+
+def _read_text(path: Path, error: Callable[[str], Exception]) -> str:
+    """A UTF-8 text file's contents; what stops it being read, as `error` naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read: {exc.strerror or exc}") from None
 
 
 def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Settings:
@@ -351,6 +373,10 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     )
     if not 1 <= server.processes <= 64:
         raise r.error("server", "processes", f"expected 1-64, got {server.processes}")
+    _within(r, "server", "max_message_size", server.max_message_size, 1_000, 2**31)
+    _within(r, "server", "max_recipients", server.max_recipients, 1, 100_000)
+    for name in ("timeout", "data_timeout", "parse_timeout", "drain_timeout"):
+        _within(r, "server", name, getattr(server, name), 0.001, _DAY)
     if server.processes > 1 and server.port == 0:
         raise r.error("server", "processes", "several processes need a fixed listen port")
     if server.tls_listen and not server.tls_enabled:
@@ -391,12 +417,15 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         lease=r.get("delivery", "lease", float, 600.0),
         poll_interval=r.get("delivery", "poll_interval", float, 1.0),
     )
-    if delivery.workers < 1:
-        raise r.error("delivery", "workers", "at least 1")
+    _within(r, "delivery", "workers", delivery.workers, 1, 1_000)
+    for name in ("retry_min", "retry_max", "lifetime", "lease", "poll_interval"):
+        _within(r, "delivery", name, getattr(delivery, name), 0.001, 366 * _DAY)
 
     db_url = r.get("database", "url", str, "")
     if not db_url:
         db_url = f"sqlite:///{state_dir / 'archive.db'}"
+    elif db_url in ("sqlite://", "sqlite:///:memory:"):
+        raise r.error("database", "url", "an in-memory database keeps nothing: name a file")
     elif db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
         relative = db_url.removeprefix("sqlite:///")
         if relative and relative != ":memory:":

@@ -132,39 +132,45 @@ def export(
     manifest: list[dict[str, Any]] = []
     extra: list[Path] = []
     tmp = out.with_name(out.name + ".partial")
-    if fmt == "eml-zip":
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-            for n, row in enumerate(_rows(engine, ids), start=1):
-                raw = zlib.decompress(row.raw_gz)
-                name = f"messages/{n:06d}-{row.queue_id}.eml"
-                bundle.writestr(name, raw)
-                manifest.append(_manifest_row(row, raw, name))
-                if progress:
-                    progress(1)
-            bundle.writestr("manifest.csv", _csv(manifest))
-            bundle.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+    try:
+        if fmt == "eml-zip":
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+                for n, row in enumerate(_rows(engine, ids), start=1):
+                    raw = zlib.decompress(row.raw_gz)
+                    name = f"messages/{n:06d}-{row.queue_id}.eml"
+                    bundle.writestr(name, raw)
+                    manifest.append(_manifest_row(row, raw, name))
+                    if progress:
+                        progress(1)
+                bundle.writestr("manifest.csv", _csv(manifest))
+                bundle.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+                if cover is not None:
+                    bundle.writestr("cover.html", cover(manifest))
+        else:
+            with open(tmp, "wb") as handle:
+                for n, row in enumerate(_rows(engine, ids), start=1):
+                    raw = zlib.decompress(row.raw_gz)
+                    handle.write(_mbox_entry(row, raw))
+                    manifest.append(_manifest_row(row, raw, f"message {n}"))
+                    if progress:
+                        progress(1)
+            for suffix, content in (
+                (".manifest.csv", _csv(manifest)),
+                (".manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode()),
+            ):
+                path = out.with_name(out.name + suffix)
+                extra.append(path)
+                path.write_bytes(content)
             if cover is not None:
-                bundle.writestr("cover.html", cover(manifest))
-    else:
-        with open(tmp, "wb") as handle:
-            for n, row in enumerate(_rows(engine, ids), start=1):
-                raw = zlib.decompress(row.raw_gz)
-                handle.write(_mbox_entry(row, raw))
-                manifest.append(_manifest_row(row, raw, f"message {n}"))
-                if progress:
-                    progress(1)
-        for suffix, content in (
-            (".manifest.csv", _csv(manifest)),
-            (".manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode()),
-        ):
-            path = out.with_name(out.name + suffix)
-            path.write_bytes(content)
-            extra.append(path)
-        if cover is not None:
-            path = out.with_name(out.name + ".cover.html")
-            path.write_text(cover(manifest), encoding="utf-8")
-            extra.append(path)
-    tmp.replace(out)  # a half-written export never carries the final name
+                path = out.with_name(out.name + ".cover.html")
+                extra.append(path)
+                path.write_text(cover(manifest), encoding="utf-8")
+        tmp.replace(out)  # a half-written export never carries the final name
+    except BaseException:
+        # A failed export leaves nothing behind that could pass for a part of one.
+        for leftover in (tmp, *extra):
+            leftover.unlink(missing_ok=True)
+        raise
     with out.open("rb") as written:  # in pieces: an export may be larger than memory
         digest = hashlib.file_digest(written, "sha256").hexdigest()
     return Exported(out, len(manifest), digest, tuple(extra))

@@ -37,6 +37,7 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+LOG_LEVELS = click.Choice(["debug", "info", "warning", "warn", "error", "critical"], False)
 
 
 class Group(click.Group):
@@ -55,6 +56,58 @@ class Group(click.Group):
                 for problem in exc.problems:
                     click.echo(f"  {problem}")
             sys.exit(2)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: it says what was wrong with the command line
+        except Exception as exc:
+            # Never a traceback to the user: one line, and the details in a file for whoever
+            # looks into it.
+            click.echo(f"safeguard: {_explain(exc, ctx)}", err=True)
+            sys.exit(1)
+
+
+def _explain(exc: Exception, ctx: click.Context) -> str:
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        return f"the database could not be used: {reason} ({_database(ctx)})"
+    if isinstance(exc, ArgumentError):  # an unreadable URL, an unknown database
+        return f"[database] url cannot be used: {exc}"
+    if isinstance(exc, ModuleNotFoundError):  # a database without its driver, mostly
+        return (
+            f"{exc}: is [database] url ({_database(ctx)}) for SQLite or PostgreSQL "
+            "(postgresql+psycopg://)?"
+        )
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    report = _write_report(exc)
+    where = f"; the details are in {report}" if report else ""
+    return f"unexpected error: {type(exc).__name__}: {exc}{where}"
+
+
+def _database(ctx: click.Context) -> str:
+    """The configured database, without its password."""
+    obj = ctx.find_object(Context)
+    try:
+        from sqlalchemy.engine import make_url
+
+        url = obj.settings.database_url if obj is not None else ""
+        return make_url(url).render_as_string(hide_password=True) if url else "no url"
+    except Exception:
+        return "[database] url"
+
+
+def _write_report(exc: Exception) -> str | None:
+    import tempfile
+    import traceback
+
+    try:
+        handle, path = tempfile.mkstemp(prefix="safeguard-error-", suffix=".txt")
+        with open(handle, "w", encoding="utf-8") as out:
+            traceback.print_exception(exc, file=out)
+        return path
+    except OSError:
+        return None
 
 
 @click.group(cls=Group)

@@ -84,6 +84,10 @@ def purge(
     if on_date is not None and not dry_run:
         click.echo("safeguard: --on only goes with --dry-run: a purge happens today", err=True)
         sys.exit(2)
+    if on_date is not None and not 1970 <= on_date.year <= 9000:
+        day = on_date.date().isoformat()
+        click.echo(f"safeguard: --on {day}: give a date from 1970 on", err=True)
+        sys.exit(2)
     settings = ctx.settings
     pack = load_pack(settings.pack, site=settings.organisation)
     zone = pack.organisation.timezone

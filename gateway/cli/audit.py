@@ -15,6 +15,7 @@ from gateway.store.audit import AuditLog
 
 _SINCE_RE = re.compile(r"(\d+)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MOST_DAYS = 100 * 365  # further back than any archive goes, and short of date arithmetic's end
 
 
 def parse_since(value: str) -> timedelta:
@@ -22,13 +23,19 @@ def parse_since(value: str) -> timedelta:
     match = _SINCE_RE.fullmatch(value.strip().lower())
     if match is None:
         raise ValueError(f"--since {value!r} is not a period such as 30m, 24h, 7d or 2w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    amount, unit = int(match.group(1)), _UNITS[match.group(2)]
+    # Bounded in minutes first: a long enough number overflows timedelta itself.
+    if amount > MOST_DAYS * 24 * 60 or timedelta(**{unit: amount}).days > MOST_DAYS:
+        raise ValueError(f"--since {value!r} is more than {MOST_DAYS // 365} years")
+    return timedelta(**{unit: amount})
 
 
 @click.command()
 @click.option("--since", metavar="PERIOD", help="Only the last PERIOD: 30m, 24h, 7d, 2w.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
-@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many rows.")
+@click.option(
+    "--limit", type=click.IntRange(1, 10**9), default=None, help="At most this many rows."
+)
 @click.option("--actor", metavar="WHO", help="Only what this person (or local user) did.")
 @click.option(
     "--action",

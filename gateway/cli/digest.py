@@ -19,6 +19,8 @@ def parse_span(text: str) -> timedelta:
     if not match:
         raise click.BadParameter(f"{text!r}: use hours, days or weeks, e.g. 24h, 7d, 2w")
     amount, unit = int(match[1]), match[2]
+    if amount > 100 * 365 * 24:  # also keeps the arithmetic below in range
+        raise click.BadParameter(f"{text!r} is more than 100 years")
     return {
         "h": timedelta(hours=amount),
         "d": timedelta(days=amount),

@@ -54,6 +54,9 @@ def export(
     if output.exists():
         click.echo(f"safeguard: {output} exists; choose a new file name", err=True)
         sys.exit(2)
+    if not output.parent.is_dir():
+        click.echo(f"safeguard: {output.parent} is not a folder; create it first", err=True)
+        sys.exit(2)
     now = SystemClock().now()
     engine = open_engine(ctx.settings, pool_size=1)
     audit = AuditLog(engine)

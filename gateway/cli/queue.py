@@ -47,7 +47,7 @@ def list_(ctx: Context) -> None:
 
 
 @queue.command()
-@click.argument("entry_id", type=int)
+@click.argument("entry_id", type=click.IntRange(1, 2**63 - 1))
 @pass_context
 def retry(ctx: Context, entry_id: int) -> None:
     """Try entry ENTRY_ID (from `queue list`) now, even if it is held until later."""

@@ -94,7 +94,9 @@ def _table(page: Page, zone: tzinfo) -> None:
 @click.option(
     "--limit", type=click.IntRange(1, 10000), default=50, show_default=True, help="Per page."
 )
-@click.option("--page", type=click.IntRange(1), default=1, show_default=True, help="Page number.")
+@click.option(
+    "--page", type=click.IntRange(1, 10**9), default=1, show_default=True, help="Page number."
+)
 @click.option(
     "--as",
     "as_email",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import click
 import structlog
 
-from gateway.cli import Context, pass_context
+from gateway.cli import LOG_LEVELS, Context, pass_context
 from gateway.config import Settings
 from gateway.logs import configure_logging
 
@@ -37,7 +37,7 @@ log = structlog.get_logger("gateway.serve")
 
 
 @click.command()
-@click.option("--log-level", default="info", show_default=True)
+@click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True)
 @pass_context
 def serve(ctx: Context, log_level: str) -> None:
     """Run the SMTP relay; a clean stop finishes the sessions in flight."""

@@ -11,6 +11,7 @@ from gateway.clock import SystemClock
 from gateway.smtp.auth import hash_password
 from gateway.store.credentials import CredentialStore
 from gateway.store.db import make_engine
+from gateway.store.directory import DirectoryStore
 from gateway.store.migrate import upgrade
 
 
@@ -27,7 +28,15 @@ def set_password(ctx: Context, email: str) -> None:
     if sys.stdin.isatty():
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     else:
-        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            password = sys.stdin.readline().rstrip("\r\n")
+        except UnicodeDecodeError:
+            password = "\udcff"  # as a stdin that keeps undecodable bytes would give it
+    try:
+        password.encode("utf-8")  # stdin keeps bytes it cannot decode as surrogates
+    except UnicodeEncodeError:
+        click.echo("safeguard: the password is not UTF-8 text", err=True)
+        sys.exit(2)
     if len(password) < 10:
         click.echo("safeguard: a password needs at least 10 characters", err=True)
         sys.exit(2)
@@ -36,7 +45,16 @@ def set_password(ctx: Context, email: str) -> None:
     ctx.call_on_close(engine.dispose)
     from gateway.cli.search import local_user
 
+    address = email.strip().lower()
     CredentialStore(engine).set_hash(
-        email.strip().lower(), hash_password(password), SystemClock().now(), actor=local_user()
+        address, hash_password(password), SystemClock().now(), actor=local_user()
     )
-    click.echo(f"Password set for {email.strip().lower()}.")
+    click.echo(f"Password set for {address}.")
+    if DirectoryStore(engine).view().staff_member(address) is None:
+        # Set all the same: the directory may be imported next. But a typo should show.
+        click.echo(
+            f"safeguard: note: {address} is not a member of staff in the directory; "
+            "check the spelling (a safeguarding lead signs in to the console only once "
+            "the directory lists them)",
+            err=True,
+        )

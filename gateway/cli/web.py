@@ -8,12 +8,12 @@ import sys
 
 import click
 
-from gateway.cli import Context, pass_context
+from gateway.cli import LOG_LEVELS, Context, pass_context
 from gateway.logs import configure_logging
 
 
 @click.command()
-@click.option("--log-level", default="info", show_default=True)
+@click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True)
 @pass_context
 def web(ctx: Context, log_level: str) -> None:
     """The safeguarding leads' console alone, on [web] listen (serve runs it too)."""

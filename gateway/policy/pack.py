@@ -304,7 +304,14 @@ def load_pack(
     if not path.exists():
         known = ", ".join(available_packs(rules_dir))
         raise NoSuchPack([f"{path}: no such policy pack (available: {known})"])
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise PackError([f"{path}: is a folder, not a policy pack file"]) from None
+    except UnicodeDecodeError as exc:
+        raise PackError([f"{path}: not UTF-8 text (byte {exc.start + 1})"]) from None
+    except OSError as exc:
+        raise PackError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

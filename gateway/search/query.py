@@ -304,12 +304,24 @@ def _field_term(tok: _Tok, codes: tuple[str, ...]) -> Term:
     return Before(_day(value, name, pos))
 
 
+# Bounds no person searching comes near; past them a query would exhaust Python's recursion or
+# SQLite's expression depth (1,000) instead of being answered.
+MOST_TERMS = 256
+MOST_DEPTH = 32
+
+
 class _Parser:
     def __init__(self, query: str, codes: tuple[str, ...]) -> None:
         self.query = query
         self.codes = codes
         self.toks = _tokenize(query)
         self.i = 0
+        self.depth = 0
+        terms = [t for t in self.toks if t.kind in ("word", "phrase", "field")]
+        if len(terms) > MOST_TERMS:
+            raise QueryError(
+                f"more than {MOST_TERMS} terms; search for fewer at a time", terms[MOST_TERMS].pos
+            )
 
     def peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -347,6 +359,11 @@ class _Parser:
             items.append(self.unary())
         return _join(Or, items)
 
+    def nested(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MOST_DEPTH:
+            raise QueryError(f"brackets and exclusions nested more than {MOST_DEPTH} deep", tok.pos)
+
     def unary(self) -> Node:
         tok = self.peek()
         if tok is None:
@@ -356,7 +373,9 @@ class _Parser:
             nxt = self.peek()
             if nxt is None or nxt.kind in ("rparen", "or", "and"):
                 raise QueryError(f"{tok.text} must be followed by the term it excludes", tok.pos)
+            self.nested(tok)
             inner = self.unary()
+            self.depth -= 1
             return inner.item if isinstance(inner, Not) else Not(inner)
         return self.atom()
 
@@ -365,11 +384,13 @@ class _Parser:
         if tok.kind == "lparen":
             if (nxt := self.peek()) is not None and nxt.kind == "rparen":
                 raise QueryError("empty brackets: put terms between ( and )", tok.pos)
+            self.nested(tok)
             node = self.conj()
             close = self.peek()
             if close is None:
                 raise QueryError("this '(' is never closed; add a ')'", tok.pos)
             self.take()
+            self.depth -= 1
             return node
         if tok.kind == "rparen":
             raise QueryError("this ')' closes no '('", tok.pos)

@@ -1,0 +1,164 @@
+"""Bad input gets a clear error: one line on stderr, never a traceback (found by probing every
+command with a mistaken or hostile value)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from gateway import export as exporting
+from gateway.cli import cli
+from gateway.store.archive import Archive
+from gateway.store.db import make_engine
+from gateway.store.migrate import upgrade
+from gateway.store.records import ArchiveRecord
+
+
+def _invoke(config: Path, *args: str, input: str | bytes | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), *args], input=input)
+
+
+def _one_clear_line(result: Result) -> str:
+    """The command failed with exactly one line of its own on stderr, and no traceback."""
+    assert result.exit_code in (1, 2), (result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines, result.output
+    assert lines[-1].startswith(("safeguard: ", "Error: ")), result.stderr
+    return lines[-1]
+
+
+def _config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(body + "\n[directory]\ndemo = false\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql+psycopg://x@127.0.0.1:1/none", "the database could not be used"),
+        ("notaurl", "[database] url cannot be used"),
+        ("mysql://x@localhost/db", "for SQLite or PostgreSQL"),
+        ("sqlite://", "an in-memory database keeps nothing"),
+        ("sqlite:///{tmp}/a-file/archive.db", "a-file: File exists"),
+        ("sqlite:///{tmp}", "the database could not be used"),  # a folder
+    ],
+)
+def test_a_database_that_cannot_be_used_is_one_line(tmp_path: Path, url: str, said: str):
+    (tmp_path / "a-file").write_text("not a folder")
+    config = _config(tmp_path, f'[database]\nurl = "{url.format(tmp=tmp_path)}"')
+    for command in (["search", "hello"], ["audit"], ["queue", "list"]):
+        assert said in _one_clear_line(_invoke(config, *command)), command
+
+
+def test_a_configuration_that_is_a_folder_or_not_text_is_one_line(tmp_path: Path):
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    assert "is a folder, not a file" in _one_clear_line(_invoke(folder, "search", "x"))
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe[server]\n")
+    assert "not UTF-8 text (byte 1)" in _one_clear_line(_invoke(binary, "search", "x"))
+
+
+def test_a_pack_that_is_a_folder_or_not_text_is_refused(tmp_path: Path):
+    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
+    folder = tmp_path / "pack"
+    folder.mkdir()
+    lint = _invoke(config, "rules", "lint", str(folder))
+    assert lint.exit_code != 0 and "is a folder, not a policy pack file" in lint.output
+    binary = tmp_path / "pack.toml"
+    binary.write_bytes(b'[pack]\nname = "\xff"\n')
+    lint = _invoke(config, "rules", "lint", str(binary))
+    assert lint.exit_code != 0 and "not UTF-8 text" in lint.output
+    assert "Traceback" not in lint.output
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("[delivery]\nworkers = 99999999999", "[delivery] workers: expected 1 to 1000"),
+        ("[delivery]\nlifetime = 1e20", "[delivery] lifetime: expected"),
+        ("[server]\ntimeout = nan", "[server] timeout: expected"),
+        ("[server]\nmax_message_size = -5", "[server] max_message_size: expected"),
+    ],
+)
+def test_numbers_no_one_means_are_refused_with_their_line(tmp_path: Path, setting: str, said: str):
+    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n{setting}')
+    assert said in _one_clear_line(_invoke(config, "search", "x"))
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Callable[..., Result]:
+    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
+    return lambda *args, input=None: _invoke(config, *args, input=input)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["search", "(" * 40 + "a" + ")" * 40], "nested more than 32 deep"),
+        (["search", "--", " ".join(f"-from:a{i}@x.example" for i in range(300))], "more than 256"),
+        (["search", "hello", "--page", "9223372036854775807"], "'--page'"),
+        (["audit", "--since", "99999999999999999999d"], "more than 100 years"),
+        (["audit", "--since", "10000000d"], "more than 100 years"),
+        (["audit", "--limit", "9223372036854775808"], "'--limit'"),
+        (["digest", "--since", "99999999999999999999d"], "more than 100 years"),
+        (["queue", "retry", "99999999999999999999"], "'ENTRY_ID'"),
+        (["archive", "purge", "--dry-run", "--on", "0001-01-01"], "give a date from 1970 on"),
+        (["serve", "--log-level", "banana"], "'--log-level'"),
+        (["export", "hello", "--format", "mbox", "-o", "/nonexistent/dir/o.mbox"], "not a folder"),
+    ],
+)
+def test_out_of_range_arguments_are_one_line(run, args: list[str], said: str):
+    assert said in _one_clear_line(run(*args))
+
+
+def test_a_password_that_is_not_text_is_refused(run):
+    result = run("staff", "set-password", "bob@safe.example", input=b"\xff\xfeabcdefghijkl\n")
+    assert "the password is not UTF-8 text" in _one_clear_line(result)
+
+
+def test_a_password_for_someone_the_directory_does_not_know_is_set_with_a_note(run):
+    result = run("staff", "set-password", "nobdoy@safe.example", input="a long passphrase\n")
+    assert result.exit_code == 0
+    assert "Password set for nobdoy@safe.example." in result.stdout
+    assert "is not a member of staff in the directory; check the spelling" in result.stderr
+
+
+def test_an_unexpected_failure_is_one_line_and_its_details_go_to_a_file(run, monkeypatch):
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr("gateway.store.search.ArchiveSearch.search", broken)
+    line = _one_clear_line(run("search", "hello"))
+    assert line.startswith("safeguard: unexpected error: RuntimeError: something nobody foresaw")
+    report = Path(line.rsplit("the details are in ", 1)[1])
+    assert "Traceback" in report.read_text() and "something nobody foresaw" in report.read_text()
+    report.unlink()
+
+
+def test_an_export_that_fails_midway_leaves_no_file_behind(tmp_path: Path, monkeypatch):
+    """A disk that fills mid-export: nothing is left that could pass for (part of) an export."""
+    engine = make_engine(f"sqlite:///{tmp_path}/a.db")
+    upgrade(engine)
+    record = ArchiveRecord(
+        queue_id="Q1", received_at=datetime.now(UTC), raw=b"Subject: a\r\n\r\nb\r\n", verdict="x"
+    )
+    stored = Archive(engine).store(record, [])
+
+    def full(*args: object) -> bytes:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(exporting, "_csv", full)  # the manifest, after the messages
+    for fmt in exporting.FORMATS:
+        out = tmp_path / f"history.{fmt}"
+        with pytest.raises(OSError):
+            exporting.export(engine, [stored.archive_id], fmt=fmt, out=out, cover=lambda m: "x")
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith("history")] == []
+    engine.dispose()
