@@ -48,6 +48,8 @@ NOTICE_TEMPLATES = (
     "notices/dsl_alert.txt.j2",
     "notices/delivery_failed.txt.j2",
     "notices/delivery_failed.html.j2",
+    "notices/digest.txt.j2",
+    "notices/export_cover.html.j2",
     "findings/generic.j2",
 )
 
@@ -65,6 +67,8 @@ def template_problems(env: jinja2.Environment, codes: Iterable[str]) -> list[str
                 problems.append(f"template {name}: missing")
         except jinja2.TemplateSyntaxError as exc:
             problems.append(f"template {exc.filename or name}:{exc.lineno}: {exc.message}")
+        except UnicodeDecodeError as exc:  # a site's own wording saved in another encoding
+            problems.append(f"template {name}: not UTF-8 text (byte {exc.start + 1})")
     return problems
 
 
