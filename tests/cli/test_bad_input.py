@@ -162,3 +162,15 @@ def test_an_export_that_fails_midway_leaves_no_file_behind(tmp_path: Path, monke
             exporting.export(engine, [stored.archive_id], fmt=fmt, out=out, cover=lambda m: "x")
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith("history")] == []
     engine.dispose()
+
+
+def test_a_site_template_that_is_not_text_is_found_by_lint_not_by_an_export(tmp_path: Path):
+    (tmp_path / "wording" / "notices").mkdir(parents=True)
+    (tmp_path / "wording" / "notices" / "export_cover.html.j2").write_bytes(b"\xff{{ x }}")
+    config = _config(
+        tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n[notify]\ntemplates = "wording"'
+    )
+    lint = _invoke(config, "rules", "lint", "default")
+    assert lint.exit_code == 1
+    assert "template notices/export_cover.html.j2: not UTF-8 text (byte 1)" in lint.output
+    assert "Traceback" not in lint.output
