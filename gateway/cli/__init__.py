@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import tzinfo
 
@@ -58,6 +59,11 @@ class Group(click.Group):
             sys.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click's own: it says what was wrong with the command line
+        except BrokenPipeError:
+            # The reader went away (`| head`): nothing to say. Python flushes stdout once
+            # more at exit; pointed at /dev/null, that cannot fail as well (Python's docs).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except Exception as exc:
             # Never a traceback to the user: one line, and the details in a file for whoever
             # looks into it.

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from email_validator import EmailNotValidError, validate_email
 
 from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
@@ -37,11 +38,26 @@ def check(
     from gateway.service import build_checker
 
     settings = ctx.settings
+    limit = settings.server.max_message_size
     try:
-        raw = eml.read_bytes()
+        with eml.open("rb") as handle:  # not read whole first: /dev/zero never ends
+            raw = handle.read(limit + 1)
     except OSError as exc:
         click.echo(f"safeguard: {eml}: {exc.strerror}", err=True)
         sys.exit(2)
+    if len(raw) > limit:
+        click.echo(
+            f"safeguard: {eml}: larger than [server] max_message_size ({limit} bytes), "
+            "which the relay would refuse",
+            err=True,
+        )
+        sys.exit(2)
+    for rcpt in rcpts:
+        try:  # as the relay checks RCPT TO
+            validate_email(rcpt, check_deliverability=False, test_environment=True)
+        except EmailNotValidError as exc:
+            click.echo(f"safeguard: --rcpt {rcpt!r} is not an e-mail address: {exc}", err=True)
+            sys.exit(2)
     checker = build_checker(settings)
     zone = checker.policy.pack.organisation.timezone
     if at is None:
@@ -54,6 +70,9 @@ def check(
             sys.exit(2)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone)
+        if not 1970 <= moment.year <= 9000:
+            click.echo(f"safeguard: --at {at!r}: give a time from 1970 on", err=True)
+            sys.exit(2)
     # An empty envelope means "the header recipients", exactly what the relay would be given.
     try:
         message = parse_message(

@@ -32,8 +32,9 @@ class TokenStore:
     def create(self, name: str, now: datetime) -> str:
         """A new token for `name`, returned once: only its digest is stored."""
         if not NAME_RE.fullmatch(name):
+            shown = repr(name) if len(name) <= 80 else f"{name[:60]!r} ({len(name)} characters)"
             raise TokenError(
-                f"{name!r}: a token name is 1-64 letters, digits, '.', '_' or '-', "
+                f"{shown}: a token name is 1-64 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"
             )
         token = PREFIX + secrets.token_urlsafe(32)

@@ -3,6 +3,8 @@ command with a mistaken or hostile value)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,3 +176,47 @@ def test_a_site_template_that_is_not_text_is_found_by_lint_not_by_an_export(tmp_
     assert lint.exit_code == 1
     assert "template notices/export_cover.html.j2: not UTF-8 text (byte 1)" in lint.output
     assert "Traceback" not in lint.output
+
+
+@pytest.fixture
+def draft(tmp_path: Path) -> Path:
+    path = tmp_path / "draft.eml"
+    path.write_bytes(
+        b"From: alex.teacher@safe.example\r\nTo: sam.minor@home.example\r\n"
+        b"Subject: Thursday\r\n\r\nHi Sam,\r\n\r\nSee you Thursday.\r\n"
+    )
+    return path
+
+
+def test_check_refuses_a_time_an_address_or_a_size_the_relay_never_would_see(
+    tmp_path: Path, draft: Path
+):
+    database = f'[database]\nurl = "sqlite:///{tmp_path}/a.db"'
+    config = _config(tmp_path, f"{database}\n[server]\nmax_message_size = 1000")
+    at = _invoke(config, "check", str(draft), "--at", "0001-01-01T00:00")
+    assert "give a time from 1970 on" in _one_clear_line(at)  # it said "Sam is -2011"
+    rcpt = _invoke(config, "check", str(draft), "--rcpt", "not an address")
+    assert "--rcpt 'not an address' is not an e-mail address" in _one_clear_line(rcpt)
+    big = tmp_path / "big.eml"
+    big.write_bytes(draft.read_bytes() + b"x" * 2000)
+    size = _invoke(config, "check", str(big))
+    assert "larger than [server] max_message_size (1000 bytes)" in _one_clear_line(size)
+
+
+def test_a_long_bad_token_name_is_not_echoed_whole(run):
+    line = _one_clear_line(run("api", "token", "create", "x" * 100_000))
+    assert "(100000 characters): a token name is 1-64 letters" in line and len(line) < 300
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path):
+    """`safeguard rules show default | head -1`: no traceback, no error line. (`true` reads
+    nothing and has exited long before Python has started: every write meets a closed pipe.)"""
+    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
+    shown = subprocess.run(
+        f"{sys.executable} -m gateway --config {config} rules show default | true",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.stderr == ""
