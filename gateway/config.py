@@ -268,7 +268,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     explicit = path is not None or "SAFEGUARD_CONFIG" in os.environ
     config_path = Path(path or os.environ.get("SAFEGUARD_CONFIG") or DEFAULT_PATH)
     if config_path.exists():
-        text = _read_text(config_path, ConfigError)
+        text = read_text_file(config_path, ConfigError)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -289,7 +289,7 @@ def _within(r: _Reader, section: str, key: str, value: float, least: float, most
         raise r.error(section, key, f"expected {least:g} to {most:g}, got {value!r}")
 
 
-def _read_text(path: Path, error: Callable[[str], Exception]) -> str:
+def read_text_file(path: Path, error: Callable[[str], Exception]) -> str:
     """A UTF-8 text file's contents; what stops it being read, as `error` naming the file."""
     try:
         return path.read_text(encoding="utf-8")
@@ -428,7 +428,7 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         raise r.error("database", "url", "an in-memory database keeps nothing: name a file")
     elif db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
         relative = db_url.removeprefix("sqlite:///")
-        if relative and relative != ":memory:":
+        if relative:
             db_url = f"sqlite:///{base / relative}"
 
     mode = r.get("policy", "mode", str, "enforce")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.config import ORGANISATION_KEYS, OrganisationSettings
+from gateway.config import ORGANISATION_KEYS, OrganisationSettings, read_text_file
 from gateway.policy.hours import HoursError, OfficeHours
 from gateway.policy.registry import CheckSpec, discover
 from gateway.policy.types import RULE_ACTIONS, Action, Organisation, Pack, Retention, Rule, Where
@@ -304,14 +304,7 @@ def load_pack(
     if not path.exists():
         known = ", ".join(available_packs(rules_dir))
         raise NoSuchPack([f"{path}: no such policy pack (available: {known})"])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except IsADirectoryError:
-        raise PackError([f"{path}: is a folder, not a policy pack file"]) from None
-    except UnicodeDecodeError as exc:
-        raise PackError([f"{path}: not UTF-8 text (byte {exc.start + 1})"]) from None
-    except OSError as exc:
-        raise PackError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
+    text = read_text_file(path, lambda problem: PackError([problem]))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

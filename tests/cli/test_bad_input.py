@@ -73,7 +73,7 @@ def test_a_pack_that_is_a_folder_or_not_text_is_refused(tmp_path: Path):
     folder = tmp_path / "pack"
     folder.mkdir()
     lint = _invoke(config, "rules", "lint", str(folder))
-    assert lint.exit_code != 0 and "is a folder, not a policy pack file" in lint.output
+    assert lint.exit_code != 0 and f"{folder}: is a folder, not a file" in lint.output
     binary = tmp_path / "pack.toml"
     binary.write_bytes(b'[pack]\nname = "\xff"\n')
     lint = _invoke(config, "rules", "lint", str(binary))
