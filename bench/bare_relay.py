@@ -168,6 +168,12 @@ if __name__ == "__main__":
     parser.add_argument("--policy", type=Path, help="a gateway config: run its policy stage too")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="Python's own event loop, or uvloop (the gateway's default)",
+    )
+    parser.add_argument(
         "--protocol",
         choices=("aiosmtpd", "gateway"),
         default="aiosmtpd",
@@ -185,7 +191,14 @@ if __name__ == "__main__":
     if children or args.processes == 1:
         print(f"relay on {args.listen}, {args.processes} process(es)", flush=True)
     try:
-        asyncio.run(main(listener, args.upstream, args.pool, args.policy, _protocol(args.protocol)))
+        relay = main(listener, args.upstream, args.pool, args.policy, _protocol(args.protocol))
+        factory = None
+        if args.loop == "uvloop":
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(relay)
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):

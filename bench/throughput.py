@@ -5,13 +5,17 @@ One run, on this machine, over loopback, with Postfix's `smtp-source` as the cli
 
   a           bench/bare_relay.py: aiosmtpd, no checks, no archive; forwards each message
               upstream (pooled aiosmtplib connections) before answering 250
+  u           a on uvloop (bare_relay.py --loop uvloop), the event loop c runs on by default
+              (`[server] event_loop`): what the loop alone is worth to a bare relay. Context
+              for c/a, whose a stays on Python's own loop as the issue defines it
   a2          a in as many processes as c (--processes, one port): what a bare aiosmtpd relay
               can do with both cores; the ceiling of any relay built on this stack
   s           a2 with the gateway's own subclass of aiosmtpd's SMTP class (bare_relay.py
-              --protocol gateway): SMTP in and out as c does them, nothing else. The floor
-              of c's cost in "What bounds c" below
+              --protocol gateway) on c's event loop (uvloop): SMTP in and out as c does them,
+              nothing else. The floor of c's cost in "What bounds c" below
   p           a + the gateway's policy stage: bench/bare_relay.py --policy, as many
-              processes as c, running the gateway's own parse, rules and plan on each
+              processes as c, on c's event loop, running the gateway's own parse, rules and
+              plan on each
               message on the event loop and forwarding what the plan sends; nothing is
               archived or queued. Not a product: it splits c's cost into the policy work
               (p against a) and the archive, queue and delivery worker (c against p)
@@ -85,7 +89,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 WORK = Path("/var/tmp/safeguard-bench")  # fixed: Postfix must list it in its default main.cf
 POSTFIX_DIR = WORK / "postfix"
-SYSTEMS = ("a", "a2", "s", "p", "b", "c-sqlite", "c-postgres")
+SYSTEMS = ("a", "u", "a2", "s", "p", "b", "c-sqlite", "c-postgres")
 PACK = "teens-in-ai"
 DOMAIN = "teensinai.example"
 SENDER = f"alex.bench@{DOMAIN}"
@@ -592,6 +596,13 @@ class BareRelay(Relay):
         wait_port(self.port, self.proc)
 
 
+class UvloopRelay(BareRelay):
+    """System u: the bare relay on uvloop, the event loop c runs on."""
+
+    name = "u"
+    extra = ("--loop", "uvloop")
+
+
 class BareRelays(BareRelay):
     """System a2: the bare relay in as many processes as c."""
 
@@ -608,7 +619,7 @@ class GatewayProtocolRelays(BareRelay):
     name = "s"
 
     def __init__(self, processes: int, source: Path | None = None) -> None:
-        self.extra = ("--processes", str(processes), "--protocol", "gateway")
+        self.extra = ("--processes", str(processes), "--protocol", "gateway", "--loop", "uvloop")
         self.env = {**os.environ}
         if source is not None:
             self.env["PYTHONPATH"] = str(source.resolve())
@@ -633,7 +644,10 @@ class PolicyRelay(BareRelay):
             f'[directory]\ndemo = false\n[notify]\ndigest_at = ""\n[policy]\npack = "{PACK}"\n'
         )
         import_directory(config, workdir, self.env)
-        self.extra = ("--policy", str(config), "--processes", str(self.processes))
+        self.extra = (
+            *("--policy", str(config), "--processes", str(self.processes)),
+            *("--loop", "uvloop"),
+        )
         super().start(sink, workdir)
 
     def stop(self) -> None:
@@ -880,6 +894,8 @@ class Result:
 def make_relay(system: str, args: argparse.Namespace) -> Relay:
     if system == "a":
         return BareRelay()
+    if system == "u":
+        return UvloopRelay()
     if system == "a2":
         return BareRelays(args.processes)
     if system == "s":
@@ -972,8 +988,9 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
 # --- report ----------------------------------------------------------------------------------
 LABELS = {
     "a": "a: bare aiosmtpd relay",
+    "u": "u: a on uvloop (c's event loop)",
     "a2": "a2: a in as many processes as c",
-    "s": "s: a2 on the gateway's SMTP protocol class",
+    "s": "s: a2 on the gateway's SMTP protocol class and loop",
     "p": "p: a + the gateway's policy stage, nothing stored",
     "b": "b: Postfix (durable)",
     "c-sqlite": "c: gateway, SQLite",
@@ -990,7 +1007,7 @@ def table(results: dict[str, Result]) -> str:
     rows = []
     for system, res in results.items():
         ratios = ["", ""]
-        if system.startswith("c-") or system in ("p", "a2", "s"):
+        if system.startswith("c-") or system in ("p", "u", "a2", "s"):
             for i, base in enumerate(("a", "b")):
                 if base in results:
                     ratios[i] = f"{statistics.median(round_ratios(res, results[base])):.2f}"
@@ -1011,9 +1028,10 @@ def round_ratios(res: Result, base: Result) -> list[float]:
 def ratio_lines(results: dict[str, Result]) -> str:
     lines = []
     for system, res in results.items():
-        if not system.startswith("c-") and system not in ("p", "a2", "s"):
+        if not system.startswith("c-") and system not in ("p", "u", "a2", "s"):
             continue
-        for base in ("a", "a2", "p", "b") if system.startswith("c-") else ("a", "a2", "b"):
+        bases = ("a", "u", "a2", "p", "b") if system.startswith("c-") else ("a", "u", "a2", "b")
+        for base in bases:
             if base == system:
                 continue
             if base not in results:

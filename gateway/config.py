@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.eventloop import EVENT_LOOPS
+
 DEFAULT_PATH = "gateway.toml"
 
 
@@ -64,6 +66,7 @@ class ServerSettings:
     # Relay processes sharing the listening port (SO_REUSEPORT), each with its own archive
     # writer and delivery worker: one Python process uses one core at most.
     processes: int = 1
+    event_loop: str = "uvloop"  # or "asyncio" (gateway.eventloop)
 
     @property
     def tls_enabled(self) -> bool:
@@ -370,6 +373,7 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         drain_timeout=r.get("server", "drain_timeout", float, 30.0),
         min_free_disk=r.get("server", "min_free_disk", int, None),
         processes=r.get("server", "processes", int, 1),
+        event_loop=r.get("server", "event_loop", str, "uvloop"),
     )
     if not 1 <= server.processes <= 64:
         raise r.error("server", "processes", f"expected 1-64, got {server.processes}")
@@ -377,6 +381,9 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     _within(r, "server", "max_recipients", server.max_recipients, 1, 100_000)
     for name in ("timeout", "data_timeout", "parse_timeout", "drain_timeout"):
         _within(r, "server", name, getattr(server, name), 0.001, _DAY)
+    if server.event_loop not in EVENT_LOOPS:
+        expected = " or ".join(repr(k) for k in EVENT_LOOPS)
+        raise r.error("server", "event_loop", f"expected {expected}, got {server.event_loop!r}")
     if server.processes > 1 and server.port == 0:
         raise r.error("server", "processes", "several processes need a fixed listen port")
     if server.tls_listen and not server.tls_enabled:

@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from gateway.config import Settings, settings_from_dict
+from gateway.eventloop import loop_factory
 
 DATA = Path(__file__).parent / "data"
 NO_RULES_PACK = DATA / "packs" / "no-rules.toml"
@@ -158,11 +159,12 @@ def make_settings(
 
 
 class RunningGateway:
-    """A Gateway on its own event loop thread, on a real port."""
+    """A Gateway on its own event loop thread, on a real port: the loop `serve` would use."""
 
     def __init__(self, gateway: Any) -> None:
         self.gateway = gateway
-        self.loop = asyncio.new_event_loop()
+        factory = loop_factory(gateway.settings.server.event_loop) or asyncio.new_event_loop
+        self.loop = factory()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> RunningGateway:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import click
 import structlog
 
+from gateway import eventloop
 from gateway.cli import LOG_LEVELS, Context, pass_context
 from gateway.config import Settings
 from gateway.logs import configure_logging
@@ -85,6 +86,7 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
                 await api.stop()
             raise
         _settle_garbage_collector()
+        log.info("relay_ready", event_loop=type(loop).__module__.partition(".")[0])
         if announce:
             processes = settings.server.processes
             click.echo(
@@ -101,7 +103,7 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
         await gateway.stop()
 
     try:
-        asyncio.run(run())
+        eventloop.run(run(), settings.server.event_loop)
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
 

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from gateway import eventloop
 from gateway.cli import LOG_LEVELS, Context, pass_context
 from gateway.logs import configure_logging
 
@@ -53,7 +54,7 @@ def web(ctx: Context, log_level: str) -> None:
         await server.stop()
 
     try:
-        asyncio.run(run())
+        eventloop.run(run(), settings.server.event_loop)
     except OSError as exc:
         raise click.ClickException(f"cannot start the console: {exc}") from None
     finally:
