@@ -74,11 +74,13 @@ def build_checker(settings: Settings) -> Pipeline:
             view = demo_view(SystemClock().now())
     finally:
         store.engine.dispose()
+    # Its templates checked as the relay's are: a broken one is named, not an unexpected error.
+    policy, templates = load_policy_and_wording(settings)
     return Pipeline(
         hostname=settings.server.hostname,
-        policy=load_policy(settings),
+        policy=policy,
         directory=lambda: view,
-        templates=environment_for(settings.pack, settings.templates),
+        templates=templates,
     )
 
 

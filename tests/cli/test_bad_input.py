@@ -203,6 +203,20 @@ def test_check_refuses_a_time_an_address_or_a_size_the_relay_never_would_see(
     assert "larger than [server] max_message_size (1000 bytes)" in _one_clear_line(size)
 
 
+def test_check_names_a_broken_site_finding_template(tmp_path: Path, draft: Path):
+    """`check` said only "unexpected error" (the relay and `rules lint` named the template)."""
+    (tmp_path / "wording" / "findings").mkdir(parents=True)
+    broken = "{% macro explanation() %}{{ p.name }{% endmacro %}"
+    (tmp_path / "wording" / "findings" / "missing_required_cc.j2").write_text(broken)
+    config = _config(
+        tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n[notify]\ntemplates = "wording"'
+    )
+    checked = _invoke(config, "check", str(draft))
+    assert checked.exit_code in (1, 2)
+    assert "findings/missing_required_cc.j2:1: unexpected '}'" in checked.stderr, checked.output
+    assert "unexpected error" not in checked.output and "Traceback" not in checked.output
+
+
 def test_a_long_bad_token_name_is_not_echoed_whole(run):
     line = _one_clear_line(run("api", "token", "create", "x" * 100_000))
     assert "(100000 characters): a token name is 1-64 letters" in line and len(line) < 300

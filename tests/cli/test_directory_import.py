@@ -55,6 +55,15 @@ def test_a_missing_file_is_one_clear_line(run, tmp_path: Path):
     assert "nope.csv" in result.output and "Traceback" not in result.output
 
 
+def test_a_file_no_export_could_be_is_refused_before_it_fills_memory(run):
+    """`directory import staff /dev/zero` read until memory ran out; now it stops at the
+    bound, with one line saying why."""
+    result = run("directory", "import", "staff", "/dev/zero")
+    assert result.exit_code == 2
+    assert "/dev/zero" in result.output and "larger than 100 MB" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_several_bad_rows_are_one_line_on_stderr_and_all_listed_on_stdout(run, tmp_path: Path):
     """interface.md: bad input is "one line on stderr naming the file, line and reason"; the
     other rows to fix are listed on stdout, so one run shows the admin all of them."""
