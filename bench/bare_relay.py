@@ -17,14 +17,18 @@ connection set-up the gateway's delivery worker does not pay either.
 With `--policy gateway.toml` it is the benchmark's system `p`: the same relay, but each message
 first goes through the gateway's own `Pipeline.prepare` (parse, every rule of the pack, the
 plan: the bounce for refused mail, the rewritten copy) on the event loop, as in the gateway,
-and what the plan says to send is forwarded. Nothing is archived or queued. `p` against `a`
-is what the policy work costs; `c` against `p` is what the archive, the queue and the
+and what the plan says to send is forwarded. Nothing is archived or queued. The benchmark
+runs it with `--protocol gateway --loop uvloop`, as the gateway runs: `p` against `s` is what
+the policy work costs; `c` against `p` is what the archive, the queue and the
 delivery worker cost. `--processes N` serves one listening socket from N processes, as
 `safeguard serve` does.
 
 With `--protocol gateway` the server side is the gateway's own subclass of aiosmtpd's SMTP
 (`GatewaySMTP`: its cheaper per-connection set-up, address parsing and DATA reader): the
-benchmark's system `s`, SMTP in and out as the gateway does them, and nothing else.
+benchmark's system `s` (with `--loop uvloop`, the gateway's default event loop), SMTP in and
+out as the gateway does them, and nothing else. Neither copies the gateway's garbage-collector
+settings (`gateway/cli/serve.py`) nor its handler's reflection shortcut
+(`RelayHandler.__dir__`): each does a little more per message than the gateway does.
 """
 
 from __future__ import annotations
@@ -145,7 +149,9 @@ async def main(
     pool = Pool(upstream[0], upstream[1], pool_size)
     handler = BareRelay(pool) if policy is None else PolicyRelay(pool, _pipeline(policy))
     server = await loop.create_server(
-        lambda: protocol(handler, hostname="bare.localhost", enable_SMTPUTF8=True), sock=sock
+        # loop= as the gateway passes it: otherwise aiosmtpd looks it up on every connection.
+        lambda: protocol(handler, hostname="bare.localhost", enable_SMTPUTF8=True, loop=loop),
+        sock=sock,
     )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -15,10 +15,10 @@ One run, on this machine, over loopback, with Postfix's `smtp-source` as the cli
               nothing else. The floor of c's cost in "What bounds c" below
   p           s + the gateway's policy stage: bench/bare_relay.py --policy, as many
               processes as c, on c's protocol class and event loop, running the gateway's
-              own parse, rules and plan on each
-              message on the event loop and forwarding what the plan sends; nothing is
-              archived or queued. Not a product: it splits c's cost into the policy work
-              (p against a) and the archive, queue and delivery worker (c against p)
+              own parse, rules and plan on each message on the event loop and forwarding
+              what the plan sends; nothing is archived or queued. Not a product: it splits
+              c's cost into the policy work (p against s) and the archive, queue and
+              delivery worker (c against p)
   b           Postfix as a durable relay: a private instance (own config, queue and data
               directories under /var/tmp/safeguard-bench/postfix), default durability
               (the queue file is fsynced before 250), relayhost = the sink

@@ -19,9 +19,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.eventloop import EVENT_LOOPS
-
 DEFAULT_PATH = "gateway.toml"
+
+# `[server] event_loop`: what `gateway.eventloop` can run on.
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 class ConfigError(ValueError):

@@ -2,7 +2,7 @@
 
 uvloop (libuv) by default: the relay's own event loop thread spends much of each message in
 asyncio's transports, timers and selector, which uvloop does in C. On c-sqlite of
-`bench/throughput.py` it cut the relay's CPU per message by 5-20 % in three interleaved pairs
+`bench/throughput.py` it cut the relay processes' CPU per message by 5-20 % in three pairs
 (bench/results/throughput.md, "Session 20"). `asyncio` is Python's own loop, for a platform
 without uvloop or to rule it out when chasing a fault.
 """
@@ -16,8 +16,6 @@ from typing import Any, TypeVar
 import structlog
 
 log = structlog.get_logger("gateway.eventloop")
-
-EVENT_LOOPS = ("uvloop", "asyncio")
 
 _T = TypeVar("_T")
 
@@ -35,6 +33,6 @@ def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run(main: Coroutine[Any, Any, _T], kind: str) -> _T:
-    """`asyncio.run(main)`, on the loop `kind` names (one of `EVENT_LOOPS`)."""
+    """`asyncio.run(main)`, on the loop `kind` names (one of `config.EVENT_LOOPS`)."""
     with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
         return runner.run(main)

@@ -411,7 +411,7 @@ def _parse(
 
 # Far more than any organisation's export (~300 bytes a contact: 300,000 contacts), and a bound
 # on what a wrong path (`/dev/zero`, a disk image) can make the import hold in memory.
-MAX_FILE_BYTES = 100 * 2**20
+MAX_FILE_BYTES = 100_000_000
 
 
 def _read(path: Path) -> bytes:
@@ -423,7 +423,7 @@ def _read(path: Path) -> bytes:
             path, [RowError(0, None, f"cannot read the file: {exc.strerror or exc}")]
         ) from exc
     if len(data) > MAX_FILE_BYTES:
-        reason = f"larger than {MAX_FILE_BYTES // 2**20} MB: not a directory CSV export"
+        reason = f"larger than {MAX_FILE_BYTES // 1_000_000} MB: not a directory CSV export"
         raise DirectoryFileError(path, [RowError(0, None, reason)])
     return data
 

@@ -33,12 +33,17 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path, ssl.SSLContext]:
 
 
 @pytest.fixture
-def staff_gateway(start_gateway, tls_files):
+def event_loop_kind() -> str:
+    return "uvloop"  # the default; a test may ask for Python's own loop too
+
+
+@pytest.fixture
+def staff_gateway(start_gateway, tls_files, event_loop_kind):
     """No trusted networks: every client must authenticate, and only after STARTTLS."""
     cert, key, _ = tls_files
     gateway = start_gateway(
         auth={"trusted_networks": [], "max_failures": 3},
-        server={"tls_cert": str(cert), "tls_key": str(key)},
+        server={"tls_cert": str(cert), "tls_key": str(key), "event_loop": event_loop_kind},
     )
     CredentialStore(gateway.gateway.engine).set_hash(
         "alex.teacher@safe.example",
@@ -66,6 +71,7 @@ def test_auth_is_not_offered_or_accepted_before_starttls(staff_gateway):
         assert code == 538 and reply.startswith(b"5.7.11")
 
 
+@pytest.mark.parametrize("event_loop_kind", ["uvloop", "asyncio"])
 def test_staff_relay_after_starttls_and_auth(staff_gateway, tls_files, sink: Sink):
     _, _, context = tls_files
     with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:

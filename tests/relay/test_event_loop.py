@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import smtplib
+import sys
 from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, settings_from_dict
+from gateway.config import ConfigError, load_settings, settings_from_dict
+from gateway.eventloop import loop_factory
 from tests.relay.serving import ServeProcess, write_config
 from tests.support import Sink, free_port
 
@@ -19,8 +21,18 @@ def test_event_loop_defaults_to_uvloop_and_is_checked(tmp_path: Path):
     assert settings_from_dict({}, path).server.event_loop == "uvloop"
     loop = settings_from_dict({"server": {"event_loop": "asyncio"}}, path).server.event_loop
     assert loop == "asyncio"
-    with pytest.raises(ConfigError, match=r"\[server\] event_loop: expected 'uvloop' or 'asyncio'"):
-        settings_from_dict({"server": {"event_loop": "trio"}}, path)
+    path.write_text('[server]\nevent_loop = "trio"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert str(refused.value) == (
+        f"{path}:2: [server] event_loop: expected 'uvloop' or 'asyncio', got 'trio'"
+    )
+
+
+def test_without_uvloop_the_relay_runs_on_pythons_own_loop(monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as where no wheel is built
+    assert loop_factory("uvloop") is None
+    assert loop_factory("asyncio") is None
 
 
 @pytest.mark.parametrize("kind", [None, "asyncio"])
