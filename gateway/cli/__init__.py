@@ -79,16 +79,34 @@ def _explain(exc: Exception, ctx: click.Context) -> str:
         return f"the database could not be used: {reason} ({_database(ctx)})"
     if isinstance(exc, ArgumentError):  # an unreadable URL, an unknown database
         return f"[database] url cannot be used: {exc}"
-    if isinstance(exc, ModuleNotFoundError):  # a database without its driver, mostly
+    if isinstance(exc, ModuleNotFoundError) and _loading_driver(exc):
         return (
             f"{exc}: is [database] url ({_database(ctx)}) for SQLite or PostgreSQL "
             "(postgresql+psycopg://)?"
+        )
+    if isinstance(exc, ModuleNotFoundError):  # the gateway's own installation is incomplete
+        report = _write_report(exc)
+        where = f"; the details are in {report}" if report else ""
+        return (
+            f"{exc}: the gateway's installation is incomplete; install it again "
+            f"(pip install safeguard-gateway, or make .venv in a checkout){where}"
         )
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
     report = _write_report(exc)
     where = f"; the details are in {report}" if report else ""
     return f"unexpected error: {type(exc).__name__}: {exc}{where}"
+
+
+def _loading_driver(exc: ModuleNotFoundError) -> bool:
+    """Raised while SQLAlchemy loaded the driver [database] url names (mysql://, say), not by
+    a module of the gateway or a library it needs."""
+    frame = exc.__traceback__
+    while frame is not None:
+        if "/sqlalchemy/dialects/" in frame.tb_frame.f_code.co_filename.replace(os.sep, "/"):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _database(ctx: click.Context) -> str:

@@ -59,6 +59,22 @@ def test_a_database_that_cannot_be_used_is_one_line(tmp_path: Path, url: str, sa
         assert said in _one_clear_line(_invoke(config, *command)), command
 
 
+def test_a_missing_module_of_the_installation_is_not_blamed_on_the_database_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Any ModuleNotFoundError was worded as a database driver missing from [database] url."""
+    from gateway.cli import queue as queue_command
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError("No module named 'holidays'", name="holidays")
+
+    monkeypatch.setattr(queue_command, "QueueStore", missing)
+    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
+    line = _one_clear_line(_invoke(config, "queue", "list"))
+    assert "No module named 'holidays'" in line and "installation is incomplete" in line
+    assert "[database] url" not in line
+
+
 def test_a_configuration_that_is_a_folder_or_not_text_is_one_line(tmp_path: Path):
     folder = tmp_path / "conf.d"
     folder.mkdir()
