@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -247,13 +248,20 @@ class MaildirTransport:
     async def send(
         self, mail_from: str, recipients: Sequence[str], body: bytes
     ) -> dict[str, Outcome]:
+        # A send stopped while its thread writes (the lease ran short, the gateway stops) is
+        # recorded as not sent: the thread must then not deliver it after all, or the retry
+        # delivers it twice.
+        stopped = threading.Event()
         try:
-            await asyncio.to_thread(self._write, mail_from, body)
+            await asyncio.to_thread(self._write, mail_from, body, stopped)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
         except OSError as exc:
             return _all(recipients, Outcome(451, f"maildir write failed: {exc}"))
         return _all(recipients, Outcome(250, "written to maildir"))
 
-    def _write(self, mail_from: str, body: bytes) -> None:
+    def _write(self, mail_from: str, body: bytes, stopped: threading.Event) -> None:
         name = f"{time.time():.6f}.{uuid.uuid4().hex}.{self._host}"
         tmp = self.path / "tmp" / name
         # Maildir files use the local line ending; Return-Path records the envelope sender.
@@ -262,6 +270,9 @@ class MaildirTransport:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
+        if stopped.is_set():  # only new/ is delivered: tmp/ is the writer's own
+            tmp.unlink()
+            return
         os.rename(tmp, self.path / "new" / name)
         directory = os.open(self.path / "new", os.O_RDONLY)
         try:

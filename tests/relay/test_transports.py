@@ -4,12 +4,20 @@ and refusals that are not the message's."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
 
 import pytest
 from aiosmtpd.controller import Controller
 
 from gateway.config import UpstreamSettings
-from gateway.delivery.transports import DnsUnavailable, MxTransport, SmtpTransport
+from gateway.delivery.transports import (
+    DnsUnavailable,
+    MaildirTransport,
+    MxTransport,
+    SmtpTransport,
+)
 from tests.support import Sink, SinkHandler, free_port
 
 
@@ -181,3 +189,34 @@ def test_an_upstream_refusing_the_session_defers_every_message_rather_than_bounc
     assert outcome.code == 451 and not outcome.permanent
     if refusal == "password":
         assert "AUTH" in commands and "MAIL" not in commands
+
+
+def test_a_maildir_send_stopped_mid_write_delivers_nothing(tmp_path, monkeypatch):
+    """A send stopped while its thread writes is recorded as not sent (and retried): the
+    thread must not put the file into new/ afterwards, or the retry delivers it twice."""
+    from gateway.delivery import transports
+
+    maildir = MaildirTransport(tmp_path / "maildir")
+    fsync = os.fsync
+    in_fsync = threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        in_fsync.set()
+        time.sleep(0.5)  # the disk is slow: the send is stopped meanwhile
+        fsync(fd)
+
+    monkeypatch.setattr(transports.os, "fsync", slow_fsync)
+
+    async def stop_mid_write() -> None:
+        send = asyncio.create_task(maildir.send("a@safe.example", ["b@x.example"], b"Hi\r\n"))
+        await asyncio.to_thread(in_fsync.wait, 5)
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+
+    asyncio.run(stop_mid_write())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and list((tmp_path / "maildir" / "tmp").iterdir()):
+        time.sleep(0.05)  # the thread finishes on its own
+    assert list((tmp_path / "maildir" / "new").iterdir()) == []
+    assert list((tmp_path / "maildir" / "tmp").iterdir()) == []
