@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from gateway.smtp import handler as handler_module
 from gateway.smtp.auth import hash_password
 from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
@@ -277,9 +278,19 @@ def test_a_malformed_recipient_address_is_refused(start_gateway):
         assert code == 501 and reply.startswith(b"5.1.3")
 
 
-def test_a_recipient_written_to_again_gets_the_same_check_and_spelling(start_gateway, sink: Sink):
+def test_a_recipient_written_to_again_gets_the_same_check_and_spelling(
+    start_gateway, sink: Sink, monkeypatch: pytest.MonkeyPatch
+):
     """The relay remembers the recipients it has checked: the second message to the same
     people is normalised exactly as the first, and a bad address is refused every time."""
+    checked: list[str] = []
+    validate = handler_module.validate_email
+
+    def counted(address: str, **kwargs: object) -> object:
+        checked.append(address)
+        return validate(address, **kwargs)
+
+    monkeypatch.setattr(handler_module, "validate_email", counted)
     gateway = start_gateway()
     message = (
         b"From: alex.teacher@safe.example\r\nTo: Priya.Shah@Parents.Example\r\n"
@@ -295,6 +306,10 @@ def test_a_recipient_written_to_again_gets_the_same_check_and_spelling(start_gat
             assert client.data(message)[0] == 250
     received = sink.handler.wait_for(2)
     assert [r.rcpt_tos for r in received] == [["priya.shah@parents.example"]] * 2
+    # Each spelling was checked once; only the refused address was checked every time.
+    valid = [a for a in checked if "@" in a]
+    assert valid == ["Priya.Shah@Parents.Example", "priya.shah@parents.example"]
+    assert len(checked) - len(valid) == 2
 
 
 def test_an_over_long_line_is_refused_with_an_enhanced_code(start_gateway):
