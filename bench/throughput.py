@@ -835,6 +835,26 @@ class GatewayRelay(Relay):
 
 
 # --- one run ---------------------------------------------------------------------------------
+def database_cpu() -> float:
+    """CPU seconds so far of every PostgreSQL server process (backends, WAL writer,
+    checkpointer), from /proc: the database's own share of the machine's time, which the
+    relay's CPU does not include."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        if stat[stat.index(b"(") + 1 : stat.rindex(b")")] != b"postgres":
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 @dataclass
 class Run:
     e2e: float  # msg/s, until the sink counted every message
@@ -846,6 +866,11 @@ class Run:
     messages: int
     pss_kb: int  # peak summed PSS of the relay's process tree
     rss_kb: int  # the same for RSS (counts shared pages once per process)
+    database: float = 0.0  # c-postgres: the PostgreSQL server's CPU seconds over the load
+
+    @property
+    def database_per_message(self) -> float:
+        return self.database / self.messages
 
     @property
     def cpu_per_message(self) -> float:
@@ -956,11 +981,14 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
         ):
             memory.mark()
             machine = MachineTimes.now()
+            database = database_cpu() if system == "c-postgres" else 0.0
             start = time.monotonic()
             intake = run_load(relay.port, files, args.messages, args.sessions)
             done = sink.wait_for(args.messages, timeout=120 + args.messages / 20)
             e2e = args.messages / (done - start)
             machine = MachineTimes.now() - machine
+            if system == "c-postgres":
+                database = database_cpu() - database
             memory._sample()
             cpu = memory.cpu_seconds / (done - start)
             before = sink.count()
@@ -977,6 +1005,7 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
             rss_kb=memory.peak_rss_kb,
             machine=machine,
             messages=args.messages,
+            database=database,
         )
     finally:
         relay.stop()
@@ -1148,6 +1177,17 @@ def bound_lines(results: dict[str, Result], stages: list[Stages]) -> str:
     ]
     if any("a" in r for r in rows):
         lines.append(f"- and c/a at most {med('a'):.2f} (per round {each('a')}; target 0.6)")
+    if {"c-sqlite", "c-postgres"} <= results.keys():
+        lite, pg = results["c-sqlite"], results["c-postgres"]
+        server = pg.median(lambda r: r.database_per_message) * 1000
+        lines.append(
+            f"- PostgreSQL: per message the relay used {pg.median(_cpu) * 1000:.2f} ms of CPU "
+            f"(on SQLite {lite.median(_cpu) * 1000:.2f} ms, the commit's work included) and "
+            f"the database server {server:.2f} ms more, on the same cores; the machine was "
+            f"{pg.median(lambda r: r.idle_share):.0%} idle (on SQLite "
+            f"{lite.median(lambda r: r.idle_share):.0%}): each commit waits on a round trip "
+            "and the server's WAL flush"
+        )
     if {"p", "b"} <= results.keys():
         # Measured, not derived: c runs p's SMTP, loop and policy stage, and stores besides.
         bound = round_ratios(results["p"], results["b"])
@@ -1158,6 +1198,10 @@ def bound_lines(results: dict[str, Result], stages: list[Stages]) -> str:
             + "); c does all p does and stores besides, so c/b is below that"
         )
     return "\n".join(lines) + "\n"
+
+
+def _cpu(run: Run) -> float:
+    return run.cpu_per_message
 
 
 def machine_lines(results: dict[str, Result]) -> str:
@@ -1184,8 +1228,15 @@ def raw_runs(results: dict[str, Result]) -> str:
                 f"(RSS {r.rss_kb / 1024:.0f} MB), relay CPU {r.cores:.2f} cores"
                 f" = {r.cpu_per_message * 1000:.2f} ms per message, machine "
                 f"{r.machine_per_message * 1000:.2f} ms per message ({r.idle_share:.0%} idle)"
+                + _database_note(r)
             )
     return "\n".join(lines) + "\n"
+
+
+def _database_note(run: Run) -> str:
+    if not run.database:
+        return ""
+    return f", PostgreSQL server {run.database_per_message * 1000:.2f} ms per message"
 
 
 def environment() -> str:
@@ -1320,7 +1371,8 @@ def main() -> None:
                 f"reply p50 {pct(run.probe, 50) * 1000:.1f} ms p99 {pct(run.probe, 99) * 1000:.1f}"
                 f" ms, PSS {run.pss_kb / 1024:.0f} MB, {run.cores:.2f} cores"
                 f" ({run.cpu_per_message * 1000:.2f} ms CPU/msg; machine "
-                f"{run.machine_per_message * 1000:.2f} ms/msg, {run.idle_share:.0%} idle)",
+                f"{run.machine_per_message * 1000:.2f} ms/msg, {run.idle_share:.0%} idle)"
+                + _database_note(run),
                 flush=True,
             )
     print()
