@@ -75,7 +75,9 @@ def _explain(exc: Exception, ctx: click.Context) -> str:
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
     if isinstance(exc, DBAPIError):
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        cause = exc.orig if exc.orig is not None else exc
+        lines = str(cause).strip().splitlines()  # a driver may give no text at all
+        reason = lines[0] if lines else type(cause).__name__
         return f"the database could not be used: {reason} ({_database(ctx)})"
     if isinstance(exc, ArgumentError):  # an unreadable URL, an unknown database
         return f"[database] url cannot be used: {exc}"
@@ -84,18 +86,17 @@ def _explain(exc: Exception, ctx: click.Context) -> str:
             f"{exc}: is [database] url ({_database(ctx)}) for SQLite or PostgreSQL "
             "(postgresql+psycopg://)?"
         )
-    if isinstance(exc, ModuleNotFoundError):  # the gateway's own installation is incomplete
-        report = _write_report(exc)
-        where = f"; the details are in {report}" if report else ""
-        return (
-            f"{exc}: the gateway's installation is incomplete; install it again "
-            f"(pip install safeguard-gateway, or make .venv in a checkout){where}"
-        )
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, ModuleNotFoundError):  # the gateway's own installation is incomplete
+        said = (
+            f"{exc}: the gateway's installation is incomplete; install it again "
+            "(pip install safeguard-gateway, or make .venv in a checkout)"
+        )
+    else:
+        said = f"unexpected error: {type(exc).__name__}: {exc}"
     report = _write_report(exc)
-    where = f"; the details are in {report}" if report else ""
-    return f"unexpected error: {type(exc).__name__}: {exc}{where}"
+    return f"{said}; the details are in {report}" if report else said
 
 
 def _loading_driver(exc: ModuleNotFoundError) -> bool:

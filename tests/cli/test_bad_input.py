@@ -75,6 +75,25 @@ def test_a_missing_module_of_the_installation_is_not_blamed_on_the_database_url(
     assert "[database] url" not in line
 
 
+def test_a_database_error_with_no_text_is_still_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The catch-all took the driver's first line of text, and had none to take (IndexError)."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from gateway.cli import queue as queue_command
+
+    def silent(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, sqlite3.OperationalError())
+
+    monkeypatch.setattr(queue_command, "QueueStore", silent)
+    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
+    line = _one_clear_line(_invoke(config, "queue", "list"))
+    assert "the database could not be used: OperationalError" in line
+
+
 def test_a_configuration_that_is_a_folder_or_not_text_is_one_line(tmp_path: Path):
     folder = tmp_path / "conf.d"
     folder.mkdir()
