@@ -213,18 +213,30 @@ class _Reader:
             raise ConfigError(f"{self.path}: [{section}] must be a table")
         return value
 
-    def get(self, section: str, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    def get(
+        self,
+        section: str,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any,
+        within: tuple[float, float] | None = None,
+    ) -> Any:
+        """`within`: the least and most a number may be - what a person could mistype into a
+        crash later (nan, 1e20 seconds, a billion workers) is refused here, naming the line."""
         self.known.add((section, key))
         value = self.table(section).get(key, default)
         if value is default:
             return value
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             names = (
                 kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             )
             raise self.error(section, key, f"expected {names}, got {value!r}")
+        if within is not None and not within[0] <= value <= within[1]:  # also false for nan
+            least, most = within
+            raise self.error(section, key, f"expected {least:g} to {most:g}, got {value!r}")
         return value
 
     def listen(self, section: str, key: str, default: str | None) -> tuple[str, int] | None:
@@ -285,12 +297,10 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
 
 
 _DAY = 86_400.0
-
-
-def _within(r: _Reader, section: str, key: str, value: float, least: float, most: float) -> None:
-    """A number a person could mistype into a crash (nan, 1e20 seconds, a billion workers)."""
-    if not least <= value <= most:  # also false for nan
-        raise r.error(section, key, f"expected {least:g} to {most:g}, got {value!r}")
+# Bounds for `_Reader.get(..., within=...)`.
+_SECONDS = (0.001, _DAY)
+_LONG = (0.001, 366 * _DAY)  # retry and lifetime spans, lockout windows
+_COUNT = (1, 100_000)
 
 
 def read_text_file(path: Path, error: Callable[[str], Exception]) -> str:
@@ -366,22 +376,16 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         tls_cert=(base / cert) if cert else None,
         tls_key=(base / key) if key else None,
         tls_listen=r.listen("server", "tls_listen", None),
-        max_message_size=r.get("server", "max_message_size", int, 10_240_000),
-        max_recipients=r.get("server", "max_recipients", int, 100),
-        timeout=r.get("server", "timeout", float, 300.0),
-        data_timeout=r.get("server", "data_timeout", float, 600.0),
-        parse_timeout=r.get("server", "parse_timeout", float, 30.0),
-        drain_timeout=r.get("server", "drain_timeout", float, 30.0),
-        min_free_disk=r.get("server", "min_free_disk", int, None),
-        processes=r.get("server", "processes", int, 1),
+        max_message_size=r.get("server", "max_message_size", int, 10_240_000, (1_000, 2**31)),
+        max_recipients=r.get("server", "max_recipients", int, 100, _COUNT),
+        timeout=r.get("server", "timeout", float, 300.0, _SECONDS),
+        data_timeout=r.get("server", "data_timeout", float, 600.0, _SECONDS),
+        parse_timeout=r.get("server", "parse_timeout", float, 30.0, _SECONDS),
+        drain_timeout=r.get("server", "drain_timeout", float, 30.0, _SECONDS),
+        min_free_disk=r.get("server", "min_free_disk", int, None, (0, 2**62)),
+        processes=r.get("server", "processes", int, 1, (1, 64)),
         event_loop=r.get("server", "event_loop", str, "uvloop"),
     )
-    if not 1 <= server.processes <= 64:
-        raise r.error("server", "processes", f"expected 1-64, got {server.processes}")
-    _within(r, "server", "max_message_size", server.max_message_size, 1_000, 2**31)
-    _within(r, "server", "max_recipients", server.max_recipients, 1, 100_000)
-    for name in ("timeout", "data_timeout", "parse_timeout", "drain_timeout"):
-        _within(r, "server", name, getattr(server, name), 0.001, _DAY)
     if server.event_loop not in EVENT_LOOPS:
         expected = " or ".join(repr(k) for k in EVENT_LOOPS)
         raise r.error("server", "event_loop", f"expected {expected}, got {server.event_loop!r}")
@@ -398,8 +402,8 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
             raise r.error("auth", "trusted_networks", f"{item!r} is not a network") from None
     auth = AuthSettings(
         trusted_networks=tuple(nets),
-        max_failures=r.get("auth", "max_failures", int, 5),
-        failure_window=r.get("auth", "failure_window", float, 600.0),
+        max_failures=r.get("auth", "max_failures", int, 5, _COUNT),
+        failure_window=r.get("auth", "failure_window", float, 600.0, _LONG),
     )
 
     upstream_url = r.get("upstream", "url", str, "maildir://var/maildir")
@@ -413,21 +417,18 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         **{
             **upstream.__dict__,
             "validate_certs": r.get("upstream", "validate_certs", bool, True),
-            "timeout": r.get("upstream", "timeout", float, 60.0),
+            "timeout": r.get("upstream", "timeout", float, 60.0, _SECONDS),
         }
     )
 
     delivery = DeliverySettings(
-        workers=r.get("delivery", "workers", int, DeliverySettings.workers),
-        retry_min=r.get("delivery", "retry_min", float, 300.0),
-        retry_max=r.get("delivery", "retry_max", float, 4000.0),
-        lifetime=r.get("delivery", "lifetime", float, 5 * 86400.0),
-        lease=r.get("delivery", "lease", float, 600.0),
-        poll_interval=r.get("delivery", "poll_interval", float, 1.0),
+        workers=r.get("delivery", "workers", int, DeliverySettings.workers, (1, 1_000)),
+        retry_min=r.get("delivery", "retry_min", float, 300.0, _LONG),
+        retry_max=r.get("delivery", "retry_max", float, 4000.0, _LONG),
+        lifetime=r.get("delivery", "lifetime", float, 5 * 86400.0, _LONG),
+        lease=r.get("delivery", "lease", float, 600.0, _LONG),
+        poll_interval=r.get("delivery", "poll_interval", float, 1.0, _LONG),
     )
-    _within(r, "delivery", "workers", delivery.workers, 1, 1_000)
-    for name in ("retry_min", "retry_max", "lifetime", "lease", "poll_interval"):
-        _within(r, "delivery", name, getattr(delivery, name), 0.001, 366 * _DAY)
 
     db_url = r.get("database", "url", str, "")
     if not db_url:
@@ -460,19 +461,14 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     web = WebSettings(
         auditors=tuple(a.strip().lower() for a in auditors),
         secure_cookies=r.get("web", "secure_cookies", bool, None),
-        session_hours=r.get("web", "session_hours", float, 8.0),
-        max_failures=r.get("web", "max_failures", int, 5),
-        lockout_minutes=r.get("web", "lockout_minutes", float, 15.0),
+        session_hours=r.get("web", "session_hours", float, 8.0, (0.01, 24 * 7)),
+        max_failures=r.get("web", "max_failures", int, 5, _COUNT),
+        # How long a lockout lasts: 0 would switch it off without a word.
+        lockout_minutes=r.get("web", "lockout_minutes", float, 15.0, (0.01, 366 * 24 * 60)),
         url=(r.get("web", "url", str, "") or "").rstrip("/") or None,
     )
     if web.url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", web.url):
         raise r.error("web", "url", f"expected an http:// or https:// address, got {web.url!r}")
-    if not 0 < web.session_hours <= 24 * 7:
-        raise r.error("web", "session_hours", "between 0 and 168 hours")
-    if web.max_failures < 1:
-        raise r.error("web", "max_failures", "at least 1")
-    if web.lockout_minutes <= 0:
-        raise r.error("web", "lockout_minutes", "more than 0 (it is how long a lockout lasts)")
     pack = r.get("policy", "pack", str, "default")
     web_listen = r.listen("web", "listen", "127.0.0.1:8025")
     api_listen = r.listen("api", "listen", "127.0.0.1:8026")

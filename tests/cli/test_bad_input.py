@@ -123,6 +123,13 @@ def test_a_pack_that_is_a_folder_or_not_text_is_refused(tmp_path: Path):
         ("[delivery]\nlifetime = 1e20", "[delivery] lifetime: expected"),
         ("[server]\ntimeout = nan", "[server] timeout: expected"),
         ("[server]\nmax_message_size = -5", "[server] max_message_size: expected"),
+        # These were read unchecked: 1e20 minutes failed in timedelta, as "unexpected error".
+        ("[web]\nlockout_minutes = 1e20", "[web] lockout_minutes: expected"),
+        ("[web]\nsession_hours = nan", "[web] session_hours: expected"),
+        ("[auth]\nfailure_window = 1e20", "[auth] failure_window: expected"),
+        ("[auth]\nmax_failures = 0", "[auth] max_failures: expected"),
+        ("[upstream]\ntimeout = nan", "[upstream] timeout: expected"),
+        ("[server]\nmin_free_disk = -1", "[server] min_free_disk: expected"),
     ],
 )
 def test_numbers_no_one_means_are_refused_with_their_line(tmp_path: Path, setting: str, said: str):

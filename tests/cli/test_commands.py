@@ -199,7 +199,7 @@ def test_serve_refuses_to_start_with_a_broken_notice_template(tmp_path: Path):
     ("line", "error"),
     [
         # It would switch the console's lockout off without a word.
-        ("lockout_minutes = 0", "[web] lockout_minutes: more than 0"),
+        ("lockout_minutes = 0", "[web] lockout_minutes: expected 0.01 to"),
         ('url = "safeguarding.safe.example"', "[web] url: expected an http:// or https://"),
     ],
 )

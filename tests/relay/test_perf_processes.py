@@ -24,7 +24,7 @@ def test_processes_defaults_to_one_and_is_checked(tmp_path: Path):
     path = tmp_path / "gateway.toml"
     assert settings_from_dict({}, path).server.processes == 1
     assert settings_from_dict({"server": {"processes": 2}}, path).server.processes == 2
-    with pytest.raises(ConfigError, match=r"\[server\] processes: expected 1-64"):
+    with pytest.raises(ConfigError, match=r"\[server\] processes: expected 1 to 64"):
         settings_from_dict({"server": {"processes": 0}}, path)
     with pytest.raises(ConfigError, match="fixed listen port"):
         settings_from_dict({"server": {"processes": 2, "listen": "127.0.0.1:0"}}, path)
