@@ -1185,8 +1185,7 @@ def bound_lines(results: dict[str, Result], stages: list[Stages]) -> str:
             f"(on SQLite {lite.median(_cpu) * 1000:.2f} ms, the commit's work included) and "
             f"the database server {server:.2f} ms more, on the same cores; the machine was "
             f"{pg.median(lambda r: r.idle_share):.0%} idle (on SQLite "
-            f"{lite.median(lambda r: r.idle_share):.0%}): each commit waits on a round trip "
-            "and the server's WAL flush"
+            f"{lite.median(lambda r: r.idle_share):.0%}), so CPU is not all that bounds it"
         )
     if {"p", "b"} <= results.keys():
         # Measured, not derived: c runs p's SMTP, loop and policy stage, and stores besides.
