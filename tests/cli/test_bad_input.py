@@ -269,10 +269,14 @@ def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path):
     nothing and has exited long before Python has started: every write meets a closed pipe.)"""
     config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
     shown = subprocess.run(
-        f"{sys.executable} -m gateway --config {config} rules show default | true",
+        f"set -o pipefail; {sys.executable} -m gateway --config {config} rules show default | true",
         shell=True,
+        executable="/bin/bash",
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert shown.stderr == ""
+    # The handler's own exit status: proof that a write did meet the closed pipe (a write that
+    # all went into the pipe first would have ended 0 without it).
+    assert shown.returncode == 1

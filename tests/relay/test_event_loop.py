@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.config import ConfigError, load_settings, settings_from_dict
 from gateway.eventloop import loop_factory
@@ -29,10 +30,11 @@ def test_event_loop_defaults_to_uvloop_and_is_checked(tmp_path: Path):
     )
 
 
-def test_without_uvloop_the_relay_runs_on_pythons_own_loop(monkeypatch):
+def test_without_uvloop_pythons_own_loop_is_chosen_with_a_warning(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvloop", None)  # as where no wheel is built
-    assert loop_factory("uvloop") is None
-    assert loop_factory("asyncio") is None
+    with capture_logs() as logs:
+        assert loop_factory("uvloop") is None  # asyncio.Runner's default: Python's own loop
+    assert [log["event"] for log in logs] == ["event_loop_unavailable"]
 
 
 @pytest.mark.parametrize("kind", [None, "asyncio"])
