@@ -34,21 +34,18 @@ _LOWER = (
 )
 
 
-def upgrade() -> None:
+def _delete_trigger(body: str) -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     op.execute("DROP TRIGGER IF EXISTS archive_fts_ad")
     op.execute(
-        f"CREATE TRIGGER archive_fts_ad AFTER DELETE ON archive WHEN {_INDEXED} "
-        f"BEGIN {_DELETE_OLD}{_LOWER}END"
+        f"CREATE TRIGGER archive_fts_ad AFTER DELETE ON archive WHEN {_INDEXED} BEGIN {body}END"
     )
+
+
+def upgrade() -> None:
+    _delete_trigger(_DELETE_OLD + _LOWER)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    op.execute("DROP TRIGGER IF EXISTS archive_fts_ad")
-    op.execute(
-        f"CREATE TRIGGER archive_fts_ad AFTER DELETE ON archive WHEN {_INDEXED} "
-        f"BEGIN {_DELETE_OLD}END"
-    )
+    _delete_trigger(_DELETE_OLD)  # 0007's trigger
