@@ -134,12 +134,9 @@ class QueueStore:
             for row in rows
         ]
 
-    def delivered(self, entry_id: int, owner: str, now: datetime) -> None:
-        self._finish(entry_id, owner, now, status="delivered", error=None)
-
     def delivered_many(self, entry_ids: Sequence[int], owner: str, now: datetime) -> int:
         """Mark every entry in `entry_ids` delivered in ONE transaction (one fsync for many
-        sends); as in `delivered`, only while `owner` still holds the lease. Returns how many
+        sends); only while `owner` still holds the lease. Returns how many
         rows changed."""
         if not entry_ids:
             return 0
@@ -159,20 +156,11 @@ class QueueStore:
             log.warning("delivered_after_lease_lost", owner=owner, entries=len(entry_ids) - changed)
         return changed
 
-    def failed(self, entry_id: int, owner: str, now: datetime, error: str) -> None:
-        with transaction(self.engine) as conn:
-            self.failed_on(conn, entry_id, owner, now, error)
-
     @staticmethod
     def failed_on(conn: Connection, entry_id: int, owner: str, now: datetime, error: str) -> int:
-        """`failed` within the caller's transaction; 0 if `owner` no longer holds the lease."""
+        """Gives the entry up, within the caller's transaction (with the bounce it owes); 0 if
+        `owner` no longer holds the lease."""
         return QueueStore._finish_on(conn, entry_id, owner, now, status="failed", error=error)
-
-    def _finish(
-        self, entry_id: int, owner: str, now: datetime, *, status: str, error: str | None
-    ) -> None:
-        with transaction(self.engine) as conn:
-            self._finish_on(conn, entry_id, owner, now, status=status, error=error)
 
     @staticmethod
     def _finish_on(

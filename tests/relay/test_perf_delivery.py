@@ -177,9 +177,6 @@ class RecordingQueue:
         self.batches.append(list(entry_ids))
         return len(entry_ids)
 
-    def delivered(self, *args: object) -> None:
-        raise AssertionError("one transaction per message")
-
     def retry_later(self, entry_id: int, owner: str, **kwargs: object) -> None:
         self.retried.append(entry_id)
 
