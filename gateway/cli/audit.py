@@ -25,9 +25,10 @@ def parse_since(value: str) -> timedelta:
         raise ValueError(f"--since {value!r} is not a period such as 30m, 24h, 7d or 2w")
     amount, unit = int(match.group(1)), _UNITS[match.group(2)]
     # Bounded in minutes first: a long enough number overflows timedelta itself.
-    if amount > MOST_DAYS * 24 * 60 or timedelta(**{unit: amount}).days > MOST_DAYS:
+    period = timedelta(**{unit: amount}) if amount <= MOST_DAYS * 24 * 60 else None
+    if period is None or period.days > MOST_DAYS:
         raise ValueError(f"--since {value!r} is more than {MOST_DAYS // 365} years")
-    return timedelta(**{unit: amount})
+    return period
 
 
 @click.command()

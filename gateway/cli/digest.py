@@ -9,6 +9,7 @@ from datetime import timedelta
 import click
 
 from gateway.cli import Context, pass_context
+from gateway.cli.audit import MOST_DAYS
 from gateway.clock import SystemClock
 
 _SPAN = re.compile(r"^(\d+)\s*([hdw])$")
@@ -19,8 +20,8 @@ def parse_span(text: str) -> timedelta:
     if not match:
         raise click.BadParameter(f"{text!r}: use hours, days or weeks, e.g. 24h, 7d, 2w")
     amount, unit = int(match[1]), match[2]
-    if amount > 100 * 365 * 24:  # also keeps the arithmetic below in range
-        raise click.BadParameter(f"{text!r} is more than 100 years")
+    if amount > MOST_DAYS * 24:  # also keeps the arithmetic below in range
+        raise click.BadParameter(f"{text!r} is more than {MOST_DAYS // 365} years")
     return {
         "h": timedelta(hours=amount),
         "d": timedelta(days=amount),

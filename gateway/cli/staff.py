@@ -25,16 +25,13 @@ def staff() -> None:
 @pass_context
 def set_password(ctx: Context, email: str) -> None:
     """Set EMAIL's password (never from the command line, so it stays out of shell history)."""
-    if sys.stdin.isatty():
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    else:
-        try:
-            password = sys.stdin.readline().rstrip("\r\n")
-        except UnicodeDecodeError:
-            password = "\udcff"  # as a stdin that keeps undecodable bytes would give it
     try:
-        password.encode("utf-8")  # stdin keeps bytes it cannot decode as surrogates
-    except UnicodeEncodeError:
+        if sys.stdin.isatty():
+            password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+        password.encode("utf-8")  # a stdin may keep bytes it cannot decode as surrogates
+    except (UnicodeDecodeError, UnicodeEncodeError):
         click.echo("safeguard: the password is not UTF-8 text", err=True)
         sys.exit(2)
     if len(password) < 10:
