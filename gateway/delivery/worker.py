@@ -60,6 +60,11 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _errors(outcomes: dict[str, Outcome]) -> str:
+    """What the queue keeps of upstream's answers (`last_error`), one recipient after another."""
+    return "; ".join(f"{r}: {o.code} {o.text}" for r, o in outcomes.items())[:2000]
+
+
 def _enhanced(outcome: Outcome) -> str:
     parts = outcome.text.split(" ", 1)[0].split(".")
     if len(parts) == 3 and all(p.isdigit() for p in parts):
@@ -243,7 +248,7 @@ class DeliveryWorker:
         if pending and not expired:
             retry = {
                 "at": now + timedelta(seconds=backoff(entry.attempts, self.settings)),
-                "error": "; ".join(f"{r}: {o.code} {o.text}" for r, o in pending.items())[:2000],
+                "error": _errors(pending),
                 "recipients": list(pending),
             }
             if permanent:
@@ -265,7 +270,7 @@ class DeliveryWorker:
         if not failures:
             await self._mark_delivered(entry.id, now)
             return
-        error = "; ".join(f"{r}: {o.code} {o.text}" for r, o in failures.items())[:2000]
+        error = _errors(failures)
         finish = (
             partial(QueueStore.delivered_on, entry_ids=[entry.id], owner=self.owner, now=now)
             if delivered
@@ -373,7 +378,7 @@ class DeliveryWorker:
         lease is lost: whoever holds the entry then settles it, and bounces it."""
         bounce = self._bounce(entry, failures, expired=expired, now=now)
 
-        def write() -> Stored | None:
+        def outcome_and_bounce() -> Stored | None:
             with transaction(self.queue.engine) as conn:
                 if not outcome(conn):
                     log.warning("outcome_after_lease_lost", queue_id=entry.queue_id)
@@ -382,7 +387,7 @@ class DeliveryWorker:
                     return None
                 return self.archive.write(conn, [self.archive.prepare(*bounce)], None)[0]
 
-        stored = await self._record(write)
+        stored = await self._record(outcome_and_bounce)
         if stored is not None:
             log.info(
                 "bounce_queued",
