@@ -315,6 +315,14 @@ def read_text_file(path: Path, error: Callable[[str], Exception]) -> str:
         raise error(f"{path}: cannot be read: {exc.strerror or exc}") from None
 
 
+def read_at_most(path: str | Path, limit: int) -> bytes | None:
+    """A file's bytes, or None if it holds more than `limit`: read no further than that, for
+    a wrong path (`/dev/zero`, a disk image) would never end or fill memory. OSError passes."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
 def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Settings:
     r = _Reader(path, text, data)
     base = path.resolve().parent

@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
+from gateway.config import read_at_most
 from gateway.message.parse import MessageTooComplex, parse_message
 from gateway.pipeline import check_result
 from gateway.policy.types import Action
@@ -40,12 +41,11 @@ def check(
     settings = ctx.settings
     limit = settings.server.max_message_size
     try:
-        with eml.open("rb") as handle:  # not read whole first: /dev/zero never ends
-            raw = handle.read(limit + 1)
+        raw = read_at_most(eml, limit)
     except OSError as exc:
         click.echo(f"safeguard: {eml}: {exc.strerror}", err=True)
         sys.exit(2)
-    if len(raw) > limit:
+    if raw is None:
         click.echo(
             f"safeguard: {eml}: larger than [server] max_message_size ({limit} bytes), "
             "which the relay would refuse",

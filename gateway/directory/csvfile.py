@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 
+from gateway.config import read_at_most
 from gateway.directory.model import MAX_LEVEL, MIN_LEVEL, Contact, StaffMember, normalise_email
 
 STAFF_COLUMNS = ("email", "name", "safeguarding_level", "training_expires", "dbs_checked", "dsl")
@@ -416,13 +417,12 @@ MAX_FILE_BYTES = 100_000_000
 
 def _read(path: Path) -> bytes:
     try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
+        data = read_at_most(path, MAX_FILE_BYTES)
     except OSError as exc:
         raise DirectoryFileError(
             path, [RowError(0, None, f"cannot read the file: {exc.strerror or exc}")]
         ) from exc
-    if len(data) > MAX_FILE_BYTES:
+    if data is None:
         reason = f"larger than {MAX_FILE_BYTES // 1_000_000} MB: not a directory CSV export"
         raise DirectoryFileError(path, [RowError(0, None, reason)])
     return data
