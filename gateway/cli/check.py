@@ -8,11 +8,12 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 
 from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
 from gateway.config import read_at_most
+from gateway.message.addresses import checked_address
 from gateway.message.parse import MessageTooComplex, parse_message
 from gateway.pipeline import check_result
 from gateway.policy.types import Action
@@ -53,8 +54,8 @@ def check(
         )
         sys.exit(2)
     for rcpt in rcpts:
-        try:  # as the relay checks RCPT TO
-            validate_email(rcpt, check_deliverability=False, test_environment=True)
+        try:
+            checked_address(rcpt)  # as the relay checks RCPT TO
         except EmailNotValidError as exc:
             click.echo(f"safeguard: --rcpt {rcpt!r} is not an e-mail address: {exc}", err=True)
             sys.exit(2)

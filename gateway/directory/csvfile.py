@@ -16,10 +16,11 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 
 from gateway.config import read_at_most
 from gateway.directory.model import MAX_LEVEL, MIN_LEVEL, Contact, StaffMember, normalise_email
+from gateway.message.addresses import checked_address
 
 STAFF_COLUMNS = ("email", "name", "safeguarding_level", "training_expires", "dbs_checked", "dsl")
 CONTACT_COLUMNS = (
@@ -217,8 +218,7 @@ def _parse_header(
 
 def _email(value: str, column: str, line: int, problems: _Problems) -> str | None:
     try:
-        # test_environment lets the reserved *.test names through as well as *.example.
-        validate_email(value, check_deliverability=False, test_environment=True)
+        checked_address(value)
     except EmailNotValidError as exc:
         hint = ""
         if ";" not in value and ("," in value or " " in value.strip()):

@@ -10,8 +10,20 @@ from __future__ import annotations
 import re
 from email.utils import getaddresses
 
+from email_validator import validate_email
+
 from gateway.message.model import Address, clean_display_name, normalise_email
 from gateway.message.text import decode_rfc2047
+
+
+def checked_address(text: str) -> str:
+    """An address as the relay takes it in RCPT TO: checked by email-validator without DNS
+    (the gateway may run offline; `test_environment` lets *.test through as well as
+    *.example), normalised and lower-cased. Raises EmailNotValidError, saying why."""
+    return validate_email(
+        text, check_deliverability=False, test_environment=True
+    ).normalized.lower()
+
 
 # After normalisation: a local part (dot-atom-ish or quoted) and a domain (name or literal).
 # Deliberately loose; what it rejects is what cannot be a mailbox at all.

@@ -17,12 +17,13 @@ from typing import Any
 
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from sqlalchemy.engine import make_url
 
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.ids import new_queue_id
+from gateway.message.addresses import checked_address
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline, Prepared, Submission, SubmissionRefused
 from gateway.smtp import replies
@@ -220,10 +221,9 @@ class RelayHandler:
         normalised = self._recipients.get(address)
         if normalised is None:
             try:
-                checked = validate_email(address, check_deliverability=False, test_environment=True)
+                normalised = checked_address(address)
             except EmailNotValidError:
                 return f"{replies.BAD_ADDRESS}: <{address[:100]}>"
-            normalised = checked.normalized.lower()
             if len(self._recipients) >= RECIPIENTS_REMEMBERED:
                 self._recipients.clear()
             self._recipients[address] = normalised
