@@ -137,7 +137,7 @@ def measure(
                 prepared: list[Prepared] = []
                 if name == "commit":
                     prepare(prepared)()
-                profiler = cProfile.Profile()
+                profiler = cProfile.Profile(time.process_time)
                 action = prepare(prepared) if name == "prepare" else commit(prepared)
                 profiler.runcall(action)
                 print(f"--- {name}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -42,6 +42,22 @@ _SET_HEAD = (
     .where(chain_head.c.id == 1)
     .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
 )
+
+# PostgreSQL through psycopg (`Bulk.pipeline`): one round trip locks the chain head, looks up
+# the batch's dedupe keys and takes its new rows' ids from the tables' own sequences; one more
+# writes every row and the new head. Each statement through Core waited for its answer while
+# the head was locked: nine round trips, with both relay processes' writers taking turns.
+# The ids are taken while the head is locked, as an INSERT takes them, so the chain stays in
+# id order across gateways (and beside one that writes through Core).
+_PG_HEAD = "SELECT last_hash FROM chain_head WHERE id = 1 FOR UPDATE"
+_PG_IDS = (
+    "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('archive', 'id')::regclass)"
+    " FROM generate_series(1, %s)),"
+    " ARRAY(SELECT nextval(pg_get_serial_sequence('queue', 'id')::regclass)"
+    " FROM generate_series(1, %s))"
+)
+_PG_SEEN = "SELECT dedupe_key, id, queue_id FROM archive WHERE dedupe_key = ANY(%s)"
+_PG_SET_HEAD = "UPDATE chain_head SET last_id = %s, last_hash = %s WHERE id = 1"
 
 
 @dataclass
@@ -179,6 +195,7 @@ class Archive:
         self.lifetime = timedelta(seconds=lifetime)
         self._lock_head = is_postgres(engine)
         self._bulk = Bulk(engine.dialect)
+        self._pipelined = self._bulk.psycopg
         # PostgreSQL: the writer makes the full-text vector (text_vector); SQLite's FTS5
         # triggers index the text themselves.
         self._vector = is_postgres(engine)
@@ -218,15 +235,38 @@ class Archive:
 
     def write(self, conn: Connection, batch: Sequence[Rows], lease: Lease | None) -> list[Stored]:
         """`store_many` within the caller's transaction, of rows made by `prepare`."""
-        # Several gateways on one PostgreSQL: the chain head (FOR UPDATE) serialises writers.
-        last_hash = conn.execute(_HEAD_FOR_UPDATE if self._lock_head else _HEAD).scalar_one()
-
         keys = [p.key for p in batch if p.key]
-        seen: dict[str, tuple[int, str]] = {}
-        if keys:
-            rows = conn.execute(_SEEN, {"keys": keys})
-            seen = {row.dedupe_key: (row.id, row.queue_id) for row in rows}
+        if not self._pipelined:
+            # Several gateways on one PostgreSQL: the chain head (FOR UPDATE) serialises writers.
+            last_hash = conn.execute(_HEAD_FOR_UPDATE if self._lock_head else _HEAD).scalar_one()
+            seen = {}
+            if keys:
+                rows = conn.execute(_SEEN, {"keys": keys})
+                seen = {row.dedupe_key: (row.id, row.queue_id) for row in rows}
+            return self._write(conn, batch, lease, last_hash, seen, None)
+        with self._bulk.pipeline(conn):
+            queries: list[tuple[str, Sequence[object]]] = [
+                (_PG_HEAD, ()),
+                (_PG_IDS, (len(batch), sum(len(p.queue_rows) for p in batch))),
+            ]
+            if keys:
+                queries.append((_PG_SEEN, (keys,)))
+            [[(last_hash,)], [(archive_ids, queue_ids)], *found] = self._bulk.fetch(conn, queries)
+            seen = {key: (id_, queue_id) for rows in found for key, id_, queue_id in rows}
+            allocated = (iter(sorted(archive_ids)), iter(sorted(queue_ids)))
+            return self._write(conn, batch, lease, last_hash, seen, allocated)
 
+    def _write(
+        self,
+        conn: Connection,
+        batch: Sequence[Rows],
+        lease: Lease | None,
+        last_hash: str,
+        seen: dict[str, tuple[int, str]],
+        allocated: tuple[Iterator[int], Iterator[int]] | None,
+    ) -> list[Stored]:
+        """`write` once the chain head is read (and locked) and the dedupe keys looked up;
+        `allocated`: the new archive and queue rows' ids, when taken beforehand."""
         # The chain first (it needs no ids), then every new record in one go (store/bulk.py).
         fresh: list[Rows] = []
         # Per record of `batch`: its answer, when archived before; else (index into `fresh`,
@@ -250,17 +290,29 @@ class Archive:
 
         ids: list[int] = []
         if fresh:
-            ids = self._bulk.insert_ids(conn, self._table, [p.row for p in fresh])
+            rows = [p.row for p in fresh]
+            if allocated is None:
+                ids = self._bulk.insert_ids(conn, self._table, rows)
+            else:
+                ids = [next(allocated[0]) for _ in fresh]
+                for row, archive_id in zip(rows, ids, strict=True):
+                    row["id"] = archive_id
+                self._bulk.insert(conn, self._table, rows)
             # The queue and search's side tables, in the same transaction.
             for archive_id, pending in zip(ids, fresh, strict=True):
                 pending.number(archive_id)
-            leased = self._insert_queue(conn, fresh, lease)
-            for table, rows in (
+            leased = self._insert_queue(
+                conn, fresh, lease, None if allocated is None else allocated[1]
+            )
+            for table, side in (
                 (archive_addresses, [r for p in fresh for r in p.address_rows]),
                 (archive_findings, [r for p in fresh for r in p.finding_rows]),
             ):
-                self._bulk.insert(conn, table, rows)
-            conn.execute(_SET_HEAD, {"new_id": ids[-1], "new_hash": last_hash})
+                self._bulk.insert(conn, table, side)
+            if allocated is None:
+                conn.execute(_SET_HEAD, {"new_id": ids[-1], "new_hash": last_hash})
+            else:
+                self._bulk.execute(conn, _PG_SET_HEAD, (ids[-1], last_hash))
 
         results: list[Stored] = []
         for step in plan:
@@ -285,16 +337,26 @@ class Archive:
         return results
 
     def _insert_queue(
-        self, conn: Connection, fresh: Sequence[Rows], lease: Lease | None
+        self,
+        conn: Connection,
+        fresh: Sequence[Rows],
+        lease: Lease | None,
+        allocated: Iterator[int] | None,
     ) -> dict[int, list[QueueEntry]]:
-        """Insert the batch's queue rows; with `lease`, those due now are leased to its owner
-        and returned, by archive id, as entries to send (their ids read back)."""
+        """Insert the batch's queue rows (with the ids `allocated`, if given); with `lease`,
+        those due now are leased to its owner and returned, by archive id, as entries to send."""
         rows = [r for p in fresh for r in p.queue_rows]
         due = [] if lease is None else [p for p in fresh if p.lease(lease)]
-        if not due:
+        if allocated is not None:
+            for row in rows:
+                row["id"] = next(allocated)
+            self._bulk.insert(conn, queue, rows)
+            row_ids = iter([int(row["id"]) for row in rows])  # type: ignore[call-overload]
+        elif not due:
             self._bulk.insert(conn, queue, rows)
             return {}
-        row_ids = iter(self._bulk.insert_ids(conn, queue, rows))
+        else:
+            row_ids = iter(self._bulk.insert_ids(conn, queue, rows))
         ids = {p.archive_id: [next(row_ids) for _ in p.queue_rows] for p in fresh}
         return {p.archive_id: p.entries(ids[p.archive_id]) for p in due}
 

@@ -1,19 +1,25 @@
-"""Many-row INSERTs on the relay's hot path, on the driver's own cursor where that is safe.
+"""The archive writer's statements on the driver's own cursor, where that is safe.
 
 The archive writer inserts a handful of rows into four tables per commit. Through SQLAlchemy
 Core each `Connection.execute` costs some 50-100 us of Python (statement cache lookup,
-parameter processing row by row, a result object) and on SQLite the new rows' ids have to be
-read back with a second statement: together about a third of a commit's CPU. On SQLite the
-statement is compiled once per table and set of columns, each row is bound by the columns'
-own bind processors (what Core would do, so the stored values are the same to the byte), and
-the rows go through the sqlite3 cursor, which gives each row's id as it inserts it.
-PostgreSQL keeps Core: there one multi-row INSERT .. RETURNING already does it all.
+parameter processing row by row, a result object); on SQLite the new rows' ids have to be read
+back with a second statement, and on PostgreSQL Core's many-row INSERT .. RETURNING is a new
+statement text for each number of rows, which psycopg parses afresh and the server plans
+afresh. Here each table's INSERT is compiled once per set of columns, in the driver's
+positional form; each row is bound by the columns' own bind processors (what Core would do,
+so the stored values are the same to the byte); and the rows go through the driver's cursor:
+sqlite3's gives each row's id as it inserts it, psycopg's sends them as one prepared statement.
+
+On psycopg, `pipeline` sends every statement without waiting for its answer: a transaction's
+writes then cost one round trip to the server, not one each (`Archive.write`). Another
+PostgreSQL driver keeps Core.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, insert
@@ -54,6 +60,10 @@ class _Compiled:
         return tuple(values)
 
 
+def _driver(conn: Connection) -> Any:
+    return conn.connection.driver_connection
+
+
 class Bulk:
     """`insert` and `insert_ids` for `dialect`; every row of one call carries the same keys, and
     every column that has a default. Call them inside a transaction (`db.transaction`): on
@@ -61,30 +71,41 @@ class Bulk:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self.driver = dialect.name == "sqlite"
+        self.sqlite = dialect.name == "sqlite"
+        self.psycopg = dialect.name == "postgresql" and dialect.driver == "psycopg"
+        # psycopg's cursor takes %s placeholders, where SQLAlchemy's psycopg dialect writes
+        # %(name)s: the same dialect, positional, compiles the statements it is given.
+        self._compiler: Dialect | None = (
+            dialect
+            if self.sqlite
+            else type(dialect)(paramstyle="format")  # type: ignore[call-arg]
+            if self.psycopg
+            else None
+        )
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
         self._returning: dict[str, Any] = {}
         self._plain: dict[str, Any] = {}
 
     def _statement(self, table: Table, rows: Sequence[Row]) -> _Compiled:
+        assert self._compiler is not None
         names = tuple(rows[0])
         key = (table.name, names)
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = _Compiled(table, names, self.dialect)
+            compiled = self._compiled[key] = _Compiled(table, names, self._compiler)
         return compiled
 
     def insert(self, conn: Connection, table: Table, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        if not self.driver:
+        if self._compiler is None:
             plain = self._plain.get(table.name)
             if plain is None:
                 plain = self._plain[table.name] = insert(table)
             conn.execute(plain, list(rows))
             return
         statement = self._statement(table, rows)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = _driver(conn).cursor()
         try:
             cursor.executemany(statement.sql, [statement.bind(row) for row in rows])
         finally:
@@ -94,7 +115,7 @@ class Bulk:
         """Insert `rows`; their new ids (the table's `id`), in the order given."""
         if not rows:
             return []
-        if not self.driver:
+        if not self.sqlite:
             returning = self._returning.get(table.name)
             if returning is None:
                 returning = self._returning[table.name] = insert(table).returning(
@@ -103,7 +124,7 @@ class Bulk:
             ids = list(conn.execute(returning, list(rows)).scalars())
         else:
             statement = self._statement(table, rows)
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = _driver(conn).cursor()
             try:
                 ids = []
                 for row in rows:
@@ -114,3 +135,35 @@ class Bulk:
         if len(ids) != len(rows):  # pragma: no cover - the driver broke its contract
             raise RuntimeError(f"{table.name}: {len(ids)} ids for {len(rows)} rows")
         return ids
+
+    # --- psycopg only ------------------------------------------------------------------------
+
+    @contextmanager
+    def pipeline(self, conn: Connection) -> Iterator[None]:
+        """psycopg's pipeline mode until the end: statements (`insert`, `execute`) are sent
+        without waiting for their answers; `fetch`, and the end, wait for every answer due
+        (one round trip), and raise the first error among them."""
+        with _driver(conn).pipeline():
+            yield
+
+    def execute(self, conn: Connection, sql: str, params: Sequence[object] = ()) -> None:
+        """One statement on the driver's cursor."""
+        cursor = _driver(conn).cursor()
+        try:
+            cursor.execute(sql, params)
+        finally:
+            cursor.close()
+
+    def fetch(
+        self, conn: Connection, queries: Sequence[tuple[str, Sequence[object]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Each query's rows; in a pipeline, all of them sent before the first answer is awaited."""
+        driver = _driver(conn)
+        cursors = [driver.cursor() for _ in queries]
+        try:
+            for cursor, (sql, params) in zip(cursors, queries, strict=True):
+                cursor.execute(sql, params)
+            return [cursor.fetchall() for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()

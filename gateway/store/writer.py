@@ -249,10 +249,11 @@ class ArchiveWriter:
             # One at a time, so that the lock is tried again between them.
             waiting = partial(batch.take, self._jobs, 1)
             with transaction(self.archive.engine, waiting=waiting) as conn:
-                if jobs:
-                    results = list(self.archive.write(conn, batch.rows, self._lease()))
+                # Marks first: on PostgreSQL, before the records lock the chain head.
                 if marks:
                     _write_marks(conn, marks)
+                if jobs:
+                    results = list(self.archive.write(conn, batch.rows, self._lease()))
         except Exception as exc:
             # Whichever part failed, the rest must not: the marks on their own, then each record.
             marked = self._mark_alone(marks) if marks else None

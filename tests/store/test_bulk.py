@@ -13,7 +13,7 @@ from sqlalchemy import Engine, insert
 from gateway.store.bulk import Bulk
 from gateway.store.db import make_engine, transaction
 from gateway.store.migrate import upgrade
-from gateway.store.schema import archive, queue
+from gateway.store.schema import archive, archive_search_insert, queue
 
 ROW: dict[str, object] = {
     "queue_id": "Q1",
@@ -123,4 +123,49 @@ def test_a_row_without_a_defaulted_column_is_refused_by_name(tmp_path: Path):
     row = {k: v for k, v in ROW.items() if k != "channel"}
     with pytest.raises(RuntimeError, match="channel"), transaction(engine) as conn:
         Bulk(engine.dialect).insert(conn, archive, [row])
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_psycopg_rows_equal_core_rows_to_the_value(postgres_url: str):
+    """On PostgreSQL the rows go through psycopg's own cursor, as one prepared statement, with
+    the ids the writer took beforehand: every column reads back as Core's insert stores it,
+    the search vector included."""
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    row = ROW | {"search_tsv": "'bring':3B 'trip':1A", "body_text": "Hello\r\nSee you at 9."}
+    queue_row = {
+        "kind": "deliver",
+        "mail_from": "",
+        "recipients": ["a@b.example"],
+        "prefix": b"Received: x\r\n",
+        "content_gz": None,
+        "status": "queued",
+        "created_at": datetime(2026, 12, 4, 9, 30),
+        "not_before": datetime(2026, 12, 4, 9, 30),
+        "next_attempt_at": datetime(2026, 12, 4, 9, 30),
+        "expires_at": datetime(2026, 12, 9, 9, 30),
+        "attempts": 0,
+        "lease_owner": None,
+        "lease_until": None,
+    }
+    bulk = Bulk(engine.dialect)
+    assert bulk.psycopg
+    with transaction(engine) as conn:
+        conn.execute(insert(archive_search_insert), [row | {"id": 1}])
+        conn.execute(insert(queue), [queue_row | {"id": 1, "archive_id": 1}])
+    with transaction(engine) as conn, bulk.pipeline(conn):
+        bulk.insert(conn, archive_search_insert, [row | {"id": 2, "queue_id": "Q2"}])
+        bulk.insert(conn, queue, [queue_row | {"id": 2, "archive_id": 2}])
+
+    with engine.connect() as conn:
+        archived = [
+            dict(r._mapping) for r in conn.execute(archive_search_insert.select().order_by("id"))
+        ]
+        queued = [dict(r._mapping) for r in conn.execute(queue.select().order_by("id"))]
+    for core, driver in (archived, queued):
+        assert {k: v for k, v in driver.items() if k not in ("id", "queue_id", "archive_id")} == {
+            k: v for k, v in core.items() if k not in ("id", "queue_id", "archive_id")
+        }
+    assert archived[1]["search_tsv"] == "'bring':3B 'trip':1A"
     engine.dispose()
