@@ -13,6 +13,8 @@ an optimisation. Same pack, directory (5,000 contacts) and message mix as throug
   index     SQLite only: the full-text index of those rows, filled after the commit in
             transactions of 500 as the archive writer does (`gateway.store.fulltext`);
             0 on PostgreSQL, whose commit writes the search vector with the row
+  server    PostgreSQL only: the server's own CPU for those commits (every postgres
+            process on this machine, from /proc: run nothing else against it meanwhile)
 
     .venv/bin/python bench/stage_cost.py                      # SQLite, 2000 messages x 3
     .venv/bin/python bench/stage_cost.py --database postgres  # a fresh database on 127.0.0.1
@@ -38,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import GROUPS, PACK, PG_ADMIN, SENDER, import_directory, split
+from throughput import GROUPS, PACK, PG_ADMIN, SENDER, database_cpu, import_directory, split
 
 from gateway.config import load_settings
 from gateway.pipeline import Prepared, Submission
@@ -100,6 +102,8 @@ def measure(
 ) -> dict[str, list[float]]:
     """CPU seconds per message of `prepare`, `commit` and `index`, one value per round."""
     results: dict[str, list[float]] = {"prepare": [], "commit": [], "index": []}
+    if database == "postgres":
+        results["server"] = []
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stage-cost-")))
         url = stack.enter_context(database_url(database, workdir))
@@ -146,7 +150,10 @@ def measure(
         for _ in range(rounds):
             prepared = []
             results["prepare"].append(cpu_per_message(prepare(prepared)))
+            server = database_cpu()
             results["commit"].append(cpu_per_message(commit(prepared)))
+            if "server" in results:
+                results["server"].append((database_cpu() - server) / len(prepared))
             if deferred(gateway.engine):
                 results["index"].append(cpu_per_message(lambda: index_pending(gateway.engine)))
             else:

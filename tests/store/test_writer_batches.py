@@ -8,6 +8,7 @@ import asyncio
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,6 +120,42 @@ def test_marks_with_no_record_waiting_are_committed_on_their_own(engine: Engine)
     sent = _sent(engine, 2)
     _run(ArchiveWriter(Archive(engine)), lambda w: w.mark_delivered(sent, OWNER, NOW))
     assert [_status(engine)[i] for i in sent] == ["delivered"] * 2
+
+
+def test_marks_alone_wait_for_a_record_and_share_its_transaction(engine: Engine):
+    """A transaction of marks alone was one in three under load: marks wait a little for a
+    record, and the record, which an SMTP client waits for, ends the wait at once."""
+    sent = _sent(engine, 2)
+    commits = _commits(engine)
+
+    async def work(writer: ArchiveWriter) -> float:
+        mark = asyncio.ensure_future(writer.mark_delivered(sent, OWNER, NOW))
+        await asyncio.sleep(0.05)
+        assert not mark.done()  # waiting for a record, well within mark_wait
+        start = time.monotonic()
+        await writer.submit(_record(2), _deliver())
+        took = time.monotonic() - start
+        await mark
+        return took
+
+    took = _run(ArchiveWriter(Archive(engine), mark_wait=5.0), work)
+    assert took < 2.0  # the record was not held back for the marks' wait
+    assert len(commits) == 1  # the marks with the record
+    assert [_status(engine)[i] for i in sent] == ["delivered"] * 2
+
+
+def test_stopping_commits_the_marks_that_wait_for_a_record(engine: Engine):
+    sent = _sent(engine, 1)
+    writer = ArchiveWriter(Archive(engine), mark_wait=30.0)
+
+    async def work(writer: ArchiveWriter) -> None:
+        mark = asyncio.ensure_future(writer.mark_delivered(sent, OWNER, NOW))
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(writer.stop)
+        await mark  # committed, not refused
+
+    _run(writer, work)
+    assert _status(engine)[sent[0]] == "delivered"
 
 
 def test_a_mark_only_changes_an_entry_its_worker_still_holds(engine: Engine):
