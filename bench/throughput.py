@@ -1180,13 +1180,34 @@ def bound_lines(results: dict[str, Result], stages: list[Stages]) -> str:
     if {"c-sqlite", "c-postgres"} <= results.keys():
         lite, pg = results["c-sqlite"], results["c-postgres"]
         server = pg.median(lambda r: r.database_per_message) * 1000
+        share = pg.median(lambda r: r.database_per_message / r.machine_per_message)
         lines.append(
             f"- PostgreSQL: per message the relay used {pg.median(_cpu) * 1000:.2f} ms of CPU "
             f"(on SQLite {lite.median(_cpu) * 1000:.2f} ms, the commit's work included) and "
-            f"the database server {server:.2f} ms more, on the same cores; the machine was "
+            f"the database server {server:.2f} ms more ({share:.0%} of the machine's CPU per "
+            f"message), on the same cores; the machine was "
             f"{pg.median(lambda r: r.idle_share):.0%} idle (on SQLite "
-            f"{lite.median(lambda r: r.idle_share):.0%}), so CPU is not all that bounds it"
+            f"{lite.median(lambda r: r.idle_share):.0%})"
         )
+        # The server's CPU, taken away: each round's rate scaled by the machine CPU per message
+        # with and without it. What the relay alone allows, if CPU is what bounds c-postgres.
+        freed = [
+            r.e2e * r.machine_per_message / (r.machine_per_message - r.database_per_message)
+            for r in pg.runs
+        ]
+        line = (
+            f"- had the server used no CPU and all else cost what it did, c-postgres would "
+            f"have run at {statistics.median(freed):.0f} msg/s (per round "
+            + ", ".join(f"{x:.0f}" for x in freed)
+            + ")"
+        )
+        if "a" in results:
+            vs_a = [f / a.e2e for f, a in zip(freed, results["a"].runs, strict=False)]
+            line += f", c/a {statistics.median(vs_a):.2f} (per round " + ", ".join(
+                f"{x:.2f}" for x in vs_a
+            )
+            line += ")"
+        lines.append(line)
     if {"p", "b"} <= results.keys():
         # Measured, not derived: c runs p's SMTP, loop and policy stage, and stores besides.
         bound = round_ratios(results["p"], results["b"])
