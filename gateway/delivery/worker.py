@@ -314,7 +314,8 @@ class DeliveryWorker:
         runs out and it is sent again: a duplicate, never a loss).
 
         In the relay the archive writer commits the mark, with the records and every other
-        sender's mark then waiting: no transaction of its own, and none waited for in turn."""
+        sender's mark then waiting (marks alone wait up to 20 ms for a record while mail is
+        coming in): no transaction of its own, and none waited for in turn."""
         if self.commit_delivered is not None:
             try:
                 await self.commit_delivered([entry_id], self.owner, now)

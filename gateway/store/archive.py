@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy.exc import NoResultFound
 
 from gateway.store.bulk import Bulk
 from gateway.store.db import is_postgres, transaction
@@ -48,7 +49,9 @@ _SET_HEAD = (
 # writes every row and the new head. Through Core each statement waited for its answer, the
 # head locked: a batch took nine round trips in libpq's trace, four now with BEGIN and COMMIT.
 # The ids are taken while the head is locked, as an INSERT takes them, so the chain stays in
-# id order across gateways (and beside one that writes through Core).
+# id order across gateways (and beside one that writes through Core): this holds while every
+# archive row is written under the head's lock and the sequences hand out ids in order (their
+# cache is 1, as SERIAL makes them; a sequence cached per session would break it).
 _PG_HEAD = "SELECT last_hash FROM chain_head WHERE id = 1 FOR UPDATE"
 _PG_IDS = (
     "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('archive', 'id')::regclass)"
@@ -251,7 +254,10 @@ class Archive:
             ]
             if keys:
                 queries.append((_PG_SEEN, (keys,)))
-            [[(last_hash,)], [(archive_ids, queue_ids)], *found] = self._bulk.fetch(conn, queries)
+            head, [(archive_ids, queue_ids)], *found = self._bulk.fetch(conn, queries)
+            if not head:  # as Core's scalar_one says it
+                raise NoResultFound("the archive's chain head (chain_head, id 1) is missing")
+            [(last_hash,)] = head
             seen = {key: (id_, queue_id) for rows in found for key, id_, queue_id in rows}
             allocated = (iter(sorted(archive_ids)), iter(sorted(queue_ids)))
             return self._write(conn, batch, lease, last_hash, seen, allocated)

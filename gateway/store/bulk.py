@@ -8,11 +8,13 @@ statement text for each number of rows, which psycopg parses afresh and the serv
 afresh. Here each table's INSERT is compiled once per set of columns, in the driver's
 positional form; each row is bound by the columns' own bind processors (what Core would do,
 so the stored values are the same to the byte); and the rows go through the driver's cursor:
-sqlite3's gives each row's id as it inserts it, psycopg's sends them as one prepared statement.
+sqlite3's gives each row's id as it inserts it, psycopg's sends them as statements it has
+the server prepare (one per table and set of parameter types).
 
 On psycopg, `pipeline` sends every statement without waiting for its answer: a transaction's
 writes then cost one round trip to the server, not one each (`Archive.write`). Another
-PostgreSQL driver keeps Core.
+PostgreSQL driver, or a psycopg whose libpq has no pipeline mode (before 14), keeps Core.
+The drivers' errors are raised as SQLAlchemy's (`DBAPIError`), as through Core.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy.exc import DBAPIError
 
 Row = dict[str, object]
 _Processor = Callable[[Any], Any] | None
@@ -64,6 +67,12 @@ def _driver(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
+def _has_pipeline() -> bool:
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
 class Bulk:
     """`insert` and `insert_ids` for `dialect`; every row of one call carries the same keys, and
     every column that has a default. Call them inside a transaction (`db.transaction`): on
@@ -72,7 +81,9 @@ class Bulk:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self.sqlite = dialect.name == "sqlite"
-        self.psycopg = dialect.name == "postgresql" and dialect.driver == "psycopg"
+        self.psycopg = (
+            dialect.name == "postgresql" and dialect.driver == "psycopg" and _has_pipeline()
+        )
         # psycopg's cursor takes %s placeholders, where SQLAlchemy's psycopg dialect writes
         # %(name)s: the same dialect, positional, compiles the statements it is given.
         self._compiler: Dialect | None = (
@@ -85,6 +96,15 @@ class Bulk:
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
         self._returning: dict[str, Any] = {}
         self._plain: dict[str, Any] = {}
+
+    @contextmanager
+    def _as_sqlalchemys(self) -> Iterator[None]:
+        """The driver's errors raised as Core raises them (`IntegrityError`, ...)."""
+        error = self.dialect.loaded_dbapi.Error
+        try:
+            yield
+        except error as exc:
+            raise DBAPIError.instance(None, None, exc, error, dialect=self.dialect) from exc
 
     def _statement(self, table: Table, rows: Sequence[Row]) -> _Compiled:
         assert self._compiler is not None
@@ -107,7 +127,8 @@ class Bulk:
         statement = self._statement(table, rows)
         cursor = _driver(conn).cursor()
         try:
-            cursor.executemany(statement.sql, [statement.bind(row) for row in rows])
+            with self._as_sqlalchemys():
+                cursor.executemany(statement.sql, [statement.bind(row) for row in rows])
         finally:
             cursor.close()
 
@@ -127,9 +148,10 @@ class Bulk:
             cursor = _driver(conn).cursor()
             try:
                 ids = []
-                for row in rows:
-                    cursor.execute(statement.sql, statement.bind(row))
-                    ids.append(cursor.lastrowid)
+                with self._as_sqlalchemys():
+                    for row in rows:
+                        cursor.execute(statement.sql, statement.bind(row))
+                        ids.append(cursor.lastrowid)
             finally:
                 cursor.close()
         if len(ids) != len(rows):  # pragma: no cover - the driver broke its contract
@@ -142,8 +164,9 @@ class Bulk:
     def pipeline(self, conn: Connection) -> Iterator[None]:
         """psycopg's pipeline mode until the end: statements (`insert`, `execute`) are sent
         without waiting for their answers; `fetch`, and the end, wait for every answer due
-        (one round trip), and raise the first error among them."""
-        with _driver(conn).pipeline():
+        (one round trip). The first error among them is raised there (or by a statement
+        sent after it), as SQLAlchemy's `DBAPIError`; the transaction is then to roll back."""
+        with self._as_sqlalchemys(), _driver(conn).pipeline():
             yield
 
     def execute(self, conn: Connection, sql: str, params: Sequence[object] = ()) -> None:

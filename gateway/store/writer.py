@@ -133,6 +133,7 @@ class ArchiveWriter:
     ) -> None:
         self.archive = archive
         self.mark_wait = mark_wait
+        self._last_record = -float("inf")  # time.monotonic() when a record last came
         self.max_batch = max_batch
         self.lease = lease
         self.committed = committed
@@ -184,8 +185,8 @@ class ArchiveWriter:
 
     async def mark_delivered(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None:
         """`QueueStore.delivered_many`, committed with the next batch of records (or on its own
-        when none waits) together with every other mark waiting: returns once committed,
-        raises if not, and `WriterStopped` once the writer has stopped."""
+        when none comes within `mark_wait`) together with every other mark waiting: returns
+        once committed, raises if not, and `WriterStopped` once the writer has stopped."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._put(_Mark(entry_ids, owner, now, future, loop))
@@ -203,7 +204,7 @@ class ArchiveWriter:
                 try:
                     batch.add(first)  # type: ignore[arg-type]
                     batch.take(self._jobs)
-                    if not batch.jobs:
+                    if batch.marks and not batch.jobs:
                         self._await_record(batch)
                     self._commit(batch)
                 except Exception as exc:
@@ -229,8 +230,13 @@ class ArchiveWriter:
         """Marks alone wait up to `mark_wait` seconds for a record to commit with, and take
         every mark that comes meanwhile: under load a transaction of marks alone (BEGIN,
         UPDATE, COMMIT, an fsync) was one in three. Only the delivery worker's senders wait
-        for them, not an SMTP client; a record ends the wait at once."""
-        deadline = time.monotonic() + self.mark_wait
+        for them, not an SMTP client; a record ends the wait at once. With no record in the
+        last `10 * mark_wait` seconds (a backlog going out after an outage, overnight) none
+        is likely to come, and a sender waits for its mark before its next send: no wait."""
+        now = time.monotonic()
+        if now - self._last_record > 10 * self.mark_wait:
+            return
+        deadline = now + self.mark_wait
         while not batch.stop and len(batch.marks) < batch.limit:
             wait = deadline - time.monotonic()
             if wait <= 0:
@@ -269,6 +275,8 @@ class ArchiveWriter:
         jobs, marks = batch.jobs, batch.marks
         if not jobs and not marks:  # its one record could not be prepared (already answered)
             return
+        if jobs:
+            self._last_record = time.monotonic()
         results: list[Stored | BaseException] = []
         marked: BaseException | None = None
         try:

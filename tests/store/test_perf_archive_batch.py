@@ -1,10 +1,11 @@
-"""A batch of records goes to the archive in one multi-row INSERT (issue 7); the hash chain,
+"""A batch of records goes to the archive in a fixed number of statements (issue 7); the hash chain,
 the dedupe answers and the rows beside each record are exactly what one-by-one storing gives."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from psycopg import pq
 from sqlalchemy import Engine, event, select
+from sqlalchemy.exc import IntegrityError
 
 from gateway.store.archive import Archive
 from gateway.store.db import make_engine
@@ -186,21 +188,40 @@ def test_a_batch_of_only_duplicates_leaves_the_chain_head_alone(database_url: st
 
 @pytest.mark.postgres
 def test_pipelined_and_core_writers_share_one_archive(postgres_url: str):
-    """A gateway of this version beside one that still writes through Core (a rolling upgrade):
-    the ids the pipelined writer takes beforehand come from the same sequences an INSERT uses,
-    so neither collides with the other, and the chain stays whole and in id order."""
+    """A gateway of this version beside one that still writes through Core (a rolling upgrade),
+    both writing at once: the ids the pipelined writer takes beforehand come from the same
+    sequences an INSERT uses, under the same lock, so neither collides with the other and the
+    chain stays whole and in id order."""
     engine = _engine(postgres_url)
     pipelined, core = Archive(engine), Archive(engine)
     core._pipelined = False  # what a writer through another driver, or an older gateway, does
-    stored: list[Stored] = []
-    for n in range(1, 13, 3):
-        stored += pipelined.store_many([_record(n), _record(n + 1)])
-        stored += core.store_many([_record(n + 2)])
+
+    def write(store: Archive, start: int) -> list[Stored]:
+        return [s for n in range(start, start + 40, 2) for s in store.store_many([_record(n)])]
+
+    with ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(write, pipelined, 1), pool.submit(write, core, 2)]
+        stored = [s for future in done for s in future.result()]
 
     ids = [s.archive_id for s in stored]
-    assert ids == sorted(ids) and len(set(ids)) == 12
-    assert [q for q, _, _ in _chain(engine)] == [f"Q{n:04d}" for n in range(1, 13)]
+    assert len(set(ids)) == 40
+    chain = _chain(engine)
+    assert sorted(q for q, _, _ in chain) == [f"Q{n:04d}" for n in range(1, 41)]
+    assert verify(engine).ok  # every link in id order
     with engine.connect() as conn:
-        assert len(set(conn.execute(select(queue.c.id)).scalars())) == 2 * 12
+        assert len(set(conn.execute(select(queue.c.id)).scalars())) == 2 * 40
+    engine.dispose()
+
+
+def test_a_failed_write_is_sqlalchemys_error_and_leaves_the_archive_usable(database_url: str):
+    """On PostgreSQL the rows go on psycopg's own cursor: its errors still come out as
+    SQLAlchemy's, as callers expect from Core, and the connection goes on working."""
+    engine = _engine(database_url)
+    store = Archive(engine)
+    store.store(*_record(1))
+    with pytest.raises(IntegrityError):  # the same queue id again, a new Message-ID
+        store.store(*_record(1, "another@safe.example"))
+    store.store(*_record(2))
+    assert [q for q, _, _ in _chain(engine)] == ["Q0001", "Q0002"]
     assert verify(engine).ok
     engine.dispose()
