@@ -1196,28 +1196,28 @@ def bound_lines(results: dict[str, Result], stages: list[Stages]) -> str:
             for r in pg.runs
         ]
         line = (
-            f"- had the server used no CPU and all else cost what it did, c-postgres would "
-            f"have run at {statistics.median(freed):.0f} msg/s (per round "
-            + ", ".join(f"{x:.0f}" for x in freed)
-            + ")"
+            "- had the server used no CPU and all else cost what it did, c-postgres would "
+            f"have run at {_per_round(freed, '{:.0f}', ' msg/s')}"
         )
         if "a" in results:
             vs_a = [f / a.e2e for f, a in zip(freed, results["a"].runs, strict=False)]
-            line += f", c/a {statistics.median(vs_a):.2f} (per round " + ", ".join(
-                f"{x:.2f}" for x in vs_a
-            )
-            line += ")"
+            line += f", c/a {_per_round(vs_a)}"
         lines.append(line)
     if {"p", "b"} <= results.keys():
         # Measured, not derived: c runs p's SMTP, loop and policy stage, and stores besides.
         bound = round_ratios(results["p"], results["b"])
         lines.append(
-            f"- measured: p (s + the policy stage, nothing stored) ran at "
-            f"{statistics.median(bound):.2f} of b (per round "
-            + ", ".join(f"{x:.2f}" for x in bound)
-            + "); c does all p does and stores besides, so c/b is below that"
+            "- measured: p (s + the policy stage, nothing stored) ran at "
+            f"{_per_round(bound, unit=' of b')}; c does all p does and stores besides, so c/b "
+            "is below that"
         )
     return "\n".join(lines) + "\n"
+
+
+def _per_round(values: list[float], fmt: str = "{:.2f}", unit: str = "") -> str:
+    """'<median><unit> (per round x, y, z)'."""
+    each = ", ".join(fmt.format(v) for v in values)
+    return f"{fmt.format(statistics.median(values))}{unit} (per round {each})"
 
 
 def _cpu(run: Run) -> float:

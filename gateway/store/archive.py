@@ -354,10 +354,11 @@ class Archive:
         rows = [r for p in fresh for r in p.queue_rows]
         due = [] if lease is None else [p for p in fresh if p.lease(lease)]
         if allocated is not None:
-            for row in rows:
-                row["id"] = next(allocated)
+            taken = [next(allocated) for _ in rows]
+            for row, row_id in zip(rows, taken, strict=True):
+                row["id"] = row_id
             self._bulk.insert(conn, queue, rows)
-            row_ids = iter([int(row["id"]) for row in rows])  # type: ignore[call-overload]
+            row_ids = iter(taken)
         elif not due:
             self._bulk.insert(conn, queue, rows)
             return {}
