@@ -320,6 +320,7 @@ class GatewaySMTP(SMTP):
         # aiosmtpd's `timeout` ends a session after that long a silence; this bounds the whole
         # of DATA, so that a client dripping a line now and then cannot hold a session for ever.
         self.data_timeout = data_timeout
+        self._continued = b""
 
     def __dir__(self) -> list[str]:
         """aiosmtpd builds its tables of commands and AUTH mechanisms by reflection, anew for
@@ -415,4 +416,13 @@ class GatewaySMTP(SMTP):
 
     async def push(self, status: str | bytes) -> None:  # type: ignore[override]
         data = status.encode("ascii", "replace") if isinstance(status, str) else status
-        await super().push(replies.REWRITES.get(data, data))
+        data = replies.REWRITES.get(data, data)
+        if data[3:4] == b"-":
+            # Not the last line of its reply (RFC 5321 4.2.1), which always follows: aiosmtpd
+            # writes each line of EHLO's reply on its own, a segment and a wake-up of the
+            # client each; the whole reply goes in one write with its last line.
+            self._continued += data + b"\r\n"
+            return
+        if self._continued:
+            data, self._continued = self._continued + data, b""
+        await super().push(data)
