@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTPUTF8
 from email.utils import format_datetime
@@ -22,6 +22,8 @@ _ADDRESS_RE = re.compile(
     r"[^\s@,;:<>()\[\]\"\\]{1,64}@[^\s@,;:<>()\[\]\"\\]+\.[^\s@,;:<>()\[\]\"\\]+"
 )
 _EARLIEST_YEAR, _LATEST_YEAR = 1990, 2200
+# How far a chat tool's clock may run ahead of the gateway's (as Kerberos allows).
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class ChatInvalid(ValueError):
@@ -148,3 +150,25 @@ def chat_from_json(data: object) -> ChatMessage:
         text=text,
         sent_at=sent_at,
     )
+
+
+def check_sent_by(chat: ChatMessage, now: datetime) -> None:
+    """A message archived as sent (`/api/v1/messages`) was sent by `now`, give or take
+    `CLOCK_SKEW`: one dated later would be judged, office hours included, at a time that has not
+    come. An earlier time is accepted, as a tool sends what it held during an outage; the archive
+    records when the gateway received it too."""
+    ahead = chat.sent_at - now
+    if ahead > CLOCK_SKEW:
+        raise ChatInvalid(
+            f"sent_at: {chat.sent_at.isoformat()} is {_duration(ahead)} after the gateway's "
+            f"clock ({now.isoformat(timespec='seconds')}); a message cannot have been sent "
+            "later than now: check the chat tool's clock"
+        )
+
+
+def _duration(span: timedelta) -> str:
+    minutes = round(span.total_seconds() / 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    hours = round(minutes / 60)
+    return f"{hours} hours" if hours < 48 else f"{round(hours / 24)} days"

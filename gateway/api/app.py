@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 from sqlalchemy import Engine, text
 
-from gateway.chat import ChatInvalid, ChatMessage, chat_from_json
+from gateway.chat import ChatInvalid, ChatMessage, chat_from_json, check_sent_by
 from gateway.clock import Clock
 from gateway.httpserver import HttpServer
 from gateway.ids import new_queue_id
@@ -188,13 +188,18 @@ class _Api:
         if isinstance(parsed, web.Response):
             return parsed
         name, chat = parsed
+        received_at = self.s.clock.now()
+        try:
+            check_sent_by(chat, received_at)
+        except ChatInvalid as exc:
+            return _error(422, str(exc))
         loop = asyncio.get_running_loop()
         prepared, verdict, explained = await loop.run_in_executor(
             self.s.executor,
             lambda: self.s.pipeline.prepare_chat(
                 chat,
                 queue_id=new_queue_id(),
-                received_at=self.s.clock.now(),
+                received_at=received_at,
                 client_address=request.remote or "",
                 auth_user=f"api:{name}",
             ),

@@ -8,8 +8,10 @@ import json
 import smtplib
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,34 @@ def test_messages_archives_once_per_channel_and_message_id(api: Api):
     # Nothing is delivered: the chat tool sends the message itself.
     with api.gateway.engine.connect() as conn:
         assert conn.execute(queue.select()).all() == []
+
+
+def test_a_message_dated_after_the_gateways_clock_is_refused_for_the_archive(api: Api):
+    """A DM is "judged as of its sent_at (office hours, ages)": one dated hours ahead would be
+    judged at a time that has not come, so `/messages` refuses it and names the field; a
+    chat tool's clock a minute or two fast is not refused."""
+    now = datetime.now(UTC)
+    late = (now + timedelta(hours=3)).isoformat()
+    status, result = api.call("/api/v1/messages", chat(sent_at=late))
+    assert status == 422
+    assert result["error"].startswith(f"sent_at: {late} is 3 hours after the gateway's clock")
+    assert "check the chat tool's clock" in result["error"]
+    assert api.archived() == []
+    fast = (now + timedelta(minutes=2)).isoformat()
+    assert api.call("/api/v1/messages", chat(sent_at=fast, message_id="m-fast"))[0] == 201
+    # Asking ahead of sending may name a time to come.
+    assert api.call("/api/v1/check", chat(sent_at=late))[0] == 200
+
+
+def test_a_message_sent_during_an_outage_is_archived_with_both_times(api: Api):
+    """A tool sends what it held while the gateway was away: the message is judged as of its
+    sent_at, and the archive records when the gateway received it too."""
+    sent = datetime.now(UTC) - timedelta(days=2)
+    assert api.call("/api/v1/messages", chat(sent_at=sent.isoformat()))[0] == 201
+    (row,) = api.archived()
+    assert datetime.now(UTC) - row.received_at.replace(tzinfo=UTC) < timedelta(minutes=5)
+    raw = zlib.decompress(row.raw_gz)
+    assert f"Date: {format_datetime(sent.replace(microsecond=0))}".encode() in raw
 
 
 def test_a_refused_chat_message_is_archived_with_its_findings(api: Api):
