@@ -26,9 +26,10 @@ delivery worker cost. `--processes N` serves one listening socket from N process
 With `--protocol gateway` the server side is the gateway's own subclass of aiosmtpd's SMTP
 (`GatewaySMTP`: its cheaper per-connection set-up, address parsing and DATA reader): the
 benchmark's system `s` (with `--loop uvloop`, the gateway's default event loop), SMTP in and
-out as the gateway does them, and nothing else. Neither copies the gateway's garbage-collector
-settings (`gateway/cli/serve.py`) nor its handler's reflection shortcut
-(`RelayHandler.__dir__`): each does a little more per message than the gateway does.
+out as the gateway does them, and nothing else. Both take the gateway's garbage-collector
+settings (`gateway/cli/serve.py`), once loaded, as `safeguard serve` does; neither has its
+handler's reflection shortcut (`RelayHandler.__dir__`), a little more per connection than the
+gateway does.
 """
 
 from __future__ import annotations
@@ -148,6 +149,11 @@ async def main(
     loop = asyncio.get_running_loop()
     pool = Pool(upstream[0], upstream[1], pool_size)
     handler = BareRelay(pool) if policy is None else PolicyRelay(pool, _pipeline(policy))
+    if protocol is not SMTP:
+        # The gateway's garbage-collector settings, as `safeguard serve` makes them once loaded.
+        from gateway.cli.serve import _settle_garbage_collector
+
+        _settle_garbage_collector()
     server = await loop.create_server(
         # loop= as the gateway passes it: otherwise aiosmtpd looks it up on every connection.
         lambda: protocol(handler, hostname="bare.localhost", enable_SMTPUTF8=True, loop=loop),
