@@ -192,6 +192,13 @@ class _Api:
         try:
             check_sent_by(chat, received_at)
         except ChatInvalid as exc:
+            # Every message of a tool whose clock runs fast is refused: the admin must hear.
+            log.warning(
+                "chat_sent_at_ahead",
+                token=name,
+                channel=chat.channel,
+                sent_at=chat.sent_at.isoformat(),
+            )
             return _error(422, str(exc))
         loop = asyncio.get_running_loop()
         prepared, verdict, explained = await loop.run_in_executor(

@@ -10,6 +10,8 @@ import binascii
 import functools
 import re
 import shutil
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.ids import new_queue_id
 from gateway.message.addresses import checked_address
-from gateway.metrics import Metrics
+from gateway.metrics import CPU_SECONDS, Metrics
 from gateway.pipeline import Pipeline, Prepared, Submission, SubmissionRefused
 from gateway.smtp import replies
 from gateway.smtp.auth import Authenticator
@@ -285,13 +287,19 @@ class RelayHandler:
         return prepared.reply
 
     async def _prepare(self, submission: Submission) -> Prepared:
-        if len(submission.raw) <= INLINE_LIMIT:
-            return self.pipeline.prepare(submission)
-        loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(
-            loop.run_in_executor(self.executor, self.pipeline.prepare, submission),
-            self.settings.server.parse_timeout,
-        )
+        spent: list[float] = []
+        try:
+            if len(submission.raw) <= INLINE_LIMIT:
+                return _timed(self.pipeline.prepare, submission, spent)
+            loop = asyncio.get_running_loop()
+            return await asyncio.wait_for(
+                loop.run_in_executor(
+                    self.executor, _timed, self.pipeline.prepare, submission, spent
+                ),
+                self.settings.server.parse_timeout,
+            )
+        finally:
+            self.metrics.inc(CPU_SECONDS, sum(spent), part="policy")
 
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd's default is "500 Error: (Exc) ..." - permanent, and the mail would be lost.
@@ -300,6 +308,17 @@ class RelayHandler:
 
 
 _TRANSACTIONS = "safeguard_smtp_transactions_total"
+
+
+def _timed(
+    prepare: Callable[[Submission], Prepared], submission: Submission, spent: list[float]
+) -> Prepared:
+    """`prepare(submission)`, adding its CPU seconds (in the thread that runs it) to `spent`."""
+    start = time.thread_time()
+    try:
+        return prepare(submission)
+    finally:
+        spent.append(time.thread_time() - start)
 
 
 @functools.cache
@@ -417,7 +436,7 @@ class GatewaySMTP(SMTP):
     async def push(self, status: str | bytes) -> None:  # type: ignore[override]
         data = status.encode("ascii", "replace") if isinstance(status, str) else status
         data = replies.REWRITES.get(data, data)
-        if data[3:4] == b"-":
+        if data.rpartition(b"\r\n")[2][3:4] == b"-":
             # Not the last line of its reply (RFC 5321 4.2.1), which always follows: aiosmtpd
             # writes each line of EHLO's reply on its own, a segment and a wake-up of the
             # client each; the whole reply goes in one write with its last line.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.api.app import ApiServer, ApiServices
 from gateway.export import export, matching_ids
@@ -161,7 +162,10 @@ def test_a_message_dated_after_the_gateways_clock_is_refused_for_the_archive(api
     chat tool's clock a minute or two fast is not refused."""
     now = datetime.now(UTC)
     late = (now + timedelta(hours=3)).isoformat()
-    status, result = api.call("/api/v1/messages", chat(sent_at=late))
+    with capture_logs() as logs:
+        status, result = api.call("/api/v1/messages", chat(sent_at=late))
+    # Every message of a tool whose clock runs fast is refused: the log says so, for the admin.
+    assert [e["token"] for e in logs if e["event"] == "chat_sent_at_ahead"] == ["chat-bridge"]
     assert status == 422
     assert result["error"].startswith(f"sent_at: {late} is 3 hours after the gateway's clock")
     assert "check the chat tool's clock" in result["error"]

@@ -110,12 +110,12 @@ class Clients:
             thread.join(90)
 
 
-def _await_progress(clients: Clients, before: int, timeout: float = 30.0) -> None:
+def _await_progress(clients: Clients, before: int, timeout: float = 10.0) -> None:
     """Until a client has had another 250. A restarted gateway's first 250 came 0.01-0.6 s
     after it first answered a probe (it still starts its API and console then, and the clients
     retry every 50 ms): a kill sooner than that found nothing in flight, and the test failed
     for want of progress (three times in twelve runs on PostgreSQL, with the random waits of
-    0.36 and 0.44 s). A gateway that takes no mail at all fails here."""
+    0.36 and 0.44 s). A gateway that takes no mail for `timeout` seconds fails here."""
     start = time.monotonic()
     while clients.count() <= before:
         waited = time.monotonic() - start
