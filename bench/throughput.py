@@ -823,6 +823,21 @@ class GatewayRelay(Relay):
         )
         wait_port(self.port, self.proc)
 
+    @staticmethod
+    def cpu_parts(workdir: Path) -> dict[str, float]:
+        """CPU seconds per message of each part (`policy`, `archive_writer`), as the relay
+        processes counted them and published at their stop (`[server] processes` > 1)."""
+        seconds: dict[str, float] = {}
+        messages = 0.0
+        for path in (workdir / "metrics").glob("*.json"):
+            for name, labels, value in json.loads(path.read_text()):
+                if name == "safeguard_cpu_seconds_total":
+                    part = dict(labels).get("part", "")
+                    seconds[part] = seconds.get(part, 0.0) + value
+                elif name == "safeguard_smtp_transactions_total":
+                    messages += value
+        return {part: total / messages for part, total in seconds.items()} if messages else {}
+
     def stop(self) -> None:
         super().stop()
         self.log.close()
@@ -867,6 +882,9 @@ class Run:
     pss_kb: int  # peak summed PSS of the relay's process tree
     rss_kb: int  # the same for RSS (counts shared pages once per process)
     database: float = 0.0  # c-postgres: the PostgreSQL server's CPU seconds over the load
+    # c: CPU seconds per message of the gateway's parts, from its own counters
+    # (`safeguard_cpu_seconds_total`) over the whole run: the load and the probe.
+    parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def database_per_message(self) -> float:
@@ -995,7 +1013,7 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
             probed = probe(relay.port, args.probe_messages, args.probe_rate, args.size)
             sink.wait_for(before + args.probe_messages, timeout=60)
         direct = probe(sink.port, args.probe_messages, args.probe_rate, args.size)
-        return Run(
+        run = Run(
             e2e=e2e,
             intake=args.messages / intake,
             probe=probed,
@@ -1007,6 +1025,10 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
             messages=args.messages,
             database=database,
         )
+        relay.stop()  # the gateway publishes its counters as it stops
+        if isinstance(relay, GatewayRelay):
+            run.parts = relay.cpu_parts(workdir)
+        return run
     finally:
         relay.stop()
         sink.stop()
@@ -1203,6 +1225,19 @@ def bound_lines(results: dict[str, Result], stages: list[Stages]) -> str:
             vs_a = [f / a.e2e for f, a in zip(freed, results["a"].runs, strict=False)]
             line += f", c/a {_per_round(vs_a)}"
         lines.append(line)
+    for system in ("c-sqlite", "c-postgres"):
+        res = results.get(system)
+        if res is None or not all(r.parts for r in res.runs):
+            continue
+        policy = [r.parts.get("policy", 0.0) * 1000 for r in res.runs]
+        writer = [r.parts.get("archive_writer", 0.0) * 1000 for r in res.runs]
+        relay = [r.cpu_per_message * 1000 for r in res.runs]
+        lines.append(
+            f"- inside {system}, by its own counters over the load and the probe: the policy "
+            f"stage {_per_round(policy, unit=' ms')}, the archive writer's thread "
+            f"{_per_round(writer, unit=' ms')} of CPU per message, of the relay's "
+            f"{_per_round(relay, unit=' ms')} over the load"
+        )
     if {"p", "b"} <= results.keys():
         # Measured, not derived: c runs p's SMTP, loop and policy stage, and stores besides.
         bound = round_ratios(results["p"], results["b"])
@@ -1254,9 +1289,15 @@ def raw_runs(results: dict[str, Result]) -> str:
 
 
 def _database_note(run: Run) -> str:
-    if not run.database:
-        return ""
-    return f", PostgreSQL server {run.database_per_message * 1000:.2f} ms per message"
+    note = ""
+    if run.database:
+        note = f", PostgreSQL server {run.database_per_message * 1000:.2f} ms per message"
+    if run.parts:
+        note += (
+            f"; its own counters, load and probe: policy {run.parts.get('policy', 0) * 1000:.2f}"
+            f" ms, archive writer {run.parts.get('archive_writer', 0) * 1000:.2f} ms per message"
+        )
+    return note
 
 
 def environment() -> str:

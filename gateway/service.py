@@ -16,7 +16,7 @@ from gateway.config import Settings
 from gateway.delivery.transports import Transport, make_transport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
-from gateway.metrics import Metrics
+from gateway.metrics import CPU_SECONDS, Metrics
 from gateway.notify.render import environment_for, template_problems
 from gateway.notify.schedule import run_daily
 from gateway.pipeline import Pipeline
@@ -130,6 +130,9 @@ class Gateway:
         # Entries committed by the relay go to this process's worker in memory (see Lease).
         self.writer.lease = self.worker.lease
         self.writer.committed = self.worker.committed
+        self.metrics.add_source(
+            lambda: [(CPU_SECONDS, (("part", "archive_writer"),), self.writer.cpu_seconds)]
+        )
         self.handler = RelayHandler(
             settings=self.settings,
             pipeline=self.pipeline,

@@ -133,6 +133,8 @@ class ArchiveWriter:
     ) -> None:
         self.archive = archive
         self.mark_wait = mark_wait
+        # This thread's CPU seconds so far (commits, indexing), as of its last batch.
+        self.cpu_seconds = 0.0
         self._last_record = -float("inf")  # time.monotonic() when a record last came
         self.max_batch = max_batch
         self.lease = lease
@@ -211,6 +213,7 @@ class ArchiveWriter:
                     # A fault of ours must not leave a session or a sender waiting for ever.
                     log.error("archive_writer_failed", error=repr(exc))
                     _answer_all([first, *batch.jobs, *batch.marks], exc)
+                self.cpu_seconds = time.thread_time()
                 if batch.stop:
                     return
         finally:
@@ -265,6 +268,7 @@ class ArchiveWriter:
                     self.index()
                 except Exception as exc:  # the rows wait; a search brings the index up to date
                     log.error("fulltext_index_failed", error=repr(exc))
+                self.cpu_seconds = time.thread_time()
                 continue
             try:
                 return self._jobs.get(timeout=wait)

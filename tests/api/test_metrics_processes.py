@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.metrics import Metrics, SharedCounters
+from gateway.metrics import CPU_SECONDS, Metrics, SharedCounters
 from tests.relay.serving import ServeProcess, write_config
 from tests.support import Sink, free_port
 
@@ -30,12 +30,35 @@ def test_a_process_adds_the_counts_the_others_published(tmp_path: Path):
     assert 'safeguard_api_requests_total{endpoint="/a\\"b",status="200"} 1' in text
 
 
-def _total(port: int) -> int:
+def test_a_total_another_thread_keeps_is_read_at_each_snapshot_and_published(tmp_path: Path):
+    """The archive writer's CPU is its own thread's to count: the metrics read it when asked,
+    and another process's published value adds to this one's."""
+    mine, theirs = Metrics(), Metrics()
+    spent = [0.25]
+    part = (("part", "archive_writer"),)
+    mine.add_source(lambda: [(CPU_SECONDS, part, spent[0])])
+    theirs.add_source(lambda: [(CPU_SECONDS, part, 1.0)])
+    mine.inc(CPU_SECONDS, 0.5, part="policy")
+    assert mine.snapshot()[CPU_SECONDS] == {part: 0.25, (("part", "policy"),): 0.5}
+    spent[0] = 0.75
+    SharedCounters(tmp_path, pid=2).publish(theirs.snapshot())
+    text = mine.render(others=SharedCounters(tmp_path, pid=1).others())
+    assert f'{CPU_SECONDS}{{part="archive_writer"}} 1.75' in text
+    assert f'{CPU_SECONDS}{{part="policy"}} 0.5' in text
+    assert f"# TYPE {CPU_SECONDS} counter" in text
+
+
+def _scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
+        return response.read().decode()
+
+
+def _total(port: int) -> int:
     return sum(
         int(value)
-        for value in re.findall(r"^safeguard_smtp_transactions_total\{[^}]*\} (\d+)$", text, re.M)
+        for value in re.findall(
+            r"^safeguard_smtp_transactions_total\{[^}]*\} (\d+)$", _scrape(port), re.M
+        )
     )
 
 
@@ -73,5 +96,8 @@ def test_every_scrape_of_two_processes_reports_every_transaction(tmp_path: Path,
             for path in (tmp_path / "var" / "metrics").glob("*.json")
         ]
         assert len(published) == 2 and all(published) and sum(published) == sent
+        # Where the CPU went, the whole gateway's: the policy stage and the archive writer.
+        cpu = dict(re.findall(rf'^{CPU_SECONDS}{{part="(\w+)"}} (\S+)$', _scrape(api_port), re.M))
+        assert set(cpu) == {"policy", "archive_writer"} and all(float(v) > 0 for v in cpu.values())
     finally:
         assert gateway.terminate() == 0, gateway.tail()
