@@ -151,9 +151,9 @@ async def main(
     handler = BareRelay(pool) if policy is None else PolicyRelay(pool, _pipeline(policy))
     if protocol is not SMTP:
         # The gateway's garbage-collector settings, as `safeguard serve` makes them once loaded.
-        from gateway.cli.serve import _settle_garbage_collector
+        from gateway.cli.serve import settle_garbage_collector
 
-        _settle_garbage_collector()
+        settle_garbage_collector()
     server = await loop.create_server(
         # loop= as the gateway passes it: otherwise aiosmtpd looks it up on every connection.
         lambda: protocol(handler, hostname="bare.localhost", enable_SMTPUTF8=True, loop=loop),

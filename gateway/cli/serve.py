@@ -85,7 +85,7 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
             if api is not None:
                 await api.stop()
             raise
-        _settle_garbage_collector()
+        settle_garbage_collector()
         log.info("relay_ready", event_loop=type(loop).__module__.partition(".")[0])
         if announce:
             processes = settings.server.processes
@@ -108,7 +108,7 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
         raise click.ClickException(f"cannot start: {exc}") from None
 
 
-def _settle_garbage_collector() -> None:
+def settle_garbage_collector() -> None:
     """Once the gateway is loaded (its directory, pack, templates: most of its objects, and
     all that live as long as it), the collector leaves them alone (`gc.freeze`) and looks at
     young objects less often. Under load (`bench/throughput.py`, c-sqlite) each relay process
