@@ -827,15 +827,16 @@ class GatewayRelay(Relay):
     def cpu_parts(workdir: Path) -> dict[str, float]:
         """CPU seconds per message of each part (`policy`, `archive_writer`), as the relay
         processes counted them and published at their stop (`[server] processes` > 1)."""
+        from gateway.metrics import CPU_SECONDS, SharedCounters, metrics_folder
+
         seconds: dict[str, float] = {}
         messages = 0.0
-        for path in (workdir / "metrics").glob("*.json"):
-            for name, labels, value in json.loads(path.read_text()):
-                if name == "safeguard_cpu_seconds_total":
-                    part = dict(labels).get("part", "")
-                    seconds[part] = seconds.get(part, 0.0) + value
-                elif name == "safeguard_smtp_transactions_total":
-                    messages += value
+        # Every process's file: this script's pid is none of theirs.
+        for snapshot in SharedCounters(metrics_folder(workdir)).others():
+            for labels, value in snapshot.get(CPU_SECONDS, {}).items():
+                part = dict(labels).get("part", "")
+                seconds[part] = seconds.get(part, 0.0) + value
+            messages += sum(snapshot.get("safeguard_smtp_transactions_total", {}).values())
         return {part: total / messages for part, total in seconds.items()} if messages else {}
 
     def stop(self) -> None:

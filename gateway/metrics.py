@@ -31,7 +31,8 @@ _HELP = {
 
 
 class Metrics:
-    """Monotonic counters, touched only from the event loop's thread."""
+    """Monotonic counters, touched only from the event loop's thread; a source added with
+    `add_source` is read there too, at each snapshot."""
 
     def __init__(self) -> None:
         self._counts: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))

@@ -1,6 +1,6 @@
-"""aiosmtpd writes each line of a multi-line reply on its own: EHLO's six lines were six
-writes, six segments and six wake-ups of the client. Ours sends a reply in one write with its
-last line, and the lines are aiosmtpd's own."""
+"""aiosmtpd writes each line of a multi-line reply on its own: EHLO's five to seven lines (by
+what is offered) were a write, a segment and a wake-up of the client each. Ours sends a reply
+in one write with its last line, and the lines are aiosmtpd's own."""
 
 from __future__ import annotations
 
