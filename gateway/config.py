@@ -128,6 +128,15 @@ class OrganisationSettings:
     # Other pack defaults the site overrides (office_hours, dsl, ...); the policy layer
     # validates them against the pack format.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Where the site set them (gateway.toml, and each key's line): a value the policy layer
+    # refuses is reported there, not against the pack whose default it replaced.
+    source: Path | None = None
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def set_here(self) -> frozenset[str]:
+        """The `[organisation]` keys this site sets."""
+        given = {"domains": self.domains, "timezone": self.timezone, "name": self.name}
+        return frozenset(self.overrides) | {key for key, value in given.items() if value}
 
 
 @dataclass(frozen=True)
@@ -363,7 +372,16 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     for key in ("domains", "timezone"):
         org_table.pop(key, None)
     organisation = OrganisationSettings(
-        domains=domains, timezone=tz, name=str(org_table.pop("name", "")), overrides=org_table
+        domains=domains,
+        timezone=tz,
+        name=str(org_table.pop("name", "")),
+        overrides=org_table,
+        source=path,
+        lines={
+            key: line
+            for key in ORGANISATION_KEYS
+            if (line := _key_line(r.text, "organisation", key)) is not None
+        },
     )
 
     listen = r.listen("server", "listen", "127.0.0.1:2525")

@@ -115,8 +115,17 @@ class _Problems:
                 return number + 1
         return start
 
-    def add(self, reason: str, *, line: int | None = None, rule: str | None = None) -> None:
-        where = f"{self.path}:{line}" if line else str(self.path)
+    def add(
+        self,
+        reason: str,
+        *,
+        line: int | None = None,
+        rule: str | None = None,
+        path: Path | None = None,
+    ) -> None:
+        """`path`: another file the problem is in (the site's gateway.toml), `line` in it."""
+        path = path or self.path
+        where = f"{path}:{line}" if line else str(path)
         who = f" rule {rule!r}:" if rule else ""
         self.items.append(f"{where}:{who} {reason}")
 
@@ -129,6 +138,18 @@ def _organisation(
     raw: Mapping[str, Any], site: OrganisationSettings | None, p: _Problems, pack_title: str
 ) -> Organisation | None:
     merged = dict(raw)
+    from_site = site.set_here() if site is not None else frozenset()
+
+    def refuse(key: str, reason: str) -> None:
+        """A value the site set is wrong in its gateway.toml; any other, in the pack."""
+        if site is not None and key in from_site:
+            if site.source is None:
+                p.add(f"{reason} (set by the site's [organisation])")
+            else:
+                p.add(reason, line=site.lines.get(key), path=site.source)
+        else:
+            p.add(reason, line=p.line_of(key, None, "organisation"))
+
     if site is not None:
         merged.update(site.overrides)
         if site.domains:
@@ -139,25 +160,20 @@ def _organisation(
             merged["name"] = site.name
     for key in merged:
         if key not in ORGANISATION_KEYS:
-            p.add(
+            refuse(
+                key,
                 f"[organisation] unknown key {key!r} "
                 f"(known: {', '.join(sorted(ORGANISATION_KEYS))})",
-                line=p.line_of(key, None, "organisation"),
             )
     domains = merged.get("domains", [])
     if not _strings(domains) or not domains:
-        p.add(
-            "[organisation] domains must be a non-empty list of domains",
-            line=p.line_of("domains", None, "organisation"),
-        )
+        refuse("domains", "[organisation] domains must be a non-empty list of domains")
         return None
     try:
         zone = ZoneInfo(str(merged.get("timezone", "Europe/London")))
     except (ZoneInfoNotFoundError, ValueError):
-        p.add(
-            f"[organisation] timezone {merged.get('timezone')!r} is not a time zone",
-            line=p.line_of("timezone", None, "organisation"),
-        )
+        zone_name = merged.get("timezone")
+        refuse("timezone", f"[organisation] timezone {zone_name!r} is not a time zone")
         return None
     bank = merged.get("bank_holidays", "GB-ENG")
     try:
@@ -168,7 +184,7 @@ def _organisation(
         )
     except HoursError as exc:
         key = "bank_holidays" if "bank-holiday" in str(exc) else "office_hours"
-        p.add(f"[organisation] {key}: {exc}", line=p.line_of(key, None, "organisation"))
+        refuse(key, f"[organisation] {key}: {exc}")
         return None
     dsl = merged.get("dsl", [])
     numbers = merged.get("own_phone_numbers", [])
@@ -185,10 +201,7 @@ def _organisation(
         ),
     ):
         if not ok:
-            p.add(
-                f"[organisation] {key} has the wrong shape: {value!r}",
-                line=p.line_of(key, None, "organisation"),
-            )
+            refuse(key, f"[organisation] {key} has the wrong shape: {value!r}")
             return None
     return Organisation(
         name=str(merged.get("name") or pack_title),

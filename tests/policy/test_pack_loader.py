@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import OrganisationSettings
+from gateway.config import ConfigError, OrganisationSettings, load_settings
 from gateway.policy.pack import PackError, load_pack
 from gateway.policy.types import Action
 
@@ -138,3 +138,45 @@ def test_the_sites_organisation_settings_win_over_the_packs(tmp_path):
     assert pack.organisation.domains == ("school.example",)
     assert pack.organisation.office_hours.text == "Mon-Fri 08:00-16:00"
     assert pack.organisation.dsl == ("d@school.example",)
+
+
+@pytest.mark.parametrize(
+    ("site_line", "expected"),
+    [
+        ('office_hours = "Mon-Fri 25:00-17:00"', "[organisation] office_hours: '25:00'"),
+        ('timezone = "Europe/Londres"', "unknown time zone 'Europe/Londres'"),
+        ('dsl = "lead@school.example"', "[organisation] dsl has the wrong shape"),
+    ],
+)
+def test_a_bad_site_value_is_reported_in_gateway_toml_not_in_the_pack(
+    tmp_path, site_line, expected
+):
+    """Errors name the file and line where the value was set: an admin who wrote it in
+    gateway.toml is not sent to the pack whose default it replaced."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n\n'
+        f'[organisation]\ndomains = ["school.example"]\n{site_line}\n'
+    )
+    pack = write(tmp_path, GOOD)
+    with pytest.raises((PackError, ConfigError)) as caught:
+        settings = load_settings(config)
+        load_pack(str(pack), site=settings.organisation)
+    message = str(caught.value)
+    assert f"{config}:6: " in message
+    assert expected in message
+    assert str(pack) not in message
+
+
+def test_a_bad_value_in_the_pack_is_still_reported_in_the_pack(tmp_path):
+    site = OrganisationSettings(domains=("school.example",), source=tmp_path / "gateway.toml")
+    text = GOOD.replace('"Mon-Fri 09:00-17:00"', '"Mon-Fri 25:00-17:00"')
+    pack = write(tmp_path, text)
+    with pytest.raises(PackError, match=rf"{pack}:7: \[organisation\] office_hours: '25:00'"):
+        load_pack(str(pack), site=site)
+
+
+def test_a_bad_site_value_from_no_file_still_says_the_site_set_it(tmp_path):
+    site = OrganisationSettings(domains=("school.example",), overrides={"dsl": "d@school.example"})
+    with pytest.raises(PackError, match=r"dsl has the wrong shape.*set by the site's"):
+        load_pack(str(write(tmp_path, GOOD)), site=site)
