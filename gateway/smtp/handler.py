@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import functools
 import re
 import shutil
@@ -287,19 +288,19 @@ class RelayHandler:
         return prepared.reply
 
     async def _prepare(self, submission: Submission) -> Prepared:
-        spent: list[float] = []
-        try:
-            if len(submission.raw) <= INLINE_LIMIT:
-                return _timed(self.pipeline.prepare, submission, spent)
-            loop = asyncio.get_running_loop()
-            return await asyncio.wait_for(
-                loop.run_in_executor(
-                    self.executor, _timed, self.pipeline.prepare, submission, spent
-                ),
-                self.settings.server.parse_timeout,
-            )
-        finally:
-            self.metrics.inc(CPU_SECONDS, sum(spent), part="policy")
+        if len(submission.raw) <= INLINE_LIMIT:
+            return _timed(self.pipeline.prepare, submission, self._count_policy)
+        loop = asyncio.get_running_loop()
+        # Counted on the loop's thread when the worker thread finishes: after a timeout too,
+        # when the session has answered and the thread is still at work.
+        count = functools.partial(_call_soon, loop, self._count_policy)
+        return await asyncio.wait_for(
+            loop.run_in_executor(self.executor, _timed, self.pipeline.prepare, submission, count),
+            self.settings.server.parse_timeout,
+        )
+
+    def _count_policy(self, seconds: float) -> None:
+        self.metrics.inc(CPU_SECONDS, seconds, part="policy")
 
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd's default is "500 Error: (Exc) ..." - permanent, and the mail would be lost.
@@ -311,14 +312,25 @@ _TRANSACTIONS = "safeguard_smtp_transactions_total"
 
 
 def _timed(
-    prepare: Callable[[Submission], Prepared], submission: Submission, spent: list[float]
+    prepare: Callable[[Submission], Prepared],
+    submission: Submission,
+    spent: Callable[[float], None],
 ) -> Prepared:
-    """`prepare(submission)`, adding its CPU seconds (in the thread that runs it) to `spent`."""
+    """`prepare(submission)`, passing its CPU seconds (in the thread that runs it) to `spent`."""
     start = time.thread_time()
     try:
         return prepare(submission)
     finally:
-        spent.append(time.thread_time() - start)
+        spent(time.thread_time() - start)
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[float], None], value: float
+) -> None:
+    """`callback(value)` on `loop`'s thread; nothing if the loop has closed (the gateway has
+    stopped while a thread was still evaluating)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, value)
 
 
 @functools.cache
