@@ -173,7 +173,8 @@ class Bulk:
         """One statement on the driver's cursor."""
         cursor = _driver(conn).cursor()
         try:
-            cursor.execute(sql, params)
+            with self._as_sqlalchemys():
+                cursor.execute(sql, params)
         finally:
             cursor.close()
 
@@ -184,9 +185,10 @@ class Bulk:
         driver = _driver(conn)
         cursors = [driver.cursor() for _ in queries]
         try:
-            for cursor, (sql, params) in zip(cursors, queries, strict=True):
-                cursor.execute(sql, params)
-            return [cursor.fetchall() for cursor in cursors]
+            with self._as_sqlalchemys():
+                for cursor, (sql, params) in zip(cursors, queries, strict=True):
+                    cursor.execute(sql, params)
+                return [cursor.fetchall() for cursor in cursors]
         finally:
             for cursor in cursors:
                 cursor.close()

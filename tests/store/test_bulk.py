@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, Table, Text, cast, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from gateway.store.bulk import Bulk
 from gateway.store.db import make_engine, transaction
@@ -172,4 +173,17 @@ def test_psycopg_rows_equal_core_rows_to_the_value(postgres_url: str):
         core, driver = as_stored(table)
         assert driver == core
     assert as_stored(archive_search_insert)[1]["search_tsv"] == "'bring':3B 'trip':1A"
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_statement_outside_a_pipeline_fails_as_sqlalchemys_error_too(postgres_url: str):
+    """`execute` and `fetch` raise the driver's errors as Core raises them (`DBAPIError`),
+    whether or not they run in a pipeline: callers catch one kind of error."""
+    engine = make_engine(postgres_url)
+    bulk = Bulk(engine.dialect)
+    with engine.connect() as conn, pytest.raises(DBAPIError, match="no_such_table"):
+        bulk.fetch(conn, [("SELECT * FROM no_such_table", ())])
+    with engine.connect() as conn, pytest.raises(DBAPIError, match="no_such_table"):
+        bulk.execute(conn, "DELETE FROM no_such_table")
     engine.dispose()
