@@ -43,6 +43,9 @@ log = structlog.get_logger("gateway.serve")
 def serve(ctx: Context, log_level: str) -> None:
     """Run the SMTP relay; a clean stop finishes the sessions in flight."""
     settings = ctx.settings
+    from gateway.delivery.transports import check_upstream
+
+    check_upstream(settings.upstream)  # a Maildir that cannot be made: said now, not in a log
     if settings.server.processes > 1:
         from gateway.service import load_policy_and_wording
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import aiosmtplib
 import idna
 
-from gateway.config import UpstreamSettings
+from gateway.config import ConfigError, UpstreamSettings
 
 
 @dataclass(frozen=True)
@@ -241,9 +241,16 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        for sub in ("tmp", "new", "cur"):
-            (path / sub).mkdir(parents=True, exist_ok=True)
         self._host = socket.gethostname().replace("/", "_").replace(":", "_")
+        self._made = False
+
+    def make(self) -> None:
+        """Create the Maildir's folders (OSError if they cannot be: `serve` checks this at
+        start). Each send makes them too, until they exist: a Maildir removed or unmounted
+        while the gateway runs defers mail (451, retried) instead of stopping the sender."""
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        self._made = True
 
     async def send(
         self, mail_from: str, recipients: Sequence[str], body: bytes
@@ -262,6 +269,8 @@ class MaildirTransport:
         return _all(recipients, Outcome(250, "written to maildir"))
 
     def _write(self, mail_from: str, body: bytes, stopped: threading.Event) -> None:
+        if not self._made:
+            self.make()
         name = f"{time.time():.6f}.{uuid.uuid4().hex}.{self._host}"
         tmp = self.path / "tmp" / name
         # Maildir files use the local line ending; Return-Path records the envelope sender.
@@ -365,6 +374,19 @@ class MxTransport:
 
     async def close(self) -> None:
         return None
+
+
+def check_upstream(settings: UpstreamSettings) -> None:
+    """What can be known before the first message: a Maildir's folders can be made."""
+    if settings.scheme == "maildir":
+        assert settings.path is not None
+        try:
+            MaildirTransport(settings.path).make()
+        except OSError as exc:
+            raise ConfigError(
+                f"[upstream] url {settings.display}: cannot make the Maildir "
+                f"{exc.filename or settings.path}: {exc.strerror or exc}"
+            ) from None
 
 
 def make_transport(settings: UpstreamSettings, *, local_hostname: str | None = None) -> Transport:

@@ -212,16 +212,21 @@ class DeliveryWorker:
             self._finished = True
 
     async def _sender(self, work: asyncio.Queue[QueueEntry | None]) -> None:
-        transport = self.transport_factory()
+        transport: Transport | None = None
         try:
             while (entry := await work.get()) is not None:
                 try:
+                    # Made here, not before the loop: a sender that could not make one would
+                    # end, and entries would wait in `work` for a sender that never comes.
+                    if transport is None:
+                        transport = self.transport_factory()
                     await self.deliver(entry, transport)
                 except Exception as exc:
                     # The lease runs out and another attempt picks the entry up again.
                     log.error("delivery_crashed", queue_id=entry.queue_id, error=repr(exc))
         finally:
-            await transport.close()
+            if transport is not None:
+                await transport.close()
 
     async def deliver(self, entry: QueueEntry, transport: Transport) -> None:
         if self._lease_nearly_out(entry):
