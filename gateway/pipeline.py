@@ -333,12 +333,15 @@ class Pipeline:
         action = verdict.action
         if verdict.monitor:
             return [deliver, *items], accepted, action.value
+        # What the sender hears leaves out urgent findings: those alert the safeguarding lead,
+        # and a sender told which words were watched for could avoid them (tipping off).
+        told = tuple(e for e in explained if not e.rule.urgent)
         # A sender we cannot write to (outside the organisation, or the null sender) hears
         # "no" in the session; their own server tells them.
         can_notify = bool(sub.envelope_from) and org.is_internal(sub.envelope_from)
         if action is Action.REJECT:
             if org.reject_in_session or not can_notify:
-                rejected = tuple(e for e in explained if e.finding.action is Action.REJECT)
+                rejected = tuple(e for e in told if e.finding.action is Action.REJECT)
                 raise_reply = f"550 5.7.1 {_one_line(rejected)}"
                 return items, raise_reply, action.value
             items.append(
@@ -351,7 +354,7 @@ class Pipeline:
                         hostname=self.hostname,
                         raw=sub.raw,
                         message=message,
-                        explained=explained,
+                        explained=told,
                         org=org,
                         sent=sub.received_at,
                     ),
@@ -383,7 +386,7 @@ class Pipeline:
                         self.templates,
                         hostname=self.hostname,
                         message=message,
-                        explained=explained,
+                        explained=told,
                         org=org,
                         sent=sub.received_at,
                         deliver_at=not_before,

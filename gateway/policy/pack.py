@@ -256,6 +256,16 @@ def _rule(
             rule=rule_id,
         )
         ok = False
+    if ok and action is Action.REJECT and raw.get("urgent", False):
+        # An urgent finding alerts the lead and is never shown to the sender (it would tell
+        # them what is watched for); a refusal is explained to the sender.
+        p.add(
+            "an urgent rule cannot reject: the sender is not told of an urgent finding, "
+            "and a refused sender is told why; use flag or defer",
+            line=p.line_of("urgent", line),
+            rule=rule_id,
+        )
+        ok = False
     policy = raw.get("policy")
     if not isinstance(policy, str) or not policy.strip():
         p.add(
