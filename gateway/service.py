@@ -6,13 +6,15 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import jinja2
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from gateway.clock import Clock, SystemClock
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.delivery.transports import Transport, make_transport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
@@ -59,6 +61,21 @@ def open_engine(settings: Settings, pool_size: int = 8) -> Engine:
     engine = make_engine(settings.database_url, pool_size=pool_size)
     upgrade(engine)
     return engine
+
+
+def open_archive(settings: Settings, pool_size: int = 1) -> Engine:
+    """`open_engine` for the commands that read what the gateway has archived (search, verify,
+    export, ...): a SQLite file that is not there is a mistyped path, said as such, not a new
+    empty archive made there and reported on as if it were the gateway's."""
+    url = make_url(settings.database_url)
+    database = url.database
+    on_disk = url.get_backend_name() == "sqlite" and database and database != ":memory:"
+    if on_disk and not Path(database).exists():
+        raise ConfigError(
+            f"{settings.path}: [database] url {settings.database_url}: there is no archive "
+            f"at {database}; check the path (the gateway makes it when it first runs)"
+        )
+    return open_engine(settings, pool_size)
 
 
 def open_store(settings: Settings) -> DirectoryStore:

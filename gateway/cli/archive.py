@@ -25,10 +25,10 @@ def archive() -> None:
 @pass_context
 def verify(ctx: Context) -> None:
     """Walk the hash chain; exit 1 naming the first record that does not match."""
-    from gateway.service import open_engine
+    from gateway.service import open_archive
     from gateway.store.integrity import verify as walk
 
-    engine = open_engine(ctx.settings, pool_size=1)
+    engine = open_archive(ctx.settings, pool_size=1)
     show = sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
@@ -77,7 +77,7 @@ def purge(
     from gateway.policy.pack import load_pack
     from gateway.purge import plan
     from gateway.purge import purge as run_purge
-    from gateway.service import open_engine
+    from gateway.service import open_archive
     from gateway.store.directory import DirectoryStore
     from gateway.store.search import NotASafeguardingLead, require_dsl
 
@@ -94,7 +94,7 @@ def purge(
     now = SystemClock().now()
     if on_date is not None:
         now = on_date.replace(hour=12, tzinfo=zone)
-    engine = open_engine(settings, pool_size=1)
+    engine = open_archive(settings, pool_size=1)
     try:
         actor = local_user()
         if as_email is not None:

@@ -39,7 +39,7 @@ def export(
     from gateway.export import export as write_export
     from gateway.notify.render import environment_for
     from gateway.search import QueryError, is_whole_address, parse
-    from gateway.service import open_engine
+    from gateway.service import open_archive
     from gateway.store.audit import AuditLog
     from gateway.store.directory import DirectoryStore
     from gateway.store.search import NotASafeguardingLead, WordIndexBehind, require_dsl
@@ -58,7 +58,7 @@ def export(
         click.echo(f"safeguard: {output.parent} is not a folder; create it first", err=True)
         sys.exit(2)
     now = SystemClock().now()
-    engine = open_engine(ctx.settings, pool_size=1)
+    engine = open_archive(ctx.settings, pool_size=1)
     audit = AuditLog(engine)
     try:
         history = None

@@ -84,8 +84,14 @@ def verify(
         after = rows[-1].id
         if progress is not None:
             progress(checked, total)
-    if checked and (head_id != after or head_hash != previous):
-        reason = "the chain head does not match the last record (records were removed from the end)"
+    if head_id != after or head_hash != previous:
+        # Every record removed leaves nothing to link: the head still names the last one.
+        reason = (
+            "the chain head does not match the last record (records were removed from the end)"
+            if checked
+            else f"the chain head names record {head_id}, but the archive holds no records "
+            "(every record was removed)"
+        )
         return Report(checked, Problem(int(head_id), "-", reason), tombstones)
     return Report(checked, None, tombstones)
 

@@ -280,3 +280,21 @@ def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path):
     # The handler's own exit status: proof that a write did meet the closed pipe (a write that
     # all went into the pipe first would have ended 0 without it).
     assert shown.returncode == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["archive", "verify"],
+        ["export", "--contact", "sam.minor@home.example", "--format", "mbox", "-o", "x.mbox"],
+    ],
+)
+def test_evidence_commands_refuse_an_archive_that_is_not_there(tmp_path: Path, command):
+    """A mistyped path must not become a new, empty archive reported as "0 records, hash chain
+    intact", or a child's history exported as empty: the command names the path, makes
+    nothing, and exits 2."""
+    missing = tmp_path / "typo" / "archiv.db"
+    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{missing}"')
+    said = _one_clear_line(_invoke(config, *command))
+    assert f"there is no archive at {missing}; check the path" in said
+    assert not missing.parent.exists()

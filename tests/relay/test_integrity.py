@@ -9,8 +9,10 @@ from click.testing import CliRunner
 from sqlalchemy import delete, select, update
 
 from gateway.cli import cli
+from gateway.store.db import make_engine
 from gateway.store.integrity import verify
-from gateway.store.schema import archive, queue
+from gateway.store.migrate import upgrade
+from gateway.store.schema import archive, metadata, queue
 from tests.relay.test_relay import MESSAGE, send
 from tests.support import Sink
 
@@ -85,3 +87,26 @@ def test_the_command_exits_1_and_names_the_record(archived, tmp_path):
     bad = runner.invoke(cli, ["--config", str(config), "archive", "verify"])
     assert bad.exit_code == 1
     assert f"ARCHIVE ALTERED: record {ids[3]}" in bad.output
+
+
+def test_removing_every_record_is_noticed(archived):
+    """An archive emptied through SQL is not "0 records, intact": the chain head still names
+    the last record it had."""
+    engine, ids = archived
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if any(fk.column.table is archive for fk in table.foreign_keys):
+                conn.execute(delete(table))
+        conn.execute(delete(archive))
+    report = verify(engine)
+    assert not report.ok and report.checked == 0
+    assert report.problem.reason.startswith(f"the chain head names record {ids[-1]}")
+    assert "every record was removed" in report.problem.reason
+
+
+def test_a_new_archive_with_no_records_verifies(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    upgrade(engine)
+    report = verify(engine)
+    assert report.ok and report.checked == 0
+    engine.dispose()
