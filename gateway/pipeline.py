@@ -310,7 +310,7 @@ class Pipeline:
                     org=org,
                     sent=sent,
                     queue_id=queue_id,
-                    verdict=verdict.action.value,
+                    verdict=verdict,
                 ),
             )
         ]

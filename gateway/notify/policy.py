@@ -18,7 +18,7 @@ from gateway.message.model import Message as ParsedMessage
 from gateway.message.rewrite import hide_recipients, replace_headers
 from gateway.notify.dsn import GENERATED_HEADER, RecipientStatus, attached_message, build_dsn
 from gateway.notify.wording import Explained
-from gateway.policy.types import Action, Organisation
+from gateway.policy.types import Action, Organisation, Verdict
 
 
 @dataclass(frozen=True)
@@ -235,6 +235,25 @@ def held_cancelled_notice(
     )
 
 
+def _outcome(verdict: Verdict, channel: str, org: Organisation) -> str:
+    """What became of the message, as its alert tells the lead: above all, whether it is on
+    its way to the young person and whether there is still time to stop it."""
+    if channel != "email":
+        return f"judged {verdict.action.value} (the chat tool delivers its own messages)"
+    if verdict.monitor:
+        return "sent on (monitor mode: the policy is recorded, not enforced)"
+    if verdict.action is Action.DEFER and verdict.deliver_at is not None:
+        held = verdict.deliver_at.astimezone(org.timezone)
+        return (
+            f"held, not sent yet: it goes at {held:%A %d %B %Y %H:%M} unless a safeguarding "
+            "lead cancels it first (Held mail, in the console)"
+        )
+    return {
+        Action.REJECT: "refused: not sent to anyone; its sender was told what to change",
+        Action.REWRITE: "sent on, with its recipients' addresses hidden (Bcc)",
+    }.get(verdict.action, "sent on to its recipients; flagged for your review")
+
+
 def dsl_alert(
     env: jinja2.Environment,
     *,
@@ -244,9 +263,12 @@ def dsl_alert(
     org: Organisation,
     sent: datetime,
     queue_id: str,
-    verdict: str,
+    verdict: Verdict,
 ) -> bytes:
-    context = _context(message, explained, org, sent) | {"queue_id": queue_id, "verdict": verdict}
+    context = _context(message, explained, org, sent) | {
+        "queue_id": queue_id,
+        "outcome": _outcome(verdict, message.channel, org),
+    }
     if not context["young"]:
         context["young"] = [
             {"email": e.finding.recipient} for e in explained if e.finding.recipient

@@ -93,3 +93,36 @@ def test_a_pack_may_not_make_an_urgent_rule_reject(tmp_path):
     )
     with pytest.raises(PackError, match=r":11: rule 'secrets': an urgent rule cannot reject"):
         load_pack(str(pack))
+
+
+def test_the_lead_s_alert_says_a_held_message_can_still_be_stopped_and_whom_it_is_to():
+    """An alert for a message held out of hours says when it goes and how to stop it, and
+    names every recipient (whether a parent was copied matters to the lead), not only the
+    young person."""
+    draft = Draft(
+        to=("sam.minor@home.example",),
+        cc=("priya.shah@parents.example", f"lee.mentor@{domain('thread-and-press')}"),
+        body=f"Hi Sam,\n\n{SECRET}\n\nKind regards,\nAlex",
+        at="2026-11-23T22:30:00",
+    )
+    alert = _content(_prepare("thread-and-press", draft), "alert")
+    lines = dict(line.split(": ", 1) for line in alert.splitlines() if ": " in line)
+    assert lines["To"] == (
+        f"sam.minor@home.example, priya.shah@parents.example, "
+        f"lee.mentor@{domain('thread-and-press')}"
+    )
+    assert lines["Young people among them"] == "sam.minor@home.example"
+    assert lines["What happened to it"] == (
+        "held, not sent yet: it goes at Tuesday 24 November 2026 09:00 unless a safeguarding "
+        "lead cancels it first (Held mail, in the console)"
+    )
+
+
+def test_the_lead_s_alert_for_flagged_mail_says_it_was_sent_on():
+    draft = Draft(
+        to=("sam.minor@home.example",),
+        cc=("priya.shah@parents.example",),
+        body=f"Hi Sam,\n\n{SECRET}\n\nKind regards,\nAlex",
+    )
+    alert = _content(_prepare("teens-in-ai", draft), "alert")
+    assert "What happened to it: sent on to its recipients; flagged for your review" in alert
