@@ -82,6 +82,15 @@ class HeldMail:
             ).all()
         return [self._held(row) for row in rows]
 
+    def of_message(self, archive_id: int, now: datetime) -> list[HeldMessage]:
+        """The archived message's deliveries still held (none once released, cancelled or
+        sent)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                self._select(now).where(queue.c.archive_id == archive_id).order_by(queue.c.id)
+            ).all()
+        return [self._held(row) for row in rows]
+
     def get(self, entry_id: int, now: datetime) -> HeldMessage | None:
         with self.engine.connect() as conn:
             row = conn.execute(self._select(now).where(queue.c.id == entry_id)).first()

@@ -128,6 +128,15 @@ class _Refused(Exception):
         self.message = message
 
 
+async def _done_at(request: web.Request, archive_id: int, done: str) -> str:
+    """Back where the lead acted: the message's own page (its form says `from=message`), else
+    Held mail."""
+    form = await request.post()
+    if form.get("from") == "message":
+        return f"/messages/{archive_id}?done={done}"
+    return f"/held?done={done}"
+
+
 def make_app(services: WebServices) -> web.Application:
     console = _Console(services)
     app = web.Application(client_max_size=MAX_FORM, middlewares=[console.guard])
@@ -600,6 +609,7 @@ class _Console:
             detail={"archive_id": archive_id, "queue_id": found.queue_id},
         )
         reviews = await self._run(self.reviews.of, archive_id)
+        held = await self._run(self.held_mail.of_message, archive_id, self.s.clock.now())
         # Parsing and marking a 10 MB message takes seconds: not on the loop the relay shares.
         body, told = await self._run(self._reading, found)
         return self._page(
@@ -609,9 +619,11 @@ class _Console:
             body=body,
             told=told,
             reviews=reviews,
+            held=held,
             outcomes=OUTCOMES,
             can_review=request[SESSION].role == "dsl" and bool(found.findings),
             saved=request.query.get("saved") == "1",
+            done=request.query.get("done", ""),
         )
 
     def _reading(
@@ -758,7 +770,7 @@ class _Console:
         )
         if not await self._run(self.held_mail.release, entry_id, now, audit=audit):
             raise _Refused(409, NOT_HELD)
-        raise web.HTTPSeeOther("/held?done=released")
+        raise web.HTTPSeeOther(await _done_at(request, held.archive_id, "released"))
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         session = await self._require_dsl(request, "cancel held mail")
@@ -808,7 +820,7 @@ class _Console:
         )
         if not done:
             raise _Refused(409, NOT_HELD)
-        raise web.HTTPSeeOther("/held?done=cancelled")
+        raise web.HTTPSeeOther(await _done_at(request, held.archive_id, "cancelled"))
 
     async def contact(self, request: web.Request) -> web.Response:
         session: ConsoleSession = request[SESSION]

@@ -296,6 +296,44 @@ def test_a_lead_releases_held_mail_and_it_is_delivered(console: Console, sink: S
     assert entry.actor == DSL and entry.detail["archive_id"] == held_id
 
 
+def test_a_held_message_s_own_page_says_it_is_not_sent_yet_and_can_cancel_it(
+    console: Console, sink: Sink
+):
+    """The alert's link opens the message: a lead who escalates it there must see that it
+    will still go when the office opens, and be able to stop it without looking elsewhere."""
+    held_id = console.send(
+        SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
+    )
+    notices = len(sink.handler.wait_for(1))
+    browser = signed_in(console)
+    page = browser.get(f"/messages/{held_id}")
+    assert "Not sent yet" in page.text and "does not stop it" in page.text
+    assert "Release now" in page.text and "Cancel: do not send it" in page.text
+    entry = _entry_of(console, held_id)
+    reply = browser.post(
+        f"/held/{entry}/cancel",
+        {"csrf": page.field("csrf"), "from": "message", "note": "Escalated; please phone."},
+    )
+    assert reply.status == 200
+    assert "Cancelled: it will not be sent" in reply.text and "Not sent yet" not in reply.text
+    assert "Weekend" in reply.text  # back on the message's own page
+    sink.handler.wait_for(notices + 1)  # the sender is told
+    with console.gateway.engine.connect() as conn:
+        assert conn.execute(select(queue.c.status).where(queue.c.id == entry)).scalar() == (
+            "cancelled"
+        )
+
+
+def test_an_auditor_sees_a_held_message_is_not_sent_yet_but_has_no_buttons(
+    console: Console, sink: Sink
+):
+    held_id = console.send(
+        SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
+    )
+    page = signed_in(console, AUDITOR).get(f"/messages/{held_id}")
+    assert "Not sent yet" in page.text and "Release now" not in page.text
+
+
 def test_a_lead_cancels_held_mail_and_the_sender_is_told(console: Console, sink: Sink):
     held_id = console.send(
         SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
