@@ -135,7 +135,7 @@ class Pipeline:
         verdict = self.policy.evaluate(message, self.directory(), at)
         # Every finding comes from one of the pack's rules (a crashed check included).
         explained = tuple(
-            explain(self.templates, f, self._rules[f.rule], self.organisation)
+            explain(self.templates, f, self._rules[f.rule], self.organisation, verdict.action.value)
             for f in verdict.findings
         )
         return verdict, explained

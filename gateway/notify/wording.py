@@ -38,9 +38,17 @@ def _template(env: jinja2.Environment, code: str) -> jinja2.Template:
         return env.get_template("findings/generic.j2")
 
 
-def explain(env: jinja2.Environment, finding: Finding, rule: Rule, org: Organisation) -> Explained:
+def explain(
+    env: jinja2.Environment,
+    finding: Finding,
+    rule: Rule,
+    org: Organisation,
+    outcome: str = "",
+) -> Explained:
+    """`outcome`: the message's verdict (`reject`, ...), for wording that depends on it: a
+    finding that would hold the message says otherwise when another refuses it."""
     module = _template(env, finding.code).make_module(
-        {"f": finding, "p": finding.params, "rule": rule, "org": org}
+        {"f": finding, "p": finding.params, "rule": rule, "org": org, "outcome": outcome}
     )
     explanation = " ".join(str(module.explanation()).split())  # type: ignore[attr-defined]
     correction = " ".join(str(module.correction()).split())  # type: ignore[attr-defined]

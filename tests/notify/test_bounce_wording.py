@@ -1,0 +1,58 @@
+"""What a member of staff reads in a bounce says what happens to the message: a refused one
+is not "held and delivered", and the closing line is plain English, not corrections run
+together ("again.; Remove", "given..")."""
+
+from __future__ import annotations
+
+import re
+
+from tests.policy.harness import Draft, domain
+from tests.policy.test_tipping_off import _content, _prepare
+
+
+def _refused_out_of_hours_bounce() -> str:
+    """thread-and-press at 22:30 to Sam with his parent but no second member of staff: refused
+    (copy-another-staff-member), and out of hours (would be held)."""
+    draft = Draft(
+        to=("sam.minor@home.example",),
+        cc=("priya.shah@parents.example",),
+        body="Hi Sam,\n\nThe session moves to room 4 on Thursday.\n\nKind regards,\nAlex",
+        at="2026-11-23T22:30:00",
+    )
+    prepared = _prepare("thread-and-press", draft)
+    assert prepared.record.verdict == "reject"
+    return _content(prepared, "bounce")
+
+
+def test_a_refused_message_is_not_promised_to_be_held_and_delivered():
+    bounce = _refused_out_of_hours_bounce()
+    assert "Nothing has been delivered to anyone" in bounce
+    assert "will hold it and deliver it" not in bounce
+    assert "Nothing more is needed" not in bounce
+    assert "Sent again outside office hours, it would be held until the office opens" in bounce
+
+
+def test_the_closing_line_of_a_bounce_has_no_doubled_punctuation():
+    bounces = [
+        _refused_out_of_hours_bounce(),
+        _content(
+            _prepare(
+                "teens-in-ai",
+                Draft(to=("nora.noconsent@home.example",), cc=("n.parent@parents.example",)),
+            ),
+            "bounce",
+        ),
+        _content(
+            _prepare(
+                "thread-and-press",
+                Draft(
+                    to=("sam.minor@home.example",),
+                    cc=(f"lee.mentor@{domain('thread-and-press')}",),
+                    body="Hi Sam,\n\nSee you Thursday x",
+                ),
+            ),
+            "bounce",
+        ),
+    ]
+    for bounce in bounces:
+        assert not re.search(r"\.\.(?!\.)|\.;|;\s*\.", bounce), bounce
