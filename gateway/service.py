@@ -154,7 +154,9 @@ class Gateway:
             settings=self.settings,
             pipeline=self.pipeline,
             writer=self.writer,
-            authenticator=Authenticator(CredentialStore(self.engine)),
+            authenticator=Authenticator(
+                CredentialStore(self.engine), allowed=lambda login: self.directory().is_staff(login)
+            ),
             limiter=self.failure_limiter(SMTP_AUTH_FAILED),
             clock=self.clock,
             executor=self.executor,

@@ -55,3 +55,20 @@ def set_password(ctx: Context, email: str) -> None:
             "the directory lists them)",
             err=True,
         )
+
+
+@staff.command("remove-password")
+@click.argument("email")
+@pass_context
+def remove_password(ctx: Context, email: str) -> None:
+    """Remove EMAIL's password: the relay and the console refuse it until a new one is set."""
+    from gateway.cli.search import local_user
+    from gateway.service import open_archive
+
+    engine = open_archive(ctx.settings)
+    ctx.call_on_close(engine.dispose)
+    address = email.strip().lower()
+    if not CredentialStore(engine).remove(address, SystemClock().now(), actor=local_user()):
+        click.echo(f"safeguard: {address} has no password to remove", err=True)
+        sys.exit(2)
+    click.echo(f"Password removed for {address}.")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.store.db import transaction
 from gateway.store.records import utc_naive
-from gateway.store.schema import audit_log, credentials
+from gateway.store.schema import audit_log, console_sessions, credentials
 
 PASSWORD_SET = "password_set"
+PASSWORD_REMOVED = "password_removed"
 
 
 class CredentialStore:
@@ -54,3 +55,29 @@ class CredentialStore:
                     detail={},
                 )
             )
+
+    def remove(self, email: str, now: datetime, *, actor: str = "(not recorded)") -> bool:
+        """Remove the password (a leaver, a lost laptop): the relay and the console refuse the
+        address until a new one is set, and its console sessions end. Audited in the same
+        transaction; False if it had none."""
+        with transaction(self.engine) as conn:
+            removed = conn.execute(delete(credentials).where(credentials.c.email == email.lower()))
+            if not removed.rowcount:
+                return False
+            conn.execute(
+                update(console_sessions)
+                .where(
+                    console_sessions.c.email == email.lower(), console_sessions.c.ended_at.is_(None)
+                )
+                .values(ended_at=utc_naive(now))
+            )
+            conn.execute(
+                insert(audit_log).values(
+                    at=utc_naive(now),
+                    actor=actor[:320],
+                    action=PASSWORD_REMOVED,
+                    query=email.lower(),
+                    detail={},
+                )
+            )
+        return True

@@ -11,7 +11,7 @@ from gateway.cli import cli
 from gateway.config import load_settings
 from gateway.ids import new_queue_id
 from gateway.service import open_engine
-from gateway.smtp.auth import Authenticator
+from gateway.smtp.auth import Authenticator, anyone
 from gateway.store.archive import Archive
 from gateway.store.credentials import CredentialStore
 from gateway.store.records import ArchiveRecord, QueueItem
@@ -25,10 +25,30 @@ def test_set_password_reads_stdin_and_stores_an_argon2_hash(run, config: Path):
     engine = open_engine(load_settings(config))
     stored = CredentialStore(engine).hash_for("alex.teacher@safe.example")
     assert stored and stored.startswith("$argon2id$")
-    assert Authenticator(CredentialStore(engine))._verify(
+    assert Authenticator(CredentialStore(engine), allowed=anyone)._verify(
         "alex.teacher@safe.example", "correct horse battery"
     )
     engine.dispose()
+
+
+def test_remove_password_ends_the_password_and_says_when_there_was_none(run, config: Path):
+    """A leaver, or a lost laptop: the password goes (audited), and the relay and console
+    refuse the address until a new one is set."""
+    assert (
+        run(
+            "staff", "set-password", "alex.teacher@safe.example", input="correct horse battery\n"
+        ).exit_code
+        == 0
+    )
+    removed = run("staff", "remove-password", "Alex.Teacher@safe.example")
+    assert removed.exit_code == 0, removed.output
+    assert "Password removed for alex.teacher@safe.example." in removed.output
+    engine = open_engine(load_settings(config))
+    assert CredentialStore(engine).hash_for("alex.teacher@safe.example") is None
+    engine.dispose()
+    again = run("staff", "remove-password", "alex.teacher@safe.example")
+    assert again.exit_code == 2
+    assert "alex.teacher@safe.example has no password to remove" in again.output
 
 
 def test_a_short_password_is_refused(run):

@@ -181,7 +181,7 @@ def test_one_persons_wrong_passwords_do_not_lock_out_others_at_the_same_address(
     """Many staff share one school's address (NAT): the limit is per address and login."""
     _, _, context = tls_files
     CredentialStore(staff_gateway.gateway.engine).set_hash(
-        "dana.lee@safe.example",
+        "jordan.ellis@safe.example",
         hash_password("another good one"),
         staff_gateway.gateway.clock.now(),
     )
@@ -191,7 +191,10 @@ def test_one_persons_wrong_passwords_do_not_lock_out_others_at_the_same_address(
         _attempt(staff_gateway.port, context, "alex.teacher@safe.example", "correct horse battery")
         == 421
     )
-    assert _attempt(staff_gateway.port, context, "dana.lee@safe.example", "another good one") == 235
+    assert (
+        _attempt(staff_gateway.port, context, "jordan.ellis@safe.example", "another good one")
+        == 235
+    )
 
 
 def test_spaces_or_capitals_around_a_login_do_not_buy_more_guesses(staff_gateway, tls_files):
@@ -320,3 +323,42 @@ def test_an_over_long_line_is_refused_with_an_enhanced_code(start_gateway):
         client.rcpt("sam.minor@home.example")
         code, reply = client.data(MESSAGE + b"x" * 3000 + b"\r\n")
         assert (code, reply[:5]) == (500, b"5.5.2")
+
+
+@pytest.mark.parametrize(
+    "login",
+    [
+        "sam.minor@home.example",  # a young person in the directory, never staff
+        "left.last.term@safe.example",  # a leaver: no longer in the staff list
+    ],
+)
+def test_only_staff_in_the_directory_may_authenticate_whatever_their_password(
+    staff_gateway, tls_files, login
+):
+    """interface.md: `staff set-password` "sets a staff member's relay/console password". An
+    address the directory does not list as staff is refused as a wrong password is (535), so
+    taking a leaver out of the staff list closes the relay to them."""
+    _, _, context = tls_files
+    CredentialStore(staff_gateway.gateway.engine).set_hash(
+        login, hash_password("correct horse battery"), staff_gateway.gateway.clock.now()
+    )
+    with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
+        client.starttls(context=context)
+        client.ehlo("client.safe.example")
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            _auth(client, "PLAIN", login, "correct horse battery")
+        assert refused.value.smtp_code == 535
+
+
+def test_a_removed_password_no_longer_opens_the_relay(staff_gateway, tls_files):
+    _, _, context = tls_files
+    store = CredentialStore(staff_gateway.gateway.engine)
+    assert store.remove("Alex.Teacher@safe.example", staff_gateway.gateway.clock.now(), actor="it")
+    assert not store.remove("alex.teacher@safe.example", staff_gateway.gateway.clock.now())
+    with smtplib.SMTP("127.0.0.1", staff_gateway.port) as client:
+        client.starttls(context=context)
+        client.ehlo("client.safe.example")
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            _auth(client, "PLAIN", "alex.teacher@safe.example", "correct horse battery")
+    [removed] = AuditLog(staff_gateway.gateway.engine).entries(action="password_removed")
+    assert (removed.actor, removed.query) == ("it", "alex.teacher@safe.example")
