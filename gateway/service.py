@@ -57,6 +57,27 @@ def load_policy_and_wording(settings: Settings) -> tuple[Policy, jinja2.Environm
     return policy, templates
 
 
+def alert_warnings(policy: Policy) -> list[tuple[str, dict[str, object]]]:
+    """Where urgent alerts would not reach the organisation's safeguarding lead: no `dsl` at
+    all, or an address outside its own domains (the `default` pack's placeholder, kept by a
+    gateway.toml that set `domains` but not `dsl`)."""
+    org = policy.pack.organisation
+    urgent = sorted(rule.id for rule in policy.pack.rules if rule.urgent)
+    if not urgent:
+        return []
+    if not org.dsl:
+        return [("alerts_have_no_dsl", {"rules": urgent, "fix": "set [organisation] dsl"})]
+    outside = [address for address in org.dsl if not org.is_internal(address)]
+    if outside:
+        return [
+            (
+                "alerts_go_outside_your_domains",
+                {"dsl": outside, "domains": list(org.domains), "fix": "set [organisation] dsl"},
+            )
+        ]
+    return []
+
+
 def open_engine(settings: Settings, pool_size: int = 8) -> Engine:
     engine = make_engine(settings.database_url, pool_size=pool_size)
     upgrade(engine)
@@ -221,6 +242,8 @@ class Gateway:
             database=self.engine.url.render_as_string(hide_password=True),
             mode=self.settings.mode,
         )
+        for warning, fields in alert_warnings(self.policy):
+            log.warning(warning, **fields)
 
     async def stop(self) -> None:
         """A clean stop: no new sessions, let those in flight finish, then stop the worker."""
