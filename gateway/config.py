@@ -258,6 +258,23 @@ class _Reader:
         return host.strip("[]") or "127.0.0.1", int(port)
 
 
+# A domain or host name: labels of letters, digits and hyphens (an IDN's letters too) between
+# dots; no "@", no spaces, no empty label ("@school.example", "not a domain", "school..example").
+_DOMAIN = re.compile(r"[^\W_]([\w-]*[^\W_])?(\.[^\W_]([\w-]*[^\W_])?)*\.?")
+
+
+def _hostname(r: _Reader) -> str:
+    """The name the gateway gives itself (greeting, Received:, bounces' From and Message-ID)."""
+    name = r.get("server", "hostname", str, "safeguard.localhost").strip()
+    if not _DOMAIN.fullmatch(name):
+        raise r.error(
+            "server",
+            "hostname",
+            f'expected a host name such as "mail.school.example", got {name!r}',
+        )
+    return name
+
+
 def parse_upstream(url: str) -> UpstreamSettings:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -267,6 +284,8 @@ def parse_upstream(url: str) -> UpstreamSettings:
             raise ValueError("maildir:// needs a path, e.g. maildir:///var/mail/out")
         return UpstreamSettings(scheme="maildir", path=Path(path))
     if scheme == "mx":
+        if parts.netloc or parts.path:
+            raise ValueError(f"{url!r}: mx: takes nothing after it (write just mx:)")
         return UpstreamSettings(scheme="mx")
     if scheme not in ("smtp", "smtp+starttls", "smtps"):
         raise ValueError(
@@ -361,7 +380,15 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
 
     org_table = dict(r.table("organisation"))
     r.known.update(("organisation", key) for key in ORGANISATION_KEYS)
-    domains = tuple(d.lower().strip() for d in r.get("organisation", "domains", list, []))
+    given = r.get("organisation", "domains", list, [])
+    domains = tuple(d.lower().strip() if isinstance(d, str) else d for d in given)
+    for domain in domains:
+        if not isinstance(domain, str) or not _DOMAIN.fullmatch(domain):
+            raise r.error(
+                "organisation",
+                "domains",
+                f'expected domain names such as "school.example", got {domain!r}',
+            )
     tz_name = r.get("organisation", "timezone", str, None)
     tz = None
     if tz_name is not None:
@@ -398,7 +425,7 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     server = ServerSettings(
         host=listen[0],
         port=listen[1],
-        hostname=r.get("server", "hostname", str, "safeguard.localhost"),
+        hostname=_hostname(r),
         tls_cert=(base / cert) if cert else None,
         tls_key=(base / key) if key else None,
         tls_listen=r.listen("server", "tls_listen", None),
@@ -447,10 +474,18 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         }
     )
 
+    retry_min = r.get("delivery", "retry_min", float, 300.0, _LONG)
+    retry_max = r.get("delivery", "retry_max", float, 4000.0, _LONG)
+    if retry_max < retry_min:
+        # Named where it was set: the key in the file, not the default it met.
+        key = "retry_max" if "retry_max" in r.table("delivery") else "retry_min"
+        raise r.error(
+            "delivery", key, f"retry_max ({retry_max:g}) is less than retry_min ({retry_min:g})"
+        )
     delivery = DeliverySettings(
         workers=r.get("delivery", "workers", int, DeliverySettings.workers, (1, 1_000)),
-        retry_min=r.get("delivery", "retry_min", float, 300.0, _LONG),
-        retry_max=r.get("delivery", "retry_max", float, 4000.0, _LONG),
+        retry_min=retry_min,
+        retry_max=retry_max,
         lifetime=r.get("delivery", "lifetime", float, 5 * 86400.0, _LONG),
         lease=r.get("delivery", "lease", float, 600.0, _LONG),
         poll_interval=r.get("delivery", "poll_interval", float, 1.0, _LONG),

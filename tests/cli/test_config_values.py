@@ -1,0 +1,50 @@
+"""Values a person could mistype into gateway.toml are refused at start, naming the file, line,
+section and key, not met later as a crash or a bounce from `MAILER-DAEMON@`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_settings
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "said"),
+    [
+        ("[organisation]", "domains = [1]", "[organisation] domains: expected domain names"),
+        ("[organisation]", 'domains = ["@safe.example"]', "got '@safe.example'"),
+        ("[organisation]", 'domains = ["not a domain"]', "got 'not a domain'"),
+        ("[server]", 'hostname = ""', "[server] hostname: expected a host name"),
+        ("[server]", 'hostname = "mail server"', "got 'mail server'"),
+        (
+            "[delivery]",
+            "retry_min = 5000",
+            "[delivery] retry_min: retry_max (4000) is less than retry_min (5000)",
+        ),
+        ("[upstream]", 'url = "mx://relay.example"', "mx: takes nothing after it"),
+    ],
+)
+def test_a_mistyped_value_is_refused_naming_its_line(tmp_path: Path, section, line, said):
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n{section}\n{line}\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    assert said in str(refused.value)
+    if "upstream" not in section:
+        assert str(refused.value).startswith(f"{config}:4: ")
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        ("[organisation]", 'domains = ["école.example", "trust-1.sch.uk"]'),
+        ("[server]", 'hostname = "Mail.School.example"'),
+        ("[upstream]", 'url = "mx:"'),
+    ],
+)
+def test_ordinary_values_still_load(tmp_path: Path, section, line):
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n{section}\n{line}\n')
+    load_settings(config)
