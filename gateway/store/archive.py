@@ -19,6 +19,7 @@ from gateway.store.records import (
     QueueItem,
     Stored,
     chain_hash,
+    content_digest,
     utc_naive,
 )
 from gateway.store.schema import (
@@ -89,6 +90,7 @@ class Rows:
             record.verdict,
             record.received_at,
             record.queue_id,
+            self.row.get("content_sha256"),  # type: ignore[arg-type]
         )
         self.row["prev_hash"] = prev_hash
         self.row["record_hash"] = record_hash
@@ -162,6 +164,7 @@ def _archive_row(record: ArchiveRecord, key: str | None, *, vector: bool) -> dic
         "dedupe_key": key,
         "youngest_minor_born": record.youngest_minor_born,
     }
+    row["content_sha256"] = content_digest(row)
     if vector:
         row["search_tsv"] = text_vector(record.subject, record.body_text)
     return row

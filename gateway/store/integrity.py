@@ -7,13 +7,15 @@ import hashlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from gateway.store.records import chain_hash
+from gateway.store.records import CHAINED_COLUMNS, chain_hash, content_digest
 from gateway.store.retention import audited_ids
-from gateway.store.schema import archive, chain_head
+from gateway.store.schema import archive, archive_addresses, archive_findings, chain_head
+from gateway.store.search import index_rows
 
 GENESIS = "0" * 64
 
@@ -67,6 +69,8 @@ def verify(
                     archive.c.prev_hash,
                     archive.c.record_hash,
                     archive.c.purged_at,
+                    archive.c.content_sha256,
+                    *(archive.c[name] for name in CHAINED_COLUMNS),
                 )
                 .where(archive.c.id > after)
                 .order_by(archive.c.id)
@@ -74,8 +78,9 @@ def verify(
             ).all()
         if not rows:
             break
+        indexed = _indexed(engine, rows[0].id, rows[-1].id)
         for row in rows:
-            reason = _problem(row, previous, purged)
+            reason = _problem(row, previous, purged) or _unindexed(row, indexed)
             if reason is not None:
                 return Report(checked, Problem(row.id, row.queue_id, reason), tombstones)
             tombstones += row.purged_at is not None
@@ -94,6 +99,39 @@ def verify(
         )
         return Report(checked, Problem(int(head_id), "-", reason), tombstones)
     return Report(checked, None, tombstones)
+
+
+def _indexed(engine: Engine, first: int, last: int) -> dict[int, set[tuple[str, ...]]]:
+    """What search's side tables hold for the records `first`..`last`: their addresses by role,
+    and their findings."""
+    found: dict[int, set[tuple[str, ...]]] = {}
+    with engine.connect() as conn:
+        for table, columns in (
+            (archive_addresses, ("role", "address")),
+            (archive_findings, ("code", "rule", "action")),
+        ):
+            rows = conn.execute(
+                select(table.c.archive_id, *(table.c[c] for c in columns)).where(
+                    table.c.archive_id.between(first, last)
+                )
+            )
+            for archive_id, *values in rows:
+                found.setdefault(archive_id, set()).add((table.name, *values))
+    return found
+
+
+def _unindexed(row: Any, indexed: dict[int, set[tuple[str, ...]]]) -> str | None:
+    """A chained record (since 0010) whose search entries are not those its columns give:
+    `contact:`, `flag:` and an export of a child's history would miss it."""
+    if row.content_sha256 is None or row.purged_at is not None:
+        return None
+    addresses, findings = index_rows(row.id, SimpleNamespace(**row._mapping))
+    expected = {("archive_addresses", a["role"], a["address"]) for a in addresses} | {
+        ("archive_findings", f["code"], f["rule"], f["action"]) for f in findings
+    }
+    if indexed.get(row.id, set()) != expected:
+        return "its search entries (addresses or findings) were altered: search would miss it"
+    return None
 
 
 class _Ranges:
@@ -120,9 +158,22 @@ def _problem(row: Any, previous: str, purged: _Ranges) -> str | None:
             "its link to the previous record is broken "
             "(a record before it was removed, inserted or altered)"
         )
-    expected = chain_hash(row.prev_hash, row.raw_sha256, row.verdict, row.received_at, row.queue_id)
+    expected = chain_hash(
+        row.prev_hash,
+        row.raw_sha256,
+        row.verdict,
+        row.received_at,
+        row.queue_id,
+        row.content_sha256,
+    )
     if row.record_hash != expected:
         return "its verdict, time or hash was altered"
+    if (
+        row.content_sha256 is not None
+        and row.purged_at is None
+        and content_digest(row._mapping) != row.content_sha256
+    ):
+        return "what was recorded about it (findings, addresses, subject, ...) was altered"
     if row.purged_at is not None:
         if row.id not in purged:
             return "its content was removed, but no audited retention purge removed it"

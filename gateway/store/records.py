@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -111,8 +113,50 @@ class Stored:
 
 
 def chain_hash(
-    prev_hash: str, raw_sha256: str, verdict: str, received_at: datetime, queue_id: str
+    prev_hash: str,
+    raw_sha256: str,
+    verdict: str,
+    received_at: datetime,
+    queue_id: str,
+    content_sha256: str | None = None,
 ) -> str:
-    """A link of the archive's hash chain: altering any of these fields breaks every later link."""
+    """A link of the archive's hash chain: altering any of these fields breaks every later link.
+    `content_sha256` (records archived since migration 0010): what the gateway recorded about
+    the message besides its bytes (`content_digest`); records before it have none."""
     text = f"{prev_hash}|{raw_sha256}|{verdict}|{utc_naive(received_at).isoformat()}|{queue_id}"
+    if content_sha256 is not None:
+        text += f"|{content_sha256}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# The archive row's columns that say what the gateway made of a message (its findings above
+# all, which a cover-up would remove), besides the bytes `raw_sha256` covers: chained through
+# `content_sha256`. A purge empties them and keeps the digest, as it keeps raw_sha256.
+CHAINED_COLUMNS = (
+    "channel",
+    "client_address",
+    "helo",
+    "auth_user",
+    "envelope_from",
+    "envelope_to",
+    "from_addr",
+    "to_addrs",
+    "cc_addrs",
+    "bcc_addrs",
+    "subject",
+    "message_id",
+    "mode",
+    "findings",
+    "evaluation",
+    "youngest_minor_born",
+)
+
+
+def content_digest(values: Mapping[str, Any]) -> str:
+    """SHA-256 of `CHAINED_COLUMNS` of an archive row, as JSON with sorted keys: the same for
+    the row as written and as read back (JSON columns come back as lists and dicts)."""
+    chosen = {name: values[name] for name in CHAINED_COLUMNS}
+    text = json.dumps(
+        chosen, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()

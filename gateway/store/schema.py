@@ -68,6 +68,9 @@ archive = Table(
     # and when the record became a tombstone (hash-chain fields kept, content removed).
     Column("youngest_minor_born", Date()),
     Column("purged_at", DateTime()),
+    # Migration 0010: the digest of what the gateway recorded about the message (findings,
+    # addresses, ...; records.CHAINED_COLUMNS), in the chain; None in records archived before.
+    Column("content_sha256", String(64)),
     Index("ix_archive_received_at", "received_at"),
     Index("ix_archive_message_id", "message_id"),
 )

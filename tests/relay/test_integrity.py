@@ -6,13 +6,13 @@ import zlib
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from gateway.cli import cli
 from gateway.store.db import make_engine
 from gateway.store.integrity import verify
 from gateway.store.migrate import upgrade
-from gateway.store.schema import archive, metadata, queue
+from gateway.store.schema import archive, archive_addresses, archive_findings, metadata, queue
 from tests.relay.test_relay import MESSAGE, send
 from tests.support import Sink
 
@@ -110,3 +110,41 @@ def test_a_new_archive_with_no_records_verifies(tmp_path):
     report = verify(engine)
     assert report.ok and report.checked == 0
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "alteration",
+    [{"findings": [{"code": "planted", "rule": "r"}]}, {"cc_addrs": []}, {"subject": "Nothing"}],
+)
+def test_what_was_recorded_about_a_message_is_chained_too(archived, alteration):
+    """A cover-up changes what was recorded (a flag, a parent copied, the subject), not the
+    message's bytes: the chain covers findings, addresses and subject, not only bytes and
+    verdict."""
+    engine, ids = archived
+    with engine.begin() as conn:
+        conn.execute(update(archive).where(archive.c.id == ids[2]).values(**alteration))
+    report = verify(engine)
+    assert report.problem.archive_id == ids[2]
+    assert report.problem.reason.startswith("what was recorded about it (findings, addresses")
+
+
+def test_a_record_s_search_entries_altered_are_named(archived):
+    """`contact:` and `flag:` search these tables, and a child's export is built from them:
+    rows removed there would hide a message from both, rows added would plant one."""
+    engine, ids = archived
+    with engine.begin() as conn:
+        removed = conn.execute(
+            delete(archive_addresses).where(archive_addresses.c.archive_id == ids[3])
+        ).rowcount
+        conn.execute(
+            insert(archive_findings).values(
+                archive_id=ids[1], code="planted", rule="r", action="flag"
+            )
+        )
+    assert removed
+    report = verify(engine)
+    assert report.problem.archive_id == ids[1]
+    assert "search entries (addresses or findings) were altered" in report.problem.reason
+    with engine.begin() as conn:
+        conn.execute(delete(archive_findings).where(archive_findings.c.archive_id == ids[1]))
+    assert verify(engine).problem.archive_id == ids[3]
