@@ -44,8 +44,10 @@ def serve(ctx: Context, log_level: str) -> None:
     """Run the SMTP relay; a clean stop finishes the sessions in flight."""
     settings = ctx.settings
     from gateway.delivery.transports import check_upstream
+    from gateway.smtp.server import server_tls_context
 
     check_upstream(settings.upstream)  # a Maildir that cannot be made: said now, not in a log
+    server_tls_context(settings.server)  # a certificate and key that do not go together, too
     if settings.server.processes > 1:
         from gateway.service import load_policy_and_wording
 

@@ -6,7 +6,7 @@ import asyncio
 import ssl
 from typing import Any
 
-from gateway.config import ServerSettings
+from gateway.config import ConfigError, ServerSettings
 from gateway.smtp.handler import GatewaySMTP, RelayHandler
 
 
@@ -15,7 +15,16 @@ def server_tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    try:
+        context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    except (ssl.SSLError, OSError) as exc:
+        # "[SSL] PEM lib (_ssl.c:3905)" names neither the key nor the file.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"[server] tls_cert {settings.tls_cert} and tls_key {settings.tls_key}: cannot be "
+            f"used together ({reason}); tls_cert must be the PEM certificate (chain) and "
+            "tls_key its PEM private key, readable by the gateway"
+        ) from None
     return context
 
 

@@ -362,3 +362,27 @@ def test_a_removed_password_no_longer_opens_the_relay(staff_gateway, tls_files):
             _auth(client, "PLAIN", "alex.teacher@safe.example", "correct horse battery")
     [removed] = AuditLog(staff_gateway.gateway.engine).entries(action="password_removed")
     assert (removed.actor, removed.query) == ("it", "alex.teacher@safe.example")
+
+
+def test_serve_refuses_a_certificate_and_key_that_do_not_go_together(tmp_path, tls_files):
+    """Swapped files were "cannot start: [SSL] PEM lib (_ssl.c:3905)": now the keys and the
+    files are named, and nothing starts."""
+    import subprocess
+    import sys
+
+    cert, key, _ = tls_files
+    config = tmp_path / "swapped.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "a.db"}"\n'
+        f'[server]\ntls_cert = "{key}"\ntls_key = "{cert}"\n'
+        f'[upstream]\nurl = "maildir://{tmp_path / "maildir"}"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"safeguard: [server] tls_cert {key} and tls_key {cert}:")
+    assert "Traceback" not in done.stderr
