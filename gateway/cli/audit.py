@@ -11,7 +11,7 @@ import click
 
 from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
-from gateway.store.audit import AuditLog
+from gateway.store.audit import AUDIT_ACTIONS, AuditLog
 
 _SINCE_RE = re.compile(r"(\d+)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -60,6 +60,11 @@ def audit(
         back = parse_since(since) if since is not None else None
     except ValueError as exc:
         click.echo(f"safeguard: {exc}", err=True)
+        sys.exit(2)
+    if action is not None and action not in AUDIT_ACTIONS:
+        # A misspelt action found nothing and said "No audit entries.": as if nothing happened.
+        known = ", ".join(sorted(AUDIT_ACTIONS))
+        click.echo(f"safeguard: --action {action!r} is not an action (known: {known})", err=True)
         sys.exit(2)
     now = SystemClock().now()
     engine = open_engine(ctx.settings, pool_size=1)

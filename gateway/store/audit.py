@@ -15,6 +15,31 @@ from gateway.store.db import transaction
 from gateway.store.records import as_aware, utc_naive
 from gateway.store.schema import audit_log
 
+# Every action written to the log, as the console shows it; `safeguard audit --action` and the
+# console's filter take these names.
+AUDIT_ACTIONS = {
+    "signin": "Signed in",
+    "signin_attempt": "Sign-in attempt",
+    "signin_failed": "Wrong password",
+    "signin_refused": "Sign-in refused (not a lead)",
+    "signin_locked": "Sign-in locked out",
+    "signout": "Signed out",
+    "password_set": "Password set",
+    "password_removed": "Password removed",
+    "smtp_auth_failed": "Wrong relay password",
+    "api_token_failed": "Wrong API token",
+    "search": "Searched",
+    "search_refused": "Search refused",
+    "view": "Opened",
+    "review": "Reviewed",
+    "release": "Released held mail",
+    "cancel": "Cancelled held mail",
+    "export": "Exported",
+    "export_refused": "Export refused",
+    "refused": "Lead-only action refused",
+    "purge": "Retention purge",
+}
+
 
 @dataclass(frozen=True)
 class AuditEntry:

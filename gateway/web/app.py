@@ -36,7 +36,7 @@ from gateway.notify.policy import held_cancelled_notice
 from gateway.policy.types import Organisation
 from gateway.search import QueryError, is_whole_address, parse
 from gateway.smtp.auth import Authenticator, anyone
-from gateway.store.audit import AuditLog, AuditNote
+from gateway.store.audit import AUDIT_ACTIONS, AuditLog, AuditNote
 from gateway.store.credentials import CredentialStore
 from gateway.store.held import HeldMail
 from gateway.store.messages import (
@@ -169,28 +169,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
-}
-AUDIT_ACTIONS = {
-    "signin": "Signed in",
-    "signin_attempt": "Sign-in attempt",
-    "signin_failed": "Wrong password",
-    "signin_refused": "Sign-in refused (not a lead)",
-    "signin_locked": "Sign-in locked out",
-    "signout": "Signed out",
-    "password_set": "Password set",
-    "password_removed": "Password removed",
-    "smtp_auth_failed": "Wrong relay password",
-    "api_token_failed": "Wrong API token",
-    "search": "Searched",
-    "search_refused": "Search refused",
-    "view": "Opened",
-    "review": "Reviewed",
-    "release": "Released held mail",
-    "cancel": "Cancelled held mail",
-    "export": "Exported",
-    "export_refused": "Export refused",
-    "refused": "Lead-only action refused",
-    "purge": "Retention purge",
 }
 NOT_HELD = "That message is no longer held: it was released, cancelled or sent already."
 PUBLIC = frozenset({"/signin", "/static/console.css", "/favicon.ico"})

@@ -298,3 +298,11 @@ def test_evidence_commands_refuse_an_archive_that_is_not_there(tmp_path: Path, c
     said = _one_clear_line(_invoke(config, *command))
     assert f"there is no archive at {missing}; check the path" in said
     assert not missing.parent.exists()
+
+
+def test_an_audit_action_that_does_not_exist_is_refused_not_reported_as_nothing(tmp_path: Path):
+    """`--action reviewed` (the action is `review`) said "No audit entries.": as if nothing had
+    happened. It is refused, listing the actions there are."""
+    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
+    said = _one_clear_line(_invoke(config, "audit", "--action", "reviewed"))
+    assert "--action 'reviewed' is not an action" in said and "review," in said
