@@ -13,7 +13,7 @@ from gateway.notify.render import BUILTIN_TEMPLATES
 # tests/web/test_highlight.py checks that each has its words here.
 VERDICT_LABELS = {
     "reject": "Refused",
-    "defer": "Held",
+    "defer": "Held for office hours",
     "rewrite": "Changed",
     "flag": "Flagged",
     "deliver": "Delivered",

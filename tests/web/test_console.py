@@ -308,6 +308,7 @@ def test_a_held_message_s_own_page_says_it_is_not_sent_yet_and_can_cancel_it(
     browser = signed_in(console)
     page = browser.get(f"/messages/{held_id}")
     assert "Not sent yet" in page.text and "does not stop it" in page.text
+    assert "Held for office hours" in page.text and "Now: waiting until" in page.text
     assert "Release now" in page.text and "Cancel: do not send it" in page.text
     entry = _entry_of(console, held_id)
     reply = browser.post(
@@ -317,6 +318,7 @@ def test_a_held_message_s_own_page_says_it_is_not_sent_yet_and_can_cancel_it(
     assert reply.status == 200
     assert "Cancelled: it will not be sent" in reply.text and "Not sent yet" not in reply.text
     assert "Weekend" in reply.text  # back on the message's own page
+    assert "Now: cancelled" in reply.text and "never sent" in reply.text
     sink.handler.wait_for(notices + 1)  # the sender is told
     with console.gateway.engine.connect() as conn:
         assert conn.execute(select(queue.c.status).where(queue.c.id == entry)).scalar() == (
