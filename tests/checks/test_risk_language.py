@@ -97,6 +97,11 @@ def test_when_using_direct_messaging_do_not_say_anything_you_would_not_say_in_th
         ("gifts", "I'll buy you a new phone if you keep up the practice."),
         ("appearance", "You looked gorgeous at the concert last night."),
         ("relationship", "You're so mature for your age, not like the others."),
+        # Missed before a review of the packs read them out (2026-12-07).
+        ("photos", "Could you send me some more pictures of yourself?"),
+        ("photos", "Can you send a couple of pics of yourself"),
+        ("secrecy", "Let's keep this chat between the two of us"),
+        ("secrecy", "Delete this after reading, ok?"),
     ],
 )
 def test_each_category_fires_on_a_realistic_sentence(category, sentence):
@@ -124,6 +129,9 @@ def test_each_category_fires_on_a_realistic_sentence(category, sentence):
         "If you're hot, open a window; you're pretty close to the fire exit.",
         "We use the WhatsApp group for trip updates.",
         "Your private lesson and one-to-one session are on Tuesday.",
+        "Send me a couple of photos of your model for the display.",
+        "Between the two of us we can finish the set by Friday.",
+        "Please read this after reading the risk assessment.",
     ],
 )
 def test_the_false_positive_notes_legitimate_mail_does_not_fire(sentence):
