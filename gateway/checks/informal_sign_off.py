@@ -105,6 +105,17 @@ _CLOSING_RE = re.compile(
 )
 
 
+# A formal closing opening a line ("Kind regards,", "Best wishes, Alex"): the sign-off starts
+# there, and the lines above it are the message's last words, not its closing ("Your print won
+# first prize 🎉" above "Kind regards" is not an informal sign-off). "Thanks" and "Cheers" do
+# not start one: they may close an informal line above them.
+_FORMAL_START_RE = re.compile(
+    r"^(?:(?:kind(?:est)?|warm(?:est)?|best|many|with|yours|all the)\s+)?"
+    r"(?:regards|wishes|sincerely|faithfully)\b",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     extra_words: tuple[str, ...] = ()
@@ -221,7 +232,12 @@ def informal_tokens(
     names = frozenset(sender_name.lower().split())
     hits = []
     previous = ""
-    for whole in closing_lines(text, CLOSING_LINES):
+    lines = closing_lines(text, CLOSING_LINES)
+    for index in range(len(lines) - 1, -1, -1):
+        if _FORMAL_START_RE.match(lines[index]):
+            previous, lines = lines[index - 1] if index else "", lines[index:]
+            break
+    for whole in lines:
         line = whole[-LINE_TAIL:]
         tokens = [*_words(line, previous, names, settings), *_emoticons(line)]
         tokens += _emoji(line)

@@ -267,3 +267,21 @@ def test_emoji_only_the_html_part_shows_fire():
     )
     [finding] = run(informal_sign_off, message, rule())
     assert "😘" in finding.params["words"]
+
+
+@pytest.mark.parametrize(
+    ("text", "informal"),
+    [
+        ("Your print won first prize 🎉\n\nKind regards,\nAlex Teacher", False),
+        ("Your print won first prize 🎉\nKind regards, Alex Teacher", False),
+        ("Your print won first prize\n\nKind regards 😊\nAlex", True),
+        ("See you Thursday 😊\nBest wishes,\nAlex x", True),
+        ("Great work today x\n\nThanks,\nAlex", True),
+    ],
+)
+def test_a_formal_closing_starts_the_sign_off(text, informal):
+    """Thread and Press: “Emails and contact will be signed off in an appropriate and formal
+    manner”. The sign-off is the closing and what follows it: an emoji in the message's last
+    words above “Kind regards” is not an informal sign-off (a review found it refused). “Thanks”
+    does not start a formal one."""
+    assert fires(f"Hi Sam,\n\n{text}") is informal
