@@ -56,3 +56,19 @@ def test_the_closing_line_of_a_bounce_has_no_doubled_punctuation():
     ]
     for bounce in bounces:
         assert not re.search(r"\.\.(?!\.)|\.;|;\s*\.", bounce), bounce
+
+
+def test_a_held_message_s_notice_says_what_to_change_for_what_was_flagged():
+    """A review found the held-mail notice naming a personal number and then "You need do
+    nothing": the flag's correction is given, for next time."""
+    draft = Draft(
+        to=("sam.minor@home.example",),
+        cc=("priya.shah@parents.example", f"lee.mentor@{domain('thread-and-press')}"),
+        body="Hi Sam,\n\nText me on 07700 900987 if the bus is late.\n\nKind regards,\nAlex",
+        at="2026-11-23T22:30:00",
+    )
+    prepared = _prepare("thread-and-press", draft)
+    assert prepared.record.verdict == "defer"
+    notice = _content(prepared, "notice")
+    assert "07700 900987" in notice
+    assert "Next time: " in notice
