@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -249,10 +250,17 @@ class Gateway:
         """A clean stop: no new sessions, let those in flight finish, then stop the worker."""
         for server in self._servers:
             server.close()
-        try:
-            await asyncio.wait_for(self.counter.idle.wait(), self.settings.server.drain_timeout)
-        except TimeoutError:
-            log.warning("sessions_still_open_at_stop", active=self.counter.active)
+        # Sessions between transactions are closed now (and each that finishes one meanwhile);
+        # a transaction under way has up to drain_timeout to finish.
+        deadline = asyncio.get_running_loop().time() + self.settings.server.drain_timeout
+        while not self.counter.idle.is_set():
+            self.counter.close_idle()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                log.warning("sessions_still_open_at_stop", active=self.counter.active)
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.counter.idle.wait(), min(left, 0.1))
         self._stopping.set()
         if self._digest_task is not None:
             await self._digest_task

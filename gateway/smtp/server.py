@@ -28,6 +28,9 @@ def server_tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
     return context
 
 
+SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
+
+
 class SessionCounter:
     """Sessions in flight, so a clean stop can wait for them."""
 
@@ -35,15 +38,36 @@ class SessionCounter:
         self.active = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self._sessions: set[GatewaySMTP] = set()
 
-    def opened(self) -> None:
+    def opened(self, session: GatewaySMTP | None = None) -> None:
         self.active += 1
         self.idle.clear()
+        if session is not None:
+            self._sessions.add(session)
 
-    def closed(self) -> None:
+    def closed(self, session: GatewaySMTP | None = None) -> None:
         self.active -= 1
+        self._sessions.discard(session)  # type: ignore[arg-type]
         if self.active == 0:
             self.idle.set()
+
+    def close_idle(self) -> int:
+        """At a stop, tell sessions between transactions (connected, greeted, or done with a
+        message) `421` and close them: only a transaction under way (MAIL given, DATA, the
+        archive's commit) is waited for, not a client that keeps its connection open. A
+        reply already written goes first (a transport's close flushes it)."""
+        closed = 0
+        for session in list(self._sessions):
+            transport = session.transport
+            if transport is None or transport.is_closing():
+                continue
+            if session.envelope is not None and session.envelope.mail_from is not None:
+                continue
+            transport.write(SHUTTING_DOWN)  # type: ignore[attr-defined]
+            transport.close()
+            closed += 1
+        return closed
 
 
 def _factory(
@@ -57,12 +81,12 @@ def _factory(
     class CountedSMTP(GatewaySMTP):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             if self._original_transport is None:  # not the STARTTLS re-entry
-                counter.opened()
+                counter.opened(self)
             super().connection_made(transport)
 
         def connection_lost(self, error: Exception | None) -> None:
             super().connection_lost(error)
-            counter.closed()
+            counter.closed(self)
 
     def make() -> GatewaySMTP:
         return CountedSMTP(
