@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -184,3 +186,17 @@ class RunningGateway:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
+
+
+def serve_refused(config: Path) -> str:
+    """`safeguard serve` with `config`, which must refuse to start: exit 2, one line on stderr
+    and no traceback. Returns that stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.store.db import transaction
@@ -46,15 +46,7 @@ class CredentialStore:
         )
         with transaction(self.engine) as conn:
             conn.execute(statement)
-            conn.execute(
-                insert(audit_log).values(
-                    at=utc_naive(now),
-                    actor=actor[:320],
-                    action=PASSWORD_SET,
-                    query=email.lower(),
-                    detail={},
-                )
-            )
+            _audit(conn, PASSWORD_SET, email, now, actor)
 
     def remove(self, email: str, now: datetime, *, actor: str = "(not recorded)") -> bool:
         """Remove the password (a leaver, a lost laptop): the relay and the console refuse the
@@ -71,13 +63,13 @@ class CredentialStore:
                 )
                 .values(ended_at=utc_naive(now))
             )
-            conn.execute(
-                insert(audit_log).values(
-                    at=utc_naive(now),
-                    actor=actor[:320],
-                    action=PASSWORD_REMOVED,
-                    query=email.lower(),
-                    detail={},
-                )
-            )
+            _audit(conn, PASSWORD_REMOVED, email, now, actor)
         return True
+
+
+def _audit(conn: Connection, action: str, email: str, now: datetime, actor: str) -> None:
+    conn.execute(
+        insert(audit_log).values(
+            at=utc_naive(now), actor=actor[:320], action=action, query=email.lower(), detail={}
+        )
+    )

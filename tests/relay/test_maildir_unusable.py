@@ -5,8 +5,6 @@ stops delivery for good nor a clean stop."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from gateway.service import Gateway
 from gateway.store.db import make_engine
 from gateway.store.schema import queue
 from tests.relay.test_relay import MESSAGE, send
-from tests.support import RunningGateway, make_settings
+from tests.support import RunningGateway, make_settings, serve_refused
 
 
 def test_serve_refuses_a_maildir_it_cannot_make_naming_the_key(tmp_path: Path):
@@ -27,16 +25,9 @@ def test_serve_refuses_a_maildir_it_cannot_make_naming_the_key(tmp_path: Path):
         f'[database]\nurl = "sqlite:///{tmp_path / "a.db"}"\n'
         f'[upstream]\nurl = "maildir://{taken}"\n'
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(config), "serve"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert done.stderr.startswith(f"safeguard: [upstream] url maildir://{taken}: cannot make")
-    assert "Not a directory" in done.stderr
-    assert "Traceback" not in done.stderr
+    said = serve_refused(config)
+    assert said.startswith(f"safeguard: [upstream] url maildir://{taken}: cannot make")
+    assert "Not a directory" in said
 
 
 def _status(gateway) -> tuple[str, int, str | None]:
