@@ -8,7 +8,7 @@ Everything here is synchronous and CPU-bound: callers run it off the event loop.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -22,7 +22,7 @@ from gateway.message.parse import MessageTooComplex, parse_chat, parse_message
 from gateway.message.rewrite import hide_recipients
 from gateway.notify.policy import deferral_notice, dsl_alert, policy_bounce
 from gateway.notify.wording import Explained, explain
-from gateway.policy.evaluate import Policy
+from gateway.policy.evaluate import Policy, strongest
 from gateway.policy.retention import youngest_minor_born
 from gateway.policy.types import Action, Verdict
 from gateway.store.records import ArchiveRecord, QueueItem
@@ -76,8 +76,25 @@ def received_header(sub: Submission, hostname: str) -> bytes:
     return line.encode("ascii", "replace")
 
 
-def check_result(verdict: Verdict, explained: tuple[Explained, ...]) -> dict[str, Any]:
-    """The object `safeguard check --json` prints and the HTTP API answers with."""
+def check_result(
+    verdict: Verdict, explained: tuple[Explained, ...], *, sender_facing: bool
+) -> dict[str, Any]:
+    """The object `safeguard check --json` prints and the HTTP API answers with.
+
+    `sender_facing` (the HTTP API: a chat tool shows it to the person writing): findings of
+    urgent rules are left out, and the verdict is what the others make it, as in the mail a
+    sender gets (`Pipeline._plan`). Otherwise `/api/v1/check` would tell anyone which words the
+    lead watches for, without the lead hearing of it. The archive and the lead's alert keep
+    them."""
+    if sender_facing:
+        explained = tuple(e for e in explained if not e.rule.urgent)
+        action = strongest(tuple(e.finding for e in explained))
+        verdict = replace(
+            verdict,
+            action=action,
+            findings=tuple(e.finding for e in explained),
+            deliver_at=verdict.deliver_at if action is Action.DEFER else None,
+        )
     payload = verdict.as_dict()
     payload["findings"] = [e.as_dict() for e in explained]
     return payload

@@ -181,7 +181,7 @@ class _Api:
         self.s.metrics.inc(
             "safeguard_chat_messages_total", endpoint="check", verdict=verdict.action.value
         )
-        return web.json_response(check_result(verdict, explained))
+        return web.json_response(check_result(verdict, explained, sender_facing=True))
 
     async def messages(self, request: web.Request) -> web.Response:
         parsed = await self._chat(request)
@@ -227,7 +227,7 @@ class _Api:
             verdict=verdict.action.value,
             duplicate=stored.duplicate,
         )
-        payload = check_result(verdict, explained)
+        payload = check_result(verdict, explained, sender_facing=True)
         payload["archive_id"] = stored.archive_id
         payload["duplicate"] = stored.duplicate
         return web.json_response(payload, status=200 if stored.duplicate else 201)

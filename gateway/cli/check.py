@@ -87,7 +87,11 @@ def check(
         sys.exit(2)
     verdict, explained = checker.evaluate(message, raw, moment)
     if as_json:
-        click.echo(json.dumps(check_result(verdict, explained), indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                check_result(verdict, explained, sender_facing=False), indent=2, ensure_ascii=False
+            )
+        )
     else:
         _print(verdict.action, explained, verdict.deliver_at, message.subject)
     sys.exit(0 if not explained else 1)

@@ -268,6 +268,9 @@ def dsl_alert(
     context = _context(message, explained, org, sent) | {
         "queue_id": queue_id,
         "outcome": _outcome(verdict, message.channel, org),
+        # Who it goes to, as the envelope says (a Cc header naming a parent who was not sent
+        # it would tell the lead the parent was copied).
+        "recipients": list(message.envelope_to) or [a.email for a in message.recipients],
     }
     if not context["young"]:
         context["young"] = [

@@ -256,12 +256,12 @@ def _rule(
             rule=rule_id,
         )
         ok = False
-    if ok and action is Action.REJECT and raw.get("urgent", False):
+    if ok and action is not Action.FLAG and raw.get("urgent", False):
         # An urgent finding alerts the lead and is never shown to the sender (it would tell
-        # them what is watched for); a refusal is explained to the sender.
+        # them what is watched for); a refused, held or rewritten message is explained to them.
         p.add(
-            "an urgent rule cannot reject: the sender is not told of an urgent finding, "
-            "and a refused sender is told why; use flag or defer",
+            f"an urgent rule must flag, not {action.value}: the sender is not told of an "
+            "urgent finding, and a message refused, held or changed is explained to its sender",
             line=p.line_of("urgent", line),
             rule=rule_id,
         )

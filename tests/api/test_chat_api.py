@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from gateway.api.app import ApiServer, ApiServices
@@ -203,12 +204,27 @@ def test_risk_language_in_a_dm_alerts_the_safeguarding_lead(api: Api):
     text = "Don't tell your mum about this, it's our little secret."
     status, result = api.call("/api/v1/messages", chat(message_id="m-3", text=text))
     assert status == 201
-    assert "risk_language" in {f["code"] for f in result["findings"]}
     with api.gateway.engine.connect() as conn:
         entries = conn.execute(queue.select()).all()
+        [findings] = conn.execute(select(archive.c.findings)).scalars().all()
     assert [(e.kind, list(e.recipients)) for e in entries] == [
         ("alert", ["safeguarding@safe.example"])
     ]
+    assert "risk_language" in {f["code"] for f in findings}  # the archive keeps it
+    # The chat tool shows its answer to the person writing: no tipping off.
+    assert "risk_language" not in {f["code"] for f in result["findings"]}
+    assert "little secret" not in json.dumps(result)
+
+
+def test_the_check_endpoint_is_no_oracle_for_the_watch_list(api: Api):
+    """`/api/v1/check` stores nothing and alerts nobody: it must not tell anyone which words
+    the lead watches for (the sender is not told of an urgent finding)."""
+    text = "Don't tell your mum about this, it's our little secret."
+    status, result = api.call("/api/v1/check", chat(message_id="m-4", text=text))
+    plain = api.call("/api/v1/check", chat(message_id="m-5", text="See you at 4 in room 2."))[1]
+    assert status == 200
+    assert result["verdict"] == plain["verdict"]
+    assert "little secret" not in json.dumps(result)
 
 
 @pytest.mark.parametrize("token", ["", "sgw_not-a-real-token", "some other secret"])

@@ -91,7 +91,7 @@ def test_a_pack_may_not_make_an_urgent_rule_reject(tmp_path):
         '[[rule]]\nid = "secrets"\ncheck = "risk_language"\naction = "reject"\nurgent = true\n'
         'policy = "Never ask a child to keep a secret."\n'
     )
-    with pytest.raises(PackError, match=r":11: rule 'secrets': an urgent rule cannot reject"):
+    with pytest.raises(PackError, match=r":11: rule 'secrets': an urgent rule must flag, not"):
         load_pack(str(pack))
 
 
