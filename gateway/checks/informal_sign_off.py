@@ -105,13 +105,17 @@ _CLOSING_RE = re.compile(
 )
 
 
-# A formal closing opening a line ("Kind regards,", "Best wishes, Alex"): the sign-off starts
-# there, and the lines above it are the message's last words, not its closing ("Your print won
-# first prize 🎉" above "Kind regards" is not an informal sign-off). "Thanks" and "Cheers" do
-# not start one: they may close an informal line above them.
-_FORMAL_START_RE = re.compile(
-    r"^(?:(?:kind(?:est)?|warm(?:est)?|best|many|with|yours|all the)\s+)?"
-    r"(?:regards|wishes|sincerely|faithfully)\b",
+# A formal closing line, alone or with the sender's name ("Kind regards,", "Best wishes, Alex
+# Teacher"): an emoji at the end of the line just above it belongs to the message's last words
+# ("Your print won first prize 🎉"), not to its sign-off. Kisses, endearments, "love" and
+# emoticons there still count ("Love you lots xx" above "Kind regards"). "Thanks" and "Cheers"
+# are not such a closing. Kisses and hearts are never the message's last words.
+_AFFECTION_EMOJI = frozenset("😘😍😚😙🥰😻💋❤♥💕💖💗💓💞💘💝🫶")
+_FORMAL_CLOSING_RE = re.compile(
+    r"^(?:(?:(?:kind(?:est)?|warm(?:est)?|best|with)\s+)?regards"
+    r"|(?:best|warm(?:est)?|kind(?:est)?|many|all the|with best)\s+wishes"
+    r"|yours\s+(?:sincerely|faithfully|truly)|sincerely|faithfully)"
+    r"[,.!]?(?-i:\s+[A-Z][\w'.\-]*(?:\s+[A-Z][\w'.\-]*){0,3})?$",
     re.IGNORECASE,
 )
 
@@ -233,14 +237,14 @@ def informal_tokens(
     hits = []
     previous = ""
     lines = closing_lines(text, CLOSING_LINES)
-    for index in range(len(lines) - 1, -1, -1):
-        if _FORMAL_START_RE.match(lines[index]):
-            previous, lines = lines[index - 1] if index else "", lines[index:]
-            break
-    for whole in lines:
+    for index, whole in enumerate(lines):
         line = whole[-LINE_TAIL:]
         tokens = [*_words(line, previous, names, settings), *_emoticons(line)]
-        tokens += _emoji(line)
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        found = _emoji(line)
+        if _FORMAL_CLOSING_RE.match(following):
+            found = [e for e in found if e.rstrip("\ufe0f") in _AFFECTION_EMOJI]
+        tokens += found
         tokens += [k for k in _kisses(line) if k not in tokens]
         if tokens:
             hits.append((line, list(dict.fromkeys(tokens))))

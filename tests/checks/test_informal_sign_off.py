@@ -285,3 +285,19 @@ def test_a_formal_closing_starts_the_sign_off(text, informal):
     words above “Kind regards” is not an informal sign-off (a review found it refused). “Thanks”
     does not start a formal one."""
     assert fires(f"Hi Sam,\n\n{text}") is informal
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Love you lots xx\nKind regards\nMr Smith",
+        "Miss you loads hun xxx 😘😘\nBest wishes,\nAlex",
+        "Love, Alex xx\nRegards",
+        "See you Thursday babe xx\nregards to your mum\nAlex",
+        "Can't wait 😘\nKind regards,\nAlex",
+    ],
+)
+def test_kisses_endearments_and_hearts_above_a_formal_closing_still_count(text):
+    """A review found these missed when everything above "Kind regards" was set aside: only an
+    emoji ending the message's last words is, and not a kiss or a heart."""
+    assert fires(f"Hi Sam,\n\n{text}")
