@@ -29,6 +29,7 @@ def server_tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
 
 
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
+ABORT_AFTER = 1.0  # seconds a session told 421 has to close before it is cut off
 
 
 class SessionCounter:
@@ -39,6 +40,7 @@ class SessionCounter:
         self.idle = asyncio.Event()
         self.idle.set()
         self._sessions: set[GatewaySMTP] = set()
+        self._closing: dict[GatewaySMTP, float] = {}  # told 421, at this loop time
 
     def opened(self, session: GatewaySMTP | None = None) -> None:
         self.active += 1
@@ -49,6 +51,7 @@ class SessionCounter:
     def closed(self, session: GatewaySMTP | None = None) -> None:
         self.active -= 1
         self._sessions.discard(session)  # type: ignore[arg-type]
+        self._closing.pop(session, None)  # type: ignore[arg-type]
         if self.active == 0:
             self.idle.set()
 
@@ -58,14 +61,25 @@ class SessionCounter:
         archive's commit) is waited for, not a client that keeps its connection open. A
         reply already written goes first (a transport's close flushes it)."""
         closed = 0
+        now = asyncio.get_running_loop().time()
         for session in list(self._sessions):
             transport = session.transport
+            told = self._closing.get(session)
+            if told is not None:
+                # A TLS session's close waits for the client's own close_notify, which an idle
+                # client may never send: after a second it is cut off.
+                if now - told > ABORT_AFTER:
+                    for each in (transport, session._original_transport):
+                        if each is not None:
+                            each.abort()
+                continue
             if transport is None or transport.is_closing():
                 continue
             if session.envelope is not None and session.envelope.mail_from is not None:
                 continue
             transport.write(SHUTTING_DOWN)  # type: ignore[attr-defined]
             transport.close()
+            self._closing[session] = now
             closed += 1
         return closed
 

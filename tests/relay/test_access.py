@@ -376,3 +376,19 @@ def test_serve_refuses_a_certificate_and_key_that_do_not_go_together(tmp_path, t
     )
     said = serve_refused(config)
     assert said.startswith(f"safeguard: [server] tls_cert {key} and tls_key {cert}:")
+
+
+def test_an_idle_tls_session_does_not_hold_a_stop(staff_gateway, tls_files):
+    """A review found a stop waiting the whole drain_timeout for an idle session after STARTTLS:
+    closing TLS waits for the client's reply, which an idle client never sends. It is told 421
+    and cut off a second later."""
+    import time
+
+    _, _, context = tls_files
+    client = smtplib.SMTP("127.0.0.1", staff_gateway.port, timeout=30)
+    client.starttls(context=context)
+    client.ehlo("idle.safe.example")
+    started = time.monotonic()
+    staff_gateway.call(staff_gateway.gateway.stop(), timeout=60)
+    assert time.monotonic() - started < 5
+    client.close()
