@@ -381,7 +381,8 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     org_table = dict(r.table("organisation"))
     r.known.update(("organisation", key) for key in ORGANISATION_KEYS)
     given = r.get("organisation", "domains", list, [])
-    domains = tuple(d.lower().strip() if isinstance(d, str) else d for d in given)
+    # "school.example." is school.example: addresses never end in the root's dot.
+    domains = tuple(d.lower().strip().rstrip(".") if isinstance(d, str) else d for d in given)
     for domain in domains:
         if not isinstance(domain, str) or not _DOMAIN.fullmatch(domain):
             raise r.error(
@@ -480,7 +481,9 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
         # Named where it was set: the key in the file, not the default it met.
         key = "retry_max" if "retry_max" in r.table("delivery") else "retry_min"
         raise r.error(
-            "delivery", key, f"retry_max ({retry_max:g}) is less than retry_min ({retry_min:g})"
+            "delivery",
+            key,
+            f"retry_max ({retry_max:g}) is less than retry_min ({retry_min:g}); set both",
         )
     delivery = DeliverySettings(
         workers=r.get("delivery", "workers", int, DeliverySettings.workers, (1, 1_000)),

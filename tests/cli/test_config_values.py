@@ -39,7 +39,7 @@ def test_a_mistyped_value_is_refused_naming_its_line(tmp_path: Path, section, li
 @pytest.mark.parametrize(
     ("section", "line"),
     [
-        ("[organisation]", 'domains = ["école.example", "trust-1.sch.uk"]'),
+        ("[organisation]", 'domains = ["école.example", "trust-1.sch.uk", "school.example."]'),
         ("[server]", 'hostname = "Mail.School.example"'),
         ("[upstream]", 'url = "mx:"'),
     ],
@@ -48,3 +48,10 @@ def test_ordinary_values_still_load(tmp_path: Path, section, line):
     config = tmp_path / "gateway.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n{section}\n{line}\n')
     load_settings(config)
+
+
+def test_a_domain_written_with_the_root_s_dot_is_the_domain(tmp_path: Path):
+    """A review: "school.example." was accepted, and no staff address would ever match it."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[organisation]\ndomains = ["School.Example."]\n')
+    assert load_settings(config).organisation.domains == ("school.example",)
