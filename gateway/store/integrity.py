@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from gateway.store.records import CHAINED_COLUMNS, chain_hash, content_digest
 from gateway.store.retention import audited_ids
@@ -56,8 +56,11 @@ def verify(
             select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
         ).one()
     previous, checked, after, tombstones = GENESIS, 0, 0, 0
+    # One snapshot per batch for the records and their search entries (PostgreSQL's default
+    # gives each statement its own): a purge committed in between is not an alteration.
+    snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
     while True:
-        with engine.connect() as conn:
+        with engine.connect().execution_options(**snapshot) as conn, conn.begin():
             rows = conn.execute(
                 select(
                     archive.c.id,
@@ -76,9 +79,9 @@ def verify(
                 .order_by(archive.c.id)
                 .limit(batch)
             ).all()
+            indexed = _indexed(conn, rows[0].id, rows[-1].id) if rows else {}
         if not rows:
             break
-        indexed = _indexed(engine, rows[0].id, rows[-1].id)
         for row in rows:
             reason = _problem(row, previous, purged) or _unindexed(row, indexed)
             if reason is not None:
@@ -101,22 +104,21 @@ def verify(
     return Report(checked, None, tombstones)
 
 
-def _indexed(engine: Engine, first: int, last: int) -> dict[int, set[tuple[str, ...]]]:
+def _indexed(conn: Connection, first: int, last: int) -> dict[int, set[tuple[str, ...]]]:
     """What search's side tables hold for the records `first`..`last`: their addresses by role,
     and their findings."""
     found: dict[int, set[tuple[str, ...]]] = {}
-    with engine.connect() as conn:
-        for table, columns in (
-            (archive_addresses, ("role", "address")),
-            (archive_findings, ("code", "rule", "action")),
-        ):
-            rows = conn.execute(
-                select(table.c.archive_id, *(table.c[c] for c in columns)).where(
-                    table.c.archive_id.between(first, last)
-                )
+    for table, columns in (
+        (archive_addresses, ("role", "address")),
+        (archive_findings, ("code", "rule", "action")),
+    ):
+        rows = conn.execute(
+            select(table.c.archive_id, *(table.c[c] for c in columns)).where(
+                table.c.archive_id.between(first, last)
             )
-            for archive_id, *values in rows:
-                found.setdefault(archive_id, set()).add((table.name, *values))
+        )
+        for archive_id, *values in rows:
+            found.setdefault(archive_id, set()).add((table.name, *values))
     return found
 
 
