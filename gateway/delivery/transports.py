@@ -265,6 +265,7 @@ class MaildirTransport:
             stopped.set()
             raise
         except OSError as exc:
+            self._made = False  # removed or unmounted since: made again at the next try
             return _all(recipients, Outcome(451, f"maildir write failed: {exc}"))
         return _all(recipients, Outcome(250, "written to maildir"))
 
