@@ -33,34 +33,33 @@ ABORT_AFTER = 1.0  # seconds a session told 421 has to close before it is cut of
 
 
 class SessionCounter:
-    """Sessions in flight, so a clean stop can wait for them."""
+    """Sessions in flight, so a clean stop can wait for them (and close the idle ones)."""
 
     def __init__(self) -> None:
-        self.active = 0
         self.idle = asyncio.Event()
         self.idle.set()
         self._sessions: set[GatewaySMTP] = set()
         self._closing: dict[GatewaySMTP, float] = {}  # told 421, at this loop time
 
-    def opened(self, session: GatewaySMTP | None = None) -> None:
-        self.active += 1
-        self.idle.clear()
-        if session is not None:
-            self._sessions.add(session)
+    @property
+    def active(self) -> int:
+        return len(self._sessions)
 
-    def closed(self, session: GatewaySMTP | None = None) -> None:
-        self.active -= 1
-        self._sessions.discard(session)  # type: ignore[arg-type]
-        self._closing.pop(session, None)  # type: ignore[arg-type]
-        if self.active == 0:
+    def opened(self, session: GatewaySMTP) -> None:
+        self._sessions.add(session)
+        self.idle.clear()
+
+    def closed(self, session: GatewaySMTP) -> None:
+        self._sessions.discard(session)
+        self._closing.pop(session, None)
+        if not self._sessions:
             self.idle.set()
 
-    def close_idle(self) -> int:
+    def close_idle(self) -> None:
         """At a stop, tell sessions between transactions (connected, greeted, or done with a
         message) `421` and close them: only a transaction under way (MAIL given, DATA, the
         archive's commit) is waited for, not a client that keeps its connection open. A
         reply already written goes first (a transport's close flushes it)."""
-        closed = 0
         now = asyncio.get_running_loop().time()
         for session in list(self._sessions):
             transport = session.transport
@@ -80,8 +79,6 @@ class SessionCounter:
             transport.write(SHUTTING_DOWN)  # type: ignore[attr-defined]
             transport.close()
             self._closing[session] = now
-            closed += 1
-        return closed
 
 
 def _factory(
