@@ -87,7 +87,7 @@ def check_result(
     lead watches for, without the lead hearing of it. The archive and the lead's alert keep
     them."""
     if sender_facing:
-        explained = tuple(e for e in explained if not e.rule.urgent)
+        explained = told_to_sender(explained)
         action = strongest(tuple(e.finding for e in explained))
         verdict = replace(
             verdict,
@@ -98,6 +98,12 @@ def check_result(
     payload = verdict.as_dict()
     payload["findings"] = [e.as_dict() for e in explained]
     return payload
+
+
+def told_to_sender(explained: tuple[Explained, ...]) -> tuple[Explained, ...]:
+    """What the sender may hear of: not findings of urgent rules, which alert the safeguarding
+    lead; a sender told which words were watched for could avoid them (tipping off)."""
+    return tuple(e for e in explained if not e.rule.urgent)
 
 
 def _one_line(explained: tuple[Explained, ...]) -> str:
@@ -350,9 +356,7 @@ class Pipeline:
         action = verdict.action
         if verdict.monitor:
             return [deliver, *items], accepted, action.value
-        # What the sender hears leaves out urgent findings: those alert the safeguarding lead,
-        # and a sender told which words were watched for could avoid them (tipping off).
-        told = tuple(e for e in explained if not e.rule.urgent)
+        told = told_to_sender(explained)
         # A sender we cannot write to (outside the organisation, or the null sender) hears
         # "no" in the session; their own server tells them.
         can_notify = bool(sub.envelope_from) and org.is_internal(sub.envelope_from)
