@@ -90,6 +90,7 @@ class Rows:
             record.verdict,
             record.received_at,
             record.queue_id,
+            # Always made by `_archive_row`; a test writing as the code before 0010 drops it.
             self.row.get("content_sha256"),  # type: ignore[arg-type]
         )
         self.row["prev_hash"] = prev_hash
