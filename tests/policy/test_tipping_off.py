@@ -126,3 +126,27 @@ def test_the_lead_s_alert_for_flagged_mail_says_it_was_sent_on():
     )
     alert = _content(_prepare("teens-in-ai", draft), "alert")
     assert "What happened to it: sent on to its recipients; flagged for your review" in alert
+
+
+def test_the_lead_s_alert_names_who_was_sent_it_not_who_a_header_names():
+    """A Cc header naming the parent, with the parent not among the envelope's recipients: the
+    parent never got it, and the alert must not tell the lead they were copied."""
+    p = pipeline("teens-in-ai")
+    dom = domain("teens-in-ai")
+    draft = Draft(
+        to=("sam.minor@home.example",),
+        cc=("priya.shah@parents.example",),
+        body=f"Hi Sam,\n\n{SECRET}\n\nKind regards,\nAlex",
+    )
+    prepared = p.prepare(
+        Submission(
+            queue_id="Q2",
+            raw=draft.raw(dom),
+            envelope_from=draft.sender.format(domain=dom),
+            envelope_to=("sam.minor@home.example",),
+            received_at=datetime.fromisoformat(draft.at).replace(tzinfo=p.organisation.timezone),
+        )
+    )
+    alert = _content(prepared, "alert")
+    assert "\nTo: sam.minor@home.example\n" in alert.replace("\r\n", "\n")
+    assert "priya" not in alert.split("Young people among them")[0]
