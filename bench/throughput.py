@@ -824,20 +824,32 @@ class GatewayRelay(Relay):
         wait_port(self.port, self.proc)
 
     @staticmethod
-    def cpu_parts(workdir: Path) -> dict[str, float]:
-        """CPU seconds per message of each part (`policy`, `archive_writer`), as the relay
-        processes counted them and published at their stop (`[server] processes` > 1)."""
-        from gateway.metrics import CPU_SECONDS, SharedCounters, metrics_folder
+    def cpu_parts(workdir: Path) -> tuple[dict[str, float], float]:
+        """CPU seconds per message of each part (`policy`, `archive_writer`), and the archive
+        writer's records per transaction, as the relay processes counted them and published
+        at their stop (`[server] processes` > 1)."""
+        from gateway.metrics import (
+            ARCHIVE_RECORDS,
+            ARCHIVE_TRANSACTIONS,
+            CPU_SECONDS,
+            SharedCounters,
+            metrics_folder,
+        )
 
         seconds: dict[str, float] = {}
-        messages = 0.0
+        messages = records = transactions = 0.0
         # Every process's file: this script's pid is none of theirs.
         for snapshot in SharedCounters(metrics_folder(workdir)).others():
             for labels, value in snapshot.get(CPU_SECONDS, {}).items():
                 part = dict(labels).get("part", "")
                 seconds[part] = seconds.get(part, 0.0) + value
             messages += sum(snapshot.get("safeguard_smtp_transactions_total", {}).values())
-        return {part: total / messages for part, total in seconds.items()} if messages else {}
+            records += sum(snapshot.get(ARCHIVE_RECORDS, {}).values())
+            transactions += snapshot.get(ARCHIVE_TRANSACTIONS, {}).get((("held", "records"),), 0)
+        batch = records / transactions if transactions else 0.0
+        if not messages:
+            return {}, batch
+        return {part: total / messages for part, total in seconds.items()}, batch
 
     def stop(self) -> None:
         super().stop()
@@ -886,6 +898,7 @@ class Run:
     # c: CPU seconds per message of the gateway's parts, from its own counters
     # (`safeguard_cpu_seconds_total`) over the whole run: the load and the probe.
     parts: dict[str, float] = field(default_factory=dict)
+    batch: float = 0.0  # c: records per archive transaction (group commit), over the run
 
     @property
     def database_per_message(self) -> float:
@@ -1028,7 +1041,7 @@ def one_run(system: str, n: int, args: argparse.Namespace, files: dict[str, Path
         )
         relay.stop()  # the gateway publishes its counters as it stops
         if isinstance(relay, GatewayRelay):
-            run.parts = relay.cpu_parts(workdir)
+            run.parts, run.batch = relay.cpu_parts(workdir)
         return run
     finally:
         relay.stop()
@@ -1233,11 +1246,13 @@ def bound_lines(results: dict[str, Result], stages: list[Stages]) -> str:
         policy = [r.parts.get("policy", 0.0) * 1000 for r in res.runs]
         writer = [r.parts.get("archive_writer", 0.0) * 1000 for r in res.runs]
         relay = [r.cpu_per_message * 1000 for r in res.runs]
+        batch = [r.batch for r in res.runs]
         lines.append(
             f"- inside {system}, by its own counters over the load and the probe: the policy "
             f"stage {_per_round(policy, unit=' ms')}, the archive writer's thread "
             f"{_per_round(writer, unit=' ms')} of CPU per message, of the relay's "
-            f"{_per_round(relay, unit=' ms')} over the load"
+            f"{_per_round(relay, unit=' ms')} over the load; "
+            f"{_per_round(batch, '{:.1f}')} records per archive transaction"
         )
     if {"p", "b"} <= results.keys():
         # Measured, not derived: c runs p's SMTP, loop and policy stage, and stores besides.
@@ -1297,6 +1312,7 @@ def _database_note(run: Run) -> str:
         note += (
             f"; its own counters, load and probe: policy {run.parts.get('policy', 0) * 1000:.2f}"
             f" ms, archive writer {run.parts.get('archive_writer', 0) * 1000:.2f} ms per message"
+            f", {run.batch:.1f} records per archive transaction"
         )
     return note
 

@@ -20,6 +20,8 @@ Snapshot = dict[str, dict[Labels, float]]
 Source = Callable[[], Iterable[tuple[str, Labels, float]]]
 
 CPU_SECONDS = "safeguard_cpu_seconds_total"
+ARCHIVE_TRANSACTIONS = "safeguard_archive_transactions_total"
+ARCHIVE_RECORDS = "safeguard_archive_records_total"
 
 _HELP = {
     "safeguard_smtp_transactions_total": "SMTP transactions that reached DATA, by outcome",
@@ -27,6 +29,9 @@ _HELP = {
     "safeguard_chat_messages_total": "Chat messages judged by the API, by endpoint and verdict",
     CPU_SECONDS: "CPU seconds by part: policy (parsing and every rule, for mail), "
     "archive_writer (its thread: commits, full-text indexing)",
+    ARCHIVE_TRANSACTIONS: "Transactions the archive writer committed, by what they held: "
+    "records (group commit; with delivery marks or not), or marks alone",
+    ARCHIVE_RECORDS: "Messages the archive writer archived: per records transaction, its batch",
 }
 
 

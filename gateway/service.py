@@ -19,7 +19,7 @@ from gateway.config import ConfigError, Settings
 from gateway.delivery.transports import Transport, make_transport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
-from gateway.metrics import CPU_SECONDS, Metrics
+from gateway.metrics import ARCHIVE_RECORDS, ARCHIVE_TRANSACTIONS, CPU_SECONDS, Metrics
 from gateway.notify.render import environment_for, template_problems
 from gateway.notify.schedule import run_daily
 from gateway.pipeline import Pipeline
@@ -170,7 +170,16 @@ class Gateway:
         self.writer.lease = self.worker.lease
         self.writer.committed = self.worker.committed
         self.metrics.add_source(
-            lambda: [(CPU_SECONDS, (("part", "archive_writer"),), self.writer.cpu_seconds)]
+            lambda: [
+                (CPU_SECONDS, (("part", "archive_writer"),), self.writer.cpu_seconds),
+                (ARCHIVE_TRANSACTIONS, (("held", "records"),), float(self.writer.transactions)),
+                (
+                    ARCHIVE_TRANSACTIONS,
+                    (("held", "marks"),),
+                    float(self.writer.mark_transactions),
+                ),
+                (ARCHIVE_RECORDS, (), float(self.writer.records)),
+            ]
         )
         self.handler = RelayHandler(
             settings=self.settings,

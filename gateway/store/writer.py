@@ -135,6 +135,12 @@ class ArchiveWriter:
         self.mark_wait = mark_wait
         # This thread's CPU seconds so far (commits, indexing), as of its last batch.
         self.cpu_seconds = 0.0
+        # Transactions committed with records (marks beside them or not), with marks alone,
+        # and the records: records per transaction is group commit's batch, which sets what
+        # a record costs (`/metrics`, bench/throughput.py).
+        self.transactions = 0
+        self.mark_transactions = 0
+        self.records = 0
         self._last_record = -float("inf")  # time.monotonic() when a record last came
         self.max_batch = max_batch
         self.lease = lease
@@ -294,12 +300,15 @@ class ArchiveWriter:
                     _write_marks(conn, marks)
                 if jobs:
                     results = list(self.archive.write(conn, batch.rows, self._lease()))
+            self._count(len(jobs), 1 if jobs else 0, 0 if jobs else 1)
         except Exception as exc:
             # Whichever part failed, the rest must not: the marks on their own, then each record.
             marked = self._mark_alone(marks) if marks else None
             # A record that failed alone has its answer; one beside marks may not have failed.
             alone = exc if not marks else None
             results = self._store_each(jobs, self._lease() if jobs else None, alone)
+            stored = sum(isinstance(result, Stored) for result in results)
+            self._count(stored, stored, 1 if marks and marked is None else 0)
         # Hand the entries over before any session answers, so that none is left leased and
         # unsent because its client went away (the lease would hold it until it ran out).
         handed: dict[asyncio.AbstractEventLoop, list[QueueEntry]] = {}
@@ -315,6 +324,11 @@ class ArchiveWriter:
             _answer(job, result)
         for mark in marks:
             _answer(mark, marked)
+
+    def _count(self, records: int, transactions: int, mark_transactions: int) -> None:
+        self.records += records
+        self.transactions += transactions
+        self.mark_transactions += mark_transactions
 
     def _lease(self) -> Lease | None:
         try:

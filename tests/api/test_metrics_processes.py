@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.metrics import CPU_SECONDS, Metrics, SharedCounters
+from gateway.metrics import (
+    ARCHIVE_RECORDS,
+    ARCHIVE_TRANSACTIONS,
+    CPU_SECONDS,
+    Metrics,
+    SharedCounters,
+)
 from tests.relay.serving import ServeProcess, write_config
 from tests.support import Sink, free_port
 
@@ -99,5 +105,11 @@ def test_every_scrape_of_two_processes_reports_every_transaction(tmp_path: Path,
         # Where the CPU went, the whole gateway's: the policy stage and the archive writer.
         cpu = dict(re.findall(rf'^{CPU_SECONDS}{{part="(\w+)"}} (\S+)$', _scrape(api_port), re.M))
         assert set(cpu) == {"policy", "archive_writer"} and all(float(v) > 0 for v in cpu.values())
+        # Group commit's batches: every message archived, in at most as many transactions.
+        text = _scrape(api_port)
+        records = re.search(rf"^{ARCHIVE_RECORDS} (\S+)$", text, re.M)
+        transactions = re.search(rf'^{ARCHIVE_TRANSACTIONS}{{held="records"}} (\S+)$', text, re.M)
+        assert records and transactions, text
+        assert float(records[1]) == sent and 1 <= float(transactions[1]) <= sent
     finally:
         assert gateway.terminate() == 0, gateway.tail()

@@ -114,12 +114,16 @@ def test_marks_ride_in_the_transaction_of_the_records_waiting_with_them(engine: 
     assert len(commits) == 2  # the first record alone; the second with both marks
     status = _status(engine)
     assert [status[i] for i in sent] == ["delivered"] * 3
+    # What `/metrics` reports of group commit: 2 records in 2 transactions, none of marks alone.
+    assert (w.records, w.transactions, w.mark_transactions) == (2, 2, 0)
 
 
 def test_marks_with_no_record_waiting_are_committed_on_their_own(engine: Engine):
     sent = _sent(engine, 2)
-    _run(ArchiveWriter(Archive(engine)), lambda w: w.mark_delivered(sent, OWNER, NOW))
+    writer = ArchiveWriter(Archive(engine))
+    _run(writer, lambda w: w.mark_delivered(sent, OWNER, NOW))
     assert [_status(engine)[i] for i in sent] == ["delivered"] * 2
+    assert (writer.records, writer.transactions, writer.mark_transactions) == (0, 0, 1)
 
 
 def test_marks_alone_wait_for_a_record_and_share_its_transaction(engine: Engine):
@@ -200,6 +204,8 @@ def test_a_record_that_cannot_be_stored_fails_neither_the_marks_nor_its_neighbou
     _, clash, third, marked = results
     assert isinstance(clash, Exception)
     assert not isinstance(third, BaseException) and marked is None
+    # Record 1; then, the batch having failed, record 3 and the marks each on their own.
+    assert (w.records, w.transactions, w.mark_transactions) == (2, 2, 1)
     assert _status(engine)[sent[0]] == "delivered"
     with engine.connect() as conn:
         stored = conn.execute(select(archive.c.queue_id).where(archive.c.id > 0)).scalars()
