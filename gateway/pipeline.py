@@ -289,7 +289,13 @@ class Pipeline:
             body_text="\n\n".join(filter(None, (message.new_text, message.alternative_text))),
             mode=self.policy.mode,
             findings=tuple(
-                e.finding.as_dict() | {"explanation": e.explanation, "correction": e.correction}
+                e.finding.as_dict()
+                | {
+                    "explanation": e.explanation,
+                    "correction": e.correction,
+                    # The console asks before telling the sender a held message was cancelled.
+                    "urgent": e.rule.urgent,
+                }
                 for e in explained
             ),
             evaluation=evaluation,

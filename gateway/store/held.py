@@ -28,6 +28,15 @@ class HeldMessage:
     recipients: tuple[str, ...]
     subject: str
     codes: tuple[str, ...]
+    # A finding of an urgent rule (the watch list): the lead has been alerted, and the sender
+    # must not learn of it from a "Not sent" notice unless the lead decides to tell them.
+    urgent: bool = False
+
+
+def _is_urgent(finding: dict[str, Any]) -> bool:
+    # Records archived before findings said whether their rule was urgent: risk language is
+    # what every shipped pack's urgent rules look for.
+    return bool(finding.get("urgent", finding.get("code") == "risk_language"))
 
 
 _HELD = (
@@ -72,6 +81,7 @@ class HeldMail:
             recipients=tuple(row.recipients or ()),
             subject=row.subject,
             codes=tuple(dict.fromkeys(f.get("code", "") for f in row.findings or ())),
+            urgent=any(_is_urgent(f) for f in row.findings or ()),
         )
 
     def waiting(self, now: datetime, limit: int = 200) -> list[HeldMessage]:

@@ -137,6 +137,16 @@ async def _done_at(request: web.Request, archive_id: int, done: str) -> str:
     return f"/held?done={done}"
 
 
+def _tell_sender(answers: list[Any], *, urgent: bool) -> bool:
+    """Whether a cancelled message's sender gets the "Not sent" notice. The forms send
+    `tell_sender=no`, then `yes` when its box is ticked; a form without the field (a script)
+    gets the default: told, unless a finding alerted the lead, when the notice could tip off
+    the very person the alert is about: the lead decides whether, and when, they are told."""
+    if not answers:
+        return not urgent
+    return "yes" in answers
+
+
 def make_app(services: WebServices) -> web.Application:
     console = _Console(services)
     app = web.Application(client_max_size=MAX_FORM, middlewares=[console.guard])
@@ -760,8 +770,9 @@ class _Console:
         held = await self._run(self.held_mail.get, entry_id, now)
         if held is None:
             raise _Refused(409, NOT_HELD)
+        tell = _tell_sender(form.getall("tell_sender", []), urgent=held.urgent)
         notice = None
-        if held.envelope_from:
+        if held.envelope_from and tell:
             notice = held_cancelled_notice(
                 self.s.notices,
                 hostname=self.s.hostname,
@@ -785,7 +796,8 @@ class _Console:
                 "archive_id": held.archive_id,
                 "entry": entry_id,
                 "queue_id": held.queue_id,
-                "with_note": bool(note),
+                "with_note": bool(note and notice),
+                "told_sender": notice is not None,
             },
         )
         done = await self._run(
@@ -794,12 +806,13 @@ class _Console:
             now,
             reason=f"cancelled by {session.email}" + (f": {note}" if note else ""),
             notice=notice,
-            notify=(held.envelope_from,) if held.envelope_from else (),
+            notify=(held.envelope_from,) if notice is not None else (),
             audit=audit,
         )
         if not done:
             raise _Refused(409, NOT_HELD)
-        raise web.HTTPSeeOther(await _done_at(request, held.archive_id, "cancelled"))
+        outcome = "cancelled" if notice is not None else "cancelled-untold"
+        raise web.HTTPSeeOther(await _done_at(request, held.archive_id, outcome))
 
     async def contact(self, request: web.Request) -> web.Response:
         session: ConsoleSession = request[SESSION]

@@ -84,8 +84,8 @@ class Browser:
     def get(self, path: str) -> Reply:
         return self._open(urllib.request.Request(self.base + path))
 
-    def post(self, path: str, fields: dict[str, str]) -> Reply:
-        data = urllib.parse.urlencode(fields).encode()
+    def post(self, path: str, fields: dict[str, str | list[str]]) -> Reply:
+        data = urllib.parse.urlencode(fields, doseq=True).encode()
         return self._open(urllib.request.Request(self.base + path, data=data, method="POST"))
 
     def sign_in(self, email: str, password: str = PASSWORD, next_path: str = "") -> Reply:

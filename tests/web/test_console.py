@@ -363,6 +363,91 @@ def test_a_lead_cancels_held_mail_and_the_sender_is_told(console: Console, sink:
     assert audit(console, "cancel")[0].detail["with_note"] is True  # the words went to the sender
 
 
+SECRECY = "Hi Sam,\n\nKeep this our little secret, don't tell your parents.\n"
+
+
+def _not_sent_notices(sink: Sink) -> list[str]:
+    subjects = [
+        message_from_bytes(r.data, policy=policy.default)["Subject"] for r in sink.handler.received
+    ]
+    return [s for s in subjects if s.startswith("Not sent:")]
+
+
+def test_cancelling_held_mail_that_alerted_the_lead_does_not_tell_its_sender_by_default(
+    console: Console, sink: Sink
+):
+    """ "The sender is not told of an urgent alert" (bmt.toml): a "Not sent" notice would tell
+    the very person the watch list alerted about that a lead stopped their message. The box
+    starts unticked, with the reason; left so, the sender hears nothing."""
+    held_id = console.send(SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body=SECRECY)
+    before = len(sink.handler.wait_for(2))  # the held notice to the sender, the lead's alert
+    browser = signed_in(console)
+    page = browser.get(f"/messages/{held_id}")
+    box = re.search(r'<input type="checkbox"[^>]*name="tell_sender"[^>]*>', page.text)
+    assert box and "checked" not in box.group(0)
+    assert "could tip off its sender" in page.text
+    entry = _entry_of(console, held_id)
+    # What the browser sends with the box unticked: the hidden "no" alone.
+    reply = browser.post(
+        f"/held/{entry}/cancel",
+        {"csrf": page.field("csrf"), "from": "message", "tell_sender": "no", "note": "x"},
+    )
+    assert reply.status == 200 and "Its sender has not been told" in reply.text
+    assert "Now: cancelled" in reply.text
+    time.sleep(0.5)  # the worker had its chance to send a notice
+    assert len(sink.handler.received) == before and _not_sent_notices(sink) == []
+    [entry_row] = audit(console, "cancel")
+    assert entry_row.detail["told_sender"] is False and entry_row.detail["with_note"] is False
+
+
+def test_a_lead_may_still_tell_the_sender_of_held_mail_that_alerted_them(
+    console: Console, sink: Sink
+):
+    """The lead decides: ticked, the sender is told, with the lead's note."""
+    held_id = console.send(SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body=SECRECY)
+    before = len(sink.handler.wait_for(2))
+    browser = signed_in(console)
+    page = browser.get("/held")
+    reply = browser.post(
+        f"/held/{_entry_of(console, held_id)}/cancel",
+        {"csrf": page.field("csrf"), "tell_sender": ["no", "yes"], "note": "See me, please."},
+    )
+    assert "its sender has been told" in reply.text
+    notice = message_from_bytes(sink.handler.wait_for(before + 1)[-1].data, policy=policy.default)
+    assert notice["Subject"] == "Not sent: Weekend"
+    assert "See me, please." in notice.get_body(("plain",)).get_content()
+    assert audit(console, "cancel")[0].detail["told_sender"] is True
+
+
+@pytest.mark.parametrize(
+    ("fields", "told"),
+    [({}, True), ({"tell_sender": "no"}, False), ({"tell_sender": ["no", "yes"]}, True)],
+)
+def test_the_tell_sender_box_decides_for_held_mail_without_an_alert_too(
+    console: Console, sink: Sink, fields: dict, told: bool
+):
+    """Without the field (a script's post) the sender of ordinary held mail is told, as
+    before; an unticked box is respected."""
+    held_id = console.send(
+        SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
+    )
+    before = len(sink.handler.wait_for(1))
+    browser = signed_in(console)
+    page = browser.get("/held")
+    box = re.search(r'<input type="checkbox"[^>]*name="tell_sender"[^>]*>', page.text)
+    assert box and "checked" in box.group(0)
+    reply = browser.post(
+        f"/held/{_entry_of(console, held_id)}/cancel", {"csrf": page.field("csrf"), **fields}
+    )
+    assert reply.status == 200 and "Cancelled" in reply.text
+    if told:
+        sink.handler.wait_for(before + 1)
+    else:
+        time.sleep(0.5)
+    assert len(_not_sent_notices(sink)) == (1 if told else 0)
+    assert audit(console, "cancel")[0].detail["told_sender"] is told
+
+
 @pytest.mark.parametrize("action", ["review", "release", "cancel"])
 def test_a_review_release_or_cancellation_is_kept_only_with_its_audit_row(
     console: Console, sink: Sink, monkeypatch, action: str

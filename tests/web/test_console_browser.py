@@ -1,5 +1,6 @@
 """The console in headless Chromium (Debian's, driven by Playwright), as a safeguarding lead
 uses it: sign in, search, open a message with its finding marked, review it, release held mail,
+cancel held mail that alerted them without tipping off its sender,
 export a young person's history; and a member of staff who is not a lead is turned away.
 
 With SAFEGUARD_SCREENSHOTS=1 the screenshots go to docs/console/ (the README shows them);
@@ -17,7 +18,7 @@ import pytest
 
 from tests.browser import browser_page
 from tests.web.conftest import DSL, PARENT, PASSWORD, SAM, SATURDAY, TEACHER, Console
-from tests.web.test_console import flagged
+from tests.web.test_console import SECRECY, flagged
 
 pytestmark = pytest.mark.slow
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
@@ -107,6 +108,31 @@ def test_a_safeguarding_lead_works_through_the_console(
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_lead_cancels_held_mail_that_alerted_them_and_its_sender_is_not_told(
+    console: Console, shots: Path
+):
+    """ "The sender is not told of an urgent alert": on the message's page the box that would
+    tell its sender starts unticked, says why, and a cancel leaves it so."""
+    alerted = console.send(SATURDAY, to=[SAM], cc=[PARENT], subject="Secret", body=SECRECY)
+    console.clock.moment = SATURDAY
+    with browser_page(1280, 900) as page:
+        sign_in(page, console.base, DSL)
+        page.wait_for_url(console.base + "/review")
+        page.goto(f"{console.base}/messages/{alerted}")
+        box = page.get_by_label(f"Tell {TEACHER} it was not sent")
+        assert not box.is_checked()
+        assert "could tip off its sender" in page.locator(".held").inner_text()
+        page.screenshot(path=str(shots / "held-alerted.png"), full_page=True)
+        page.get_by_label("Note to the sender (optional, sent only if they are told)").fill(
+            "Escalated to the LADO."
+        )
+        page.get_by_role("button", name="Cancel: do not send it").click()
+        status = page.get_by_role("status").inner_text()
+        assert "Cancelled" in status and "Its sender has not been told" in status
+        assert "never sent" in page.content()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_page_works_from_the_keyboard_and_a_screen_reader(console: Console):
     """Each form field has a label a screen reader reads; the first Tab reaches "Skip to the
     content"; each page has one h1; and axe-core (the accessibility engine, WCAG 2.1 A and AA
@@ -118,6 +144,8 @@ def test_every_page_works_from_the_keyboard_and_a_screen_reader(console: Console
     console.send(
         SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
     )
+    # And one that alerted the lead: its "tell the sender" box starts unticked, with why.
+    alerted = console.send(SATURDAY, to=[SAM], cc=[PARENT], subject="Secret", body=SECRECY)
     console.clock.moment = SATURDAY  # so that held mail has a row, with its buttons
     with browser_page() as page:
         sign_in(page, console.base, DSL)
@@ -129,6 +157,7 @@ def test_every_page_works_from_the_keyboard_and_a_screen_reader(console: Console
             "/review",
             "/search?q=room",
             f"/messages/{archive_id}",
+            f"/messages/{alerted}",
             "/held",
             f"/contacts/{SAM}",
         ):
