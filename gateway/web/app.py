@@ -586,7 +586,19 @@ class _Console:
         raise web.HTTPSeeOther(f"/messages/{found}")
 
     async def message(self, request: web.Request) -> web.Response:
-        archive_id = int(request.match_info["id"])
+        return await self._message_page(request, int(request.match_info["id"]))
+
+    async def _message_page(
+        self,
+        request: web.Request,
+        archive_id: int,
+        *,
+        status: int = 200,
+        review_error: str = "",
+        chosen: str = "",
+    ) -> web.Response:
+        """A message's page; after a review that could not be saved, with why (`status` 400)
+        beside the form and the lead's choice kept."""
         found: ArchivedMessage | None = await self._run(archived_message, self.s.engine, archive_id)
         if found is None:
             raise web.HTTPNotFound()
@@ -613,6 +625,9 @@ class _Console:
             can_review=request[SESSION].role == "dsl" and bool(found.findings),
             saved=request.query.get("saved") == "1",
             done=request.query.get("done", ""),
+            status=status,
+            review_error=review_error,
+            chosen=chosen,
         )
 
     def _reading(
@@ -652,10 +667,15 @@ class _Console:
         form = await request.post()
         outcome = str(form.get("outcome", ""))
         note = str(form.get("note", "")).strip()
+        problem = ""
         if outcome not in OUTCOMES:
-            raise _Refused(400, "Choose “No concern” or “Concern — escalated”, then save.")
-        if outcome == "escalated" and not note:
-            raise _Refused(400, "Say in the note what was escalated, and to whom, then save again.")
+            problem = "Choose “No concern” or “Concern — escalated”, then save."
+        elif outcome == "escalated" and not note:
+            problem = "Say in the note what was escalated, and to whom, then save again."
+        if problem:
+            return await self._message_page(
+                request, archive_id, status=400, review_error=problem, chosen=outcome
+            )
         audit = self._audit_note(
             request,
             "review",

@@ -217,7 +217,10 @@ def test_a_lead_reviews_a_flagged_message_and_it_leaves_the_queue(console: Conso
     missing_note = browser.post(
         f"/messages/{archive_id}/review", {"csrf": page.field("csrf"), "outcome": "escalated"}
     )
-    assert missing_note.status == 400 and "Say in the note" in missing_note.text
+    # The page again, with why beside the form and "escalated" still chosen: not a dead end.
+    assert missing_note.status == 400 and "Not saved. Say in the note" in missing_note.text
+    assert 'value="escalated" required checked' in missing_note.text
+    assert "See you there x" in missing_note.text  # the message, to write the note against
     reply = browser.post(
         f"/messages/{archive_id}/review",
         {"csrf": page.field("csrf"), "outcome": "no_concern", "note": "Known to the family."},

@@ -74,6 +74,11 @@ def test_a_safeguarding_lead_works_through_the_console(
         assert mark.inner_text() == "See you there x" and mark.is_visible()
         page.screenshot(path=str(shots / "message.png"), full_page=True)
 
+        # Escalated without a note: not saved, and said so beside the form, choice kept.
+        page.get_by_label("Concern — escalated").check()
+        page.get_by_role("button", name="Save review").click()
+        assert "Say in the note" in page.get_by_role("alert").inner_text()
+        assert page.get_by_label("Concern — escalated").is_checked()
         page.get_by_label("No concern").check()
         page.get_by_label("Note").fill("Spoke to Alex: professional sign-offs only.")
         page.get_by_role("button", name="Save review").click()
