@@ -10,6 +10,7 @@ from datetime import datetime
 
 import jinja2
 
+from gateway.policy.types import stored_finding_urgent
 from gateway.store.reports import ArchivedVerdict
 
 
@@ -21,7 +22,7 @@ class Digest:
     by_verdict: dict[str, int]
     by_rule: list[tuple[str, int]]
     by_sender: list[tuple[str, int]]
-    urgent: list[ArchivedVerdict]  # messages with risk-language findings, listed one by one
+    urgent: list[ArchivedVerdict]  # messages with findings of urgent rules, one by one
 
 
 def summarise(items: Sequence[ArchivedVerdict], since: datetime, until: datetime) -> Digest:
@@ -38,7 +39,7 @@ def summarise(items: Sequence[ArchivedVerdict], since: datetime, until: datetime
         by_verdict=dict(Counter(i.verdict for i in items)),
         by_rule=by_rule.most_common(),
         by_sender=by_sender.most_common(),
-        urgent=[i for i in items if any(f["code"] == "risk_language" for f in i.findings)],
+        urgent=[i for i in items if any(stored_finding_urgent(f) for f in i.findings)],
     )
 
 

@@ -61,6 +61,13 @@ class Finding:
         }
 
 
+def stored_finding_urgent(finding: Mapping[str, Any]) -> bool:
+    """Whether an archived finding's rule was urgent (it alerted the safeguarding lead at once,
+    and its sender is not to learn of it). Findings archived before they said so: risk
+    language, what every shipped pack's urgent rules look for."""
+    return bool(finding.get("urgent", finding.get("code") == "risk_language"))
+
+
 @dataclass(frozen=True)
 class Organisation:
     """The organisation's settings as a pack states them, with the site's overrides applied."""

@@ -1,6 +1,6 @@
 """Held mail: deliveries the policy deferred (out of hours), waiting in the queue for their
 time. A safeguarding lead may release one now or cancel it; the sender of a cancelled message
-is told by a notice queued in the same transaction."""
+is told, when the lead so decides, by a notice queued in the same transaction."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, Select, insert, select, update
 
+from gateway.policy.types import stored_finding_urgent
 from gateway.store.archive import queue_row
 from gateway.store.audit import AuditNote, add_audit
 from gateway.store.db import transaction
@@ -31,12 +32,6 @@ class HeldMessage:
     # A finding of an urgent rule (the watch list): the lead has been alerted, and the sender
     # must not learn of it from a "Not sent" notice unless the lead decides to tell them.
     urgent: bool = False
-
-
-def _is_urgent(finding: dict[str, Any]) -> bool:
-    # Records archived before findings said whether their rule was urgent: risk language is
-    # what every shipped pack's urgent rules look for.
-    return bool(finding.get("urgent", finding.get("code") == "risk_language"))
 
 
 _HELD = (
@@ -81,7 +76,7 @@ class HeldMail:
             recipients=tuple(row.recipients or ()),
             subject=row.subject,
             codes=tuple(dict.fromkeys(f.get("code", "") for f in row.findings or ())),
-            urgent=any(_is_urgent(f) for f in row.findings or ()),
+            urgent=any(stored_finding_urgent(f) for f in row.findings or ()),
         )
 
     def waiting(self, now: datetime, limit: int = 200) -> list[HeldMessage]:

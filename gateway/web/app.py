@@ -137,7 +137,7 @@ async def _done_at(request: web.Request, archive_id: int, done: str) -> str:
     return f"/held?done={done}"
 
 
-def _tell_sender(answers: list[Any], *, urgent: bool) -> bool:
+def _tell_sender(answers: list[str], *, urgent: bool) -> bool:
     """Whether a cancelled message's sender gets the "Not sent" notice. The forms send
     `tell_sender=no`, then `yes` when its box is ticked; a form without the field (a script)
     gets the default: told, unless a finding alerted the lead, when the notice could tip off
@@ -596,6 +596,7 @@ class _Console:
         status: int = 200,
         review_error: str = "",
         chosen: str = "",
+        note: str = "",
     ) -> web.Response:
         """A message's page; after a review that could not be saved, with why (`status` 400)
         beside the form and the lead's choice kept."""
@@ -628,6 +629,7 @@ class _Console:
             status=status,
             review_error=review_error,
             chosen=chosen,
+            note=note,
         )
 
     def _reading(
@@ -674,7 +676,7 @@ class _Console:
             problem = "Say in the note what was escalated, and to whom, then save again."
         if problem:
             return await self._message_page(
-                request, archive_id, status=400, review_error=problem, chosen=outcome
+                request, archive_id, status=400, review_error=problem, chosen=outcome, note=note
             )
         audit = self._audit_note(
             request,
@@ -790,7 +792,10 @@ class _Console:
         held = await self._run(self.held_mail.get, entry_id, now)
         if held is None:
             raise _Refused(409, NOT_HELD)
-        tell = _tell_sender(form.getall("tell_sender", []), urgent=held.urgent)
+        answers = [str(a) for a in form.getall("tell_sender", [])]
+        if any(a not in ("yes", "no") for a in answers):
+            raise _Refused(400, "Say yes or no to telling the sender (tell_sender), then cancel.")
+        tell = _tell_sender(answers, urgent=held.urgent)
         notice = None
         if held.envelope_from and tell:
             notice = held_cancelled_notice(
@@ -810,8 +815,8 @@ class _Console:
             request,
             "cancel",
             query=f"message {held.archive_id}",
-            # The note itself went to the sender; it may name the child, and the audit log is
-            # kept longer than the message.
+            # Not the note's words: they may name the child, and the audit log is kept longer
+            # than the message (they stay in its delivery history, and the notice if sent).
             detail={
                 "archive_id": held.archive_id,
                 "entry": entry_id,

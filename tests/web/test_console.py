@@ -220,6 +220,11 @@ def test_a_lead_reviews_a_flagged_message_and_it_leaves_the_queue(console: Conso
     # The page again, with why beside the form and "escalated" still chosen: not a dead end.
     assert missing_note.status == 400 and "Not saved. Say in the note" in missing_note.text
     assert 'value="escalated" required checked' in missing_note.text
+    no_outcome = browser.post(
+        f"/messages/{archive_id}/review", {"csrf": page.field("csrf"), "note": "Spoke to Alex."}
+    )
+    assert no_outcome.status == 400 and "Choose “No concern”" in no_outcome.text
+    assert ">Spoke to Alex.</textarea>" in no_outcome.text  # what the lead wrote is kept
     assert "See you there x" in missing_note.text  # the message, to write the note against
     reply = browser.post(
         f"/messages/{archive_id}/review",
@@ -449,6 +454,19 @@ def test_the_tell_sender_box_decides_for_held_mail_without_an_alert_too(
         time.sleep(0.5)
     assert len(_not_sent_notices(sink)) == (1 if told else 0)
     assert audit(console, "cancel")[0].detail["told_sender"] is told
+
+
+def test_a_tell_sender_answer_other_than_yes_or_no_is_refused(console: Console, sink: Sink):
+    """A script's "on" or "true" is not taken for a no: refused, and the message stays held."""
+    held_id = console.send(
+        SATURDAY, to=[SAM], cc=[PARENT], subject="Weekend", body="Hi Sam,\n\nRoom 4 on Monday.\n"
+    )
+    browser = signed_in(console)
+    page = browser.get("/held")
+    entry = _entry_of(console, held_id)
+    reply = browser.post(f"/held/{entry}/cancel", {"csrf": page.field("csrf"), "tell_sender": "on"})
+    assert reply.status == 400 and "Say yes or no to telling the sender" in reply.text
+    assert "Weekend" in browser.get("/held").text  # still held
 
 
 @pytest.mark.parametrize("action", ["review", "release", "cancel"])

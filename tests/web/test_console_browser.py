@@ -128,9 +128,7 @@ def test_a_lead_cancels_held_mail_that_alerted_them_and_its_sender_is_not_told(
         assert not box.is_checked()
         assert "could tip off its sender" in page.locator(".held").inner_text()
         page.screenshot(path=str(shots / "held-alerted.png"), full_page=True)
-        page.get_by_label("Note to the sender (optional, sent only if they are told)").fill(
-            "Escalated to the LADO."
-        )
+        page.get_by_label(re.compile(r"^Note \(optional\)")).fill("Escalated to the LADO.")
         page.get_by_role("button", name="Cancel: do not send it").click()
         status = page.get_by_role("status").inner_text()
         assert "Cancelled" in status and "Its sender has not been told" in status

@@ -1,0 +1,34 @@
+"""The daily digest lists one by one the messages that alerted the safeguarding lead: findings
+of the pack's urgent rules ("reported to the safeguarding lead at once"), whatever check found
+them, as each archived finding records it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from gateway.notify.digest import summarise
+from gateway.store.reports import ArchivedVerdict
+
+AT = datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
+
+
+def _item(archive_id: int, *findings: dict[str, object]) -> ArchivedVerdict:
+    return ArchivedVerdict(
+        archive_id=archive_id,
+        queue_id=f"Q{archive_id}",
+        received_at=AT,
+        sender="alex.teacher@safe.example",
+        recipients=("sam.minor@home.example",),
+        subject="Thursday",
+        verdict="flag",
+        findings=tuple(findings),
+    )
+
+
+def test_the_digest_lists_findings_of_urgent_rules_whatever_their_check():
+    urgent_contact = _item(1, {"code": "personal_contact_details", "rule": "r1", "urgent": True})
+    quiet_risk = _item(2, {"code": "risk_language", "rule": "r2", "urgent": False})
+    archived_before = _item(3, {"code": "risk_language", "rule": "r3"})  # no "urgent" key yet
+    sign_off = _item(4, {"code": "informal_sign_off", "rule": "r4", "urgent": False})
+    digest = summarise([urgent_contact, quiet_risk, archived_before, sign_off], AT, AT)
+    assert [i.archive_id for i in digest.urgent] == [1, 3]
