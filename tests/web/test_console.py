@@ -208,6 +208,25 @@ def test_the_message_view_shows_what_the_sender_was_told(console: Console, sink:
     assert "Bounce to " + TEACHER in told and PARENT in told
 
 
+def test_a_review_that_cannot_be_saved_says_why_on_a_message_without_findings_too(
+    console: Console,
+):
+    """Such a page has no review form (nothing to review), but a post to it that is refused
+    still says why."""
+    clean = console.send(
+        MONDAY,
+        to=[SAM],
+        cc=[PARENT],
+        subject="Room",
+        body="Hi Sam,\n\nRoom 4 on Thursday.\n\nKind regards,\nAlex\n",
+    )
+    browser = signed_in(console)
+    page = browser.get(f"/messages/{clean}")
+    assert "Save review" not in page.text
+    reply = browser.post(f"/messages/{clean}/review", {"csrf": page.field("csrf")})
+    assert reply.status == 400 and "Not saved. Choose" in reply.text
+
+
 def test_a_lead_reviews_a_flagged_message_and_it_leaves_the_queue(console: Console):
     archive_id = flagged(console)
     browser = signed_in(console)
