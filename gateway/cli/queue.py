@@ -8,7 +8,9 @@ import click
 
 from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
+from gateway.store.audit import AuditNote
 from gateway.store.db import make_engine
+from gateway.store.held import HeldMail
 from gateway.store.migrate import upgrade
 from gateway.store.queue import QueueStore
 
@@ -51,7 +53,36 @@ def list_(ctx: Context) -> None:
 @pass_context
 def retry(ctx: Context, entry_id: int) -> None:
     """Try entry ENTRY_ID (from `queue list`) now, even if it is held until later."""
-    if _store(ctx).retry_now(entry_id, SystemClock().now()):
+    store = _store(ctx)
+    now = SystemClock().now()
+    held_mail = HeldMail(store.engine, lifetime=ctx.settings.delivery.lifetime)
+    held = held_mail.get(entry_id, now)
+    if held is not None:
+        # Mail the policy held for office hours going early is a release, as in the console:
+        # on the audit log, by whoever ran this.
+        from gateway.cli.search import local_user
+
+        actor = local_user()
+        note = AuditNote(
+            actor=actor,
+            action="release",
+            at=now,
+            query=f"message {held.archive_id}",
+            detail={
+                "via": "cli",
+                "archive_id": held.archive_id,
+                "entry": entry_id,
+                "queue_id": held.queue_id,
+            },
+        )
+        if held_mail.release(entry_id, now, audit=note):
+            click.echo(
+                f"Entry {entry_id} was held for office hours until "
+                f"{held.release_at:%Y-%m-%d %H:%M} UTC; released now, the running gateway "
+                f"sends it at once. The audit log records it as released by {actor}."
+            )
+            return
+    if store.retry_now(entry_id, now):
         click.echo(f"Entry {entry_id} will be tried at once by the running gateway.")
     else:
         click.echo(f"safeguard: no waiting queue entry {entry_id}", err=True)

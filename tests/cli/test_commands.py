@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import cli
+from gateway.cli.search import local_user
 from gateway.config import load_settings
 from gateway.ids import new_queue_id
 from gateway.service import open_engine
 from gateway.smtp.auth import Authenticator, anyone
 from gateway.store.archive import Archive
+from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
 from gateway.store.records import ArchiveRecord, QueueItem
 
@@ -81,8 +83,18 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     listing = run("queue", "list")
     assert "sam.minor@home.example" in listing.output and "2030-01-01 00:00:00" in listing.output
     entry = listing.output.splitlines()[1].split()[0]
-    assert run("queue", "retry", entry).exit_code == 0
+    released = run("queue", "retry", entry)
+    assert released.exit_code == 0
+    assert "held for office hours until 2030-01-01 00:00 UTC; released now" in released.output
     assert "2030-01-01" not in run("queue", "list").output
+    # Mail held for office hours sent early is a release, on the record as the console's are.
+    engine = open_engine(load_settings(config))
+    [entry_row] = AuditLog(engine).entries(action="release")
+    engine.dispose()
+    assert entry_row.detail["via"] == "cli" and entry_row.detail["entry"] == int(entry)
+    assert entry_row.actor == local_user()
+    again = run("queue", "retry", entry)  # no longer held: an ordinary nudge
+    assert again.exit_code == 0 and "will be tried at once" in again.output
     missing = run("queue", "retry", "99999")
     assert missing.exit_code == 2 and "no waiting queue entry 99999" in missing.output
 
