@@ -390,7 +390,12 @@ class Pipeline:
             return items, accepted, action.value
         content = None
         if any(e.finding.action is Action.REWRITE for e in explained):
-            content = hide_recipients(sub.raw)
+            internal = self.organisation.is_internal
+            content = hide_recipients(
+                sub.raw,
+                keep_to=[a for a in message.to if internal(a.email)],
+                keep_cc=[a for a in message.cc if internal(a.email)],
+            )
         not_before = verdict.deliver_at if action is Action.DEFER else None
         items.insert(
             0,

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from email.utils import formataddr
+
+from gateway.message.model import Address
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
@@ -70,7 +73,17 @@ def replace_headers(raw: bytes, remove: Sequence[str], add: Sequence[tuple[str, 
     return b"".join(out) + body
 
 
-def hide_recipients(raw: bytes) -> bytes:
-    """The Bcc fix for mass mail: nobody sees the others' addresses; delivery is unchanged
-    because the envelope, not the header, says who receives it."""
-    return replace_headers(raw, ["To", "Cc", "Bcc"], [("To", "undisclosed-recipients:;")])
+def hide_recipients(
+    raw: bytes, keep_to: Sequence[Address] = (), keep_cc: Sequence[Address] = ()
+) -> bytes:
+    """The Bcc fix for mass mail: nobody sees the addresses but `keep_to` and `keep_cc` (the
+    organisation's own: "moving external addresses to BCC"); delivery is unchanged because the
+    envelope, not the header, says who receives it."""
+    to = _addresses(keep_to) or "undisclosed-recipients:;"
+    add = [("To", to)] + ([("Cc", _addresses(keep_cc))] if keep_cc else [])
+    return replace_headers(raw, ["To", "Cc", "Bcc"], add)
+
+
+def _addresses(addresses: Sequence[Address]) -> str:
+    # formataddr encodes a display name that is not ASCII (RFC 2047), as a header must.
+    return ", ".join(formataddr((a.name, a.email), charset="utf-8") for a in addresses)

@@ -4,7 +4,7 @@ and the safeguarding lead's alert. Each is an ordinary message for the queue."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy as email_policy
@@ -14,6 +14,7 @@ from email.utils import format_datetime, make_msgid
 
 import jinja2
 
+from gateway.message.model import Address
 from gateway.message.model import Message as ParsedMessage
 from gateway.message.rewrite import hide_recipients, replace_headers
 from gateway.notify.dsn import GENERATED_HEADER, RecipientStatus, attached_message, build_dsn
@@ -32,9 +33,15 @@ def _format_addresses(addresses: Sequence[str]) -> str:
     return ", ".join(addresses)
 
 
-def corrected_draft(raw: bytes, message: ParsedMessage, explained: Sequence[Explained]) -> Draft:
-    """The sender's message with the safe corrections made: required copies added, recipients
-    moved to Bcc. Words (sign-offs, personal details) are left for the person to edit."""
+def corrected_draft(
+    raw: bytes,
+    message: ParsedMessage,
+    explained: Sequence[Explained],
+    is_internal: Callable[[str], bool] = lambda address: False,
+) -> Draft:
+    """The sender's message with the safe corrections made: required copies added, outside
+    recipients moved to Bcc (the organisation's own, `is_internal`, stay in To and Cc). Words
+    (sign-offs, personal details) are left for the person to edit."""
     fixes: list[str] = []
     manual: list[str] = []
     add_cc: list[str] = []
@@ -64,10 +71,15 @@ def corrected_draft(raw: bytes, message: ParsedMessage, explained: Sequence[Expl
             manual.append(e.correction)
     draft = raw
     if hide:
+        keep_to = [a for a in message.to if is_internal(a.email)]
+        keep_cc = [a for a in message.cc if is_internal(a.email)]
+        keep_cc += [Address(e) for e in add_cc if is_internal(e)]  # a colleague copied
+        kept = {a.email for a in (*keep_to, *keep_cc)}
         everyone = [a.email for a in (*message.to, *message.cc, *message.bcc)] + add_cc
-        draft = hide_recipients(draft)
-        draft = replace_headers(draft, ["Bcc"], [("Bcc", _format_addresses(everyone))])
-        fixes.append("recipients moved to Bcc")
+        hidden = [e for e in dict.fromkeys(everyone) if e not in kept]
+        draft = hide_recipients(draft, keep_to, keep_cc)
+        draft = replace_headers(draft, ["Bcc"], [("Bcc", _format_addresses(hidden))])
+        fixes.append("outside recipients moved to Bcc")
     elif add_cc:
         existing = [a.email for a in message.cc]
         draft = replace_headers(draft, ["Cc"], [("Cc", _format_addresses(existing + add_cc))])
@@ -112,7 +124,10 @@ def policy_bounce(
 ) -> bytes:
     """RFC 3464 report: why, what to change (quoting the policy), corrected draft, original."""
     draft = corrected_draft(
-        raw, message, [e for e in explained if e.finding.action is Action.REJECT] or explained
+        raw,
+        message,
+        [e for e in explained if e.finding.action is Action.REJECT] or explained,
+        org.is_internal,
     )
     context = _context(message, explained, org, sent) | {
         "draft_fixes": draft.fixes,

@@ -44,7 +44,7 @@ def test_the_digest_counts_by_verdict_rule_and_sender(start_gateway, sink: Sink,
     assert "2 messages had findings" in out
     assert "Review them: https://safeguarding.safe.example/review" in out  # [web] url
     assert "1  returned to the sender" in out
-    assert "1  delivered with recipients moved to Bcc" in out
+    assert "1  delivered with outside recipients moved to Bcc" in out
     assert "copy-guardian" in out and "mass-mail-bcc" in out
     assert "2  alex.teacher@safe.example" in out
 

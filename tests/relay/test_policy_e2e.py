@@ -133,6 +133,29 @@ def test_mass_mail_is_delivered_with_recipients_hidden_and_archived_as_written(
     assert row.verdict == "rewrite" and row.to_addrs == parents
 
 
+def test_mass_mail_keeps_colleagues_visible_and_moves_only_outside_addresses_to_bcc(
+    start_gateway, sink: Sink
+):
+    """bmt.toml's reading: "by moving external addresses to BCC". Participants must not see
+    each other's contact details; a colleague copied for accountability stays in sight."""
+    gateway = start_gateway(policy=TIA, organisation=ORG)
+    parents = [f"parent{i}@parents.example" for i in range(6)]
+    colleague = "Jordan Ellis <jordan.ellis@safe.example>"
+    raw = (
+        f"From: alex.teacher@safe.example\r\nTo: {', '.join(parents)}\r\n"
+        f"Cc: {colleague}\r\nSubject: Showcase evening\r\n"
+        "Message-ID: <mass2@safe.example>\r\n\r\n"
+        "Dear parents,\r\n\r\nThe showcase is on Friday at 6pm.\r\n\r\nKind regards,\r\nAlex\r\n"
+    ).encode()
+    send(gateway.port, raw, rcpts=[*parents, "jordan.ellis@safe.example"])
+    [got] = sink.handler.wait_for(1)
+    assert sorted(got.rcpt_tos) == sorted([*parents, "jordan.ellis@safe.example"])
+    delivered = message_from_bytes(got.data, policy=policy.default)
+    assert delivered["To"] == "undisclosed-recipients:;"
+    assert delivered["Cc"] == colleague
+    assert "parents.example" not in got.data.decode()
+
+
 def test_out_of_hours_mail_is_held_and_the_sender_told_when_it_will_go(start_gateway, sink: Sink):
     """Thread and Press: 'Staff will never contact children or young people directly outside
     of normal office hours' — held until Monday 09:00, the sender told so."""
