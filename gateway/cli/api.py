@@ -8,6 +8,7 @@ import click
 
 from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
+from gateway.store.audit import AuditNote
 from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade
 from gateway.store.tokens import TokenError, TokenStore
@@ -23,6 +24,20 @@ def token() -> None:
     """Bearer tokens, one per chat integration."""
 
 
+def _audit(action: str, name: str) -> AuditNote:
+    """Who made or revoked an integration's token, and when: each token lets a chat tool put
+    messages into the archive."""
+    from gateway.cli.search import local_user
+
+    return AuditNote(
+        actor=local_user(),
+        action=action,
+        at=SystemClock().now(),
+        query=f"token {name}",
+        detail={"via": "cli", "name": name},
+    )
+
+
 def _store(ctx: Context) -> TokenStore:
     engine = make_engine(ctx.settings.database_url, pool_size=1)
     upgrade(engine)
@@ -36,7 +51,8 @@ def _store(ctx: Context) -> TokenStore:
 def create(ctx: Context, name: str) -> None:
     """Make a token for NAME; it is shown once, on the last line, and stored only as a hash."""
     try:
-        secret = _store(ctx).create(name, SystemClock().now())
+        note = _audit("api_token_created", name)
+        secret = _store(ctx).create(name, note.at, audit=note)
     except TokenError as exc:
         click.echo(f"safeguard: {exc}", err=True)
         sys.exit(2)
@@ -49,7 +65,7 @@ def create(ctx: Context, name: str) -> None:
 @pass_context
 def revoke(ctx: Context, name: str) -> None:
     """Revoke NAME's token: requests with it are refused from now on."""
-    if not _store(ctx).revoke(name):
+    if not _store(ctx).revoke(name, audit=_audit("api_token_revoked", name)):
         click.echo(f"safeguard: no token named {name!r}", err=True)
         sys.exit(2)
     click.echo(f"Token for {name} revoked.")

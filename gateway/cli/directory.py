@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -11,11 +12,38 @@ from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
 from gateway.directory.csvfile import (
     DirectoryFileError,
+    ImportDiff,
     diff_contacts,
     diff_staff,
     read_contacts_csv,
     read_staff_csv,
 )
+from gateway.store.audit import AuditNote
+
+
+def _note(
+    kind: str, csv_file: Path, diff: ImportDiff, leads: dict[str, list[str]], now: datetime
+) -> AuditNote:
+    """The import on the audit log, by whoever ran it. Counts only for young people: the log
+    is kept longer than the directory, and their addresses are not the log's to keep."""
+    from gateway.cli.search import local_user
+
+    return AuditNote(
+        actor=local_user(),
+        action="directory_import",
+        at=now,
+        query=f"{kind} from {csv_file.name}",
+        detail={
+            "via": "cli",
+            "kind": kind,
+            "file": str(csv_file),
+            "added": len(diff.added),
+            "changed": len(diff.changed),
+            "removed": len(diff.removed),
+            "unchanged": diff.unchanged,
+            **leads,
+        },
+    )
 
 
 @click.group()
@@ -34,16 +62,25 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
     now = SystemClock().now()
     store = open_store(ctx.settings)
     try:
+        leads: dict[str, list[str]] = {}
         if kind == "staff":
             staff = read_staff_csv(csv_file)
-            diff = diff_staff(store.staff(), staff)
-            store.replace("staff", staff, now)
+            before = store.staff()
+            diff = diff_staff(before, staff)
+            # Who may use the console changes with the DSL column: named on the record.
+            was = {s.email for s in before if s.dsl}
+            now_leads = {s.email for s in staff if s.dsl}
+            leads = {
+                "leads_added": sorted(now_leads - was),
+                "leads_removed": sorted(was - now_leads),
+            }
+            store.replace("staff", staff, now, audit=_note(kind, csv_file, diff, leads, now))
         else:
             zone = ctx.settings.organisation.timezone
             today = now.astimezone(zone).date() if zone else now.date()
             contacts = read_contacts_csv(csv_file, today=today)
             diff = diff_contacts(store.contacts(), contacts)
-            store.replace("contact", contacts, now)
+            store.replace("contact", contacts, now, audit=_note(kind, csv_file, diff, leads, now))
     except DirectoryFileError as exc:
         # One line on stderr, as for all bad input; the other rows to fix on stdout.
         click.echo(f"safeguard: {exc}", err=True)

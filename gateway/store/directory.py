@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select
 
 from gateway.directory.model import Contact, DirectoryView, StaffMember
+from gateway.store.audit import AuditNote, add_audit
 from gateway.store.db import transaction
 from gateway.store.records import utc_naive
 from gateway.store.schema import directory_entries, meta
@@ -80,8 +81,16 @@ class DirectoryStore:
             value = conn.execute(select(meta.c.value).where(meta.c.key == _VERSION_KEY)).scalar()
         return value or "0"
 
-    def replace(self, kind: str, items: Sequence[Contact | StaffMember], now: datetime) -> None:
-        """Make `items` the whole list of `kind` ('staff' or 'contact'), in one transaction."""
+    def replace(
+        self,
+        kind: str,
+        items: Sequence[Contact | StaffMember],
+        now: datetime,
+        *,
+        audit: AuditNote | None = None,
+    ) -> None:
+        """Make `items` the whole list of `kind` ('staff' or 'contact'), in one transaction,
+        with `audit` added in it."""
         rows = [
             {"kind": kind, "key": item.email, "data": _to_json(item), "updated_at": utc_naive(now)}
             for item in items
@@ -96,3 +105,5 @@ class DirectoryStore:
                 conn.execute(insert(meta).values(key=_VERSION_KEY, **values))
             else:
                 conn.execute(meta.update().where(meta.c.key == _VERSION_KEY).values(**values))
+            if audit is not None:
+                add_audit(conn, audit)

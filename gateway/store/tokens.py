@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, insert, select
 
+from gateway.store.audit import AuditNote, add_audit
 from gateway.store.db import transaction
 from gateway.store.records import utc_naive
 from gateway.store.schema import api_tokens
@@ -29,8 +30,9 @@ class TokenStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, name: str, now: datetime) -> str:
-        """A new token for `name`, returned once: only its digest is stored."""
+    def create(self, name: str, now: datetime, *, audit: AuditNote | None = None) -> str:
+        """A new token for `name`, returned once: only its digest is stored. `audit` is added
+        in the same transaction."""
         if not NAME_RE.fullmatch(name):
             shown = repr(name) if len(name) <= 80 else f"{name[:60]!r} ({len(name)} characters)"
             raise TokenError(
@@ -47,11 +49,18 @@ class TokenStore:
                     name=name, token_sha256=digest(token), created_at=utc_naive(now)
                 )
             )
+            if audit is not None:
+                add_audit(conn, audit)
         return token
 
-    def revoke(self, name: str) -> bool:
+    def revoke(self, name: str, *, audit: AuditNote | None = None) -> bool:
+        """False if `name` has no token; else gone, with `audit` added in the same transaction."""
         with transaction(self.engine) as conn:
-            return conn.execute(delete(api_tokens).where(api_tokens.c.name == name)).rowcount > 0
+            if not conn.execute(delete(api_tokens).where(api_tokens.c.name == name)).rowcount:
+                return False
+            if audit is not None:
+                add_audit(conn, audit)
+        return True
 
     def name_for(self, token: str) -> str | None:
         """The integration a presented token belongs to, or None."""

@@ -10,8 +10,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from gateway.cli.search import local_user
 from gateway.config import load_settings
 from gateway.service import open_engine
+from gateway.store.audit import AuditLog
 from gateway.store.tokens import PREFIX, TokenStore, digest
 from tests.relay.serving import ServeProcess, run_cli, write_config
 from tests.support import free_port
@@ -50,6 +52,14 @@ def test_revoke_removes_the_token_and_names_an_unknown_one(run, config: Path):
     engine.dispose()
     unknown = run("api", "token", "revoke", "bridge")
     assert unknown.exit_code == 2 and "no token named 'bridge'" in unknown.output
+    # Each token lets a chat tool put messages into the archive: who made and revoked it is
+    # on the record (and a revoke of nothing is not).
+    engine = open_engine(load_settings(config))
+    log = AuditLog(engine)
+    made, revoked = log.entries(action="api_token_created"), log.entries(action="api_token_revoked")
+    engine.dispose()
+    assert [(e.actor, e.detail["name"]) for e in made] == [(local_user(), "bridge")]
+    assert [(e.actor, e.detail["name"]) for e in revoked] == [(local_user(), "bridge")]
 
 
 def test_serve_runs_the_api_and_a_taken_port_stops_it_with_a_clear_error(tmp_path: Path):

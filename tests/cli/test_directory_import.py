@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.cli.search import local_user
+from gateway.config import load_settings
+from gateway.service import open_engine
+from gateway.store.audit import AuditLog
+
 STAFF = (
     "email,name,safeguarding_level,training_expires,dbs_checked,dsl\n"
     "dana.lee@safe.example,Dana Lee,3,2027-03-31,yes,yes\n"
@@ -79,3 +84,30 @@ def test_several_bad_rows_are_one_line_on_stderr_and_all_listed_on_stdout(run, t
     assert bad.stderr.startswith(f"safeguard: {contacts}: line 3, column date_of_birth")
     assert "(and 1 more error" in bad.stderr
     assert "The other rows to fix:" in bad.stdout and "line 4, column email" in bad.stdout
+
+
+def test_an_import_is_on_the_audit_log_with_who_became_or_stopped_being_a_lead(
+    run, config: Path, tmp_path: Path
+):
+    """The DSL column decides who may open the console: a change to it is a change of who
+    reads the archive, and the audit log says who made it. Young people's addresses are not
+    copied into the log (it outlives the directory): contacts are counted."""
+    staff, contacts = tmp_path / "staff.csv", tmp_path / "contacts.csv"
+    staff.write_text(STAFF)
+    contacts.write_text(CONTACTS)
+    assert run("directory", "import", "staff", str(staff)).exit_code == 0
+    staff.write_text(
+        STAFF.replace("Alex Teacher,1,2027-09-01,yes,no", "Alex Teacher,1,2027-09-01,yes,yes")
+    )
+    assert run("directory", "import", "staff", str(staff)).exit_code == 0
+    assert run("directory", "import", "contacts", str(contacts)).exit_code == 0
+    engine = open_engine(load_settings(config))
+    entries = AuditLog(engine).entries(action="directory_import")
+    engine.dispose()
+    first, second, third = sorted(entries, key=lambda e: e.id)
+    assert {e.actor for e in entries} == {local_user()}
+    assert first.detail["leads_added"] == ["dana.lee@safe.example"] and first.detail["added"] == 2
+    assert second.detail["leads_added"] == ["alex.teacher@safe.example"]
+    assert second.detail["leads_removed"] == [] and second.detail["changed"] == 1
+    assert third.detail["kind"] == "contacts" and third.detail["added"] == 1
+    assert "sam.minor@home.example" not in str(third.detail) + third.query
