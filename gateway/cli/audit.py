@@ -83,7 +83,10 @@ def audit(
     if not entries:
         click.echo("No audit entries" + (f" in the last {since}." if since else "."))
         return
-    click.echo(f"{'WHEN (UTC)':<19}  {'WHO':<32} {'ACTION':<15} {'RESULTS':>7}  QUERY")
+    wide = max(map(len, AUDIT_ACTIONS))  # every action's name fits its column
+    click.echo(f"{'WHEN (UTC)':<19}  {'WHO':<32} {'ACTION':<{wide}} {'RESULTS':>7}  QUERY")
     for e in entries:
         count = "" if e.result_count is None else str(e.result_count)
-        click.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<32} {e.action:<15} {count:>7}  {e.query}")
+        click.echo(
+            f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<32} {e.action:<{wide}} {count:>7}  {e.query}"
+        )

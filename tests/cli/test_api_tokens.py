@@ -60,6 +60,8 @@ def test_revoke_removes_the_token_and_names_an_unknown_one(run, config: Path):
     engine.dispose()
     assert [(e.actor, e.detail["name"]) for e in made] == [(local_user(), "bridge")]
     assert [(e.actor, e.detail["name"]) for e in revoked] == [(local_user(), "bridge")]
+    header, *lines = run("audit").output.splitlines()
+    assert all(line.index("token bridge") == header.index("QUERY") for line in lines)  # aligned
 
 
 def test_serve_runs_the_api_and_a_taken_port_stops_it_with_a_clear_error(tmp_path: Path):
