@@ -128,6 +128,15 @@ class Pipeline:
         self.templates = templates
         self._rules = {rule.id: rule for rule in policy.pack.rules}
 
+    def _colleague(self, address: str) -> bool:
+        """An address mass mail's rewrite leaves in sight: a member of staff on the
+        organisation's own domains ("moving external addresses to BCC"), copied for
+        accountability. Not a young person's school-domain account, nor a shared mailbox."""
+        return (
+            self.organisation.is_internal(address)
+            and self.directory().staff_member(address) is not None
+        )
+
     @property
     def organisation(self):
         return self.policy.pack.organisation
@@ -384,17 +393,18 @@ class Pipeline:
                         explained=told,
                         org=org,
                         sent=sub.received_at,
+                        colleague=self._colleague,
                     ),
                 )
             )
             return items, accepted, action.value
         content = None
         if any(e.finding.action is Action.REWRITE for e in explained):
-            internal = self.organisation.is_internal
+            shown = self._colleague
             content = hide_recipients(
                 sub.raw,
-                keep_to=[a for a in message.to if internal(a.email)],
-                keep_cc=[a for a in message.cc if internal(a.email)],
+                keep_to=[a for a in message.to if shown(a.email)],
+                keep_cc=[a for a in message.cc if shown(a.email)],
             )
         not_before = verdict.deliver_at if action is Action.DEFER else None
         items.insert(

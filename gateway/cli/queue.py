@@ -78,8 +78,9 @@ def retry(ctx: Context, entry_id: int) -> None:
         if held_mail.release(entry_id, now, audit=note):
             click.echo(
                 f"Entry {entry_id} was held for office hours until "
-                f"{held.release_at:%Y-%m-%d %H:%M} UTC; released now, the running gateway "
-                f"sends it at once. The audit log records it as released by {actor}."
+                f"{held.release_at:%Y-%m-%d %H:%M} UTC. Released: the gateway sends it on its "
+                f"next look at the queue (while `safeguard serve` runs). The audit log records "
+                f"it as released by {actor}."
             )
             return
     if store.retry_now(entry_id, now):

@@ -5,9 +5,12 @@ The archive always keeps the original; these produce what recipients receive.
 
 from __future__ import annotations
 
+import email.policy
 import re
 from collections.abc import Sequence
-from email.utils import formataddr
+from email.errors import HeaderParseError
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
 
 from gateway.message.model import Address
 
@@ -54,7 +57,8 @@ def replace_headers(raw: bytes, remove: Sequence[str], add: Sequence[tuple[str, 
     header, body = split_header(raw)
     names = {n.lower().encode() for n in remove}
     newline = b"\r\n" if b"\r\n" in header else b"\n"
-    added = b"".join(f"{k}: {v}".encode() + newline for k, v in add)
+    # A folded value's lines end "\n": written with the message's own line ending.
+    added = b"".join(f"{k}: {v}".replace("\n", newline.decode()).encode() + newline for k, v in add)
     out: list[bytes] = []
     placed = False
     for field in _fields(header):
@@ -76,14 +80,36 @@ def replace_headers(raw: bytes, remove: Sequence[str], add: Sequence[tuple[str, 
 def hide_recipients(
     raw: bytes, keep_to: Sequence[Address] = (), keep_cc: Sequence[Address] = ()
 ) -> bytes:
-    """The Bcc fix for mass mail: nobody sees the addresses but `keep_to` and `keep_cc` (the
-    organisation's own: "moving external addresses to BCC"); delivery is unchanged because the
-    envelope, not the header, says who receives it."""
-    to = _addresses(keep_to) or "undisclosed-recipients:;"
-    add = [("To", to)] + ([("Cc", _addresses(keep_cc))] if keep_cc else [])
+    """The Bcc fix for mass mail: nobody sees the addresses but `keep_to` and `keep_cc` (staff:
+    "moving external addresses to BCC"); delivery is unchanged because the envelope, not the
+    header, says who receives it. An address a plain header cannot carry (a non-ASCII local
+    part) is hidden too, rather than fail the message."""
+    shown_to, shown_cc = _header_addresses(keep_to), _header_addresses(keep_cc)
+    add = [("To", _fold("To", shown_to) if shown_to else "undisclosed-recipients:;")]
+    if shown_cc:
+        add.append(("Cc", _fold("Cc", shown_cc)))
     return replace_headers(raw, ["To", "Cc", "Bcc"], add)
 
 
-def _addresses(addresses: Sequence[Address]) -> str:
-    # formataddr encodes a display name that is not ASCII (RFC 2047), as a header must.
-    return ", ".join(formataddr((a.name, a.email), charset="utf-8") for a in addresses)
+# Folded at 78 characters, display names RFC 2047-encoded where they are not ASCII.
+_FOLDING = email.policy.SMTP.clone(linesep="\n")
+_LONGEST_NAME = 200  # longer display names are left out: the address alone
+
+
+def _header_addresses(addresses: Sequence[Address]) -> list[HeaderAddress]:
+    shown = []
+    for a in addresses:
+        name = a.name if len(a.name) <= _LONGEST_NAME else ""
+        try:
+            shown.append(HeaderAddress(display_name=name, addr_spec=a.email))
+        except (ValueError, HeaderParseError):  # NonASCIILocalPartDefect, a malformed one
+            continue
+    return shown
+
+
+def _fold(name: str, addresses: Sequence[HeaderAddress]) -> str:
+    """The field's value, its lines joined by "\n " (replace_headers writes the message's own
+    line ending)."""
+    message = EmailMessage(policy=_FOLDING)
+    message[name] = addresses
+    return _FOLDING.fold(name, message[name])[len(name) + 2 :].rstrip("\n")

@@ -37,10 +37,10 @@ def corrected_draft(
     raw: bytes,
     message: ParsedMessage,
     explained: Sequence[Explained],
-    is_internal: Callable[[str], bool] = lambda address: False,
+    colleague: Callable[[str], bool] = lambda address: False,
 ) -> Draft:
     """The sender's message with the safe corrections made: required copies added, outside
-    recipients moved to Bcc (the organisation's own, `is_internal`, stay in To and Cc). Words
+    recipients moved to Bcc (the organisation's staff, `colleague`, stay in To and Cc). Words
     (sign-offs, personal details) are left for the person to edit."""
     fixes: list[str] = []
     manual: list[str] = []
@@ -71,9 +71,9 @@ def corrected_draft(
             manual.append(e.correction)
     draft = raw
     if hide:
-        keep_to = [a for a in message.to if is_internal(a.email)]
-        keep_cc = [a for a in message.cc if is_internal(a.email)]
-        keep_cc += [Address(e) for e in add_cc if is_internal(e)]  # a colleague copied
+        keep_to = [a for a in message.to if colleague(a.email)]
+        keep_cc = [a for a in message.cc if colleague(a.email)]
+        keep_cc += [Address(e) for e in add_cc if colleague(e)]  # a colleague copied
         kept = {a.email for a in (*keep_to, *keep_cc)}
         everyone = [a.email for a in (*message.to, *message.cc, *message.bcc)] + add_cc
         hidden = [e for e in dict.fromkeys(everyone) if e not in kept]
@@ -121,13 +121,15 @@ def policy_bounce(
     explained: Sequence[Explained],
     org: Organisation,
     sent: datetime,
+    colleague: Callable[[str], bool] = lambda address: False,
 ) -> bytes:
-    """RFC 3464 report: why, what to change (quoting the policy), corrected draft, original."""
+    """RFC 3464 report: why, what to change (quoting the policy), corrected draft, original.
+    `colleague`: whether an address may stay visible where mass mail's are moved to Bcc."""
     draft = corrected_draft(
         raw,
         message,
         [e for e in explained if e.finding.action is Action.REJECT] or explained,
-        org.is_internal,
+        colleague,
     )
     context = _context(message, explained, org, sent) | {
         "draft_fixes": draft.fixes,

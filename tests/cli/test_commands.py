@@ -85,7 +85,7 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     entry = listing.output.splitlines()[1].split()[0]
     released = run("queue", "retry", entry)
     assert released.exit_code == 0
-    assert "held for office hours until 2030-01-01 00:00 UTC; released now" in released.output
+    assert "held for office hours until 2030-01-01 00:00 UTC. Released:" in released.output
     assert "2030-01-01" not in run("queue", "list").output
     # Mail held for office hours sent early is a release, on the record as the console's are.
     engine = open_engine(load_settings(config))

@@ -1,6 +1,7 @@
 """The corrected draft a bounce attaches: where it hides mass mail's recipients, the outside
-addresses go to Bcc and colleagues stay in To and Cc, as the gateway delivers such mail
-(bmt.toml's reading: "by moving external addresses to BCC")."""
+addresses go to Bcc and colleagues (staff on the organisation's domains) stay in To and Cc,
+as the gateway delivers such mail (bmt.toml's reading: "by moving external addresses to
+BCC")."""
 
 from __future__ import annotations
 
@@ -16,18 +17,22 @@ PARENTS = tuple(f"parent{i}@parents.example" for i in range(6))
 def test_the_corrected_draft_of_mass_mail_keeps_a_colleague_visible():
     """Sam's parent not copied (refused), and mass mail: the draft adds the parent and hides
     every outside address; the colleague in Cc stays in sight."""
-    colleague = f"jordan.ellis@{domain('teens-in-ai')}"
+    colleague = f"lee.mentor@{domain('teens-in-ai')}"
+    # On the organisation's domain but not staff (a pupil's school account): hidden.
+    not_staff = f"pupil.account@{domain('teens-in-ai')}"
     result = evaluate(
-        "teens-in-ai", Draft(to=("sam.minor@home.example", *PARENTS), cc=(colleague,))
+        "teens-in-ai",
+        Draft(to=("sam.minor@home.example", *PARENTS), cc=(colleague, not_staff)),
     )
     actions = {e.finding.code: e.finding.action for e in result.explained}
     assert actions["missing_required_cc"] is Action.REJECT
     assert actions["mass_mail_visible_recipients"] is Action.REWRITE
-    org = pipeline("teens-in-ai").organisation
-    fixed = corrected_draft(result.raw, result.message, result.explained, org.is_internal)
+    fixed = corrected_draft(
+        result.raw, result.message, result.explained, pipeline("teens-in-ai")._colleague
+    )
     draft = message_from_bytes(fixed.raw, policy=policy.default)
     assert draft["To"] == "undisclosed-recipients:;"
     assert draft["Cc"] == colleague
     hidden = {a.strip() for a in str(draft["Bcc"]).split(",")}
-    assert hidden == {"sam.minor@home.example", *PARENTS, "priya.shah@parents.example"}
+    assert hidden == {"sam.minor@home.example", *PARENTS, not_staff, "priya.shah@parents.example"}
     assert "outside recipients moved to Bcc" in fixed.fixes
