@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from datetime import tzinfo
 
@@ -35,11 +36,14 @@ implied AND); a leading - excludes a term or a (group). A query that starts with
 
 
 def local_user() -> str:
-    """The operator at the console, who is audited when no --as is given."""
+    """The operator at the console, who is audited when no --as is given. Run through sudo
+    (as root, or as the gateway's own account), the person who ran sudo: "alice (as root)"."""
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except Exception:  # no USER/LOGNAME and no passwd entry (some containers)
-        return "unknown-local-user"
+        user = "unknown-local-user"
+    person = os.environ.get("SUDO_USER", "")
+    return f"{person} (as {user})" if person and person != user else user
 
 
 def _cut(text: str, width: int) -> str:

@@ -286,3 +286,13 @@ def test_web_with_the_console_switched_off_is_bad_input(tmp_path: Path):
     result = CliRunner().invoke(cli, ["--config", str(config), "web"])
     assert result.exit_code == 2
     assert result.output.strip() == 'safeguard: [web] listen is "": the console is switched off'
+
+
+def test_the_audited_local_user_names_who_ran_sudo(monkeypatch):
+    """Audit rows from the CLI name a person: run through sudo, the one who ran it."""
+    monkeypatch.setenv("USER", "root")
+    monkeypatch.setenv("LOGNAME", "root")
+    monkeypatch.setenv("SUDO_USER", "alice")
+    assert local_user() == "alice (as root)"
+    monkeypatch.delenv("SUDO_USER")
+    assert local_user() == "root"
