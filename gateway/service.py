@@ -63,7 +63,7 @@ def alert_warnings(policy: Policy) -> list[tuple[str, dict[str, object]]]:
     all, or an address outside its own domains (the `default` pack's placeholder, kept by a
     gateway.toml that set `domains` but not `dsl`)."""
     org = policy.pack.organisation
-    urgent = sorted(rule.id for rule in policy.pack.rules if rule.urgent)
+    urgent = sorted(policy.pack.urgent_rules)
     if not urgent:
         return []
     if not org.dsl:

@@ -155,6 +155,7 @@ async def _start_console(gateway: Gateway, settings: Settings) -> HttpServer | N
         gateway.directory,
         gateway.policy.pack.organisation,
         gateway.templates,
+        gateway.policy.pack.urgent_rules,
     )
     server = WebServer(services, host, port, reuse_port=settings.server.processes > 1)
     return await _listen(server, gateway, "console_listening")

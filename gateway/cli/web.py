@@ -41,6 +41,7 @@ def web(ctx: Context, log_level: str) -> None:
             DirectorySource(DirectoryStore(engine)),
             policy.pack.organisation,
             notices,
+            policy.pack.urgent_rules,
         )
         host, port = settings.web_listen  # type: ignore[misc]
         server = WebServer(services, host, port, reuse_port=False)

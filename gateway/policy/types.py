@@ -125,6 +125,11 @@ class Pack:
     retention: Retention
     rules: tuple[Rule, ...]
 
+    @property
+    def urgent_rules(self) -> frozenset[str]:
+        """The ids of the rules whose findings alert the safeguarding lead at once."""
+        return frozenset(rule.id for rule in self.rules if rule.urgent)
+
 
 @dataclass(frozen=True)
 class Verdict:

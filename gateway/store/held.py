@@ -43,9 +43,15 @@ _HELD = (
 
 
 class HeldMail:
-    def __init__(self, engine: Engine, *, lifetime: float) -> None:
+    """`urgent_rules`: the pack's urgent rules now. A finding of one counts as urgent whatever
+    its record says (one archived before findings recorded it, or a rule made urgent since)."""
+
+    def __init__(
+        self, engine: Engine, *, lifetime: float, urgent_rules: frozenset[str] = frozenset()
+    ) -> None:
         self.engine = engine
         self.lifetime = timedelta(seconds=lifetime)
+        self.urgent_rules = urgent_rules
 
     def _select(self, now: datetime) -> Select[Any]:
         return (
@@ -64,8 +70,10 @@ class HeldMail:
             .where(*_HELD, queue.c.next_attempt_at > utc_naive(now))
         )
 
-    @staticmethod
-    def _held(row: Row[Any]) -> HeldMessage:
+    def _urgent(self, finding: dict[str, Any]) -> bool:
+        return stored_finding_urgent(finding) or finding.get("rule") in self.urgent_rules
+
+    def _held(self, row: Row[Any]) -> HeldMessage:
         return HeldMessage(
             entry_id=row.id,
             archive_id=row.archive_id,
@@ -76,7 +84,7 @@ class HeldMail:
             recipients=tuple(row.recipients or ()),
             subject=row.subject,
             codes=tuple(dict.fromkeys(f.get("code", "") for f in row.findings or ())),
-            urgent=any(stored_finding_urgent(f) for f in row.findings or ()),
+            urgent=any(self._urgent(f) for f in row.findings or ()),
         )
 
     def waiting(self, now: datetime, limit: int = 200) -> list[HeldMessage]:

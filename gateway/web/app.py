@@ -84,6 +84,9 @@ class WebServices:
     settings: WebSettings
     secure_cookies: bool
     queue_lifetime: float  # seconds a queued notice may wait for delivery
+    # The pack's urgent rules: held mail with a finding of one is not announced to its sender
+    # unless the lead decides to (`HeldMail`).
+    urgent_rules: frozenset[str] = frozenset()
 
     @property
     def zone(self) -> tzinfo:
@@ -99,6 +102,7 @@ class WebServices:
         directory: Callable[[], DirectoryView],
         organisation: Organisation,
         notices: jinja2.Environment,
+        urgent_rules: frozenset[str] = frozenset(),
     ) -> WebServices:
         secure = settings.web.secure_cookies
         if secure is None:
@@ -116,6 +120,7 @@ class WebServices:
             settings=settings.web,
             secure_cookies=secure,
             queue_lifetime=settings.delivery.lifetime,
+            urgent_rules=urgent_rules,
         )
 
 
@@ -217,7 +222,9 @@ class _Console:
         self.sessions = SessionStore(services.engine)
         self.audit = AuditLog(services.engine)
         self.reviews = ReviewStore(services.engine)
-        self.held_mail = HeldMail(services.engine, lifetime=services.queue_lifetime)
+        self.held_mail = HeldMail(
+            services.engine, lifetime=services.queue_lifetime, urgent_rules=services.urgent_rules
+        )
         self.authenticator = Authenticator(CredentialStore(services.engine), allowed=anyone)
         self.searcher = ArchiveSearch(services.engine, services.zone)
         self.attempts = SigninAttempts(
