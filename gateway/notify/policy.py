@@ -62,7 +62,6 @@ def corrected_draft(
                 options.append(p["colleagues"][0]["email"])
             if options and options[0] not in add_cc:
                 add_cc.append(options[0])
-                fixes.append(f"{options[0]} added in Cc")
             elif not options:
                 manual.append(e.correction)
         elif e.finding.code == "mass_mail_visible_recipients":
@@ -70,6 +69,8 @@ def corrected_draft(
         elif e.finding.action in (Action.REJECT, Action.DEFER):
             manual.append(e.correction)
     draft = raw
+    for address in add_cc:  # where it went: hidden with the rest unless a colleague
+        fixes.append(f"{address} added in {'Bcc' if hide and not colleague(address) else 'Cc'}")
     if hide:
         keep_to = [a for a in message.to if colleague(a.email)]
         keep_cc = [a for a in message.cc if colleague(a.email)]
@@ -125,10 +126,13 @@ def policy_bounce(
 ) -> bytes:
     """RFC 3464 report: why, what to change (quoting the policy), corrected draft, original.
     `colleague`: whether an address may stay visible where mass mail's are moved to Bcc."""
+    # The draft mends what refused the message, and makes the changes the gateway would make
+    # on sending it (mass mail's Bcc): sent as it is, it goes as it stands.
+    mended = (Action.REJECT, Action.REWRITE)
     draft = corrected_draft(
         raw,
         message,
-        [e for e in explained if e.finding.action is Action.REJECT] or explained,
+        [e for e in explained if e.finding.action in mended] or explained,
         colleague,
     )
     context = _context(message, explained, org, sent) | {
