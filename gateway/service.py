@@ -242,6 +242,7 @@ class Gateway:
                         at=self.settings.digest_at,
                         stop=self._stopping,
                         wake_worker=self.worker.wake,
+                        urgent_rules=self.policy.pack.urgent_rules,
                     ),
                     name="daily-digest",
                 )

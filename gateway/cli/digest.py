@@ -44,7 +44,8 @@ def digest(ctx: Context, since: str) -> None:
     except click.BadParameter as exc:
         click.echo(f"safeguard: --since {exc.message}", err=True)
         sys.exit(2)
-    org = load_policy(ctx.settings).pack.organisation
+    pack = load_policy(ctx.settings).pack
+    org = pack.organisation
     now = SystemClock().now().astimezone(org.timezone)
     engine = open_engine(ctx.settings, pool_size=1)
     try:
@@ -52,4 +53,5 @@ def digest(ctx: Context, since: str) -> None:
     finally:
         engine.dispose()
     env = environment_for(ctx.settings.pack, ctx.settings.templates, ctx.settings.web.url)
-    click.echo(render(env, summarise(items, now - span, now), org.name), nl=False)
+    digest = summarise(items, now - span, now, pack.urgent_rules)
+    click.echo(render(env, digest, org.name), nl=False)

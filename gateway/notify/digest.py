@@ -25,7 +25,13 @@ class Digest:
     urgent: list[ArchivedVerdict]  # messages with findings of urgent rules, one by one
 
 
-def summarise(items: Sequence[ArchivedVerdict], since: datetime, until: datetime) -> Digest:
+def summarise(
+    items: Sequence[ArchivedVerdict],
+    since: datetime,
+    until: datetime,
+    urgent_rules: frozenset[str] = frozenset(),
+) -> Digest:
+    """`urgent_rules`: the pack's (`Pack.urgent_rules`), with each finding's own record."""
     by_rule: Counter[str] = Counter()
     by_sender: Counter[str] = Counter()
     for item in items:
@@ -39,7 +45,9 @@ def summarise(items: Sequence[ArchivedVerdict], since: datetime, until: datetime
         by_verdict=dict(Counter(i.verdict for i in items)),
         by_rule=by_rule.most_common(),
         by_sender=by_sender.most_common(),
-        urgent=[i for i in items if any(stored_finding_urgent(f) for f in i.findings)],
+        urgent=[
+            i for i in items if any(stored_finding_urgent(f, urgent_rules) for f in i.findings)
+        ],
     )
 
 

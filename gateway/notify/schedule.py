@@ -60,13 +60,14 @@ def queue_digest(
     org: Organisation,
     hostname: str,
     now: datetime,
+    urgent_rules: frozenset[str] = frozenset(),
 ) -> str | None:
     """Archive and queue one digest covering the last 24 hours; returns its queue id."""
     if not org.dsl:
         return None
     local = now.astimezone(org.timezone)
     since = local - timedelta(hours=24)
-    digest = summarise(verdicts_since(engine, since), since, local)
+    digest = summarise(verdicts_since(engine, since), since, local, urgent_rules)
     body = render(env, digest, org.name)
     subject = f"Safeguarding digest: {digest.messages} message(s) with findings"
     raw = plain_notice(
@@ -105,8 +106,9 @@ async def run_daily(
     clock: Clock,
     at: time,
     stop: asyncio.Event,
-    wake_worker: callable,
-) -> None:  # type: ignore[valid-type]
+    wake_worker: callable,  # type: ignore[valid-type]
+    urgent_rules: frozenset[str] = frozenset(),
+) -> None:
     while not stop.is_set():
         local_now = clock.now().astimezone(org.timezone)
         due = next_run(local_now, at)
@@ -125,6 +127,7 @@ async def run_daily(
                     org=org,
                     hostname=hostname,
                     now=now,
+                    urgent_rules=urgent_rules,
                 )
                 log.info("digest_queued", queue_id=queue_id)
                 wake_worker()

@@ -61,10 +61,15 @@ class Finding:
         }
 
 
-def stored_finding_urgent(finding: Mapping[str, Any]) -> bool:
+def stored_finding_urgent(
+    finding: Mapping[str, Any], urgent_rules: frozenset[str] = frozenset()
+) -> bool:
     """Whether an archived finding's rule was urgent (it alerted the safeguarding lead at once,
-    and its sender is not to learn of it). Findings archived before they said so: risk
+    and its sender is not to learn of it): as its record says, or as `urgent_rules` (the pack's
+    now, `Pack.urgent_rules`) say of its rule. Findings archived before they said so: risk
     language, what every shipped pack's urgent rules look for."""
+    if finding.get("rule") in urgent_rules:
+        return True
     return bool(finding.get("urgent", finding.get("code") == "risk_language"))
 
 

@@ -70,9 +70,6 @@ class HeldMail:
             .where(*_HELD, queue.c.next_attempt_at > utc_naive(now))
         )
 
-    def _urgent(self, finding: dict[str, Any]) -> bool:
-        return stored_finding_urgent(finding) or finding.get("rule") in self.urgent_rules
-
     def _held(self, row: Row[Any]) -> HeldMessage:
         return HeldMessage(
             entry_id=row.id,
@@ -84,7 +81,7 @@ class HeldMail:
             recipients=tuple(row.recipients or ()),
             subject=row.subject,
             codes=tuple(dict.fromkeys(f.get("code", "") for f in row.findings or ())),
-            urgent=any(self._urgent(f) for f in row.findings or ()),
+            urgent=any(stored_finding_urgent(f, self.urgent_rules) for f in row.findings or ()),
         )
 
     def waiting(self, now: datetime, limit: int = 200) -> list[HeldMessage]:

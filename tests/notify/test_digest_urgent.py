@@ -32,3 +32,12 @@ def test_the_digest_lists_findings_of_urgent_rules_whatever_their_check():
     sign_off = _item(4, {"code": "informal_sign_off", "rule": "r4", "urgent": False})
     digest = summarise([urgent_contact, quiet_risk, archived_before, sign_off], AT, AT)
     assert [i.archive_id for i in digest.urgent] == [1, 3]
+
+
+def test_the_digest_also_lists_findings_of_rules_the_pack_makes_urgent_now():
+    """As held mail does: the pack's urgent rules count whatever a record says (one archived
+    before findings recorded it, or a rule made urgent since)."""
+    made_urgent = _item(1, {"code": "personal_contact_details", "rule": "r1", "urgent": False})
+    other = _item(2, {"code": "informal_sign_off", "rule": "r4", "urgent": False})
+    digest = summarise([made_urgent, other], AT, AT, frozenset({"r1"}))
+    assert [i.archive_id for i in digest.urgent] == [1]
