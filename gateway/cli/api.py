@@ -7,8 +7,7 @@ import sys
 import click
 
 from gateway.cli import Context, pass_context
-from gateway.clock import SystemClock
-from gateway.store.audit import AuditNote
+from gateway.cli.actor import audit_note
 from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade
 from gateway.store.tokens import TokenError, TokenStore
@@ -24,20 +23,6 @@ def token() -> None:
     """Bearer tokens, one per chat integration."""
 
 
-def _audit(action: str, name: str) -> AuditNote:
-    """Who made or revoked an integration's token, and when: each token lets a chat tool put
-    messages into the archive."""
-    from gateway.cli.search import local_user
-
-    return AuditNote(
-        actor=local_user(),
-        action=action,
-        at=SystemClock().now(),
-        query=f"token {name}",
-        detail={"via": "cli", "name": name},
-    )
-
-
 def _store(ctx: Context) -> TokenStore:
     engine = make_engine(ctx.settings.database_url, pool_size=1)
     upgrade(engine)
@@ -51,7 +36,8 @@ def _store(ctx: Context) -> TokenStore:
 def create(ctx: Context, name: str) -> None:
     """Make a token for NAME; it is shown once, on the last line, and stored only as a hash."""
     try:
-        note = _audit("api_token_created", name)
+        # On the record: each token lets a chat tool put messages into the archive.
+        note = audit_note("api_token_created", query=f"token {name}", detail={"name": name})
         secret = _store(ctx).create(name, note.at, audit=note)
     except TokenError as exc:
         click.echo(f"safeguard: {exc}", err=True)
@@ -65,7 +51,8 @@ def create(ctx: Context, name: str) -> None:
 @pass_context
 def revoke(ctx: Context, name: str) -> None:
     """Revoke NAME's token: requests with it are refused from now on."""
-    if not _store(ctx).revoke(name, audit=_audit("api_token_revoked", name)):
+    note = audit_note("api_token_revoked", query=f"token {name}", detail={"name": name})
+    if not _store(ctx).revoke(name, audit=note):
         click.echo(f"safeguard: no token named {name!r}", err=True)
         sys.exit(2)
     click.echo(f"Token for {name} revoked.")

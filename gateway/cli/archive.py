@@ -73,7 +73,7 @@ def purge(
     Every purge is audited (who, when, which records); `archive verify` still passes after it
     and names any record emptied without an audited purge.
     """
-    from gateway.cli.search import local_user
+    from gateway.cli.actor import local_user
     from gateway.policy.pack import load_pack
     from gateway.purge import plan
     from gateway.purge import purge as run_purge

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from gateway.cli import Context, pass_context
+from gateway.cli.actor import audit_note
 from gateway.clock import SystemClock
 from gateway.directory.csvfile import (
     DirectoryFileError,
@@ -26,15 +27,11 @@ def _note(
 ) -> AuditNote:
     """The import on the audit log, by whoever ran it. Counts only for young people: the log
     is kept longer than the directory, and their addresses are not the log's to keep."""
-    from gateway.cli.search import local_user
-
-    return AuditNote(
-        actor=local_user(),
-        action="directory_import",
+    return audit_note(
+        "directory_import",
         at=now,
         query=f"{kind} from {csv_file.name}",
         detail={
-            "via": "cli",
             "kind": kind,
             "file": str(csv_file),
             "added": len(diff.added),

@@ -33,7 +33,7 @@ def export(
     as_email: str | None,
 ) -> None:
     """Export matching messages exactly as received, with a manifest of SHA-256 hashes."""
-    from gateway.cli.search import local_user
+    from gateway.cli.actor import local_user
     from gateway.directory.model import normalise_email
     from gateway.export import cover_page, matching_ids, person_history
     from gateway.export import export as write_export

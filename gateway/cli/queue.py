@@ -7,8 +7,8 @@ import sys
 import click
 
 from gateway.cli import Context, pass_context
+from gateway.cli.actor import audit_note
 from gateway.clock import SystemClock
-from gateway.store.audit import AuditNote
 from gateway.store.db import make_engine
 from gateway.store.held import HeldMail
 from gateway.store.migrate import upgrade
@@ -60,16 +60,11 @@ def retry(ctx: Context, entry_id: int) -> None:
     if held is not None:
         # Mail the policy held for office hours going early is a release, as in the console:
         # on the audit log, by whoever ran this.
-        from gateway.cli.search import local_user
-
-        actor = local_user()
-        note = AuditNote(
-            actor=actor,
-            action="release",
+        note = audit_note(
+            "release",
             at=now,
             query=f"message {held.archive_id}",
             detail={
-                "via": "cli",
                 "archive_id": held.archive_id,
                 "entry": entry_id,
                 "queue_id": held.queue_id,
@@ -80,7 +75,7 @@ def retry(ctx: Context, entry_id: int) -> None:
                 f"Entry {entry_id} was held for office hours until "
                 f"{held.release_at:%Y-%m-%d %H:%M} UTC. Released: the gateway sends it on its "
                 f"next look at the queue (while `safeguard serve` runs). The audit log records "
-                f"it as released by {actor}."
+                f"it as released by {note.actor}."
             )
             return
     if store.retry_now(entry_id, now):

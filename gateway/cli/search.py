@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from datetime import tzinfo
 
 import click
 
 from gateway.cli import Context, pass_context
+from gateway.cli.actor import local_user
 from gateway.clock import SystemClock
 from gateway.search import QueryError
 from gateway.store.search import ArchiveSearch, Hit, NotASafeguardingLead, Page, SearchUnsupported
@@ -33,17 +32,6 @@ implied AND); a leading - excludes a term or a (group). A query that starts with
 \b
   safeguard search -- -flag:no_consent from:alex.teacher@safe.example
 """
-
-
-def local_user() -> str:
-    """The operator at the console, who is audited when no --as is given. Run through sudo
-    (as root, or as the gateway's own account), the person who ran sudo: "alice (as root)"."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # no USER/LOGNAME and no passwd entry (some containers)
-        user = "unknown-local-user"
-    person = os.environ.get("SUDO_USER", "")
-    return f"{person} (as {user})" if person and person != user else user
 
 
 def _cut(text: str, width: int) -> str:

@@ -40,7 +40,7 @@ def set_password(ctx: Context, email: str) -> None:
     engine = make_engine(ctx.settings.database_url, pool_size=1)
     upgrade(engine)
     ctx.call_on_close(engine.dispose)
-    from gateway.cli.search import local_user
+    from gateway.cli.actor import local_user
 
     address = email.strip().lower()
     CredentialStore(engine).set_hash(
@@ -62,7 +62,7 @@ def set_password(ctx: Context, email: str) -> None:
 @pass_context
 def remove_password(ctx: Context, email: str) -> None:
     """Remove EMAIL's password: the relay and the console refuse it until a new one is set."""
-    from gateway.cli.search import local_user
+    from gateway.cli.actor import local_user
     from gateway.service import open_archive
 
     engine = open_archive(ctx.settings)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import cli
-from gateway.cli.search import local_user
+from gateway.cli.actor import local_user
 from gateway.config import load_settings
 from gateway.ids import new_queue_id
 from gateway.service import open_engine

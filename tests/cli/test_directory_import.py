@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.cli.search import local_user
+from gateway.cli.actor import local_user
 from gateway.config import load_settings
 from gateway.service import open_engine
 from gateway.store.audit import AuditLog

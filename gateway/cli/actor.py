@@ -1,0 +1,36 @@
+"""Who runs a command, for the audit log: the local user, or the person behind sudo."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from datetime import datetime
+from typing import Any
+
+from gateway.clock import SystemClock
+from gateway.store.audit import AuditNote
+
+
+def local_user() -> str:
+    """The operator at the console, who is audited when no --as is given. Run through sudo
+    (as root, or as the gateway's own account), the person who ran sudo: "alice (as root)"."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no USER/LOGNAME and no passwd entry (some containers)
+        user = "unknown-local-user"
+    person = os.environ.get("SUDO_USER", "")
+    return f"{person} (as {user})" if person and person != user else user
+
+
+def audit_note(
+    action: str, *, query: str, detail: dict[str, Any], at: datetime | None = None
+) -> AuditNote:
+    """`action` by the local user, from the command line (`detail.via` = `cli`), for the
+    transaction of the change it records."""
+    return AuditNote(
+        actor=local_user(),
+        action=action,
+        at=at or SystemClock().now(),
+        query=query,
+        detail={"via": "cli", **detail},
+    )
