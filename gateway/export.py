@@ -12,7 +12,6 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,11 @@ import jinja2
 from sqlalchemy import Engine, and_, select
 
 from gateway.directory.model import DirectoryView, normalise_email
+from gateway.search.labels import finding_label, verdict_label
 from gateway.search.query import Node
 from gateway.store.records import as_aware
-from gateway.store.schema import archive
+from gateway.store.reviews import Review, ReviewStore
+from gateway.store.schema import archive, queue
 from gateway.store.search import compile_query, index_waiting
 
 FORMATS = ("mbox", "eml-zip")
@@ -40,6 +41,10 @@ MANIFEST_COLUMNS = (
     "findings",
     "sha256",
     "file",
+    # Beyond interface.md's columns, after them: what a referral needs besides the messages.
+    "date_local",  # in the organisation's time zone, as the console shows it
+    "outcome",  # what became of it: delivered when, held, cancelled, refused
+    "reviews",  # the safeguarding leads' reviews, oldest first (only when asked for)
 )
 
 
@@ -70,16 +75,79 @@ def matching_ids(engine: Engine, node: Node, zone: tzinfo = UTC) -> list[int]:
         )
 
 
-def _rows(engine: Engine, ids: Sequence[int], batch: int = 500) -> Iterator[Any]:
+@dataclass(frozen=True)
+class _Item:
+    row: Any  # the archive row
+    deliveries: list[Any]  # its queue entries of kind "deliver", oldest first
+    reviews: list[Review]  # oldest first; empty unless asked for
+
+
+def _rows(
+    engine: Engine, ids: Sequence[int], *, with_reviews: bool, batch: int = 500
+) -> Iterator[_Item]:
+    store = ReviewStore(engine)
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         with engine.connect() as conn:
             rows = {r.id: r for r in conn.execute(select(archive).where(archive.c.id.in_(chunk)))}
+            deliveries: dict[int, list[Any]] = {}
+            for entry in conn.execute(
+                select(queue)
+                .where(queue.c.archive_id.in_(chunk), queue.c.kind == "deliver")
+                .order_by(queue.c.id)
+            ):
+                deliveries.setdefault(entry.archive_id, []).append(entry)
+        reviewed: dict[int, list[Review]] = {}
+        if with_reviews:
+            for review in store.of_many(chunk):
+                reviewed.setdefault(review.archive_id, []).append(review)
         for archive_id in chunk:
-            yield rows[archive_id]
+            yield _Item(
+                rows[archive_id], deliveries.get(archive_id, []), reviewed.get(archive_id, [])
+            )
 
 
-def _manifest_row(row: Any, raw: bytes, name: str) -> dict[str, Any]:
+def _local(moment: datetime | None, zone: tzinfo) -> str:
+    return "" if moment is None else f"{as_aware(moment).astimezone(zone):%d %b %Y %H:%M}"
+
+
+def outcome(verdict: str, deliveries: Sequence[Any], zone: tzinfo) -> str:
+    """What became of a message, in the console's words: whether, and when, it reached its
+    recipients (a referral asks whether the child ever received it)."""
+    if verdict == "reject":
+        return "Refused: not sent (its sender was told why)"
+    if not deliveries:
+        return "No delivery recorded"
+    parts = []
+    for entry in deliveries:
+        if entry.status == "delivered":
+            text = f"delivered {_local(entry.finished_at, zone)}"
+        elif entry.status == "cancelled":
+            text = f"cancelled {_local(entry.finished_at, zone)}, never sent"
+        elif entry.status == "failed":
+            text = f"could not be delivered ({_local(entry.finished_at, zone)})"
+        elif entry.status == "sending":
+            text = "being sent"
+        elif entry.next_attempt_at > entry.created_at:
+            text = f"waiting until {_local(entry.next_attempt_at, zone)}"
+        else:
+            text = "waiting to be sent"
+        if len(deliveries) > 1:
+            text += f" (to {', '.join(entry.recipients or ())})"
+        parts.append(text)
+    joined = "; ".join(parts)
+    return joined[0].upper() + joined[1:]
+
+
+def _reviews(reviews: Sequence[Review], zone: tzinfo) -> str:
+    return "; ".join(
+        f"{_local(r.at, zone)} {r.reviewer}: {r.outcome_label}" + (f": {r.note}" if r.note else "")
+        for r in reviews
+    )
+
+
+def _manifest_row(item: _Item, raw: bytes, name: str, zone: tzinfo) -> dict[str, Any]:
+    row = item.row
     return {
         "archive_id": row.id,
         "queue_id": row.queue_id,
@@ -94,6 +162,9 @@ def _manifest_row(row: Any, raw: bytes, name: str) -> dict[str, Any]:
         "findings": ";".join(dict.fromkeys(f["code"] for f in row.findings)),
         "sha256": hashlib.sha256(raw).hexdigest(),
         "file": name,
+        "date_local": _local(row.received_at, zone),
+        "outcome": outcome(row.verdict, item.deliveries, zone),
+        "reviews": _reviews(item.reviews, zone),
     }
 
 
@@ -125,21 +196,26 @@ def export(
     out: Path,
     cover: Callable[[list[dict[str, Any]]], str] | None = None,
     progress: Callable[[int], None] | None = None,
+    zone: tzinfo = UTC,
+    with_reviews: bool = False,
 ) -> Exported:
-    """Write the messages `ids` to `out` (mbox or a zip of .eml files) with manifests."""
+    """Write the messages `ids` to `out` (mbox or a zip of .eml files) with manifests.
+    `zone`: the organisation's, for the manifests' local dates. `with_reviews`: the leads'
+    reviews and notes too (for a referral; a family's own request may be answered without)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     manifest: list[dict[str, Any]] = []
     extra: list[Path] = []
     tmp = out.with_name(out.name + ".partial")
+    items = _rows(engine, ids, with_reviews=with_reviews)
     try:
         if fmt == "eml-zip":
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-                for n, row in enumerate(_rows(engine, ids), start=1):
-                    raw = zlib.decompress(row.raw_gz)
-                    name = f"messages/{n:06d}-{row.queue_id}.eml"
+                for n, item in enumerate(items, start=1):
+                    raw = zlib.decompress(item.row.raw_gz)
+                    name = f"messages/{n:06d}-{item.row.queue_id}.eml"
                     bundle.writestr(name, raw)
-                    manifest.append(_manifest_row(row, raw, name))
+                    manifest.append(_manifest_row(item, raw, name, zone))
                     if progress:
                         progress(1)
                 bundle.writestr("manifest.csv", _csv(manifest))
@@ -148,10 +224,10 @@ def export(
                     bundle.writestr("cover.html", cover(manifest))
         else:
             with open(tmp, "wb") as handle:
-                for n, row in enumerate(_rows(engine, ids), start=1):
-                    raw = zlib.decompress(row.raw_gz)
-                    handle.write(_mbox_entry(row, raw))
-                    manifest.append(_manifest_row(row, raw, f"message {n}"))
+                for n, item in enumerate(items, start=1):
+                    raw = zlib.decompress(item.row.raw_gz)
+                    handle.write(_mbox_entry(item.row, raw))
+                    manifest.append(_manifest_row(item, raw, f"message {n}", zone))
                     if progress:
                         progress(1)
             for suffix, content in (
@@ -209,16 +285,23 @@ def cover_page(
     exported_by: str,
     at: datetime,
     query: str,
+    zone: tzinfo = UTC,
+    with_reviews: bool = False,
 ) -> Callable[[list[dict[str, Any]]], str]:
     def render(manifest: list[dict[str, Any]]) -> str:
+        here = at.astimezone(zone)
         return env.get_template("notices/export_cover.html.j2").render(
             contact=contact,
             name=name,
             organisation=organisation,
             exported_by=exported_by,
-            at=format_datetime(at),
+            at=f"{here:%A} {here.day} {here:%B %Y}, {here:%H:%M}",
+            zone=str(zone),
             query=query,
             messages=manifest,
+            with_reviews=with_reviews,
+            verdict_label=verdict_label,
+            finding_label=finding_label,
         )
 
     return render

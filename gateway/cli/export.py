@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -23,6 +24,12 @@ PROGRESS_FROM = 300  # a progress bar for exports longer than this
     help="A person's whole history (any role), with a cover page listing it.",
 )
 @click.option("--as", "as_email", metavar="EMAIL", help="The safeguarding lead exporting.")
+@click.option(
+    "--with-reviews",
+    is_flag=True,
+    help="Include the safeguarding leads' reviews and notes (for a referral or an "
+    "investigation; a family's own request may be answered without them).",
+)
 @pass_context
 def export(
     ctx: Context,
@@ -31,6 +38,7 @@ def export(
     output: Path,
     contact: str | None,
     as_email: str | None,
+    with_reviews: bool,
 ) -> None:
     """Export matching messages exactly as received, with a manifest of SHA-256 hashes."""
     from gateway.cli.actor import local_user
@@ -104,21 +112,39 @@ def export(
                 exported_by=actor,
                 at=now,
                 query=text,
+                zone=ctx.zone,
+                with_reviews=with_reviews,
             )
-        if len(ids) > PROGRESS_FROM:
-            with click.progressbar(length=len(ids), label="Exporting", file=sys.stderr) as bar:
-                done = write_export(
-                    engine, ids, fmt=fmt, out=output, cover=cover, progress=bar.update
+        with contextlib.ExitStack() as stack:
+            progress = None
+            if len(ids) > PROGRESS_FROM:
+                bar = stack.enter_context(
+                    click.progressbar(length=len(ids), label="Exporting", file=sys.stderr)
                 )
-        else:
-            done = write_export(engine, ids, fmt=fmt, out=output, cover=cover)
+                progress = bar.update
+            done = write_export(
+                engine,
+                ids,
+                fmt=fmt,
+                out=output,
+                cover=cover,
+                progress=progress,
+                zone=ctx.zone,
+                with_reviews=with_reviews,
+            )
         audit.record(
             actor=actor,
             action="export",
             at=now,
             query=text,
             result_count=done.count,
-            detail={"format": fmt, "file": str(output), "sha256": done.sha256, "as": as_email},
+            detail={
+                "format": fmt,
+                "file": str(output),
+                "sha256": done.sha256,
+                "as": as_email,
+                "reviews": with_reviews,
+            },
         )
     finally:
         engine.dispose()

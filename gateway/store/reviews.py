@@ -88,6 +88,10 @@ class ReviewStore:
         """Oldest first."""
         return self._read([archive_id])
 
+    def of_many(self, archive_ids: Sequence[int]) -> list[Review]:
+        """Every review of these messages, oldest first."""
+        return self._read(archive_ids)
+
     def latest(self, archive_ids: Sequence[int]) -> dict[int, Review]:
         """The newest review of each of these messages that has one."""
         return {review.archive_id: review for review in self._read(archive_ids)}

@@ -35,6 +35,7 @@ from gateway.message.parse import parse_message
 from gateway.notify.policy import held_cancelled_notice
 from gateway.policy.types import Organisation
 from gateway.search import QueryError, is_whole_address, parse
+from gateway.search.labels import FINDING_LABELS, VERDICT_LABELS
 from gateway.smtp.auth import Authenticator, anyone
 from gateway.store.audit import AUDIT_ACTIONS, AuditLog, AuditNote
 from gateway.store.credentials import CredentialStore
@@ -50,7 +51,7 @@ from gateway.store.search import ArchiveSearch, NotASafeguardingLead
 from gateway.store.sessions import ConsoleSession, SessionStore
 from gateway.store.signin import SigninAttempts
 from gateway.web.highlight import find_marks, highlighted
-from gateway.web.pages import FINDING_LABELS, STATIC, VERDICT_LABELS, pages_environment
+from gateway.web.pages import STATIC, pages_environment
 
 log = structlog.get_logger("gateway.web")
 
@@ -886,6 +887,9 @@ class _Console:
         if not is_whole_address(email):
             raise web.HTTPNotFound()
         now = self.s.clock.now()
+        form = await request.post()
+        # The form's box: unticked (absent) leaves the reviews out, as a family's request may.
+        with_reviews = form.get("reviews") == "yes"
         history = person_history(await self._run(self.s.directory), email)
         query = history.query
 
@@ -899,8 +903,18 @@ class _Console:
                 exported_by=session.email,
                 at=now,
                 query=query,
+                zone=self.s.zone,
+                with_reviews=with_reviews,
             )
-            done = write_export(self.s.engine, ids, fmt="eml-zip", out=out, cover=cover)
+            done = write_export(
+                self.s.engine,
+                ids,
+                fmt="eml-zip",
+                out=out,
+                cover=cover,
+                zone=self.s.zone,
+                with_reviews=with_reviews,
+            )
             return done.count, done.sha256
 
         # Written to a file and sent from it in pieces: a long history must not be held in
@@ -913,7 +927,12 @@ class _Console:
                 "export",
                 query=query,
                 result_count=count,
-                detail={"format": "eml-zip", "sha256": digest, "file": "(download)"},
+                detail={
+                    "format": "eml-zip",
+                    "sha256": digest,
+                    "file": "(download)",
+                    "reviews": with_reviews,
+                },
             )
             stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M")
             safe = re.sub(r"[^A-Za-z0-9._@-]", "_", email)

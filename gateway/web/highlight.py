@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from gateway.web.pages import FINDING_LABELS
+from gateway.search.labels import FINDING_LABELS
 
 
 @dataclass(frozen=True)

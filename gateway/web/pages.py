@@ -8,28 +8,8 @@ from pathlib import Path
 import jinja2
 
 from gateway.notify.render import BUILTIN_TEMPLATES
+from gateway.search.labels import finding_label, verdict_label
 
-# Words for the codes of interface.md (gateway.search.query's FINDING_CODES and VERDICTS);
-# tests/web/test_highlight.py checks that each has its words here.
-VERDICT_LABELS = {
-    "reject": "Refused",
-    "defer": "Held for office hours",
-    "rewrite": "Changed",
-    "flag": "Flagged",
-    "deliver": "Delivered",
-}
-FINDING_LABELS = {
-    "missing_required_cc": "Required copy missing",
-    "no_consent": "No consent on record",
-    "mass_mail_visible_recipients": "Addresses exposed",
-    "informal_sign_off": "Informal sign-off",
-    "out_of_hours": "Out of hours",
-    "personal_contact_details": "Personal contact details",
-    "unapproved_third_party": "Unapproved third party",
-    "risk_language": "Risk language",
-    "sender_not_permitted": "Sender not permitted",
-    "check_error": "A check failed",
-}
 STATIC = BUILTIN_TEMPLATES / "web" / "static"
 
 
@@ -50,12 +30,6 @@ def pages_environment(zone: tzinfo, folder: Path = BUILTIN_TEMPLATES / "web") ->
         if style == "short":
             return f"{here:%d %b %Y %H:%M}"
         return f"{here:%A} {here.day} {here:%B %Y}, {here:%H:%M}"
-
-    def verdict_label(verdict: str) -> str:
-        return VERDICT_LABELS.get(verdict, verdict)
-
-    def finding_label(code: str) -> str:
-        return FINDING_LABELS.get(code, code.replace("_", " "))
 
     env.filters["local"] = local
     env.filters["verdict_label"] = verdict_label

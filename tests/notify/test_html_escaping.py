@@ -42,8 +42,11 @@ def test_an_export_cover_shows_a_hostile_subject_as_text_and_runs_nothing():
                 "cc": "",
                 "subject": f"Hi {HOSTILE}",
                 "verdict": "deliver",
-                "findings": "",
+                "findings": "risk_language",
                 "sha256": "0" * 64,
+                "date_local": "01 Dec 2026 10:00",
+                "outcome": "Delivered 01 Dec 2026 10:00",
+                "reviews": f"01 Dec 2026 11:00 dana.lee@safe.example: No concern: {HOSTILE}",
             }
         ]
     )

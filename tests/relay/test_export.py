@@ -36,7 +36,13 @@ def _message(n: int, cc: str | None) -> bytes:
 
 
 @pytest.fixture
-def archived(start_gateway, sink: Sink, tmp_path):
+def archived(archived_gateway):
+    _, config, sent = archived_gateway
+    return config, sent
+
+
+@pytest.fixture
+def archived_gateway(start_gateway, sink: Sink, tmp_path):
     gateway = start_gateway()
     sent = {}
     for n in range(4):
@@ -48,7 +54,7 @@ def archived(start_gateway, sink: Sink, tmp_path):
     config = tmp_path / "export.toml"
     url = gateway.gateway.engine.url.render_as_string(hide_password=False)
     config.write_text(f'[database]\nurl = "{url}"\n')
-    return config, sent
+    return gateway, config, sent
 
 
 def _run(config, *args):
@@ -205,3 +211,137 @@ def test_a_persons_history_covers_every_address_the_directory_has_for_them(
         assert widened.exit_code == 2 and "query" in widened.output
     bad = _run(config, "export", "--contact", "mia jones@x", "--format", "mbox", "-o", "x")
     assert bad.exit_code == 2 and "is not an e-mail address" in bad.output
+
+
+def _all_delivered(engine) -> bool:
+    from sqlalchemy import select
+
+    from gateway.store.schema import queue
+
+    with engine.connect() as conn:
+        states = conn.execute(select(queue.c.status).where(queue.c.kind == "deliver")).scalars()
+        return all(state == "delivered" for state in states)
+
+
+def _review_first_message(engine, note: str) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.store.messages import archive_id_for
+    from gateway.store.reviews import ReviewStore
+
+    archive_id = archive_id_for(engine, _queue_ids(engine)[0])
+    ReviewStore(engine).add(
+        archive_id,
+        reviewer="dana.lee@safe.example",
+        outcome="escalated",
+        note=note,
+        at=datetime(2026, 12, 7, 15, 30, tzinfo=UTC),
+    )
+
+
+def _queue_ids(engine) -> list[str]:
+    from sqlalchemy import select
+
+    from gateway.store.schema import archive
+
+    with engine.connect() as conn:
+        return list(conn.execute(select(archive.c.queue_id).order_by(archive.c.id)).scalars())
+
+
+@pytest.fixture
+def referral(archived_gateway):
+    """The archive of `archived`, its deliveries recorded, and the first message reviewed."""
+    import time
+
+    gateway, config, sent = archived_gateway
+    engine = gateway.gateway.engine
+    deadline = time.monotonic() + 10
+    while not _all_delivered(engine):
+        assert time.monotonic() < deadline, "deliveries not recorded"
+        time.sleep(0.05)
+    _review_first_message(engine, "Spoke to Sam's mother; LADO informed")
+    return config, sent
+
+
+def _export_sam(config, out, *extra):
+    result = _run(
+        config, "export", "--contact", "sam.minor@home.example", "--format", "eml-zip",
+        "-o", str(out), *extra,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as bundle:
+        manifest = list(csv.DictReader(io.StringIO(bundle.read("manifest.csv").decode())))
+        return manifest, bundle.read("cover.html").decode()
+
+
+def test_a_referral_export_says_whether_each_message_reached_the_child_and_carries_the_reviews(
+    referral, tmp_path
+):
+    """A review of the export for a referral: it lacked "the lead's review notes and
+    escalation; whether the message reached the child; the console's wording instead of raw
+    codes; local times (it gives UTC)"."""
+    config, _ = referral
+    manifest, cover = _export_sam(config, tmp_path / "referral.zip", "--with-reviews")
+    assert len(manifest) == 4
+    assert all(row["outcome"].startswith("Delivered ") for row in manifest)
+    assert all(re.fullmatch(r"\d\d \w{3} \d{4} \d\d:\d\d", row["date_local"]) for row in manifest)
+    assert manifest[0]["reviews"] == (
+        "07 Dec 2026 15:30 dana.lee@safe.example: Concern — escalated: "
+        "Spoke to Sam's mother; LADO informed"
+    )
+    assert [row["reviews"] for row in manifest[1:]] == ["", "", ""]
+    assert "What became of it" in cover and "Delivered " in cover
+    assert "Concern — escalated" in cover and "LADO informed" in cover
+    assert (
+        "Europe/London" in cover
+        and "reviews of these messages, and their notes, are included" in cover
+    )
+    assert "<td>Delivered<" in cover and "<td>deliver" not in cover  # words, not codes
+
+
+def test_an_export_for_the_family_leaves_the_leads_reviews_out_and_says_so(referral, tmp_path):
+    config, _ = referral
+    manifest, cover = _export_sam(config, tmp_path / "family.zip")
+    assert [row["reviews"] for row in manifest] == ["", "", "", ""]
+    assert "LADO" not in cover and "escalated" not in cover
+    assert "reviews and notes are not included in this export" in cover
+    audit = json.loads(_run(config, "audit", "--json").output)
+    assert audit[0]["action"] == "export" and audit[0]["detail"]["reviews"] is False
+
+
+@pytest.mark.parametrize(
+    ("verdict", "entries", "said"),
+    [
+        ("reject", [], "Refused: not sent (its sender was told why)"),
+        ("deliver", [("delivered", 0)], "Delivered 07 Dec 2026 09:05"),
+        ("defer", [("queued", 600)], "Waiting until 07 Dec 2026 09:10"),
+        ("defer", [("cancelled", 600)], "Cancelled 07 Dec 2026 09:05, never sent"),
+        ("flag", [("failed", 0)], "Could not be delivered (07 Dec 2026 09:05)"),
+        (
+            "deliver",
+            [("delivered", 0), ("queued", 0)],
+            "Delivered 07 Dec 2026 09:05 (to a@x.example); waiting to be sent (to a@x.example)",
+        ),
+        ("deliver", [], "No delivery recorded"),
+    ],
+)
+def test_an_export_says_what_became_of_each_message(verdict, entries, said):
+    """Whether the message reached the child, in the console's words and local time."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from gateway.export import outcome
+
+    created = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    rows = [
+        SimpleNamespace(
+            status=status,
+            recipients=["a@x.example"],
+            created_at=created,
+            next_attempt_at=created + timedelta(seconds=later),
+            finished_at=created + timedelta(minutes=5),
+        )
+        for status, later in entries
+    ]
+    assert outcome(verdict, rows, ZoneInfo("Europe/London")) == said

@@ -568,6 +568,32 @@ def test_a_childs_page_lists_their_messages_and_exports_their_history(console: C
     assert entry.actor == DSL and entry.result_count == 2
 
 
+def test_a_childs_export_carries_the_leads_reviews_only_when_the_box_is_ticked(console: Console):
+    """For a referral the export carries "the lead's review notes and escalation"; the form's
+    box starts unticked, so that a family's own request is answered without the notes."""
+    archive_id = flagged(console)
+    browser = signed_in(console)
+    page = browser.get(f"/messages/{archive_id}")
+    reply = browser.post(
+        f"/messages/{archive_id}/review",
+        {"csrf": page.field("csrf"), "outcome": "escalated", "note": "Referred to the LADO"},
+    )
+    assert reply.status == 200, reply.text
+    page = browser.get(f"/contacts/{SAM}")
+    assert 'name="reviews" value="yes">' in page.text and "checked" not in page.text
+    covers = {}
+    for ticked in (False, True):
+        form = {"csrf": page.field("csrf")} | ({"reviews": "yes"} if ticked else {})
+        reply = browser.post(f"/contacts/{SAM}/export", form)
+        assert reply.status == 200
+        with zipfile.ZipFile(io.BytesIO(reply.body)) as bundle:
+            covers[ticked] = bundle.read("cover.html").decode()
+            [row] = json.loads(bundle.read("manifest.json"))
+        assert ("Referred to the LADO" in row["reviews"]) is ticked
+    assert "Referred to the LADO" in covers[True] and "LADO" not in covers[False]
+    assert [e.detail["reviews"] for e in audit(console, "export")] == [True, False]
+
+
 def test_signing_out_ends_the_session_everywhere(console: Console):
     browser = signed_in(console)
     cookies = list(browser.cookies)

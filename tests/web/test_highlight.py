@@ -66,8 +66,8 @@ def test_a_curly_apostrophe_in_the_text_matches_a_straight_one_in_the_phrase():
 
 def test_every_finding_code_and_verdict_has_words_on_the_console():
     """The console shows people words, not codes, for every code a search can name."""
+    from gateway.search.labels import FINDING_LABELS, VERDICT_LABELS
     from gateway.search.query import FINDING_CODES, VERDICTS
-    from gateway.web.pages import FINDING_LABELS, VERDICT_LABELS
 
     assert set(FINDING_LABELS) == set(FINDING_CODES)
     assert set(VERDICT_LABELS) == set(VERDICTS)
