@@ -252,10 +252,21 @@ class _Reader:
         value = self.get(section, key, str, default)
         if value is None or value == "":
             return None
-        host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        host, _, port = value.rpartition(":") if ":" in value else ("", ":", value)
+        if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
             raise self.error(section, key, f"expected HOST:PORT, got {value!r}")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        host = host.strip("[]")
+        if not host:
+            # ":3525" means every interface to most servers' admins (and to socket.bind), but
+            # was read as loopback: neither guess is safe for a relay or the console, so ask.
+            raise self.error(
+                section,
+                key,
+                f"{value!r} names no host: write "
+                f'"0.0.0.0:{port}" to listen on every interface, '
+                f'or "127.0.0.1:{port}" for this machine only',
+            )
+        return host, int(port)
 
 
 # A domain or host name: labels of letters, digits and hyphens (an IDN's letters too) between

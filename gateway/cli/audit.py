@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
-from datetime import timedelta
 
 import click
 
 from gateway.cli import Context, pass_context
+from gateway.cli.since import PERIODS, parse_since
 from gateway.clock import SystemClock
 from gateway.store.audit import AUDIT_ACTIONS, AuditLog
 
-_SINCE_RE = re.compile(r"(\d+)\s*([mhdw])")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-MOST_DAYS = 100 * 365  # further back than any archive goes, and short of date arithmetic's end
-
-
-def parse_since(value: str) -> timedelta:
-    """`30m`, `24h`, `7d`, `2w`: how far back to look."""
-    match = _SINCE_RE.fullmatch(value.strip().lower())
-    if match is None:
-        raise ValueError(f"--since {value!r} is not a period such as 30m, 24h, 7d or 2w")
-    amount, unit = int(match.group(1)), _UNITS[match.group(2)]
-    # Bounded in minutes first: a long enough number overflows timedelta itself.
-    period = timedelta(**{unit: amount}) if amount <= MOST_DAYS * 24 * 60 else None
-    if period is None or period.days > MOST_DAYS:
-        raise ValueError(f"--since {value!r} is more than {MOST_DAYS // 365} years")
-    return period
-
 
 @click.command()
-@click.option("--since", metavar="PERIOD", help="Only the last PERIOD: 30m, 24h, 7d, 2w.")
+@click.option("--since", metavar="PERIOD", help=f"Only the last PERIOD: {PERIODS}.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
 @click.option(
     "--limit", type=click.IntRange(1, 10**9), default=None, help="At most this many rows."
@@ -53,7 +35,8 @@ def audit(
     actor: str | None,
     action: str | None,
 ) -> None:
-    """Who searched, exported, reviewed or released what, and when (newest first)."""
+    """Who searched, exported, reviewed or released what, and when (newest first; times in
+    the organisation's zone, --json in UTC)."""
     from gateway.service import open_engine
 
     try:
@@ -83,10 +66,15 @@ def audit(
     if not entries:
         click.echo("No audit entries" + (f" in the last {since}." if since else "."))
         return
-    wide = max(map(len, AUDIT_ACTIONS))  # every action's name fits its column
-    click.echo(f"{'WHEN (UTC)':<19}  {'WHO':<32} {'ACTION':<{wide}} {'RESULTS':>7}  QUERY")
+    # Each column fits its longest value, and every action's name its own: a long actor
+    # ("alice (as root)", a long address) pushed the rest of its row out of line.
+    zone = ctx.zone
+    when = f"WHEN ({zone})"
+    stamp = max(19, len(when))
+    who = max(len("WHO"), *(len(e.actor) for e in entries))
+    wide = max(map(len, AUDIT_ACTIONS))
+    click.echo(f"{when:<{stamp}}  {'WHO':<{who}} {'ACTION':<{wide}} {'RESULTS':>7}  QUERY")
     for e in entries:
+        at = f"{e.at.astimezone(zone):%Y-%m-%d %H:%M:%S}"
         count = "" if e.result_count is None else str(e.result_count)
-        click.echo(
-            f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<32} {e.action:<{wide}} {count:>7}  {e.query}"
-        )
+        click.echo(f"{at:<{stamp}}  {e.actor:<{who}} {e.action:<{wide}} {count:>7}  {e.query}")

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from datetime import timedelta
 
 import click
 
 from gateway.cli import Context, pass_context
-from gateway.cli.audit import MOST_DAYS
+from gateway.cli.since import PERIODS, parse_since
 from gateway.clock import SystemClock
-
-_SPAN = re.compile(r"^(\d+)\s*([hdw])$")
-
-
-def parse_span(text: str) -> timedelta:
-    match = _SPAN.match(text.strip().lower())
-    if not match:
-        raise click.BadParameter(f"{text!r}: use hours, days or weeks, e.g. 24h, 7d, 2w")
-    amount, unit = int(match[1]), match[2]
-    if amount > MOST_DAYS * 24:  # also keeps the arithmetic below in range
-        raise click.BadParameter(f"{text!r} is more than {MOST_DAYS // 365} years")
-    return {
-        "h": timedelta(hours=amount),
-        "d": timedelta(days=amount),
-        "w": timedelta(weeks=amount),
-    }[unit]
 
 
 @click.command()
-@click.option("--since", default="24h", show_default=True, help="How far back: 24h, 7d, 2w.")
+@click.option(
+    "--since", default="24h", show_default=True, metavar="PERIOD", help=f"How far back: {PERIODS}."
+)
 @pass_context
 def digest(ctx: Context, since: str) -> None:
     """Flags by rule and by member of staff, with counts of returned and held mail."""
@@ -40,9 +24,9 @@ def digest(ctx: Context, since: str) -> None:
     from gateway.store.reports import verdicts_since
 
     try:
-        span = parse_span(since)
-    except click.BadParameter as exc:
-        click.echo(f"safeguard: --since {exc.message}", err=True)
+        span = parse_since(since)  # as `safeguard audit --since`
+    except ValueError as exc:
+        click.echo(f"safeguard: {exc}", err=True)
         sys.exit(2)
     pack = load_policy(ctx.settings).pack
     org = pack.organisation

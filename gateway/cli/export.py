@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from gateway.cli import Context, pass_context
+from gateway.cli.query_words import refuse_options_in_query
 from gateway.clock import SystemClock
 
 PROGRESS_FROM = 300  # a progress bar for exports longer than this
@@ -52,6 +53,7 @@ def export(
     from gateway.store.directory import DirectoryStore
     from gateway.store.search import NotASafeguardingLead, WordIndexBehind, require_dsl
 
+    refuse_options_in_query(query)
     text = " ".join(query)
     if contact and not is_whole_address(contact.strip()):
         click.echo(f"safeguard: --contact {contact!r} is not an e-mail address", err=True)

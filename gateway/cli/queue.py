@@ -13,6 +13,7 @@ from gateway.store.db import make_engine
 from gateway.store.held import HeldMail
 from gateway.store.migrate import upgrade
 from gateway.store.queue import QueueStore
+from gateway.store.records import as_aware
 
 
 def _store(ctx: Context) -> QueueStore:
@@ -27,25 +28,49 @@ def queue() -> None:
     """Messages waiting for delivery (deferred, held or retrying)."""
 
 
+_HEADER = ("ID", "QUEUE ID", "KIND", "STATUS", "TRIES", "NEXT TRY")
+_NUMBERS = (0, 4)  # right-aligned
+
+
+def _line(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(
+        cell.rjust(width) if column in _NUMBERS else cell.ljust(width)
+        for column, (cell, width) in enumerate(zip(cells, widths, strict=True))
+    )
+
+
 @queue.command("list")
 @pass_context
 def list_(ctx: Context) -> None:
-    """Show waiting messages, soonest first."""
+    """Show waiting messages, soonest first (times in the organisation's zone)."""
     rows = _store(ctx).pending()
     if not rows:
         click.echo("The queue is empty.")
         return
-    click.echo(
-        f"{'ID':>6}  {'QUEUE ID':<16} {'KIND':<8} {'STATUS':<8} {'TRIES':>5}  "
-        f"{'NEXT TRY (UTC)':<19}  RECIPIENTS / LAST ERROR"
-    )
-    for row in rows:
-        click.echo(
-            f"{row.id:>6}  {row.queue_id:<16} {row.kind:<8} {row.status:<8} {row.attempts:>5}  "
-            f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S}  {', '.join(row.recipients)}"
-        )
-        if row.last_error:
-            click.echo(f"{'':>68}{row.last_error[:200]}")
+    # Times in the zone `search` shows, named in the header: one message reads the same in
+    # every command.
+    zone = ctx.zone
+    header = [*_HEADER[:-1], f"{_HEADER[-1]} ({zone})"]
+    table = [
+        [
+            str(row.id),
+            row.queue_id,
+            row.kind,
+            row.status,
+            str(row.attempts),
+            f"{as_aware(row.next_attempt_at).astimezone(zone):%Y-%m-%d %H:%M:%S}",
+        ]
+        for row in rows
+    ]
+    # Columns fit their longest value, as `safeguard audit`'s do: with fixed widths a long
+    # queue id or status pushed the rest of its row out of line.
+    widths = [max(len(cells[i]) for cells in [header, *table]) for i in range(len(header))]
+    first = _line(header, widths) + "  "
+    click.echo(first + "RECIPIENTS / LAST ERROR")
+    for row, cells in zip(rows, table, strict=True):
+        click.echo(_line(cells, widths) + "  " + ", ".join(row.recipients))
+        if row.last_error:  # on a line of its own, under RECIPIENTS
+            click.echo(" " * len(first) + row.last_error[:200])
 
 
 @queue.command()
@@ -73,7 +98,8 @@ def retry(ctx: Context, entry_id: int) -> None:
         if held_mail.release(entry_id, now, audit=note):
             click.echo(
                 f"Entry {entry_id} was held for office hours until "
-                f"{held.release_at:%Y-%m-%d %H:%M} UTC. Released: the gateway sends it on its "
+                f"{held.release_at.astimezone(ctx.zone):%Y-%m-%d %H:%M} ({ctx.zone}). "
+                "Released: the gateway sends it on its "
                 f"next look at the queue (while `safeguard serve` runs). The audit log records "
                 f"it as released by {note.actor}."
             )

@@ -10,6 +10,7 @@ import click
 
 from gateway.cli import Context, pass_context
 from gateway.cli.actor import local_user
+from gateway.cli.query_words import refuse_options_in_query
 from gateway.clock import SystemClock
 from gateway.search import QueryError
 from gateway.store.search import ArchiveSearch, Hit, NotASafeguardingLead, Page, SearchUnsupported
@@ -27,10 +28,12 @@ _QUERY_HELP = """Search the archive. QUERY (quote it for the shell) combines:
 
 Terms side by side must all match; OR between terms matches either (OR binds tighter than the
 implied AND); a leading - excludes a term or a (group). A query that starts with - needs
-`--` before it:
+`--` before it, and options go before the `--` (after it, everything is the query, so an
+option there is refused):
 
 \b
   safeguard search -- -flag:no_consent from:alex.teacher@safe.example
+  safeguard search --as dsl@safe.example --json -- -flag:no_consent
 """
 
 
@@ -46,35 +49,50 @@ def _recipients(hit: Hit) -> str:
     return people[0] + (f" +{len(people) - 1}" if len(people) > 1 else "")
 
 
-def _count(page: Page) -> str:
+def _plural(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many
+
+
+def _matches(page: Page) -> str:
+    """ "1 message matches", "3 messages match", "more than 1,000 messages match"."""
     # Counting stops early in a large archive (store/search.py COUNT_LIMIT): say so.
-    return f"{page.total:,}" if page.exact else f"more than {page.total:,}"
+    if not page.exact:
+        return f"more than {page.total:,} messages match"
+    noun = _plural(page.total, "message matches", "messages match")
+    return f"{page.total:,} {noun}"
+
+
+def _pages(page: Page) -> str:
+    """ "1 page", "2 pages", "at least 20 pages" (the count stopped early)."""
+    pages = f"{page.pages} {_plural(page.pages, 'page', 'pages')}"
+    return pages if page.exact else f"at least {pages}"
 
 
 def _table(page: Page, zone: tzinfo) -> None:
     if not page.hits:
         if page.total:
-            click.echo(
-                f"No messages on page {page.page}: {_count(page)} match ({page.pages} pages)."
-            )
+            click.echo(f"No messages on page {page.page}: {_matches(page)} ({_pages(page)}).")
         else:
             click.echo("No messages match.")
         return
+    date = f"DATE ({zone})"
+    wide = max(len("YYYY-MM-DD HH:MM"), len(date))  # a long zone name keeps rows in line
     click.echo(
-        f"{'ID':>7}  {'DATE (' + str(zone) + ')':<20} {'FROM':<28} {'TO / CC':<30} "
+        f"{'ID':>7}  {date:<{wide}} {'FROM':<28} {'TO / CC':<30} "
         f"{'SUBJECT':<32} {'VERDICT':<8} FINDINGS"
     )
     for hit in page.hits:
-        when = hit.date.astimezone(zone)
+        when = f"{hit.date.astimezone(zone):%Y-%m-%d %H:%M}"
         click.echo(
-            f"{hit.id:>7}  {when:%Y-%m-%d %H:%M}     {_cut(hit.from_addr, 28):<28} "
+            f"{hit.id:>7}  {when:<{wide}} {_cut(hit.from_addr, 28):<28} "
             f"{_cut(_recipients(hit), 30):<30} {_cut(hit.subject or '(no subject)', 32):<32} "
             f"{hit.verdict:<8} {', '.join(hit.findings)}"
         )
     first = (page.page - 1) * page.limit + 1
     last = first + len(page.hits) - 1
+    total = f"{page.total:,}" if page.exact else f"more than {page.total:,}"
     pages = f"{page.pages}" if page.exact else f"at least {page.pages}"
-    summary = f"\n{first}–{last} of {_count(page)} (page {page.page} of {pages})."
+    summary = f"\n{first}–{last} of {total} (page {page.page} of {pages})."
     if page.page < page.pages or not page.exact:
         summary += f" Next: --page {page.page + 1}"
     click.echo(summary)
@@ -106,6 +124,7 @@ def search(
 ) -> None:
     from gateway.service import open_engine
 
+    refuse_options_in_query(query)
     # Several shell words are one query: `safeguard search from:x room` needs no outer quotes.
     text = " ".join(query)
     settings = ctx.settings

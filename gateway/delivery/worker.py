@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 from collections import deque
@@ -240,7 +241,16 @@ class DeliveryWorker:
         permanent = {r: o for r, o in outcomes.items() if o.permanent}
         pending = {r: o for r, o in outcomes.items() if not o.delivered and not o.permanent}
         expired = bool(pending) and now >= as_aware(entry.expires_at)
-        log.info(
+        # An admin filtering on warning and above must see upstream trouble: a refusal, or a
+        # deferral the lifetime has run out on, bounces (error); a deferral retries (warning).
+        if permanent or expired:
+            level = logging.ERROR
+        elif pending:
+            level = logging.WARNING
+        else:
+            level = logging.INFO
+        log.log(
+            level,
             "delivery_attempt",
             queue_id=entry.queue_id,
             kind=entry.kind,
@@ -248,7 +258,15 @@ class DeliveryWorker:
             delivered=len(delivered),
             refused=len(permanent),
             deferred=len(pending),
-            reply=next(iter(outcomes.values())).text[:200] if outcomes else "",
+            expired=expired,
+            # The reply that explains the trouble, not a 250 for another recipient.
+            reply=next(
+                (
+                    o.text[:200]
+                    for o in (*permanent.values(), *pending.values(), *outcomes.values())
+                ),
+                "",
+            ),
         )
         if pending and not expired:
             retry = {

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select, update
 
 from gateway.cli import cli
 from gateway.cli.actor import local_user
@@ -17,6 +19,7 @@ from gateway.store.archive import Archive
 from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
 from gateway.store.records import ArchiveRecord, QueueItem
+from gateway.store.schema import queue
 
 
 def test_set_password_reads_stdin_and_stores_an_argon2_hash(run, config: Path):
@@ -85,7 +88,10 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     entry = listing.output.splitlines()[1].split()[0]
     released = run("queue", "retry", entry)
     assert released.exit_code == 0
-    assert "held for office hours until 2030-01-01 00:00 UTC. Released:" in released.output
+    # In the organisation's zone (the default pack's here), as `queue list` and `search` show.
+    assert (
+        "held for office hours until 2030-01-01 00:00 (Europe/London). Released:" in released.output
+    )
     assert "2030-01-01" not in run("queue", "list").output
     # Mail held for office hours sent early is a release, on the record as the console's are.
     engine = open_engine(load_settings(config))
@@ -97,6 +103,58 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     assert again.exit_code == 0 and "will be tried at once" in again.output
     missing = run("queue", "retry", "99999")
     assert missing.exit_code == 2 and "no waiting queue entry 99999" in missing.output
+
+
+def test_queue_list_fits_its_columns_and_names_the_zone_of_its_times(tmp_path: Path):
+    """A review: `queue list` printed UTC in fixed columns while `search` printed local time.
+    Now the organisation's zone, named in the header as search does, and columns as wide as
+    their longest value (as `audit`'s), the last error under RECIPIENTS."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[organisation]\ndomains = ["safe.example"]\ntimezone = "America/New_York"\n'
+        f'[database]\nurl = "sqlite:///{tmp_path / "archive.db"}"\n[directory]\ndemo = false\n'
+    )
+    engine = open_engine(load_settings(config))
+    for n, when in enumerate(
+        [datetime(2030, 7, 1, 12, tzinfo=UTC), datetime(2030, 7, 2, tzinfo=UTC)]
+    ):
+        Archive(engine).store(
+            ArchiveRecord(
+                queue_id=f"Q{n}",
+                received_at=datetime.now(UTC),
+                raw=b"Subject: held\r\n\r\nx\r\n",
+                verdict="defer",
+            ),
+            [
+                QueueItem(
+                    kind="deliver",
+                    mail_from="alex.teacher@safe.example",
+                    recipients=(f"sam{n}@home.example",),
+                    not_before=when,
+                )
+            ],
+        )
+    with engine.begin() as conn:  # the second has been tried and deferred many times
+        conn.execute(
+            update(queue)
+            .where(queue.c.id == select(func.max(queue.c.id)).scalar_subquery())
+            .values(attempts=12345, last_error="451 4.2.0 mailbox busy")
+        )
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["--config", str(config), "queue", "list"])
+    assert result.exit_code == 0, result.output
+    header, first, second, error = result.stdout.splitlines()
+    assert header.endswith("  NEXT TRY (America/New_York)  RECIPIENTS / LAST ERROR")
+    assert "2030-07-01 08:00:00" in first and "2030-07-01 20:00:00" in second  # EDT, not UTC
+    # Each column starts where its heading does; the widest value sets the width.
+    for heading in ("QUEUE ID", "KIND", "STATUS", "NEXT TRY", "RECIPIENTS"):
+        column = header.index(heading)
+        assert first[column - 2 : column] == "  " and first[column] != " ", heading
+    assert first.index("sam0@home.example") == header.index("RECIPIENTS")
+    assert second.index("sam1@home.example") == header.index("RECIPIENTS")
+    assert second[: header.index("TRIES") + len("TRIES")].endswith("12345")  # right-aligned
+    assert error.index("451 4.2.0 mailbox busy") == header.index("RECIPIENTS")
+    assert error.strip() == "451 4.2.0 mailbox busy"
 
 
 def test_a_config_error_is_one_line_naming_file_line_and_key(tmp_path: Path):

@@ -55,3 +55,42 @@ def test_a_domain_written_with_the_root_s_dot_is_the_domain(tmp_path: Path):
     config = tmp_path / "gateway.toml"
     config.write_text('[organisation]\ndomains = ["School.Example."]\n')
     assert load_settings(config).organisation.domains == ("school.example",)
+
+
+@pytest.mark.parametrize("section", ["server", "web", "api"])
+@pytest.mark.parametrize("value", [":3525", "[]:3525", "3525"])
+def test_a_listen_address_without_a_host_says_which_to_write(
+    tmp_path: Path, section: str, value: str
+):
+    """A review: `listen = ":3525"` bound loopback, where an admin may have meant every
+    interface (as socket.bind and most servers read it). Neither guess is safe for the relay or
+    the console: refused, naming the file, line and key, and both ways of writing it."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n[{section}]\nlisten = "{value}"\n'
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    assert str(refused.value) == (
+        f"{config}:4: [{section}] listen: {value!r} names no host: write "
+        '"0.0.0.0:3525" to listen on every interface, or "127.0.0.1:3525" for this machine only'
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "host"),
+    [("0.0.0.0:3525", "0.0.0.0"), ("127.0.0.1:3525", "127.0.0.1"), ("[::]:3525", "::")],
+)
+def test_a_listen_address_with_a_host_is_that_host(tmp_path: Path, value: str, host: str):
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[server]\nlisten = "{value}"\n[web]\nlisten = "{value}"\n')
+    settings = load_settings(config)
+    assert (settings.server.host, settings.server.port) == (host, 3525)
+    assert settings.web_listen == (host, 3525)
+
+
+def test_a_listen_port_in_other_digits_is_refused_not_a_crash(tmp_path: Path):
+    config = tmp_path / "gateway.toml"
+    config.write_text('[server]\nlisten = "127.0.0.1:²"\n')
+    with pytest.raises(ConfigError, match=r"\[server\] listen: expected HOST:PORT"):
+        load_settings(config)

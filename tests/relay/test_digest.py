@@ -56,7 +56,7 @@ def test_a_bad_since_is_one_line(tmp_path):
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "digest", "--since", "yesterday"])
     assert result.exit_code == 2
-    assert "use hours, days or weeks" in result.output
+    assert "--since 'yesterday' is not a period such as 30m, 24h, 7d or 2w" in result.output
 
 
 def test_the_daily_digest_is_sent_once_even_with_two_gateways(start_gateway, sink: Sink):

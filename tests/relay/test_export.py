@@ -345,3 +345,15 @@ def test_an_export_says_what_became_of_each_message(verdict, entries, said):
         for status, later in entries
     ]
     assert outcome(verdict, rows, ZoneInfo("Europe/London")) == said
+
+
+def test_an_option_after_the_double_dash_is_refused_not_exported_as_words(archived, tmp_path):
+    """After `--` every word is the query: `--as` there would export as the local user."""
+    config, _ = archived
+    out = tmp_path / "x.mbox"
+    result = _run(
+        config, "export", "--format", "mbox", "-o", str(out), "--",
+        "-flag:no_consent", "--as", "dana.lee@safe.example",
+    )  # fmt: skip
+    assert result.exit_code == 2 and not out.exists()
+    assert "--as after -- is read as words of the query" in result.output
