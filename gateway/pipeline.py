@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import format_datetime
+from functools import partial
 from typing import Any
 
 import jinja2
@@ -128,14 +129,12 @@ class Pipeline:
         self.templates = templates
         self._rules = {rule.id: rule for rule in policy.pack.rules}
 
-    def _colleague(self, address: str) -> bool:
+    def _colleague(self, view: DirectoryView, address: str) -> bool:
         """An address mass mail's rewrite leaves in sight: a member of staff on the
         organisation's own domains ("moving external addresses to BCC"), copied for
-        accountability. Not a young person's school-domain account, nor a shared mailbox."""
-        return (
-            self.organisation.is_internal(address)
-            and self.directory().staff_member(address) is not None
-        )
+        accountability. Not a young person's school-domain account, nor a shared mailbox.
+        `view`: the directory the message was judged against, not a newer one."""
+        return self.organisation.is_internal(address) and view.staff_member(address) is not None
 
     @property
     def organisation(self):
@@ -160,11 +159,12 @@ class Pipeline:
             raise SubmissionRefused(f"554 5.6.0 Message content rejected: {exc}") from None
 
     def evaluate(
-        self, message: Message, raw: bytes, at: datetime
+        self, message: Message, raw: bytes, at: datetime, view: DirectoryView | None = None
     ) -> tuple[Verdict, tuple[Explained, ...]]:
+        """`view`: the directory to judge against (the one now, if not given)."""
         # No exemption for the gateway's own notices (a header anyone can forge): they go to
         # staff, so they pass; and a null-sender message is never answered with another notice.
-        verdict = self.policy.evaluate(message, self.directory(), at)
+        verdict = self.policy.evaluate(message, view or self.directory(), at)
         # Every finding comes from one of the pack's rules (a crashed check included).
         explained = tuple(
             explain(self.templates, f, self._rules[f.rule], self.organisation, verdict.action.value)
@@ -180,7 +180,10 @@ class Pipeline:
             raise SubmissionRefused(
                 f"550 5.7.1 From: <{header_from}> is not an address {owner} may send as"
             )
-        verdict, explained = self.evaluate(message, sub.raw, sub.received_at)
+        # One view of the directory for the whole message: the verdict, who stays in sight in
+        # mass mail and the record agree even if the directory is replaced meanwhile.
+        view = self.directory()
+        verdict, explained = self.evaluate(message, sub.raw, sub.received_at, view)
 
         prefix = received_header(sub, self.hostname)
         message_id = message.message_id
@@ -191,12 +194,13 @@ class Pipeline:
         if message.date is None:
             prefix += f"Date: {format_datetime(sub.received_at)}\r\n".encode()
 
-        items, reply, stored_verdict = self._plan(sub, message, verdict, explained, prefix)
+        items, reply, stored_verdict = self._plan(sub, message, verdict, explained, prefix, view)
         record = self._record(
             sub,
             message,
             verdict,
             explained,
+            view,
             stored_verdict=stored_verdict,
             message_id=message_id,
             # Only a client-supplied Message-ID identifies a resend of the same message.
@@ -206,6 +210,11 @@ class Pipeline:
 
     def check_chat(self, chat: ChatMessage) -> tuple[Message, Verdict, tuple[Explained, ...]]:
         """A chat message judged as of its `sent_at`, exactly as mail to the same people."""
+        return self._check_chat(chat, self.directory())
+
+    def _check_chat(
+        self, chat: ChatMessage, view: DirectoryView
+    ) -> tuple[Message, Verdict, tuple[Explained, ...]]:
         message = parse_chat(
             channel=chat.channel,
             sender=chat.sender,
@@ -214,7 +223,7 @@ class Pipeline:
             sent_at=chat.sent_at,
             message_id=chat.rfc822_id,
         )
-        verdict, explained = self.evaluate(message, b"", chat.sent_at)
+        verdict, explained = self.evaluate(message, b"", chat.sent_at, view)
         return message, verdict, explained
 
     def prepare_chat(
@@ -230,7 +239,8 @@ class Pipeline:
         channel, message id and content only once), and an alert to the safeguarding lead for
         an urgent finding. The chat tool delivers the message itself, so nothing else is
         queued; the API's answer says what the policy found."""
-        message, verdict, explained = self.check_chat(chat)
+        view = self.directory()
+        message, verdict, explained = self._check_chat(chat, view)
         items = self._alerts(message, verdict, explained, queue_id, chat.sent_at)
         sub = Submission(
             queue_id=queue_id,
@@ -246,6 +256,7 @@ class Pipeline:
             message,
             verdict,
             explained,
+            view,
             stored_verdict=verdict.action.value,
             message_id=chat.rfc822_id,
             dedupe=True,
@@ -261,6 +272,7 @@ class Pipeline:
         message: Message,
         verdict: Verdict,
         explained: tuple[Explained, ...],
+        view: DirectoryView,
         *,
         stored_verdict: str,
         message_id: str,
@@ -317,7 +329,7 @@ class Pipeline:
                     *message.envelope_to,
                     *(a.email for a in message.recipients),
                 ),
-                self.directory(),
+                view,
                 sub.received_at.astimezone(self.organisation.timezone).date(),
             ),
         )
@@ -360,6 +372,7 @@ class Pipeline:
         verdict: Verdict,
         explained: tuple[Explained, ...],
         prefix: bytes,
+        view: DirectoryView,
     ) -> tuple[list[QueueItem], str, str]:
         """Queue entries and SMTP reply for a verdict. Monitor mode records, never enforces."""
         org = self.organisation
@@ -393,14 +406,14 @@ class Pipeline:
                         explained=told,
                         org=org,
                         sent=sub.received_at,
-                        colleague=self._colleague,
+                        colleague=partial(self._colleague, view),
                     ),
                 )
             )
             return items, accepted, action.value
         content = None
         if any(e.finding.action is Action.REWRITE for e in explained):
-            shown = self._colleague
+            shown = partial(self._colleague, view)
             content = hide_recipients(
                 sub.raw,
                 keep_to=[a for a in message.to if shown(a.email)],
