@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,26 +60,33 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
 
     now = SystemClock().now()
     store = open_store(ctx.settings)
-    try:
+    # Made in the import's own transaction, from the list it replaces.
+    diffs: list[ImportDiff] = []
+
+    def note(before: Sequence[Any]) -> AuditNote:
         leads: dict[str, list[str]] = {}
         if kind == "staff":
-            staff = read_staff_csv(csv_file)
-            before = store.staff()
-            diff = diff_staff(before, staff)
+            diff = diff_staff(before, items)
             # Who may use the console changes with the DSL column: named on the record.
             was = {s.email for s in before if s.dsl}
-            now_leads = {s.email for s in staff if s.dsl}
+            now_leads = {s.email for s in items if s.dsl}
             leads = {
                 "leads_added": sorted(now_leads - was),
                 "leads_removed": sorted(was - now_leads),
             }
-            store.replace("staff", staff, now, audit=_note(kind, csv_file, diff, leads, now))
+        else:
+            diff = diff_contacts(before, items)
+        diffs.append(diff)
+        return _note(kind, csv_file, diff, leads, now)
+
+    try:
+        if kind == "staff":
+            items: Sequence[Any] = read_staff_csv(csv_file)
         else:
             zone = ctx.settings.organisation.timezone
             today = now.astimezone(zone).date() if zone else now.date()
-            contacts = read_contacts_csv(csv_file, today=today)
-            diff = diff_contacts(store.contacts(), contacts)
-            store.replace("contact", contacts, now, audit=_note(kind, csv_file, diff, leads, now))
+            items = read_contacts_csv(csv_file, today=today)
+        store.replace("staff" if kind == "staff" else "contact", items, now, audit=note)
     except DirectoryFileError as exc:
         # One line on stderr, as for all bad input; the other rows to fix on stdout.
         click.echo(f"safeguard: {exc}", err=True)
@@ -89,6 +98,7 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
         sys.exit(2)
     finally:
         store.engine.dispose()
+    [diff] = diffs
     click.echo(f"Imported {kind} from {csv_file}: {diff.summary()}.")
     for label, keys in (
         ("added", diff.added),

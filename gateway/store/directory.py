@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from gateway.directory.model import Contact, DirectoryView, StaffMember
 from gateway.store.audit import AuditNote, add_audit
@@ -52,6 +52,12 @@ def _staff(data: dict[str, Any]) -> StaffMember:
     )
 
 
+_ITEM: dict[str, Callable[[dict[str, Any]], Contact | StaffMember]] = {
+    "contact": _contact,
+    "staff": _staff,
+}
+
+
 class DirectoryStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -64,14 +70,18 @@ class DirectoryStore:
 
     def _rows(self, kind: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [
-                row.data
-                for row in conn.execute(
-                    select(directory_entries.c.data)
-                    .where(directory_entries.c.kind == kind)
-                    .order_by(directory_entries.c.key)
-                )
-            ]
+            return self._read(conn, kind)
+
+    @staticmethod
+    def _read(conn: Connection, kind: str) -> list[dict[str, Any]]:
+        return [
+            row.data
+            for row in conn.execute(
+                select(directory_entries.c.data)
+                .where(directory_entries.c.kind == kind)
+                .order_by(directory_entries.c.key)
+            )
+        ]
 
     def view(self) -> DirectoryView:
         return DirectoryView(self.contacts(), self.staff())
@@ -87,15 +97,20 @@ class DirectoryStore:
         items: Sequence[Contact | StaffMember],
         now: datetime,
         *,
-        audit: AuditNote | None = None,
+        audit: Callable[[Sequence[Contact | StaffMember]], AuditNote] | None = None,
     ) -> None:
         """Make `items` the whole list of `kind` ('staff' or 'contact'), in one transaction,
-        with `audit` added in it."""
+        with the audit note `audit` makes of the list it replaces, read in that transaction
+        (two imports at once each describe what they replaced, not what was there before
+        either began)."""
         rows = [
             {"kind": kind, "key": item.email, "data": _to_json(item), "updated_at": utc_naive(now)}
             for item in items
         ]
         with transaction(self.engine) as conn:
+            before: Sequence[Contact | StaffMember] = ()
+            if audit is not None:
+                before = [_ITEM[kind](data) for data in self._read(conn, kind)]
             conn.execute(delete(directory_entries).where(directory_entries.c.kind == kind))
             if rows:
                 conn.execute(insert(directory_entries), rows)
@@ -106,4 +121,4 @@ class DirectoryStore:
             else:
                 conn.execute(meta.update().where(meta.c.key == _VERSION_KEY).values(**values))
             if audit is not None:
-                add_audit(conn, audit)
+                add_audit(conn, audit(before))
