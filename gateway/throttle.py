@@ -15,6 +15,13 @@ guesses sent one after another: guesses sent at once are each checked before any
 
 Attempts still being checked are not counted: many staff behind one school's NAT, or a chat
 bridge, may rightly send many at once from one address.
+
+A login's relay failures are forgiven by `safeguard staff unlock` or a new password, written to
+the database (`gateway.store.failures`). A running process finds out when it is about to refuse
+(`still_blocked`): only then does it ask the database whether anything was forgiven since its
+counts were last taken from there (one indexed look-up), and if so it counts again from the
+database. Attempts that are let through, the hot path, never wait for the database, and a
+refusal that the database cannot confirm in time stands.
 """
 
 from __future__ import annotations
@@ -68,6 +75,12 @@ class FailureLimiter:
         self._tried: dict[str, OrderedDict[bytes, datetime]] = {}
         self._secret = os.urandom(32)
         self._since_sweep = 0
+        # Per count: the newest forgiving row (an unlock, a new password) in the database when
+        # the count was last taken from there; a newer one sends the next refusal to look.
+        self._settled: dict[_Key, int] = {}
+        # Refusals being confirmed against the database, so that a flood of attempts from a
+        # blocked address waits on one look-up, not one each.
+        self._confirming: dict[_Key, asyncio.Task[None]] = {}
 
     def _since(self) -> datetime:
         return self.clock.now().astimezone(UTC) - timedelta(seconds=self.window)
@@ -88,6 +101,54 @@ class FailureLimiter:
         if len(self._recent((address, None))) >= self.address_limit:
             return True
         return login is not None and len(self._recent((address, login))) >= self.limit
+
+    async def still_blocked(self, address: str, login: str | None = None) -> bool:
+        """`blocked`, unless an unlock or new password recorded in the database since this
+        process last counted from there has forgiven enough of the failures. Only a refusal
+        costs a look-up; if the database does not answer in time, the refusal stands."""
+        if not self.blocked(address, login):
+            return False
+        if self.failures is None or not self.failures.forgivable(self.action):
+            return True
+        key: _Key = (address, login)
+        task = self._confirming.get(key)
+        if task is None:
+            task = asyncio.create_task(self._confirm(address, login))
+            self._confirming[key] = task
+            task.add_done_callback(lambda _: self._confirming.pop(key, None))
+        # Shielded: one waiter's connection closing must not cancel the others' look-up.
+        await asyncio.shield(task)
+        return self.blocked(address, login)
+
+    async def _confirm(self, address: str, login: str | None) -> None:
+        """Count `address` (and `login`) again from the database if a forgiving row newer
+        than the counts' is there."""
+        assert self.failures is not None
+        keys: list[_Key] = [(address, None)] + ([(address, login)] if login is not None else [])
+        try:
+            newest = await asyncio.wait_for(
+                asyncio.to_thread(self.failures.newest_forgiving, self.action),
+                self.record_timeout,
+            )
+            if all(self._settled.get(key, 0) >= newest for key in keys):
+                return
+            shared = await asyncio.wait_for(
+                asyncio.to_thread(
+                    self.failures.recent,
+                    self.action,
+                    address,
+                    login,
+                    self.clock.now().astimezone(UTC),
+                    timedelta(seconds=self.window),
+                ),
+                self.record_timeout,
+            )
+        except Exception as exc:  # the database is down: this process's count still holds
+            log.warning("unlock_not_checked", client=address, login=login, error=repr(exc))
+            return
+        self._learn(shared, address, login)
+        if shared.forgiven_address:
+            log.info("failures_forgiven", client=address, login=login)
 
     def _repeat(self, address: str, attempt: bytes | None, now: datetime) -> bool:
         """Whether this exact attempt already failed from `address` within the window."""
@@ -149,15 +210,21 @@ class FailureLimiter:
         self._learn(shared, address, login)
 
     def _learn(self, shared: Recent, address: str, login: str | None) -> None:
-        """Take the database's counts where they are higher than this process's own."""
-        found: list[tuple[_Key, list[datetime], int]] = [
-            ((address, None), shared.address, self.address_limit)
+        """Take the database's counts where they are higher than this process's own, or
+        where an unlock or new password forgave some of them: the database's count is then
+        the one that holds (a failure this process could not record is forgotten with them)."""
+        found: list[tuple[_Key, list[datetime], int, int]] = [
+            ((address, None), shared.address, shared.forgiven_address, self.address_limit)
         ]
         if login is not None:
-            found.append(((address, login), shared.actor, self.limit))
-        for key, times, most in found:
-            if len(times) > len(self._times.get(key, ())):
-                self._times[key] = deque(times, maxlen=most)
+            found.append(((address, login), shared.actor, shared.forgiven_actor, self.limit))
+        for key, times, forgiven, most in found:
+            if forgiven or len(times) > len(self._times.get(key, ())):
+                if times:
+                    self._times[key] = deque(times, maxlen=most)
+                else:
+                    self._times.pop(key, None)
+            self._settled[key] = max(self._settled.get(key, 0), shared.settled)
 
     def _sweep(self) -> None:
         """Forget counts that left the window: addresses and logins seen once are not kept."""
@@ -167,6 +234,9 @@ class FailureLimiter:
         self._since_sweep = 0
         for key in list(self._times):
             self._recent(key)
+        for key in list(self._settled):
+            if key not in self._times:  # counted afresh, should it fail again
+                del self._settled[key]
         since = self._since()
         for address, tried in list(self._tried.items()):
             if not tried or max(tried.values()) < since:

@@ -124,7 +124,8 @@ class RelayHandler:
 
     async def _throttled(self, server: SMTP, login: str | None = None) -> bool:
         ip = _peer_ip(server.session) if server.session else ""
-        if self.limiter.blocked(ip, login):
+        # Asks the database only when about to refuse: an unlock may have lifted the limit.
+        if await self.limiter.still_blocked(ip, login):
             await server.push(replies.AUTH_THROTTLED)
             if server.transport is not None:
                 server.transport.close()

@@ -27,6 +27,7 @@ AUDIT_ACTIONS = {
     "password_set": "Password set",
     "password_removed": "Password removed",
     "smtp_auth_failed": "Wrong relay password",
+    "smtp_auth_unlocked": "Relay lockout cleared",
     "api_token_failed": "Wrong API token",
     "api_token_created": "API token made",
     "api_token_revoked": "API token revoked",

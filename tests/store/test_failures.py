@@ -11,11 +11,20 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import Engine, create_engine, select
 
 from gateway.clock import FixedClock
+from gateway.store.audit import AuditNote
+from gateway.store.credentials import CredentialStore
 from gateway.store.db import make_engine
-from gateway.store.failures import SMTP_AUTH_FAILED, FailureLog
+from gateway.store.failures import (
+    API_TOKEN_FAILED,
+    SMTP_AUTH_FAILED,
+    SMTP_AUTH_UNLOCKED,
+    FailureLog,
+    Recent,
+    Unlocked,
+)
 from gateway.store.migrate import upgrade
 from gateway.store.schema import audit_log
 from gateway.throttle import FailureLimiter
@@ -170,3 +179,102 @@ def test_counts_that_left_the_window_are_swept_from_memory():
         asyncio.run(limiter.failed("203.0.113.1", "x", login="y", attempt=str(n).encode()))
     assert all(address == "203.0.113.1" for address, _ in limiter._times)
     assert list(limiter._tried) == ["203.0.113.1"]
+
+
+def _unlock(engine: Engine, login: str, at: datetime, client: str | None = None) -> Unlocked:
+    note = AuditNote("it.admin", SMTP_AUTH_UNLOCKED, at, login, None, {"via": "cli"})
+    return FailureLog(engine).unlock(login, note, timedelta(seconds=600), client=client)
+
+
+class _Counting(FailureLog):
+    """A FailureLog that counts how often a relay asks it whether anything was forgiven."""
+
+    looked = 0
+    recounted = 0
+
+    def newest_forgiving(self, action: str) -> int:
+        self.looked += 1
+        return super().newest_forgiving(action)
+
+    def recent(
+        self, action: str, client: str, actor: str | None, now: datetime, window: timedelta
+    ) -> Recent:
+        self.recounted += 1
+        return super().recent(action, client, actor, now, window)
+
+
+def test_an_unlock_reaches_a_running_process_when_it_is_about_to_refuse(engine: Engine):
+    """Review: "no command clears [an SMTP AUTH lockout]". An unlock written to the database
+    lifts the lockout in a process that counted the failures in memory; the database is asked
+    only when a refusal is due, and counted again only when something new was forgiven."""
+    clock = FixedClock(START)
+    log = _Counting(engine)
+    limiter = FailureLimiter(
+        3, 600, clock=clock, failures=log, action=SMTP_AUTH_FAILED, address_limit=30
+    )
+    alex, dana = "alex.teacher@safe.example", "dana.lee@safe.example"
+    for login in (alex, dana):
+        for guess in (b"1", b"2", b"3"):
+            asyncio.run(limiter.failed(CLIENT, login, login=login, attempt=login.encode() + guess))
+    assert asyncio.run(limiter.still_blocked(CLIENT, alex))
+    assert asyncio.run(limiter.still_blocked(CLIENT, alex))
+    assert not asyncio.run(limiter.still_blocked(CLIENT, "sam.ray@safe.example"))
+    assert (log.looked, log.recounted) == (2, 0)  # refusals looked; nothing new forgiven
+
+    found = _unlock(engine, alex, START)
+
+    assert (found.cleared, found.by_client, found.others) == (3, {CLIENT: 3}, {CLIENT: 3})
+    assert not asyncio.run(limiter.still_blocked(CLIENT, alex))
+    assert not limiter.blocked(CLIENT, alex)  # the count in memory was taken again
+    assert asyncio.run(limiter.still_blocked(CLIENT, dana))  # only alex was forgiven
+    assert asyncio.run(limiter.still_blocked(CLIENT, dana))
+    # Each count was taken again once after the unlock, not at every refusal.
+    assert (log.looked, log.recounted) == (5, 2)
+
+
+def test_an_unlock_forgives_the_logins_share_of_the_address_count_only(engine: Engine):
+    """The address-wide count (6 here) loses the unlocked login's failures, not the others'."""
+    limiter = _by_login(FailureLog(engine), FixedClock(START))
+    for n in range(5):
+        asyncio.run(limiter.failed(CLIENT, f"u{n}", login=f"u{n}", attempt=f"u{n}".encode()))
+    asyncio.run(limiter.failed(CLIENT, "alex", login="alex", attempt=b"alex\0x"))
+    assert limiter.blocked(CLIENT)
+    _unlock(engine, "alex", START)
+    assert not asyncio.run(limiter.still_blocked(CLIENT))  # 5 of 6
+    asyncio.run(limiter.failed(CLIENT, "u9", login="u9", attempt=b"u9"))
+    assert asyncio.run(limiter.still_blocked(CLIENT))  # 6 of 6, alex's not among them
+
+
+def test_a_new_password_forgives_like_an_unlock_and_a_client_unlock_only_its_address(
+    engine: Engine,
+):
+    limiter = _by_login(FailureLog(engine), FixedClock(START))
+    other = "203.0.113.9"
+    for address in (CLIENT, other):
+        for guess in (b"1", b"2", b"3"):
+            asyncio.run(limiter.failed(address, "alex", login="alex", attempt=guess))
+    assert _unlock(engine, "alex", START, client=other).by_client == {other: 3}
+    assert not asyncio.run(limiter.still_blocked(other, "alex"))
+    assert asyncio.run(limiter.still_blocked(CLIENT, "alex"))
+    assert FailureLog(engine).pending("alex", START, timedelta(seconds=600)).cleared == 3
+    CredentialStore(engine).set_hash("alex", "$argon2id$not-a-real-hash", START)
+    assert not asyncio.run(limiter.still_blocked(CLIENT, "alex"))
+    assert FailureLog(engine).pending("alex", START, timedelta(seconds=600)).cleared == 0
+
+
+def test_a_refusal_the_database_cannot_confirm_stands(tmp_path: Path):
+    """The database being down must not lift a lockout, nor raise."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'missing' / 'archive.db'}")
+    limiter = _limiter(FailureLog(engine), FixedClock(START))
+    for n in range(3):
+        asyncio.run(limiter.failed(CLIENT, "x", login="x", attempt=str(n).encode()))
+    assert asyncio.run(limiter.still_blocked(CLIENT, "x"))
+
+
+def test_wrong_api_tokens_are_not_forgiven_and_their_refusals_never_ask(engine: Engine):
+    log = _Counting(engine)
+    limiter = FailureLimiter(2, 600, clock=FixedClock(START), failures=log, action=API_TOKEN_FAILED)
+    for _ in range(2):
+        asyncio.run(limiter.failed(CLIENT, "(wrong API token)"))
+    assert asyncio.run(limiter.still_blocked(CLIENT))
+    assert log.looked == 0
