@@ -3,12 +3,14 @@ an export's cover page show them; tests/web/test_highlight.py checks that each h
 
 from __future__ import annotations
 
+# Flagged and changed mail is sent too: "Delivered" for `deliver` alone read, in the search
+# form's list, as if flagged mail had not been delivered.
 VERDICT_LABELS = {
     "reject": "Refused",
     "defer": "Held for office hours",
-    "rewrite": "Changed",
-    "flag": "Flagged",
-    "deliver": "Delivered",
+    "rewrite": "Sent with addresses hidden",
+    "flag": "Sent, flagged",
+    "deliver": "Sent, nothing found",
 }
 FINDING_LABELS = {
     "missing_required_cc": "Required copy missing",

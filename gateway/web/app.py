@@ -531,7 +531,7 @@ class _Console:
             if verdict in VERDICT_LABELS:
                 parts.append(f"verdict:{verdict}")
             else:
-                problems.append("Choose an outcome from the list.")
+                problems.append("Choose a verdict from the list.")
         for name, field, what in (
             ("staff", "from", "staff member"),
             ("child", "contact", "person"),

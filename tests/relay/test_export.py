@@ -296,7 +296,7 @@ def test_a_referral_export_says_whether_each_message_reached_the_child_and_carri
         "Europe/London" in cover
         and "reviews of these messages, and their notes, are included" in cover
     )
-    assert "<td>Delivered<" in cover and "<td>deliver" not in cover  # words, not codes
+    assert "<td>Sent, nothing found<" in cover and "<td>deliver" not in cover  # not codes
 
 
 def test_an_export_for_the_family_leaves_the_leads_reviews_out_and_says_so(referral, tmp_path):
