@@ -537,11 +537,18 @@ class _Console:
             ("child", "contact", "person"),
         ):
             value = query.get(name, "").strip()
-            if value:
-                if is_whole_address(value):
-                    parts.append(f"{field}:{value}")
-                else:
-                    problems.append(f"The {what} must be an e-mail address.")
+            if not value:
+                continue
+            if not is_whole_address(value):
+                problems.append(f"The {what} must be an e-mail address.")
+            elif field == "contact":
+                # Every address the directory has for them, as their page and export cover
+                # (a pupil may write from home and from school).
+                history = person_history(self.s.directory(), value.lower())
+                several = len(history.addresses) > 1
+                parts.append(f"({history.query})" if several else history.query)
+            else:
+                parts.append(f"{field}:{value}")
         return " ".join(p for p in parts if p), problems
 
     def _page_number(self, request: web.Request) -> int:

@@ -779,6 +779,10 @@ def test_a_persons_page_and_export_cover_every_address_they_have(console: Consol
     with zipfile.ZipFile(io.BytesIO(reply.body)) as bundle:
         assert len(json.loads(bundle.read("manifest.json"))) == 2
     assert audit(console, "export")[0].query == f"contact:{home} OR contact:{school}"
+    # The search form's "Involving (any address)" finds both too, narrowed by what else is set.
+    found = browser.get(f"/search?child={school}&q=Thursday")
+    assert f"To {home}" in found.text and f"To {school}" in found.text
+    assert audit(console, "search")[0].query == (f"Thursday (contact:{home} OR contact:{school})")
 
 
 def test_cookies_are_secure_when_the_console_is_reached_over_https_even_on_loopback(
