@@ -674,6 +674,8 @@ class _Console:
             "new_text": mark(parsed.new_text),
             "signature": mark(parsed.signature),
             "quoted_text": mark(parsed.quoted_text),
+            # What only the HTML beside the plain part says (what most clients show).
+            "alternative_text": mark(parsed.alternative_text),
             "attachments": parsed.attachments,
         }
         return body, told

@@ -116,8 +116,18 @@ class Console:
     def browser(self) -> Browser:
         return Browser(self.base)
 
-    def send(self, at: datetime, *, to: list[str], cc: list[str], subject: str, body: str) -> int:
-        """Mail from the teacher through the relay at `at`; the new archive id."""
+    def send(
+        self,
+        at: datetime,
+        *,
+        to: list[str],
+        cc: list[str],
+        subject: str,
+        body: str,
+        html: str | None = None,
+    ) -> int:
+        """Mail from the teacher through the relay at `at` (`html`: an HTML alternative beside
+        the plain text); the new archive id."""
         self.clock.moment = at
         message = EmailMessage()
         message["From"] = TEACHER
@@ -126,6 +136,8 @@ class Console:
             message["Cc"] = ", ".join(cc)
         message["Subject"] = subject
         message.set_content(body)
+        if html is not None:
+            message.add_alternative(html, subtype="html")
         with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30) as client:
             client.send_message(message, from_addr=TEACHER, to_addrs=to + cc)
         with self.gateway.engine.connect() as conn:

@@ -594,6 +594,24 @@ def test_a_childs_export_carries_the_leads_reviews_only_when_the_box_is_ticked(c
     assert [e.detail["reviews"] for e in audit(console, "export")] == [True, False]
 
 
+def test_a_message_page_shows_what_only_its_html_version_says(console: Console):
+    """A review found that the console showed only the plain-text part: "what only the HTML
+    showed, and what its findings quote, is not shown or marked"."""
+    archive_id = console.send(
+        MONDAY,
+        to=[SAM],
+        cc=[PARENT],
+        subject="Thursday",
+        body="Hi Sam,\n\nSee you on Thursday.\n\nKind regards,\nAlex\n",
+        html="<p>Hi Sam,</p><p>See you on Thursday. Our secret: call me on 07700 900123.</p>"
+        "<p>Kind regards,<br>Alex</p>",
+    )
+    page = signed_in(console).get(f"/messages/{archive_id}")
+    assert "The HTML version says something else" in page.text
+    assert "call me on" in page.text
+    assert "<mark" in page.text.split("The HTML version says something else")[1]
+
+
 def test_signing_out_ends_the_session_everywhere(console: Console):
     browser = signed_in(console)
     cookies = list(browser.cookies)
