@@ -165,9 +165,18 @@ class Pipeline:
         # No exemption for the gateway's own notices (a header anyone can forge): they go to
         # staff, so they pass; and a null-sender message is never answered with another notice.
         verdict = self.policy.evaluate(message, view or self.directory(), at)
-        # Every finding comes from one of the pack's rules (a crashed check included).
+        # Every finding comes from one of the pack's rules (a crashed check included); worded
+        # for who the message goes to (a parent already copied is not one to write to instead).
+        receiving = [a.email for a in message.receiving]
         explained = tuple(
-            explain(self.templates, f, self._rules[f.rule], self.organisation, verdict.action.value)
+            explain(
+                self.templates,
+                f,
+                self._rules[f.rule],
+                self.organisation,
+                verdict.action.value,
+                receiving,
+            )
             for f in verdict.findings
         )
         return verdict, explained

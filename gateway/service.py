@@ -50,7 +50,9 @@ def load_policy_and_wording(settings: Settings) -> tuple[Policy, jinja2.Environm
     """The pack and every notice template, compiled: a broken one raises PackError naming
     each problem (the CLI prints one per line), at start rather than in the first bounce."""
     policy = load_policy(settings)
-    templates = environment_for(settings.pack, settings.templates, settings.web.url)
+    templates = environment_for(
+        settings.pack, settings.templates, settings.web.url, policy.pack.organisation.timezone
+    )
     problems = template_problems(templates, {rule.check for rule in policy.pack.rules})
     if problems:
         where = settings.templates or "templates"

@@ -10,6 +10,7 @@ from email.parser import BytesParser
 import jinja2
 
 from gateway.notify.dsn import RecipientStatus, build_dsn
+from gateway.notify.render import local_time
 
 
 def _subject_of(raw: bytes) -> str:
@@ -40,11 +41,16 @@ def delivery_failure(
     lifetime: float,
     sent: datetime | None = None,
 ) -> bytes:
+    # In the organisation's zone when the environment knows it, in the notices' one format;
+    # otherwise the time as given, its zone named so that a UTC time is not read as local.
+    zone = env.globals.get("org_zone")
+    named = f" ({arrival.tzname()})" if arrival.tzname() else ""
+    shown = local_time(arrival, zone) if zone else f"{local_time(arrival)}{named}"
     context = {
         "reporting_mta": reporting_mta,
         "statuses": statuses,
         "original_subject": _subject_of(original),
-        "arrival": arrival.strftime("%A %d %B %Y, %H:%M %Z"),
+        "arrival": shown,
         "expired": expired,
         "lifetime": _duration(lifetime),
     }

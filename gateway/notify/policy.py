@@ -18,6 +18,7 @@ from gateway.message.model import Address
 from gateway.message.model import Message as ParsedMessage
 from gateway.message.rewrite import hide_recipients, replace_headers
 from gateway.notify.dsn import GENERATED_HEADER, RecipientStatus, attached_message, build_dsn
+from gateway.notify.render import local_time
 from gateway.notify.wording import Explained
 from gateway.policy.types import Action, Organisation, Verdict
 
@@ -27,10 +28,29 @@ class Draft:
     raw: bytes
     fixes: tuple[str, ...]  # what the gateway changed, in words
     manual: tuple[str, ...]  # what only the sender can change
+    left_out: tuple[str, ...] = ()  # who the draft does not go to, and why, in words
+
+    @property
+    def attached(self) -> bool:
+        """Whether the bounce attaches it: the gateway changed something."""
+        return bool(self.fixes or self.left_out)
 
 
 def _format_addresses(addresses: Sequence[str]) -> str:
     return ", ".join(addresses)
+
+
+def _left_out(explained: Sequence[Explained]) -> dict[str, str]:
+    """The young people the draft cannot go to, each with what the bounce says of it: no
+    consent (or, in bmt, no manager approval) on record. No added copy mends that, so a draft
+    that kept them would be refused again for them."""
+    out: dict[str, str] = {}
+    for e in explained:
+        f = e.finding
+        if f.code == "no_consent" and f.action is Action.REJECT and f.recipient:
+            name = f.params.get("young_person", {}).get("name") or f.recipient
+            out.setdefault(f.recipient, e.left_out or f"{name} is left out of the draft.")
+    return out
 
 
 def corrected_draft(
@@ -40,14 +60,26 @@ def corrected_draft(
     colleague: Callable[[str], bool] = lambda address: False,
 ) -> Draft:
     """The sender's message with the safe corrections made: required copies added, outside
-    recipients moved to Bcc (the organisation's staff, `colleague`, stay in To and Cc). Words
-    (sign-offs, personal details) are left for the person to edit."""
+    recipients moved to Bcc (the organisation's staff, `colleague`, stay in To and Cc), and a
+    young person with no consent on record left out (the draft goes to the others). Words
+    (sign-offs, personal details) are left for the person to edit. Nobody left to send it
+    to: no draft (nothing `attached`), the corrections to make by hand."""
+    dropped = _left_out(explained)
+    everyone = [a.email for a in (*message.to, *message.cc, *message.bcc)]
+    if dropped and all(address in dropped for address in everyone):
+        # Only young people who cannot be written to: no draft (a copy added for them would
+        # be refused with them); the bounce's corrections are made by hand.
+        blocking = (Action.REJECT, Action.DEFER)
+        manual = [e.correction for e in explained if e.finding.action in blocking]
+        return Draft(raw, (), tuple(dict.fromkeys(manual)))
     fixes: list[str] = []
     manual: list[str] = []
     add_cc: list[str] = []
     hide = False
     for e in explained:
         p = e.finding.params
+        if e.finding.recipient in dropped:
+            continue  # the draft does not go to them: a copy for them is not needed
         if e.finding.code == "missing_required_cc":
             options: list[str] = []
             if "guardian" in p["required"]:
@@ -72,15 +104,24 @@ def corrected_draft(
     for address in add_cc:  # where it went: hidden with the rest unless a colleague
         fixes.append(f"{address} added in {'Bcc' if hide and not colleague(address) else 'Cc'}")
     if hide:
-        keep_to = [a for a in message.to if colleague(a.email)]
-        keep_cc = [a for a in message.cc if colleague(a.email)]
+        keep_to = [a for a in message.to if colleague(a.email) and a.email not in dropped]
+        keep_cc = [a for a in message.cc if colleague(a.email) and a.email not in dropped]
         keep_cc += [Address(e) for e in add_cc if colleague(e)]  # a colleague copied
-        kept = {a.email for a in (*keep_to, *keep_cc)}
-        everyone = [a.email for a in (*message.to, *message.cc, *message.bcc)] + add_cc
-        hidden = [e for e in dict.fromkeys(everyone) if e not in kept]
+        shown_or_dropped = {a.email for a in (*keep_to, *keep_cc)} | set(dropped)
+        hidden = [e for e in dict.fromkeys(everyone + add_cc) if e not in shown_or_dropped]
         draft = hide_recipients(draft, keep_to, keep_cc)
         draft = replace_headers(draft, ["Bcc"], [("Bcc", _format_addresses(hidden))])
         fixes.append("outside recipients moved to Bcc")
+    elif dropped:
+        # Everyone else where they were (Bcc included: envelope-only recipients were the
+        # sender's Bcc), the added copies in Cc.
+        keep_to = [a for a in message.to if a.email not in dropped]
+        keep_cc = [a for a in message.cc if a.email not in dropped]
+        keep_cc += [Address(e) for e in add_cc if e not in {a.email for a in keep_cc}]
+        blind = [a.email for a in message.bcc if a.email not in dropped]
+        draft = hide_recipients(draft, keep_to, keep_cc)
+        if blind:
+            draft = replace_headers(draft, ["Bcc"], [("Bcc", _format_addresses(blind))])
     elif add_cc:
         existing = [a.email for a in message.cc]
         draft = replace_headers(draft, ["Cc"], [("Cc", _format_addresses(existing + add_cc))])
@@ -88,7 +129,12 @@ def corrected_draft(
     draft = replace_headers(
         draft, ["Message-ID", "Date", "X-Unsent", "Received"], [("X-Unsent", "1")]
     )
-    return Draft(draft, tuple(dict.fromkeys(fixes)), tuple(dict.fromkeys(manual)))
+    return Draft(
+        draft,
+        tuple(dict.fromkeys(fixes)),
+        tuple(dict.fromkeys(manual)),
+        tuple(dict.fromkeys(dropped.values())),
+    )
 
 
 def _context(
@@ -137,6 +183,8 @@ def policy_bounce(
     )
     context = _context(message, explained, org, sent) | {
         "draft_fixes": draft.fixes,
+        "draft_attached": draft.attached,
+        "left_out": draft.left_out,
         "manual": draft.manual,
         "blocking": [e for e in explained if e.finding.action is Action.REJECT],
         "others": [e for e in explained if e.finding.action is not Action.REJECT],
@@ -153,7 +201,7 @@ def policy_bounce(
         else []
     )
     extra: list[Message] = []
-    if draft.fixes:
+    if draft.attached:
         extra.append(attached_message(draft.raw, "corrected-draft.eml"))
     return build_dsn(
         reporting_mta=hostname,
@@ -211,7 +259,7 @@ def deferral_notice(
     return plain_notice(
         hostname=hostname,
         to=[message.envelope_from],
-        subject=f"Held until {deliver_at.astimezone(org.timezone):%A %H:%M}: "
+        subject=f"Held until {local_time(deliver_at, org.timezone)}: "
         f"{message.subject or '(no subject)'}",
         body=env.get_template("notices/deferral.txt.j2").render(context),
         sent=sent,
@@ -264,10 +312,10 @@ def _outcome(verdict: Verdict, channel: str, org: Organisation) -> str:
     if verdict.monitor:
         return "sent on (monitor mode: the policy is recorded, not enforced)"
     if verdict.action is Action.DEFER and verdict.deliver_at is not None:
-        held = verdict.deliver_at.astimezone(org.timezone)
+        held = local_time(verdict.deliver_at, org.timezone)
         return (
-            f"held, not sent yet: it goes at {held:%A %d %B %Y %H:%M} unless a safeguarding "
-            "lead cancels it first (Held mail, in the console)"
+            f"held, not sent yet: it goes on {held} unless a safeguarding lead cancels it "
+            "first (Held mail, in the console)"
         )
     return {
         Action.REJECT: "refused: not sent to anyone; its sender was told what to change",

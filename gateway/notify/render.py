@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import jinja2
@@ -12,10 +12,14 @@ BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 def make_environment(
-    overrides: Sequence[Path] = (), console_url: str | None = None
+    overrides: Sequence[Path] = (),
+    console_url: str | None = None,
+    zone: tzinfo | None = None,
 ) -> jinja2.Environment:
     """Templates are looked up in `overrides` (an organisation's own wording) before built-ins.
-    `console_url`: the console's address as leads reach it, for links in their notices."""
+    `console_url`: the console's address as leads reach it, for links in their notices.
+    `zone`: the organisation's, for notices whose caller holds only a UTC time (a delivery
+    failure's arrival: the delivery worker knows the queue, not the organisation)."""
     search = [str(p) for p in overrides if p.is_dir()] + [str(BUILTIN_TEMPLATES)]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
@@ -35,6 +39,7 @@ def make_environment(
     )
     env.filters["local_time"] = local_time
     env.globals["console_url"] = console_url
+    env.globals["org_zone"] = zone
     return env
 
 
@@ -73,16 +78,26 @@ def template_problems(env: jinja2.Environment, codes: Iterable[str]) -> list[str
 
 
 def environment_for(
-    pack: str, site: Path | None = None, console_url: str | None = None
+    pack: str,
+    site: Path | None = None,
+    console_url: str | None = None,
+    zone: tzinfo | None = None,
 ) -> jinja2.Environment:
     """Lookup order: the site's own folder, then the pack's wording (`templates/packs/NAME/`),
     then the built-ins. Each folder mirrors the built-in layout (notices/, findings/)."""
     folders = [site] if site is not None else []
     folders.append(BUILTIN_TEMPLATES / "packs" / Path(pack).stem)
-    return make_environment(folders, console_url)
+    return make_environment(folders, console_url, zone)
 
 
-def local_time(value: str | datetime) -> str:
-    """'Monday 23 November 2026 at 09:00' (in the zone the time carries: the organisation's)."""
+def local_time(value: str | datetime, zone: tzinfo | None = None) -> str:
+    """'Monday 7 December 2026, 15:30': every time a notice shows a person, in one format (the
+    console's and the export's too), so two never stand side by side in different shapes. In
+    `zone` if given, else in the zone the time carries (the organisation's, as callers pass
+    it); a time with no zone is UTC, as the archive keeps them (not the host's local time).
+    Date headers stay RFC 5322 (`email.utils.format_datetime`)."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return f"{moment:%A} {moment.day} {moment:%B %Y} at {moment:%H:%M}"
+    if zone is not None:
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        moment = aware.astimezone(zone)
+    return f"{moment:%A} {moment.day} {moment:%B %Y}, {moment:%H:%M}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,9 @@ class Explained:
     rule: Rule
     explanation: str
     correction: str
+    # What a bounce says beside its corrected draft when the draft leaves this finding's
+    # recipient out (a finding template's optional `left_out()`); "" if it has none.
+    left_out: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         f = self.finding
@@ -44,12 +48,25 @@ def explain(
     rule: Rule,
     org: Organisation,
     outcome: str = "",
+    recipients: Collection[str] = (),
 ) -> Explained:
     """`outcome`: the message's verdict (`reject`, ...), for wording that depends on it: a
-    finding that would hold the message says otherwise when another refuses it."""
+    finding that would hold the message says otherwise when another refuses it.
+    `recipients`: who the message goes to (normalised addresses), for wording that depends on
+    it: a correction does not suggest writing to someone the message already goes to."""
     module = _template(env, finding.code).make_module(
-        {"f": finding, "p": finding.params, "rule": rule, "org": org, "outcome": outcome}
+        {
+            "f": finding,
+            "p": finding.params,
+            "rule": rule,
+            "org": org,
+            "outcome": outcome,
+            "recipients": frozenset(recipients),
+        }
     )
     explanation = " ".join(str(module.explanation()).split())  # type: ignore[attr-defined]
     correction = " ".join(str(module.correction()).split())  # type: ignore[attr-defined]
-    return Explained(finding, rule, explanation, correction)
+    # Optional: a site's own template written before it existed need not define it.
+    left_out = getattr(module, "left_out", None)
+    note = " ".join(str(left_out()).split()) if callable(left_out) else ""
+    return Explained(finding, rule, explanation, correction, note)

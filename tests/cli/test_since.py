@@ -49,9 +49,9 @@ def test_every_command_refuses_the_same_periods_in_the_same_words(
 def test_the_digest_of_the_last_half_hour_covers_half_an_hour(tmp_path: Path):
     result = _run(tmp_path, "digest", "--since", "30m")
     assert result.exit_code == 0, result.output
-    # "Monday 7 December 2026 at 14:54 to Monday 7 December 2026 at 15:24"
+    # "Monday 7 December 2026, 14:54 to Monday 7 December 2026, 15:24"
     start, end = (
         int(hours) * 60 + int(minutes)
-        for hours, minutes in re.findall(r"at (\d\d):(\d\d)", result.stdout.splitlines()[1])
+        for hours, minutes in re.findall(r", (\d\d):(\d\d)", result.stdout.splitlines()[1])
     )
     assert (end - start) % (24 * 60) == 30

@@ -113,7 +113,7 @@ def test_the_lead_s_alert_says_a_held_message_can_still_be_stopped_and_whom_it_i
     )
     assert lines["Young people among them"] == "sam.minor@home.example"
     assert lines["What happened to it"] == (
-        "held, not sent yet: it goes at Tuesday 24 November 2026 09:00 unless a safeguarding "
+        "held, not sent yet: it goes on Tuesday 24 November 2026, 09:00 unless a safeguarding "
         "lead cancels it first (Held mail, in the console)"
     )
 

@@ -170,7 +170,7 @@ def test_out_of_hours_mail_is_held_and_the_sender_told_when_it_will_go(start_gat
     [notice] = sink.handler.wait_for(1)
     assert notice.rcpt_tos == ["alex.teacher@safe.example"]
     body = message_from_bytes(notice.data, policy=policy.default).get_body().get_content()
-    assert "Monday 30 November 2026 at 09:00" in body
+    assert "Monday 30 November 2026, 09:00" in body
     with gateway.gateway.engine.connect() as conn:
         held = conn.execute(
             select(queue.c.not_before, queue.c.status).where(queue.c.kind == "deliver")
