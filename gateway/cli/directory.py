@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from gateway.directory.csvfile import (
     read_contacts_csv,
     read_staff_csv,
 )
+from gateway.directory.model import Contact
 from gateway.store.audit import AuditNote
 
 
@@ -43,6 +46,31 @@ def _note(
             **leads,
         },
     )
+
+
+def _warn_of_categories(ctx: Context, contacts: Sequence[Contact]) -> None:
+    """A category no rule of the pack names is most likely misspelt, and the rules kept for
+    the category meant (bmt: a parent's copy for work experience) pass the young person by:
+    said at once, with the nearest category, while the file is in front of the admin."""
+    from gateway.policy.pack import PackError, load_pack
+
+    try:
+        pack = load_pack(ctx.settings.pack, site=ctx.settings.organisation)
+    except PackError:
+        return  # `serve` and `rules check` say what is wrong with the pack
+    known = pack.categories
+    if not known:
+        return
+    unknown = Counter(c.category for c in contacts if c.category not in known)
+    for category, count in sorted(unknown.items()):
+        near = difflib.get_close_matches(category, known, n=1)
+        people = "1 young person has" if count == 1 else f"{count} young people have"
+        click.echo(
+            f"safeguard: warning: {people} the category {category!r}, which no rule of the "
+            f"pack {pack.name!r} names ({', '.join(sorted(known))}): the rules kept for a "
+            "category do not apply to them" + (f". Did you mean {near[0]!r}?" if near else "."),
+            err=True,
+        )
 
 
 @click.group()
@@ -87,6 +115,8 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
             today = now.astimezone(zone).date() if zone else now.date()
             items = read_contacts_csv(csv_file, today=today)
         store.replace("staff" if kind == "staff" else "contact", items, now, audit=note)
+        if kind == "contacts":
+            _warn_of_categories(ctx, items)
     except DirectoryFileError as exc:
         # One line on stderr, as for all bad input; the other rows to fix on stdout.
         click.echo(f"safeguard: {exc}", err=True)

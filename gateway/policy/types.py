@@ -135,6 +135,12 @@ class Pack:
         """The ids of the rules whose findings alert the safeguarding lead at once."""
         return frozenset(rule.id for rule in self.rules if rule.urgent)
 
+    @property
+    def categories(self) -> frozenset[str]:
+        """The young people's categories its rules are kept for (`[rule.where] categories`);
+        empty when every rule applies whatever the category."""
+        return frozenset(c for rule in self.rules for c in rule.where.categories or ())
+
 
 @dataclass(frozen=True)
 class Verdict:

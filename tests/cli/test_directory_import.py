@@ -111,3 +111,32 @@ def test_an_import_is_on_the_audit_log_with_who_became_or_stopped_being_a_lead(
     assert second.detail["leads_removed"] == [] and second.detail["changed"] == 1
     assert third.detail["kind"] == "contacts" and third.detail["added"] == 1
     assert "sam.minor@home.example" not in str(third.detail) + third.query
+
+
+def test_a_category_no_rule_of_the_pack_names_is_warned_of_with_the_nearest(
+    run, config: Path, tmp_path: Path
+):
+    """bmt: "Mail to work-experience placements (15-17) must copy a parent/guardian or the
+    school representative". A review found that "work experiance" in the CSV silently took
+    Leo out of that rule; the import now says so, naming the category meant."""
+    config.write_text(config.read_text() + '[policy]\npack = "bmt"\n')
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        CONTACTS.splitlines()[0]
+        + "\nleo@home.example,Leo,2009-05-04,work experiance,k@parents.example,,yes\n"
+        + "wes@home.example,Wes,2009-06-01,work_experience,w@parents.example,,yes\n"
+    )
+    result = run("directory", "import", "contacts", str(contacts))
+    assert result.exit_code == 0, result.output
+    assert (
+        "safeguard: warning: 1 young person has the category 'work_experiance', which no rule "
+        "of the pack 'bmt' names (volunteer, work_experience, work_experience_enquiry): the "
+        "rules kept for a category do not apply to them. Did you mean 'work_experience'?"
+    ) in result.output
+
+
+def test_a_pack_whose_rules_apply_whatever_the_category_warns_of_none(run, tmp_path: Path):
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(CONTACTS.replace(",participant,", ",anything_at_all,"))
+    result = run("directory", "import", "contacts", str(contacts))
+    assert result.exit_code == 0 and "warning" not in result.output
