@@ -102,6 +102,27 @@ def open_archive(settings: Settings, pool_size: int = 1) -> Engine:
     return open_engine(settings, pool_size)
 
 
+def open_admin(settings: Settings, pool_size: int = 1) -> Engine:
+    """`open_engine` for an admin command that may make the database (a directory import, a
+    password, search, audit, queue, API tokens, the digest). Run with no configuration file
+    found and no archive at the built-in default, it is almost surely run in the wrong folder
+    (the live gateway's configuration named only in its systemd unit): said so, rather than a
+    new, empty database made here and changed as if it were the gateway's. A configuration
+    named (`--config`, `$SAFEGUARD_CONFIG`, `./gateway.toml`) may make its database: a
+    directory imported before the first `serve`."""
+    url = make_url(settings.database_url)
+    database = url.database
+    on_disk = url.get_backend_name() == "sqlite" and database and database != ":memory:"
+    if not settings.path.exists() and on_disk and not Path(database).exists():
+        raise ConfigError(
+            f"no configuration file ({settings.path.name} in this folder, --config or "
+            f"$SAFEGUARD_CONFIG) and no archive at {database}: run this in the gateway's "
+            "folder, or name its configuration (safeguard --config /etc/safeguard/gateway.toml "
+            "...); nothing was changed"
+        )
+    return open_engine(settings, pool_size)
+
+
 def open_store(settings: Settings) -> DirectoryStore:
     return DirectoryStore(open_engine(settings, pool_size=1))
 

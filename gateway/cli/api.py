@@ -8,8 +8,6 @@ import click
 
 from gateway.cli import Context, pass_context
 from gateway.cli.actor import audit_note
-from gateway.store.db import make_engine
-from gateway.store.migrate import upgrade
 from gateway.store.tokens import TokenError, TokenStore
 
 
@@ -24,8 +22,9 @@ def token() -> None:
 
 
 def _store(ctx: Context) -> TokenStore:
-    engine = make_engine(ctx.settings.database_url, pool_size=1)
-    upgrade(engine)
+    from gateway.service import open_admin
+
+    engine = open_admin(ctx.settings)
     ctx.call_on_close(engine.dispose)
     return TokenStore(engine)
 

@@ -84,10 +84,11 @@ def directory() -> None:
 @pass_context
 def import_(ctx: Context, kind: str, csv_file: Path) -> None:
     """Replace the staff or contacts list with CSV_FILE (a bad row: nothing is applied)."""
-    from gateway.service import open_store
+    from gateway.service import open_admin
+    from gateway.store.directory import DirectoryStore
 
     now = SystemClock().now()
-    store = open_store(ctx.settings)
+    store = DirectoryStore(open_admin(ctx.settings))
     # Made in the import's own transaction, from the list it replaces.
     diffs: list[ImportDiff] = []
 

@@ -9,16 +9,15 @@ import click
 from gateway.cli import Context, pass_context
 from gateway.cli.actor import audit_note
 from gateway.clock import SystemClock
-from gateway.store.db import make_engine
 from gateway.store.held import HeldMail
-from gateway.store.migrate import upgrade
 from gateway.store.queue import QueueStore
 from gateway.store.records import as_aware
 
 
 def _store(ctx: Context) -> QueueStore:
-    engine = make_engine(ctx.settings.database_url, pool_size=1)
-    upgrade(engine)
+    from gateway.service import open_admin
+
+    engine = open_admin(ctx.settings)
     ctx.call_on_close(engine.dispose)
     return QueueStore(engine)
 

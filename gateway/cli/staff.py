@@ -13,10 +13,8 @@ from gateway.cli import Context, pass_context
 from gateway.clock import SystemClock
 from gateway.smtp.auth import hash_password
 from gateway.store.credentials import CredentialStore
-from gateway.store.db import make_engine
 from gateway.store.directory import DirectoryStore
 from gateway.store.failures import FailureLog, Unlocked
-from gateway.store.migrate import upgrade
 
 
 @click.group()
@@ -44,8 +42,9 @@ def set_password(ctx: Context, email: str) -> None:
     if len(password) < 10:
         click.echo("safeguard: a password needs at least 10 characters", err=True)
         sys.exit(2)
-    engine = make_engine(ctx.settings.database_url, pool_size=1)
-    upgrade(engine)
+    from gateway.service import open_admin
+
+    engine = open_admin(ctx.settings)
     ctx.call_on_close(engine.dispose)
     from gateway.cli.actor import local_user
 
