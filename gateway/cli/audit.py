@@ -77,4 +77,7 @@ def audit(
     for e in entries:
         at = f"{e.at.astimezone(zone):%Y-%m-%d %H:%M:%S}"
         count = "" if e.result_count is None else str(e.result_count)
-        click.echo(f"{at:<{stamp}}  {e.actor:<{who}} {e.action:<{wide}} {count:>7}  {e.query}")
+        query = e.query
+        if e.action == "export" and e.detail.get("reviews"):
+            query += "  [with the leads' reviews and notes]"
+        click.echo(f"{at:<{stamp}}  {e.actor:<{who}} {e.action:<{wide}} {count:>7}  {query}")

@@ -154,3 +154,16 @@ def export(
     for path in done.extra_files:
         click.echo(f"  with {path}")
     click.echo(f"SHA-256 of {output.name}: {done.sha256}")
+    if history is not None and history.name is None and done.count == 0:
+        # A mistyped address in a subject access request must not read as "no messages".
+        click.echo(
+            f"safeguard: warning: {contact} is not in the directory and no archived message "
+            "involves it: check the address",
+            err=True,
+        )
+    elif history is not None:
+        reviews = "with" if with_reviews else "without"
+        click.echo(
+            f"Exported {reviews} the leads' reviews and notes. Check it before it leaves the "
+            "safeguarding team: the messages name everyone they were sent to."
+        )

@@ -944,12 +944,16 @@ class _Console:
                 },
             )
             stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M")
+            # Notes meant for a referral must not be mistaken for the family's copy.
+            marked = "-with-reviews" if with_reviews else ""
             safe = re.sub(r"[^A-Za-z0-9._@-]", "_", email)
             response = web.StreamResponse(
                 headers={
                     **SECURITY_HEADERS,
                     "Content-Type": "application/zip",
-                    "Content-Disposition": f'attachment; filename="history-{safe}-{stamp}.zip"',
+                    "Content-Disposition": (
+                        f'attachment; filename="history-{safe}-{stamp}{marked}.zip"'
+                    ),
                     "X-Content-SHA256": digest,
                 }
             )

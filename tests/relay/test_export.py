@@ -357,3 +357,29 @@ def test_an_option_after_the_double_dash_is_refused_not_exported_as_words(archiv
     )  # fmt: skip
     assert result.exit_code == 2 and not out.exists()
     assert "--as after -- is read as words of the query" in result.output
+
+
+def test_a_mistyped_contact_is_not_reported_as_a_history_with_no_messages(archived, tmp_path):
+    """A review: `export --contact sam.minr@...` said "Exported 0 messages", exit 0, and a
+    typo in a subject access request looked like a child with no mail."""
+    config, _ = archived
+    out = tmp_path / "typo.zip"
+    result = _run(
+        config, "export", "--contact", "sam.minr@home.example", "--format", "eml-zip",
+        "-o", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert "sam.minr@home.example is not in the directory and no archived message" in (
+        result.output
+    )
+
+
+def test_the_audit_log_says_which_export_carried_the_leads_notes(referral, tmp_path):
+    config, _ = referral
+    _export_sam(config, tmp_path / "with.zip", "--with-reviews")
+    _export_sam(config, tmp_path / "without.zip")
+    lines = _run(config, "audit", "--action", "export").output.splitlines()[1:]
+    assert [line.endswith("[with the leads' reviews and notes]") for line in lines] == [
+        False,
+        True,
+    ]

@@ -586,12 +586,17 @@ def test_a_childs_export_carries_the_leads_reviews_only_when_the_box_is_ticked(c
         form = {"csrf": page.field("csrf")} | ({"reviews": "yes"} if ticked else {})
         reply = browser.post(f"/contacts/{SAM}/export", form)
         assert reply.status == 200
+        # Notes meant for a referral are not to be mistaken for the family's copy.
+        named = reply.headers["Content-Disposition"]
+        assert named.endswith('-with-reviews.zip"') is ticked
         with zipfile.ZipFile(io.BytesIO(reply.body)) as bundle:
             covers[ticked] = bundle.read("cover.html").decode()
             [row] = json.loads(bundle.read("manifest.json"))
         assert ("Referred to the LADO" in row["reviews"]) is ticked
     assert "Referred to the LADO" in covers[True] and "LADO" not in covers[False]
     assert [e.detail["reviews"] for e in audit(console, "export")] == [True, False]
+    log = browser.get("/audit?action=export").text
+    assert log.count("(with the leads' reviews and notes)") == 1
 
 
 def test_a_message_page_shows_what_only_its_html_version_says(console: Console):
