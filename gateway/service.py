@@ -81,6 +81,23 @@ def alert_warnings(policy: Policy) -> list[tuple[str, dict[str, object]]]:
     return []
 
 
+def relay_warnings(settings: Settings) -> list[tuple[str, dict[str, object]]]:
+    """A relay nobody can send through: no trusted network, and no TLS, over which alone AUTH
+    is offered (a password is never sent in the clear), so every message would get `530`."""
+    if settings.auth.trusted_networks or settings.server.tls_enabled:
+        return []
+    return [
+        (
+            "nobody_can_send",
+            {
+                "why": "[auth] trusted_networks is empty and there is no TLS, which AUTH needs: "
+                "every message will be refused with 530",
+                "fix": "set [server] tls_cert and tls_key, or [auth] trusted_networks",
+            },
+        )
+    ]
+
+
 def open_engine(settings: Settings, pool_size: int = 8) -> Engine:
     engine = make_engine(settings.database_url, pool_size=pool_size)
     upgrade(engine)
@@ -276,7 +293,7 @@ class Gateway:
             database=self.engine.url.render_as_string(hide_password=True),
             mode=self.settings.mode,
         )
-        for warning, fields in alert_warnings(self.policy):
+        for warning, fields in [*alert_warnings(self.policy), *relay_warnings(self.settings)]:
             log.warning(warning, **fields)
 
     async def stop(self) -> None:

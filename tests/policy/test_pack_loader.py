@@ -199,3 +199,18 @@ def test_serve_warns_while_urgent_alerts_would_go_to_the_default_pack_s_placehol
     nobody = OrganisationSettings(domains=("school.example",), overrides={"dsl": []})
     [(event, _)] = alert_warnings(Policy(load_pack("default", site=nobody)))
     assert event == "alerts_have_no_dsl"
+
+
+def test_a_relay_nobody_can_send_through_is_warned_of_at_start(tmp_path):
+    """A review: with no trusted network and no TLS, AUTH is never offered and every message
+    gets 530, while the log said nothing wrong."""
+    from gateway.config import load_settings
+    from gateway.service import relay_warnings
+
+    closed = tmp_path / "closed.toml"
+    closed.write_text("[auth]\ntrusted_networks = []\n")
+    [(event, fields)] = relay_warnings(load_settings(closed))
+    assert event == "nobody_can_send" and "tls_cert" in str(fields["fix"])
+    lan = tmp_path / "lan.toml"
+    lan.write_text('[auth]\ntrusted_networks = ["10.0.0.0/8"]\n')
+    assert relay_warnings(load_settings(lan)) == []
