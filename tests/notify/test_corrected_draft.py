@@ -58,6 +58,11 @@ def test_a_refused_mass_mail_s_bounce_attaches_a_draft_with_the_outside_addresse
     assert "priya.shah@parents.example" in str(draft["Bcc"])  # the parent, added
     told = _content(prepared, "bounce")  # and the bounce says where the parent went
     assert "priya.shah@parents.example added in Bcc; outside recipients moved to Bcc" in told
+    # A review: "Nothing has been delivered to anyone" sat beside "The gateway has done this
+    # for you: each person still receives the message", read as if it had gone out.
+    flat = " ".join(told.split())
+    assert "The corrected draft attached does this" in flat
+    assert "has done this for you" not in flat
 
 
 # "Parents will be asked to give their approval for us to communicate with their children
@@ -158,6 +163,11 @@ def test_the_draft_of_refused_mass_mail_hides_the_parents_and_leaves_out_the_you
     assert NORA not in str(fixed) and "n.parent@parents.example" not in str(fixed)
     told = _content(prepared, "bounce")
     assert "priya.shah@parents.example added in Bcc; outside recipients moved to Bcc" in told
+    # A review: "Nothing has been delivered to anyone" sat beside "The gateway has done this
+    # for you: each person still receives the message", read as if it had gone out.
+    flat = " ".join(told.split())
+    assert "The corrected draft attached does this" in flat
+    assert "has done this for you" not in flat
     assert "Nora Noconsent is left out of the draft: no consent is on record." in told
     assert _send_as_it_is("teens-in-ai", fixed, draft.at).record.verdict != "reject"
 
