@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, exists, func, insert, select
+from sqlalchemy import Engine, case, desc, exists, func, insert, or_, select
 
 from gateway.store.audit import AuditNote, add_audit
 from gateway.store.db import transaction
@@ -45,6 +45,7 @@ class Awaiting:
     subject: str
     verdict: str
     codes: tuple[str, ...]
+    urgent: bool = False  # a finding of an urgent rule (the watch list): it alerted the lead
 
 
 class ReviewStore:
@@ -110,27 +111,40 @@ class ReviewStore:
             for row in rows
         ]
 
-    def awaiting(self, *, limit: int = 50, offset: int = 0) -> tuple[list[Awaiting], int]:
-        """Messages with findings other than a rewrite and no review, oldest first, and how
-        many there are."""
+    def awaiting(
+        self, *, limit: int = 50, offset: int = 0, urgent_rules: frozenset[str] = frozenset()
+    ) -> tuple[list[Awaiting], int]:
+        """Messages with findings other than a rewrite and no review, and how many there are:
+        those with a finding of an urgent rule first (`urgent_rules`, the pack's; risk
+        language counts whatever the pack, as for records from before findings said so), then
+        oldest first. A watch-list message must not wait behind a day of routine flags."""
         # Read from archive_findings, which holds rows of flagged messages only (a purge
         # deletes a tombstone's), not by looking at every archived message. A rewrite (group
         # mail moved to BCC) is fixed already; it needs nobody's judgement.
+        urgent = case(
+            (
+                or_(
+                    archive_findings.c.rule.in_(sorted(urgent_rules)),
+                    archive_findings.c.code == "risk_language",
+                ),
+                1,
+            ),
+            else_=0,
+        )
         waiting = (
-            select(archive_findings.c.archive_id)
+            select(archive_findings.c.archive_id, func.max(urgent).label("urgent"))
             .where(
                 archive_findings.c.action != "rewrite",
                 ~exists().where(reviews.c.archive_id == archive_findings.c.archive_id),
             )
-            .distinct()
+            .group_by(archive_findings.c.archive_id)
         )
         with self.engine.connect() as conn:
             total = int(
                 conn.execute(select(func.count()).select_from(waiting.subquery())).scalar_one()
             )
-            page = (
-                waiting.order_by(archive_findings.c.archive_id).limit(limit).offset(offset)
-            ).subquery()
+            first = (desc("urgent"), archive_findings.c.archive_id)
+            page = waiting.order_by(*first).limit(limit).offset(offset).subquery()
             rows = conn.execute(
                 select(
                     archive.c.id,
@@ -140,9 +154,10 @@ class ReviewStore:
                     archive.c.subject,
                     archive.c.verdict,
                     archive.c.findings,
+                    page.c.urgent,
                 )
                 .join(page, page.c.archive_id == archive.c.id)
-                .order_by(archive.c.id)
+                .order_by(page.c.urgent.desc(), archive.c.id)
             ).all()
         return [
             Awaiting(
@@ -153,6 +168,7 @@ class ReviewStore:
                 subject=row.subject,
                 verdict=row.verdict,
                 codes=tuple(dict.fromkeys(f.get("code", "") for f in row.findings or ())),
+                urgent=bool(row.urgent),
             )
             for row in rows
         ], total

@@ -718,7 +718,10 @@ class _Console:
     async def review_queue(self, request: web.Request) -> web.Response:
         page = self._page_number(request)
         waiting, total = await self._run(
-            self.reviews.awaiting, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+            self.reviews.awaiting,
+            limit=PER_PAGE,
+            offset=(page - 1) * PER_PAGE,
+            urgent_rules=self.s.urgent_rules,
         )
         await self._audit(
             request,

@@ -617,6 +617,22 @@ def test_a_message_page_shows_what_only_its_html_version_says(console: Console):
     assert "<mark" in page.text.split("The HTML version says something else")[1]
 
 
+def test_the_review_queue_puts_what_alerted_a_lead_first(console: Console):
+    """A review: a watch-list message "sat between 'Required copy missing' refusals" in a
+    queue kept oldest first, unmarked."""
+    from datetime import timedelta
+
+    older = flagged(console)
+    watched = console.send(
+        MONDAY + timedelta(minutes=5), to=[SAM], cc=[PARENT], subject="Trip", body=SECRECY
+    )
+    page = signed_in(console).get("/review").text
+    assert page.index(f'href="/messages/{watched}"') < page.index(f'href="/messages/{older}"')
+    row = page.split(f'href="/messages/{watched}"')[0].rsplit("<tr>", 1)[1]
+    assert "Urgent:" in row
+    assert "Urgent:" not in page.split(f'href="/messages/{older}"')[0].rsplit("<tr>", 1)[1]
+
+
 def test_signing_out_ends_the_session_everywhere(console: Console):
     browser = signed_in(console)
     cookies = list(browser.cookies)
