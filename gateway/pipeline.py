@@ -21,7 +21,7 @@ from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
 from gateway.message.parse import MessageTooComplex, parse_chat, parse_message
 from gateway.message.rewrite import hide_recipients
-from gateway.notify.policy import deferral_notice, dsl_alert, policy_bounce
+from gateway.notify.policy import changed_notice, deferral_notice, dsl_alert, policy_bounce
 from gateway.notify.wording import Explained, explain
 from gateway.policy.evaluate import Policy, strongest
 from gateway.policy.retention import youngest_minor_born
@@ -440,6 +440,23 @@ class Pipeline:
                 not_before=not_before,
             ),
         )
+        changed = [e for e in told if e.finding.action is Action.REWRITE]
+        if action is Action.REWRITE and changed and can_notify:
+            items.append(
+                QueueItem(
+                    kind="notice",
+                    mail_from="",
+                    recipients=(sub.envelope_from,),
+                    content=changed_notice(
+                        self.templates,
+                        hostname=self.hostname,
+                        message=message,
+                        explained=changed,
+                        org=org,
+                        sent=sub.received_at,
+                    ),
+                )
+            )
         if action is Action.DEFER and not_before is not None and can_notify:
             items.append(
                 QueueItem(

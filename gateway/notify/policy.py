@@ -268,6 +268,31 @@ def deferral_notice(
     )
 
 
+def changed_notice(
+    env: jinja2.Environment,
+    *,
+    hostname: str,
+    message: ParsedMessage,
+    explained: Sequence[Explained],
+    org: Organisation,
+    sent: datetime,
+) -> bytes:
+    """To the sender of mass mail sent with the outside addresses hidden: what was changed,
+    and how to send it so next time. Their Sent folder shows every address in To; without
+    this they would not know the recipients saw otherwise."""
+    return plain_notice(
+        hostname=hostname,
+        to=[message.envelope_from],
+        subject=f"Sent with the addresses hidden: {message.subject or '(no subject)'}",
+        body=env.get_template("notices/changed.txt.j2").render(
+            _context(message, explained, org, sent)
+        ),
+        sent=sent,
+        kind="changed",
+        from_name="Safeguard Gateway",
+    )
+
+
 def held_cancelled_notice(
     env: jinja2.Environment,
     *,

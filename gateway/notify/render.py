@@ -49,6 +49,7 @@ NOTICE_TEMPLATES = (
     "notices/policy_bounce.txt.j2",
     "notices/policy_bounce.html.j2",
     "notices/deferral.txt.j2",
+    "notices/changed.txt.j2",
     "notices/held_cancelled.txt.j2",
     "notices/dsl_alert.txt.j2",
     "notices/delivery_failed.txt.j2",

@@ -110,6 +110,14 @@ def test_a_pack_may_refuse_in_session_instead_of_bouncing(start_gateway, sink: S
         assert conn.execute(select(queue.c.id)).all() == []
 
 
+def _mail_and_notice(sink: Sink):
+    """The message as delivered, and the notice to its sender (alex), in either order."""
+    both = sink.handler.wait_for(2)
+    [notice] = [m for m in both if m.rcpt_tos == ["alex.teacher@safe.example"]]
+    [mail] = [m for m in both if m is not notice]
+    return mail, notice
+
+
 def test_mass_mail_is_delivered_with_recipients_hidden_and_archived_as_written(
     start_gateway, sink: Sink
 ):
@@ -123,8 +131,12 @@ def test_mass_mail_is_delivered_with_recipients_hidden_and_archived_as_written(
         "Dear parents,\r\n\r\nThe showcase is on Friday at 6pm.\r\n\r\nKind regards,\r\nAlex\r\n"
     ).encode()
     send(gateway.port, raw, rcpts=parents)
-    [got] = sink.handler.wait_for(1)
+    got, notice = _mail_and_notice(sink)
     assert sorted(got.rcpt_tos) == parents
+    # The sender is told what was changed: their Sent folder shows every address in To.
+    told = message_from_bytes(notice.data, policy=policy.default)
+    assert told["Subject"] == "Sent with the addresses hidden: Showcase evening"
+    assert "moved to Bcc" in told.get_body().get_content()
     delivered = message_from_bytes(got.data, policy=policy.default)
     assert delivered["To"] == "undisclosed-recipients:;"
     assert "parent0@parents.example" not in got.data.decode()
@@ -152,7 +164,7 @@ def test_mass_mail_keeps_colleagues_visible_and_moves_only_outside_addresses_to_
         "Dear parents,\r\n\r\nThe showcase is on Friday at 6pm.\r\n\r\nKind regards,\r\nAlex\r\n"
     ).encode()
     send(gateway.port, raw, rcpts=[*parents, "jordan.ellis@safe.example", others[0]])
-    [got] = sink.handler.wait_for(1)
+    got, _ = _mail_and_notice(sink)
     assert sorted(got.rcpt_tos) == sorted([*parents, "jordan.ellis@safe.example", others[0]])
     delivered = message_from_bytes(got.data, policy=policy.default)
     assert delivered["To"] == "undisclosed-recipients:;"

@@ -94,8 +94,10 @@ def test_two_gateways_on_one_postgres_share_the_work_and_the_archive(
             assert Counter(pool.map(client, range(TOTAL))) == {"a": TOTAL // 2, "b": TOTAL // 2}
         rejected = {n for n in range(TOTAL) if _kind(n) == "reject"}
         passed = set(range(TOTAL)) - rejected
-        # One copy of each message that passes, one bounce to Alex for each that does not.
-        sink.handler.wait_for(TOTAL, timeout=30)
+        # One copy of each message that passes, one bounce to Alex for each that does not,
+        # and one notice to Morgan for each mass mail sent with the addresses hidden.
+        changed = {n for n in range(TOTAL) if _kind(n) == "rewrite"}
+        sink.handler.wait_for(TOTAL + len(changed), timeout=30)
         time.sleep(1.0)  # a second delivery of anything would arrive now
         got = list(sink.handler.received)
     finally:
@@ -104,7 +106,12 @@ def test_two_gateways_on_one_postgres_share_the_work_and_the_archive(
 
     originals = Counter(r.message_id for r in got if r.message_id.startswith("twogw-"))
     assert originals == {f"twogw-{n}@safe.example": 1 for n in passed}
-    bounces = [r for r in got if not r.message_id.startswith("twogw-")]
+    notices = [r for r in got if r.rcpt_tos == [MORGAN]]
+    told = Counter(
+        int(m) for r in notices for m in set(re.findall(rb"twogw rewrite (\d+)", r.data))
+    )
+    assert told == {n: 1 for n in changed}, "each changed message is told of once"
+    bounces = [r for r in got if not r.message_id.startswith("twogw-") and r not in notices]
     assert all(b.rcpt_tos == [ALEX] and b.mail_from in ("", "<>") for b in bounces)
     returned = Counter(
         int(m) for b in bounces for m in set(re.findall(rb"twogw-(\d+)@safe\.example", b.data))
@@ -129,7 +136,7 @@ def test_two_gateways_on_one_postgres_share_the_work_and_the_archive(
             )
         )
     engine.dispose()
-    assert statuses == {"delivered": len(passed) + len(rejected)}
+    assert statuses == {"delivered": len(passed) + len(rejected) + len(changed)}
     assert per_message == {f"twogw-{n}@safe.example": 1 for n in range(TOTAL)}
 
     # The operator's tools see one archive: the chain both wrote verifies ...
