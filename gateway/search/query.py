@@ -247,10 +247,26 @@ def _unknown_field(name: str, value: str, pos: int) -> QueryError:
     return QueryError(f'{text} To search for the text itself, quote it: "{name}:{value}"', pos)
 
 
+# The console's words for verdicts, which a lead will type: the code each means.
+_VERDICT_WORDS = {
+    "held": "defer",
+    "hold": "defer",
+    "refused": "reject",
+    "bounced": "reject",
+    "changed": "rewrite",
+    "hidden": "rewrite",
+    "bcc": "rewrite",
+    "flagged": "flag",
+}
+
+
 def _choice(value: str, options: tuple[str, ...], what: str, pos: int) -> str:
     folded = value.lower()
     if folded in options:
         return folded
+    meant = _VERDICT_WORDS.get(folded) if what == "verdict" else None
+    if meant is not None:
+        raise QueryError(f"unknown {what} `{value}` — for that, write `{what}:{meant}`", pos)
     close = difflib.get_close_matches(folded, options, n=1, cutoff=0.6)
     hint = f" — did you mean `{close[0]}`?" if close else f" (one of: {', '.join(options)})"
     raise QueryError(f"unknown {what} `{value}`{hint}", pos)

@@ -146,6 +146,9 @@ def test_a_query_parses_to_its_ast(query: str, ast: object) -> None:
         ("flag:no_consnt", "unknown finding code `no_consnt` — did you mean `no_consent`?", 6),
         ("flag:grooming", "unknown finding code `grooming` (one of: missing_required_cc", 6),
         ("verdict:rejected", "unknown verdict `rejected` — did you mean `reject`?", 9),
+        # The console says "Held for office hours": a lead types what the page says.
+        ("verdict:held", "unknown verdict `held` — for that, write `verdict:defer`", 9),
+        ("verdict:Refused", "unknown verdict `Refused` — for that, write `verdict:reject`", 9),
         ('verdict:"reject"', "verdict: takes a single value, not a quoted phrase", 9),
         ("after:yesterday", "after: takes a date as YYYY-MM-DD, e.g. after:2026-11-23", 7),
         ("before:2026-02-30", "before: takes a date as YYYY-MM-DD", 8),
