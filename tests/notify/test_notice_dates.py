@@ -113,3 +113,16 @@ def test_a_delivery_failure_whose_environment_has_no_zone_names_the_one_it_shows
     """Not yet told the organisation's zone: the same format, and "UTC" said, not left to be
     read as local time."""
     assert "Sent: Wednesday 1 July 2026, 09:00 (UTC)\n" in _failure_text(None)
+
+
+def test_an_alert_without_the_console_s_address_says_where_to_open_the_message():
+    """A review: with no `[web] url` the alert said "Open the archive entry", with no way to."""
+    draft = Draft(
+        to=("sam.minor@home.example",),
+        cc=("priya.shah@parents.example",),
+        body="Hi Sam,\n\nKeep this our little secret, don't tell your parents.\n\nAlex",
+    )
+    prepared = _prepare("teens-in-ai", draft)
+    alert = " ".join(_content(prepared, "alert").split())
+    assert f"open /ref/{prepared.record.queue_id} in the safeguarding console" in alert
+    assert "[web] url" in alert
