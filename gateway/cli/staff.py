@@ -49,6 +49,15 @@ def set_password(ctx: Context, email: str) -> None:
     from gateway.cli.actor import local_user
 
     address = email.strip().lower()
+    view = DirectoryStore(engine).view()
+    if view.contact(address) is not None and view.staff_member(address) is None:
+        # A young person's address never signs in to the relay or the console.
+        click.echo(
+            f"safeguard: {address} is a young person's address in the directory, not "
+            "staff's: no password is set for it",
+            err=True,
+        )
+        sys.exit(2)
     now = SystemClock().now()
     # Counted before: the new password's own audit row is what forgives them (failures.py).
     window = timedelta(seconds=ctx.settings.auth.failure_window)
@@ -57,7 +66,7 @@ def set_password(ctx: Context, email: str) -> None:
     click.echo(f"Password set for {address}.")
     if forgiven.cleared:
         _report(ctx, forgiven, None)
-    if DirectoryStore(engine).view().staff_member(address) is None:
+    if view.staff_member(address) is None:
         # Set all the same: the directory may be imported next. But a typo should show.
         click.echo(
             f"safeguard: note: {address} is not a member of staff in the directory; "

@@ -175,6 +175,20 @@ def test_a_password_for_someone_the_directory_does_not_know_is_set_with_a_note(r
     assert "is not a member of staff in the directory; check the spelling" in result.stderr
 
 
+def test_a_young_persons_address_is_never_given_a_password(run, tmp_path: Path):
+    """A review: `staff set-password sam.minor@home.example` succeeded with only a note."""
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "email,name,date_of_birth,category,guardian_emails,school_emails,consent\n"
+        "sam.minor@home.example,Sam Taylor,2011-05-04,participant,p@parents.example,,yes\n"
+    )
+    assert run("directory", "import", "contacts", str(contacts)).exit_code == 0
+    result = run("staff", "set-password", "Sam.Minor@home.example", input="a long passphrase\n")
+    assert result.exit_code == 2
+    assert "is a young person's address in the directory, not staff's" in result.stderr
+    assert "Password set" not in result.stdout
+
+
 def test_an_unexpected_failure_is_one_line_and_its_details_go_to_a_file(run, monkeypatch):
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something nobody foresaw")
