@@ -198,6 +198,17 @@ def _parse_header(
 ) -> dict[str, int] | None:
     columns: dict[str, int] = {}
     ok = True
+    keys = {_header_key(cell) for cell in cells}
+    for kind, theirs in (("staff", STAFF_COLUMNS), ("contacts", CONTACT_COLUMNS)):
+        if theirs != required and set(theirs) <= keys and not set(required) <= keys:
+            # The other list's file: one line that says so, not a column-by-column list.
+            problems.add(
+                line,
+                None,
+                f"this is a {kind} file (its header has the {kind} list's columns): import it with "
+                f"`safeguard directory import {kind} FILE`",
+            )
+            return None
     for index, cell in enumerate(cells):
         key = _header_key(cell)
         if key not in required:

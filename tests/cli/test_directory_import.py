@@ -140,3 +140,18 @@ def test_a_pack_whose_rules_apply_whatever_the_category_warns_of_none(run, tmp_p
     contacts.write_text(CONTACTS.replace(",participant,", ",anything_at_all,"))
     result = run("directory", "import", "contacts", str(contacts))
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_the_other_lists_file_is_named_as_such(run, tmp_path: Path):
+    """A review: a contacts file imported as staff said "missing required column
+    safeguarding_level", not that it was the other list's file."""
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(CONTACTS)
+    result = run("directory", "import", "staff", str(contacts))
+    assert result.exit_code == 2
+    assert "this is a contacts file (its header has the contacts list's columns)" in result.output
+    assert "safeguard directory import contacts FILE" in result.output
+    staff = tmp_path / "staff.csv"
+    staff.write_text(STAFF)
+    result = run("directory", "import", "contacts", str(staff))
+    assert result.exit_code == 2 and "this is a staff file" in result.output
