@@ -19,6 +19,7 @@ import jinja2
 from sqlalchemy import Engine, and_, select
 
 from gateway.directory.model import DirectoryView, normalise_email
+from gateway.policy.types import stored_finding_urgent
 from gateway.search.labels import finding_label, verdict_label
 from gateway.search.query import Node
 from gateway.store.records import as_aware
@@ -111,12 +112,17 @@ def _local(moment: datetime | None, zone: tzinfo) -> str:
     return "" if moment is None else f"{as_aware(moment).astimezone(zone):%d %b %Y %H:%M}"
 
 
-def outcome(verdict: str, deliveries: Sequence[Any], zone: tzinfo) -> str:
+def outcome(
+    verdict: str, deliveries: Sequence[Any], zone: tzinfo, *, channel: str = "email"
+) -> str:
     """What became of a message, in the console's words: whether, and when, it reached its
-    recipients (a referral asks whether the child ever received it)."""
-    if verdict == "reject":
-        return "Refused: not sent (its sender was told why)"
+    recipients (a referral asks whether the child ever received it). Its deliveries say so
+    first: in monitor mode a message the policy would refuse is delivered all the same."""
     if not deliveries:
+        if channel != "email":
+            return "Sent by the chat tool itself, not through the gateway"
+        if verdict == "reject":
+            return "Refused: not sent (its sender was told why)"
         return "No delivery recorded"
     parts = []
     for entry in deliveries:
@@ -146,8 +152,32 @@ def _reviews(reviews: Sequence[Review], zone: tzinfo) -> str:
     )
 
 
-def _manifest_row(item: _Item, raw: bytes, name: str, zone: tzinfo) -> dict[str, Any]:
+def _told(row: Any, urgent_rules: frozenset[str]) -> tuple[str, list[str]]:
+    """The verdict and finding codes an export without the leads' notes shows: watch-list
+    (urgent) findings left out, and the verdict what the others make it, as the sender and
+    the chat API are told. A member of staff's own subject access request must not tell them
+    that the watch list caught them."""
+    findings = [f for f in row.findings if not stored_finding_urgent(f, urgent_rules)]
+    verdict = row.verdict
+    if verdict == "flag" and not any(f.get("action") == "flag" for f in findings):
+        verdict = "deliver"
+    return verdict, list(dict.fromkeys(f["code"] for f in findings))
+
+
+def _manifest_row(
+    item: _Item,
+    raw: bytes,
+    name: str,
+    zone: tzinfo,
+    urgent_rules: frozenset[str] | None,
+) -> dict[str, Any]:
+    """`urgent_rules` None: every finding (with the leads' notes); else those of a family's
+    copy (`_told`)."""
     row = item.row
+    if urgent_rules is None:
+        verdict, codes = row.verdict, list(dict.fromkeys(f["code"] for f in row.findings))
+    else:
+        verdict, codes = _told(row, urgent_rules)
     return {
         "archive_id": row.id,
         "queue_id": row.queue_id,
@@ -158,12 +188,12 @@ def _manifest_row(item: _Item, raw: bytes, name: str, zone: tzinfo) -> dict[str,
         "bcc": ";".join(row.bcc_addrs),
         "envelope_to": ";".join(row.envelope_to),
         "subject": row.subject,
-        "verdict": row.verdict,
-        "findings": ";".join(dict.fromkeys(f["code"] for f in row.findings)),
+        "verdict": verdict,
+        "findings": ";".join(codes),
         "sha256": hashlib.sha256(raw).hexdigest(),
         "file": name,
         "date_local": _local(row.received_at, zone),
-        "outcome": outcome(row.verdict, item.deliveries, zone),
+        "outcome": outcome(row.verdict, item.deliveries, zone, channel=row.channel),
         "reviews": _reviews(item.reviews, zone),
     }
 
@@ -198,10 +228,13 @@ def export(
     progress: Callable[[int], None] | None = None,
     zone: tzinfo = UTC,
     with_reviews: bool = False,
+    urgent_rules: frozenset[str] = frozenset(),
 ) -> Exported:
     """Write the messages `ids` to `out` (mbox or a zip of .eml files) with manifests.
     `zone`: the organisation's, for the manifests' local dates. `with_reviews`: the leads'
-    reviews and notes too (for a referral; a family's own request may be answered without)."""
+    reviews and notes, and watch-list findings, too (for a referral); without, findings of
+    `urgent_rules` (the pack's) are left out, as the sender is never told of them."""
+    hidden = None if with_reviews else urgent_rules
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     manifest: list[dict[str, Any]] = []
@@ -215,7 +248,7 @@ def export(
                     raw = zlib.decompress(item.row.raw_gz)
                     name = f"messages/{n:06d}-{item.row.queue_id}.eml"
                     bundle.writestr(name, raw)
-                    manifest.append(_manifest_row(item, raw, name, zone))
+                    manifest.append(_manifest_row(item, raw, name, zone, hidden))
                     if progress:
                         progress(1)
                 bundle.writestr("manifest.csv", _csv(manifest))
@@ -227,7 +260,7 @@ def export(
                 for n, item in enumerate(items, start=1):
                     raw = zlib.decompress(item.row.raw_gz)
                     handle.write(_mbox_entry(item.row, raw))
-                    manifest.append(_manifest_row(item, raw, f"message {n}", zone))
+                    manifest.append(_manifest_row(item, raw, f"message {n}", zone, hidden))
                     if progress:
                         progress(1)
             for suffix, content in (

@@ -28,8 +28,8 @@ PROGRESS_FROM = 300  # a progress bar for exports longer than this
 @click.option(
     "--with-reviews",
     is_flag=True,
-    help="Include the safeguarding leads' reviews and notes (for a referral or an "
-    "investigation; a family's own request may be answered without them).",
+    help="Include the safeguarding leads' reviews and notes, and watch-list findings (for a "
+    "referral or an investigation; without them, an export a family or the person may see).",
 )
 @pass_context
 def export(
@@ -47,6 +47,7 @@ def export(
     from gateway.export import cover_page, matching_ids, person_history
     from gateway.export import export as write_export
     from gateway.notify.render import environment_for
+    from gateway.policy.pack import load_pack
     from gateway.search import QueryError, is_whole_address, parse
     from gateway.service import open_archive
     from gateway.store.audit import AuditLog
@@ -133,6 +134,9 @@ def export(
                 progress=progress,
                 zone=ctx.zone,
                 with_reviews=with_reviews,
+                urgent_rules=load_pack(
+                    ctx.settings.pack, site=ctx.settings.organisation
+                ).urgent_rules,
             )
         audit.record(
             actor=actor,
@@ -154,7 +158,7 @@ def export(
     for path in done.extra_files:
         click.echo(f"  with {path}")
     click.echo(f"SHA-256 of {output.name}: {done.sha256}")
-    if history is not None and history.name is None and done.count == 0:
+    if history is not None and history.name is None and done.count == 0 and not query:
         # A mistyped address in a subject access request must not read as "no messages".
         click.echo(
             f"safeguard: warning: {contact} is not in the directory and no archived message "
@@ -164,6 +168,7 @@ def export(
     elif history is not None:
         reviews = "with" if with_reviews else "without"
         click.echo(
-            f"Exported {reviews} the leads' reviews and notes. Check it before it leaves the "
-            "safeguarding team: the messages name everyone they were sent to."
+            f"Exported {reviews} the leads' reviews, notes and watch-list findings. Check it "
+            "before it leaves the safeguarding team: the messages name everyone they were "
+            "sent to."
         )

@@ -926,6 +926,7 @@ class _Console:
                 cover=cover,
                 zone=self.s.zone,
                 with_reviews=with_reviews,
+                urgent_rules=self.s.urgent_rules,
             )
             return done.count, done.sha256
 

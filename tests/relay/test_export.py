@@ -323,6 +323,8 @@ def test_an_export_for_the_family_leaves_the_leads_reviews_out_and_says_so(refer
             "Delivered 07 Dec 2026 09:05 (to a@x.example); waiting to be sent (to a@x.example)",
         ),
         ("deliver", [], "No delivery recorded"),
+        # Monitor mode: the policy would have refused it, and it was delivered all the same.
+        ("reject", [("delivered", 0)], "Delivered 07 Dec 2026 09:05"),
     ],
 )
 def test_an_export_says_what_became_of_each_message(verdict, entries, said):
@@ -383,3 +385,42 @@ def test_the_audit_log_says_which_export_carried_the_leads_notes(referral, tmp_p
         False,
         True,
     ]
+
+
+def test_a_chat_message_is_said_to_be_sent_by_the_chat_tool():
+    from zoneinfo import ZoneInfo
+
+    from gateway.export import outcome
+
+    said = outcome("flag", [], ZoneInfo("Europe/London"), channel="teams")
+    assert said == "Sent by the chat tool itself, not through the gateway"
+
+
+def test_an_export_without_the_leads_notes_leaves_the_watch_list_out(
+    start_gateway, sink: Sink, tmp_path
+):
+    """A member of staff's subject access request is answered without the leads' notes: it
+    must not tell them that the watch list caught them ("a sender shown which words are
+    watched for could avoid them"); the referral's export keeps every finding."""
+    gateway = start_gateway(policy={"pack": "default"}, organisation={"domains": ["safe.example"]})
+    config = tmp_path / "export.toml"
+    url = gateway.gateway.engine.url.render_as_string(hide_password=False)
+    config.write_text(f'[database]\nurl = "{url}"\n[policy]\npack = "default"\n')
+    secret = (
+        b"From: alex.teacher@safe.example\r\nTo: sam.minor@home.example\r\n"
+        b"Cc: priya.shah@parents.example\r\nSubject: Trip\r\n"
+        b"Message-ID: <export-secret@safe.example>\r\n\r\n"
+        b"Hi Sam,\r\n\r\nKeep this our little secret, don't tell your parents.\r\n\r\n"
+        b"Kind regards,\r\nAlex\r\n"
+    )
+    send(gateway.port, secret, rcpts=["sam.minor@home.example", "priya.shah@parents.example"])
+    sink.handler.wait_for(2)  # the message, and the lead's alert
+    rows = {}
+    for notes in (False, True):
+        out = tmp_path / f"sam-{notes}.zip"
+        extra = ("--with-reviews",) if notes else ()
+        manifest, cover = _export_sam(config, out, *extra)
+        [rows[notes]] = [r for r in manifest if r["subject"] == "Trip"]
+        assert ("Risk language" in cover) is notes
+    assert rows[True]["verdict"] == "flag" and "risk_language" in rows[True]["findings"]
+    assert rows[False]["verdict"] == "deliver" and "risk_language" not in rows[False]["findings"]
