@@ -7,15 +7,16 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select, text
 
 from gateway.directory.model import Contact, DirectoryView, StaffMember
 from gateway.store.audit import AuditNote, add_audit
-from gateway.store.db import transaction
+from gateway.store.db import is_postgres, transaction
 from gateway.store.records import utc_naive
 from gateway.store.schema import directory_entries, meta
 
 _VERSION_KEY = "directory_version"
+_IMPORT_LOCK = 0x5347_4449  # "SGDI": PostgreSQL's advisory lock for directory imports
 
 
 def _to_json(item: Contact | StaffMember) -> dict[str, Any]:
@@ -108,6 +109,11 @@ class DirectoryStore:
             for item in items
         ]
         with transaction(self.engine) as conn:
+            if is_postgres(self.engine):
+                # Imports one at a time, as SQLite's write lock makes them: at READ COMMITTED
+                # a second import would read the list the first is replacing, and its DELETE
+                # miss the rows the first inserts.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
             before: Sequence[Contact | StaffMember] = ()
             if audit is not None:
                 before = [_ITEM[kind](data) for data in self._read(conn, kind)]

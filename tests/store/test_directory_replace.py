@@ -35,3 +35,46 @@ def test_an_imports_audit_note_is_made_from_what_it_replaced_not_an_earlier_read
     assert [s.email for s in read_too_early] == ["a@safe.example"]
     assert [[s.email for s in before] for before in seen] == [["b@safe.example"]]
     assert [e.action for e in AuditLog(engine).entries()] == ["directory_import"]
+
+
+def test_two_imports_at_once_each_describe_the_list_they_replaced(engine: Engine):
+    """Run at the same moment (two admins, or a script and an admin), each import's audit row
+    names the change it made: the second waits for the first, then reads what it left."""
+    import threading
+
+    store = DirectoryStore(engine)
+    store.replace("staff", _staff("a@safe.example"), NOW)
+    first_inside = threading.Event()
+    release = threading.Event()
+    seen: dict[str, list[str]] = {}
+
+    def slow_note(before):
+        seen["first"] = [s.email for s in before]
+        first_inside.set()
+        release.wait(5)  # hold the first import open while the second starts
+        return AuditNote(actor="one", action="directory_import", at=NOW, detail={})
+
+    def quick_note(before):
+        seen["second"] = [s.email for s in before]
+        return AuditNote(actor="two", action="directory_import", at=NOW, detail={})
+
+    first = threading.Thread(
+        target=store.replace,
+        args=("staff", _staff("b@safe.example"), NOW),
+        kwargs={"audit": slow_note},
+    )
+    first.start()
+    assert first_inside.wait(5)
+    second = threading.Thread(
+        target=store.replace,
+        args=("staff", _staff("c@safe.example"), NOW),
+        kwargs={"audit": quick_note},
+    )
+    second.start()
+    second.join(0.3)
+    assert second.is_alive(), "the second import waits for the first"
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert seen == {"first": ["a@safe.example"], "second": ["b@safe.example"]}
+    assert [s.email for s in store.staff()] == ["c@safe.example"]
