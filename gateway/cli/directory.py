@@ -6,7 +6,7 @@ import difflib
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,12 @@ def _note(
     )
 
 
-def _warn_of_categories(ctx: Context, contacts: Sequence[Contact]) -> None:
-    """A category no rule of the pack names is most likely misspelt, and the rules kept for
-    the category meant (bmt: a parent's copy for work experience) pass the young person by:
-    said at once, with the nearest category, while the file is in front of the admin."""
+def _warn_of_categories(ctx: Context, contacts: Sequence[Contact], today: date) -> None:
+    """A young person's category that no rule of the pack names but is close to one it does
+    is most likely misspelt, and the rules kept for the category meant (bmt: a parent's copy
+    for work experience) pass them by: said at once, with that category, while the file is
+    in front of the admin. A category near none (bmt's participants) is the organisation's
+    own, and is not warned of on every import."""
     from gateway.policy.pack import PackError, load_pack
 
     try:
@@ -61,14 +63,18 @@ def _warn_of_categories(ctx: Context, contacts: Sequence[Contact]) -> None:
     known = pack.categories
     if not known:
         return
-    unknown = Counter(c.category for c in contacts if c.category not in known)
+    unknown = Counter(
+        c.category for c in contacts if c.category not in known and c.is_minor_on(today)
+    )
     for category, count in sorted(unknown.items()):
         near = difflib.get_close_matches(category, known, n=1)
+        if not near:
+            continue
         people = "1 young person has" if count == 1 else f"{count} young people have"
         click.echo(
             f"safeguard: warning: {people} the category {category!r}, which no rule of the "
             f"pack {pack.name!r} names ({', '.join(sorted(known))}): the rules kept for a "
-            "category do not apply to them" + (f". Did you mean {near[0]!r}?" if near else "."),
+            f"category do not apply to them. Did you mean {near[0]!r}?",
             err=True,
         )
 
@@ -108,16 +114,16 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
         diffs.append(diff)
         return _note(kind, csv_file, diff, leads, now)
 
+    zone = ctx.settings.organisation.timezone
+    today = now.astimezone(zone).date() if zone else now.date()
     try:
         if kind == "staff":
             items: Sequence[Any] = read_staff_csv(csv_file)
         else:
-            zone = ctx.settings.organisation.timezone
-            today = now.astimezone(zone).date() if zone else now.date()
             items = read_contacts_csv(csv_file, today=today)
         store.replace("staff" if kind == "staff" else "contact", items, now, audit=note)
         if kind == "contacts":
-            _warn_of_categories(ctx, items)
+            _warn_of_categories(ctx, items, today)
     except DirectoryFileError as exc:
         # One line on stderr, as for all bad input; the other rows to fix on stdout.
         click.echo(f"safeguard: {exc}", err=True)

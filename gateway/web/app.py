@@ -506,7 +506,7 @@ class _Console:
         response.headers["Cache-Control"] = "max-age=3600"
         return response
 
-    def _search_text(self, query: Any) -> tuple[str, list[str]]:
+    def _search_text(self, query: Any, view: DirectoryView | None) -> tuple[str, list[str]]:
         """The query language text for the search form's box and filters, and what is wrong."""
         problems: list[str] = []
         parts = [query.get("q", "").strip()]
@@ -544,7 +544,8 @@ class _Console:
             elif field == "contact":
                 # Every address the directory has for them, as their page and export cover
                 # (a pupil may write from home and from school).
-                history = person_history(self.s.directory(), value.lower())
+                assert view is not None  # read off the loop when `child` is given
+                history = person_history(view, value.lower())
                 several = len(history.addresses) > 1
                 parts.append(f"({history.query})" if several else history.query)
             else:
@@ -557,7 +558,8 @@ class _Console:
 
     async def search(self, request: web.Request) -> web.Response:
         session: ConsoleSession = request[SESSION]
-        text, problems = self._search_text(request.query)
+        view = await self._run(self.s.directory) if request.query.get("child") else None
+        text, problems = self._search_text(request.query, view)
         result = None
         page = self._page_number(request)
         if text and not problems:

@@ -125,6 +125,8 @@ def test_a_category_no_rule_of_the_pack_names_is_warned_of_with_the_nearest(
         CONTACTS.splitlines()[0]
         + "\nleo@home.example,Leo,2009-05-04,work experiance,k@parents.example,,yes\n"
         + "wes@home.example,Wes,2009-06-01,work_experience,w@parents.example,,yes\n"
+        # A category near none of the pack's is the organisation's own: not warned of.
+        + "ada@home.example,Ada,2012-01-01,participant,a@parents.example,,yes\n"
     )
     result = run("directory", "import", "contacts", str(contacts))
     assert result.exit_code == 0, result.output
@@ -133,6 +135,7 @@ def test_a_category_no_rule_of_the_pack_names_is_warned_of_with_the_nearest(
         "of the pack 'bmt' names (volunteer, work_experience, work_experience_enquiry): the "
         "rules kept for a category do not apply to them. Did you mean 'work_experience'?"
     ) in result.output
+    assert "participant" not in result.output
 
 
 def test_a_pack_whose_rules_apply_whatever_the_category_warns_of_none(run, tmp_path: Path):
