@@ -96,15 +96,21 @@ _FOLDING = email.policy.SMTP.clone(linesep="\n")
 _LONGEST_NAME = 200  # longer display names are left out: the address alone
 
 
+def header_writable(address: Address) -> bool:
+    """Whether `hide_recipients` can show `address` in To or Cc (else it is hidden)."""
+    return _header_address(address) is not None
+
+
+def _header_address(a: Address) -> HeaderAddress | None:
+    name = a.name if len(a.name) <= _LONGEST_NAME else ""
+    try:
+        return HeaderAddress(display_name=name, addr_spec=a.email)
+    except (ValueError, HeaderParseError):  # NonASCIILocalPartDefect, a malformed one
+        return None
+
+
 def _header_addresses(addresses: Sequence[Address]) -> list[HeaderAddress]:
-    shown = []
-    for a in addresses:
-        name = a.name if len(a.name) <= _LONGEST_NAME else ""
-        try:
-            shown.append(HeaderAddress(display_name=name, addr_spec=a.email))
-        except (ValueError, HeaderParseError):  # NonASCIILocalPartDefect, a malformed one
-            continue
-    return shown
+    return [h for h in map(_header_address, addresses) if h is not None]
 
 
 def _fold(name: str, addresses: Sequence[HeaderAddress]) -> str:

@@ -16,7 +16,7 @@ import jinja2
 
 from gateway.message.model import Address
 from gateway.message.model import Message as ParsedMessage
-from gateway.message.rewrite import hide_recipients, replace_headers
+from gateway.message.rewrite import header_writable, hide_recipients, replace_headers
 from gateway.notify.dsn import GENERATED_HEADER, RecipientStatus, attached_message, build_dsn
 from gateway.notify.render import local_time
 from gateway.notify.wording import Explained
@@ -114,11 +114,14 @@ def corrected_draft(
         fixes.append("outside recipients moved to Bcc")
     elif dropped:
         # Everyone else where they were (Bcc included: envelope-only recipients were the
-        # sender's Bcc), the added copies in Cc.
+        # sender's Bcc), the added copies in Cc. An address To or Cc cannot carry (a
+        # non-ASCII local part) goes in Bcc: the draft is sent by its headers, and must
+        # still reach them.
         keep_to = [a for a in message.to if a.email not in dropped]
         keep_cc = [a for a in message.cc if a.email not in dropped]
         keep_cc += [Address(e) for e in add_cc if e not in {a.email for a in keep_cc}]
-        blind = [a.email for a in message.bcc if a.email not in dropped]
+        unwritable = [a.email for a in (*keep_to, *keep_cc) if not header_writable(a)]
+        blind = [a.email for a in message.bcc if a.email not in dropped] + unwritable
         draft = hide_recipients(draft, keep_to, keep_cc)
         if blind:
             draft = replace_headers(draft, ["Bcc"], [("Bcc", _format_addresses(blind))])

@@ -148,6 +148,18 @@ def test_the_draft_leaves_out_a_young_person_with_no_consent_and_says_so():
     assert _send_as_it_is("teens-in-ai", fixed, draft.at).record.verdict == "deliver"
 
 
+def test_the_draft_that_leaves_someone_out_keeps_an_address_to_cannot_carry_in_bcc():
+    """A review: rebuilding To and Cc dropped an address with a non-ASCII local part, which a
+    plain header cannot carry; the draft is sent by its headers, so it would not reach them."""
+    other = "zoë.friend@parents.example"
+    draft = Draft(to=(SAM, NORA), cc=("priya.shah@parents.example", other))
+    prepared = _prepare("teens-in-ai", draft)
+    assert prepared.record.verdict == "reject"
+    fixed = _draft_of(prepared)
+    assert other not in _addresses(fixed, "To", "Cc")
+    assert other in str(fixed["Bcc"])
+
+
 def test_the_draft_of_refused_mass_mail_hides_the_parents_and_leaves_out_the_young_person():
     """Mass mail with Nora among the recipients: the draft adds Sam's parent where the rest
     are, in Bcc (the review's "adds parents visibly in Cc" no longer holds since af40428), and
