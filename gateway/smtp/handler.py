@@ -9,6 +9,7 @@ import base64
 import binascii
 import contextlib
 import functools
+import ipaddress
 import re
 import shutil
 import time
@@ -46,10 +47,18 @@ INLINE_LIMIT = 8 * 1024
 
 
 def _peer_ip(session: Session) -> str:
+    """The client's address; an IPv4 client of a dual-stack (`::`) listener as IPv4, not
+    `::ffff:a.b.c.d`: `trusted_networks`, the failure counts, `staff unlock --client` and the
+    archive all name it so."""
     peer = session.peer
-    if isinstance(peer, tuple) and peer:
-        return str(peer[0])
-    return str(peer or "")
+    address = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
+    try:
+        mapped = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
+        return str(mapped.ipv4_mapped)
+    return address
 
 
 def _is_tls(server: SMTP) -> bool:
