@@ -19,6 +19,7 @@ import jinja2
 from sqlalchemy import Engine, and_, select
 
 from gateway.directory.model import DirectoryView, normalise_email
+from gateway.notify.render import local_time
 from gateway.policy.types import stored_finding_urgent
 from gateway.search.labels import finding_label, verdict_label
 from gateway.search.query import Node
@@ -93,7 +94,14 @@ def _rows(
             rows = {r.id: r for r in conn.execute(select(archive).where(archive.c.id.in_(chunk)))}
             deliveries: dict[int, list[Any]] = {}
             for entry in conn.execute(
-                select(queue)
+                select(
+                    queue.c.archive_id,
+                    queue.c.status,
+                    queue.c.recipients,
+                    queue.c.created_at,
+                    queue.c.next_attempt_at,
+                    queue.c.finished_at,
+                )
                 .where(queue.c.archive_id.in_(chunk), queue.c.kind == "deliver")
                 .order_by(queue.c.id)
             ):
@@ -322,13 +330,12 @@ def cover_page(
     with_reviews: bool = False,
 ) -> Callable[[list[dict[str, Any]]], str]:
     def render(manifest: list[dict[str, Any]]) -> str:
-        here = at.astimezone(zone)
         return env.get_template("notices/export_cover.html.j2").render(
             contact=contact,
             name=name,
             organisation=organisation,
             exported_by=exported_by,
-            at=f"{here:%A} {here.day} {here:%B %Y}, {here:%H:%M}",
+            at=local_time(at, zone),
             zone=str(zone),
             query=query,
             messages=manifest,

@@ -104,14 +104,20 @@ def open_engine(settings: Settings, pool_size: int = 8) -> Engine:
     return engine
 
 
+def _missing_sqlite_file(settings: Settings) -> str | None:
+    """The SQLite file `[database] url` names, when there is none there yet."""
+    url = make_url(settings.database_url)
+    database = url.database
+    on_disk = url.get_backend_name() == "sqlite" and database and database != ":memory:"
+    return database if on_disk and not Path(database).exists() else None
+
+
 def open_archive(settings: Settings, pool_size: int = 1) -> Engine:
     """`open_engine` for the commands that read what the gateway has archived (search, verify,
     export, ...): a SQLite file that is not there is a mistyped path, said as such, not a new
     empty archive made there and reported on as if it were the gateway's."""
-    url = make_url(settings.database_url)
-    database = url.database
-    on_disk = url.get_backend_name() == "sqlite" and database and database != ":memory:"
-    if on_disk and not Path(database).exists():
+    database = _missing_sqlite_file(settings)
+    if database is not None:
         raise ConfigError(
             f"{settings.path}: [database] url {settings.database_url}: there is no archive "
             f"at {database}; check the path (the gateway makes it when it first runs)"
@@ -127,10 +133,8 @@ def open_admin(settings: Settings, pool_size: int = 1) -> Engine:
     new, empty database made here and changed as if it were the gateway's. A configuration
     named (`--config`, `$SAFEGUARD_CONFIG`, `./gateway.toml`) may make its database: a
     directory imported before the first `serve`."""
-    url = make_url(settings.database_url)
-    database = url.database
-    on_disk = url.get_backend_name() == "sqlite" and database and database != ":memory:"
-    if not settings.path.exists() and on_disk and not Path(database).exists():
+    database = _missing_sqlite_file(settings)
+    if database is not None and not settings.path.exists():
         raise ConfigError(
             f"no configuration file ({settings.path.name} in this folder, --config or "
             f"$SAFEGUARD_CONFIG) and no archive at {database}: run this in the gateway's "

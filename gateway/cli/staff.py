@@ -51,10 +51,11 @@ def set_password(ctx: Context, email: str) -> None:
     address = email.strip().lower()
     view = DirectoryStore(engine).view()
     if view.contact(address) is not None and view.staff_member(address) is None:
-        # A young person's address never signs in to the relay or the console.
+        # A young person's (or another contact's) address never signs in to the relay or
+        # the console.
         click.echo(
-            f"safeguard: {address} is a young person's address in the directory, not "
-            "staff's: no password is set for it",
+            f"safeguard: {address} is in the directory's contacts (young people and others "
+            "the organisation writes to), not its staff: no password is set for it",
             err=True,
         )
         sys.exit(2)
