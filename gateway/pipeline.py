@@ -440,39 +440,32 @@ class Pipeline:
                 not_before=not_before,
             ),
         )
+        notice = None
         changed = [e for e in told if e.finding.action is Action.REWRITE]
         if action is Action.REWRITE and changed and can_notify:
-            items.append(
-                QueueItem(
-                    kind="notice",
-                    mail_from="",
-                    recipients=(sub.envelope_from,),
-                    content=changed_notice(
-                        self.templates,
-                        hostname=self.hostname,
-                        message=message,
-                        explained=changed,
-                        org=org,
-                        sent=sub.received_at,
-                    ),
-                )
+            notice = changed_notice(
+                self.templates,
+                hostname=self.hostname,
+                message=message,
+                explained=changed,
+                org=org,
+                sent=sub.received_at,
             )
         if action is Action.DEFER and not_before is not None and can_notify:
+            notice = deferral_notice(
+                self.templates,
+                hostname=self.hostname,
+                message=message,
+                explained=told,
+                org=org,
+                sent=sub.received_at,
+                deliver_at=not_before,
+                queue_id=sub.queue_id,
+            )
+        if notice is not None:  # to the sender, from the null sender: never answered
             items.append(
                 QueueItem(
-                    kind="notice",
-                    mail_from="",
-                    recipients=(sub.envelope_from,),
-                    content=deferral_notice(
-                        self.templates,
-                        hostname=self.hostname,
-                        message=message,
-                        explained=told,
-                        org=org,
-                        sent=sub.received_at,
-                        deliver_at=not_before,
-                        queue_id=sub.queue_id,
-                    ),
+                    kind="notice", mail_from="", recipients=(sub.envelope_from,), content=notice
                 )
             )
         return items, accepted, action.value
