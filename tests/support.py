@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
@@ -200,3 +202,16 @@ def serve_refused(config: Path) -> str:
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     return done.stderr
+
+
+def tls_files(folder: Path, *names: str) -> tuple[Path, Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 (and `names`) signed by a throwaway CA, its key, and a
+    client context that trusts that CA: STARTTLS over real sockets, as staff's clients do."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", *names)
+    cert_path, key_path = folder / "tls.crt", folder / "tls.key"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return cert_path, key_path, client

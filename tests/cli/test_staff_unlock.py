@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import trustme
 from click.testing import CliRunner, Result
 
 from gateway.cli import cli
@@ -24,7 +23,7 @@ from gateway.smtp.auth import hash_password
 from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
 from gateway.store.failures import SMTP_AUTH_FAILED, FailureLog
-from tests.support import RunningGateway, Sink, make_settings
+from tests.support import RunningGateway, Sink, make_settings, tls_files
 
 ALEX = "alex.teacher@safe.example"
 JORDAN = "jordan.ellis@safe.example"
@@ -35,14 +34,7 @@ OK, REFUSED, LOCKED = 235, 535, 421
 
 @pytest.fixture
 def tls(tmp_path: Path) -> tuple[Path, Path, ssl.SSLContext]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    cert_path, key_path = tmp_path / "tls.crt", tmp_path / "tls.key"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
-    cert.private_key_pem.write_to_path(str(key_path))
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return cert_path, key_path, client
+    return tls_files(tmp_path)
 
 
 @pytest.fixture

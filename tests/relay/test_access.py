@@ -7,12 +7,12 @@ import ssl
 from pathlib import Path
 
 import pytest
-import trustme
 
 from gateway.smtp import handler as handler_module
 from gateway.smtp.auth import hash_password
 from gateway.store.audit import AuditLog
 from gateway.store.credentials import CredentialStore
+from tests import support
 from tests.support import Sink, serve_refused
 
 MESSAGE = (
@@ -23,14 +23,7 @@ MESSAGE = (
 
 @pytest.fixture
 def tls_files(tmp_path: Path) -> tuple[Path, Path, ssl.SSLContext]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "gateway.safe.example")
-    cert_path, key_path = tmp_path / "tls.crt", tmp_path / "tls.key"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
-    cert.private_key_pem.write_to_path(str(key_path))
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return cert_path, key_path, client
+    return support.tls_files(tmp_path, "gateway.safe.example")
 
 
 @pytest.fixture
