@@ -47,7 +47,7 @@ def test_an_untouched_archive_verifies(archived):
 )
 def test_a_row_altered_through_sql_is_named(archived, alteration, reason):
     engine, ids = archived
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(update(archive).where(archive.c.id == ids[2]).values(**alteration))
     report = verify(engine)
     assert not report.ok
@@ -58,7 +58,7 @@ def test_a_row_altered_through_sql_is_named(archived, alteration, reason):
 
 def test_a_deleted_row_breaks_the_next_link(archived):
     engine, ids = archived
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(delete(queue).where(queue.c.archive_id == ids[1]))
         conn.execute(delete(archive).where(archive.c.id == ids[1]))
     report = verify(engine)
@@ -68,7 +68,7 @@ def test_a_deleted_row_breaks_the_next_link(archived):
 
 def test_removing_the_newest_records_is_noticed(archived):
     engine, ids = archived
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(delete(queue).where(queue.c.archive_id == ids[-1]))
         conn.execute(delete(archive).where(archive.c.id == ids[-1]))
     assert "chain head does not match" in verify(engine).problem.reason
@@ -82,7 +82,7 @@ def test_the_command_exits_1_and_names_the_record(archived, tmp_path):
     ok = runner.invoke(cli, ["--config", str(config), "archive", "verify"])
     assert ok.exit_code == 0, ok.output
     assert "Archive verified: 5 records" in ok.output
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(update(archive).where(archive.c.id == ids[3]).values(verdict="deliver2"))
     bad = runner.invoke(cli, ["--config", str(config), "archive", "verify"])
     assert bad.exit_code == 1
@@ -93,7 +93,7 @@ def test_removing_every_record_is_noticed(archived):
     """An archive emptied through SQL is not "0 records, intact": the chain head still names
     the last record it had."""
     engine, ids = archived
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         for table in reversed(metadata.sorted_tables):
             if any(fk.column.table is archive for fk in table.foreign_keys):
                 conn.execute(delete(table))

@@ -21,6 +21,7 @@ from gateway.delivery.transports import Outcome
 from gateway.delivery.worker import DeliveryWorker
 from gateway.notify.render import make_environment
 from gateway.store.archive import Archive
+from gateway.store.db import transaction
 from gateway.store.queue import QueueStore
 from gateway.store.records import ArchiveRecord, Lease, QueueEntry, QueueItem
 from gateway.store.schema import archive, queue
@@ -116,7 +117,7 @@ def test_a_bounce_is_not_kept_when_its_outcome_cannot_be_recorded(
 def test_no_bounce_is_written_by_a_worker_that_lost_the_lease(engine: Engine):
     worker = _worker(engine)
     entry = _leased(worker, GONE)
-    with engine.begin() as conn:  # the lease ran out and another worker took the entry over
+    with transaction(engine) as conn:  # the lease ran out and another worker took the entry over
         conn.execute(update(queue).values(lease_owner="other-worker"))
     asyncio.run(worker.deliver(entry, Upstream()))
     assert _state(engine) == (1, [("deliver", "sending", "other-worker", [GONE])])

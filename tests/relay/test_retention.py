@@ -18,6 +18,7 @@ from gateway.policy.pack import load_pack
 from gateway.purge import plan, purge
 from gateway.search import parse
 from gateway.store.audit import AuditLog
+from gateway.store.db import transaction
 from gateway.store.directory import DirectoryStore
 from gateway.store.integrity import verify
 from gateway.store.schema import archive, archive_addresses, archive_findings, queue
@@ -151,7 +152,7 @@ def test_a_record_emptied_behind_the_products_back_is_named(archived):
     engine = archived.gateway.engine
     ids = _ids(engine)
     victim = ids["sam permission slip"]
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(
             update(archive)
             .where(archive.c.id == victim)
@@ -169,7 +170,7 @@ def test_a_tombstones_chain_fields_are_still_checked(archived):
     when = datetime(2021, 3, 2, 12, 0, tzinfo=UTC)
     tombstone = _ids(engine)["staff rota"]
     purge(engine, _plan(engine, when), at=when, actor="dsl@safe.example")
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(update(archive).where(archive.c.id == tombstone).values(verdict="bounce"))
     assert verify(engine).problem.reason == "its verdict, time or hash was altered"
 
