@@ -101,6 +101,7 @@ def _rows(
                     queue.c.created_at,
                     queue.c.next_attempt_at,
                     queue.c.finished_at,
+                    queue.c.last_error,
                 )
                 .where(queue.c.archive_id.in_(chunk), queue.c.kind == "deliver")
                 .order_by(queue.c.id)
@@ -121,11 +122,17 @@ def _local(moment: datetime | None, zone: tzinfo) -> str:
 
 
 def outcome(
-    verdict: str, deliveries: Sequence[Any], zone: tzinfo, *, channel: str = "email"
+    verdict: str,
+    deliveries: Sequence[Any],
+    zone: tzinfo,
+    *,
+    channel: str = "email",
+    envelope_to: Sequence[str] = (),
 ) -> str:
     """What became of a message, in the console's words: whether, and when, it reached its
     recipients (a referral asks whether the child ever received it). Its deliveries say so
-    first: in monitor mode a message the policy would refuse is delivered all the same."""
+    first: in monitor mode a message the policy would refuse is delivered all the same. A
+    recipient upstream refused is named: one delivery may reach a parent and not the child."""
     if not deliveries:
         if channel != "email":
             return "Sent by the chat tool itself, not through the gateway"
@@ -133,9 +140,12 @@ def outcome(
             return "Refused: not sent (its sender was told why)"
         return "No delivery recorded"
     parts = []
+    sent_to = {r for entry in deliveries for r in entry.recipients or ()}
     for entry in deliveries:
         if entry.status == "delivered":
             text = f"delivered {_local(entry.finished_at, zone)}"
+            if entry.last_error:  # some recipients refused upstream: which, and why
+                text += f", refused for some: {entry.last_error[:300]}"
         elif entry.status == "cancelled":
             text = f"cancelled {_local(entry.finished_at, zone)}, never sent"
         elif entry.status == "failed":
@@ -149,6 +159,10 @@ def outcome(
         if len(deliveries) > 1:
             text += f" (to {', '.join(entry.recipients or ())})"
         parts.append(text)
+    # Retried for those upstream deferred, an entry keeps only them: the others were refused.
+    dropped = [r for r in envelope_to if r not in sent_to]
+    if dropped and any(entry.status == "delivered" for entry in deliveries):
+        parts.append(f"not delivered to {', '.join(dropped)} (refused upstream)")
     joined = "; ".join(parts)
     return joined[0].upper() + joined[1:]
 
@@ -201,7 +215,13 @@ def _manifest_row(
         "sha256": hashlib.sha256(raw).hexdigest(),
         "file": name,
         "date_local": _local(row.received_at, zone),
-        "outcome": outcome(row.verdict, item.deliveries, zone, channel=row.channel),
+        "outcome": outcome(
+            row.verdict,
+            item.deliveries,
+            zone,
+            channel=row.channel,
+            envelope_to=row.envelope_to or (),
+        ),
         "reviews": _reviews(item.reviews, zone),
     }
 

@@ -294,13 +294,8 @@ class DeliveryWorker:
             await self._mark_delivered(entry.id, now)
             return
         error = _errors(failures)
-        finish = (
-            partial(QueueStore.delivered_on, entry_ids=[entry.id], owner=self.owner, now=now)
-            if delivered
-            else partial(
-                QueueStore.failed_on, entry_id=entry.id, owner=self.owner, now=now, error=error
-            )
-        )
+        settle = QueueStore.partly_delivered_on if delivered else QueueStore.failed_on
+        finish = partial(settle, entry_id=entry.id, owner=self.owner, now=now, error=error)
         await self._settle(entry, failures, expired=expired, now=now, outcome=finish)
 
     async def _send_within_lease(

@@ -157,6 +157,14 @@ class QueueStore:
         return changed
 
     @staticmethod
+    def partly_delivered_on(
+        conn: Connection, entry_id: int, owner: str, now: datetime, error: str
+    ) -> int:
+        """Delivered to some recipients and refused for the others (`error` says which and
+        why): kept on the entry, so that whether a child received it can be read back."""
+        return QueueStore._finish_on(conn, entry_id, owner, now, status="delivered", error=error)
+
+    @staticmethod
     def failed_on(conn: Connection, entry_id: int, owner: str, now: datetime, error: str) -> int:
         """Gives the entry up, within the caller's transaction (with the bounce it owes); 0 if
         `owner` no longer holds the lease."""

@@ -343,6 +343,7 @@ def test_an_export_says_what_became_of_each_message(verdict, entries, said):
             created_at=created,
             next_attempt_at=created + timedelta(seconds=later),
             finished_at=created + timedelta(minutes=5),
+            last_error=None,
         )
         for status, later in entries
     ]
@@ -424,3 +425,42 @@ def test_an_export_without_the_leads_notes_leaves_the_watch_list_out(
         assert ("Risk language" in cover) is notes
     assert rows[True]["verdict"] == "flag" and "risk_language" in rows[True]["findings"]
     assert rows[False]["verdict"] == "deliver" and "risk_language" not in rows[False]["findings"]
+
+
+def test_an_export_names_a_recipient_upstream_refused():
+    """Whether the child received it: a delivery that reached the parent and was refused for
+    the child says so, whether refused at once (the entry keeps the error) or after a retry
+    (the entry kept only those still to try)."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from gateway.export import outcome
+
+    at = datetime(2026, 12, 7, 9, 5, tzinfo=UTC)
+    both = ("sam.minor@home.example", "priya.shah@parents.example")
+    refused_at_once = SimpleNamespace(
+        status="delivered",
+        recipients=list(both),
+        created_at=at,
+        next_attempt_at=at,
+        finished_at=at,
+        last_error="sam.minor@home.example: 550 5.1.1 no such user",
+    )
+    said = outcome("deliver", [refused_at_once], ZoneInfo("Europe/London"), envelope_to=both)
+    assert said == (
+        "Delivered 07 Dec 2026 09:05, refused for some: "
+        "sam.minor@home.example: 550 5.1.1 no such user"
+    )
+    after_a_retry = SimpleNamespace(
+        status="delivered",
+        recipients=["priya.shah@parents.example"],
+        created_at=at,
+        next_attempt_at=at,
+        finished_at=at,
+        last_error=None,
+    )
+    said = outcome("deliver", [after_a_retry], ZoneInfo("Europe/London"), envelope_to=both)
+    assert said == (
+        "Delivered 07 Dec 2026 09:05; not delivered to sam.minor@home.example (refused upstream)"
+    )

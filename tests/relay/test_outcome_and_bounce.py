@@ -94,7 +94,7 @@ def test_a_bounce_is_not_kept_when_its_outcome_cannot_be_recorded(
         raise OperationalError("UPDATE", {}, Exception("disk I/O error"))
 
     if failing == "outcome":
-        monkeypatch.setattr(QueueStore, "delivered_on", staticmethod(broken))
+        monkeypatch.setattr(QueueStore, "partly_delivered_on", staticmethod(broken))
     else:
         monkeypatch.setattr(worker.archive, "write", broken)
     with pytest.raises(OperationalError):  # tried twice; the sender logs it, the lease runs out
@@ -112,6 +112,11 @@ def test_a_bounce_is_not_kept_when_its_outcome_cannot_be_recorded(
         ("deliver", "delivered", None, [GOOD, GONE]),
         ("bounce", "queued", None, ["alex@safe.example"]),
     ]
+    # Delivered to one and refused for the other: the entry says which (a child's export
+    # reads it back: whether they received it).
+    with engine.connect() as conn:
+        error = conn.execute(select(queue.c.last_error).where(queue.c.kind == "deliver")).scalar()
+    assert error is not None and error.startswith(f"{GONE}: 550")
 
 
 def test_no_bounce_is_written_by_a_worker_that_lost_the_lease(engine: Engine):
