@@ -346,6 +346,10 @@ def test_a_held_message_s_own_page_says_it_is_not_sent_yet_and_can_cancel_it(
     assert "Cancelled: it will not be sent" in reply.text and "Not sent yet" not in reply.text
     assert "Weekend" in reply.text  # back on the message's own page
     assert "Now: cancelled" in reply.text and "never sent" in reply.text
+    # Beside the policy's verdict, what became of it: a review found "Held for office hours"
+    # alone on a message a lead had cancelled.
+    assert '<span class="badge badge-reject">Cancelled, never sent</span>' in reply.text
+    assert "Cancelled, never sent" not in page.text
     sink.handler.wait_for(notices + 1)  # the sender is told
     with console.gateway.engine.connect() as conn:
         assert conn.execute(select(queue.c.status).where(queue.c.id == entry)).scalar() == (
