@@ -208,7 +208,7 @@ def test_risk_language_in_a_dm_alerts_the_safeguarding_lead(api: Api):
         entries = conn.execute(queue.select()).all()
         [findings] = conn.execute(select(archive.c.findings)).scalars().all()
     assert [(e.kind, list(e.recipients)) for e in entries] == [
-        ("alert", ["safeguarding@safe.example"])
+        ("alert", ["dsl@safe.example"])
     ]
     assert "risk_language" in {f["code"] for f in findings}  # the archive keeps it
     # The chat tool shows its answer to the person writing: no tipping off.

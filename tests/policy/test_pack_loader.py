@@ -184,14 +184,15 @@ def test_a_bad_site_value_from_no_file_still_says_the_site_set_it(tmp_path):
 
 def test_serve_warns_while_urgent_alerts_would_go_to_the_default_pack_s_placeholder():
     """A gateway.toml that sets its domains but not `dsl` keeps the default pack's
-    safeguarding@safe.example: the lead would never see an alert. `serve` logs it at start."""
+    dsl@safe.example (the demo directory's lead): the lead would never see an alert. `serve`
+    logs it at start."""
     from gateway.policy.evaluate import Policy
     from gateway.service import alert_warnings
 
     site = OrganisationSettings(domains=("school.example",))
     [(event, fields)] = alert_warnings(Policy(load_pack("default", site=site)))
     assert event == "alerts_go_outside_your_domains"
-    assert fields["dsl"] == ["safeguarding@safe.example"]
+    assert fields["dsl"] == ["dsl@safe.example"]
     ours = OrganisationSettings(
         domains=("school.example",), overrides={"dsl": ["dsl@school.example"]}
     )
