@@ -9,16 +9,13 @@ from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import getaddresses
-from functools import cache, partial
+from functools import partial
 
 from gateway.message.rewrite import replace_headers
 from gateway.notify.policy import corrected_draft
-from gateway.notify.render import environment_for
-from gateway.pipeline import Pipeline, Prepared, Submission
-from gateway.policy.evaluate import Policy
-from gateway.policy.pack import load_pack
+from gateway.pipeline import Prepared, Submission
 from gateway.policy.types import Action
-from tests.policy.harness import Draft, directory, domain, evaluate, pipeline
+from tests.policy.harness import Draft, domain, evaluate, pipeline
 from tests.policy.test_tipping_off import _content
 
 PARENTS = tuple(f"parent{i}@parents.example" for i in range(6))
@@ -75,22 +72,8 @@ NORA = "nora.noconsent@home.example"  # 14, no consent on record; n.parent@paren
 SAM = "sam.minor@home.example"  # 15, consent on record; priya.shah@parents.example
 
 
-@cache
-def _pipeline(pack: str) -> Pipeline:
-    """The harness's cast, with the pack's own wording as the gateway loads it (the harness's
-    pipeline has the built-in wording only)."""
-    loaded = load_pack(pack)
-    view = directory(loaded.organisation.domains[0])
-    return Pipeline(
-        hostname="gateway.test",
-        policy=Policy(loaded),
-        directory=lambda: view,
-        templates=environment_for(pack),
-    )
-
-
 def _submit(pack: str, raw: bytes, envelope_to: tuple[str, ...], at: str) -> Prepared:
-    p = _pipeline(pack)
+    p = pipeline(pack)
     return p.prepare(
         Submission(
             queue_id="Q1",

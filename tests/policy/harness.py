@@ -9,7 +9,7 @@ from functools import cache
 from gateway.directory.model import Contact, DirectoryView, StaffMember
 from gateway.message.model import Message
 from gateway.message.parse import parse_message
-from gateway.notify.render import make_environment
+from gateway.notify.render import environment_for
 from gateway.notify.wording import Explained
 from gateway.pipeline import Pipeline
 from gateway.policy.evaluate import Policy
@@ -126,13 +126,15 @@ class Result:
 
 @cache
 def pipeline(pack: str) -> Pipeline:
+    """The pack, the cast below, and the pack's own wording (`templates/packs/NAME/`), as the
+    gateway loads them."""
     loaded = load_pack(pack)
     view = directory(loaded.organisation.domains[0])
     return Pipeline(
         hostname="gateway.test",
         policy=Policy(loaded),
         directory=lambda: view,
-        templates=make_environment(),
+        templates=environment_for(pack),
     )
 
 
