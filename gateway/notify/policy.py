@@ -244,6 +244,32 @@ def plain_notice(
     return buffer.getvalue()
 
 
+def _to_sender(
+    env: jinja2.Environment,
+    template: str,
+    *,
+    hostname: str,
+    message: ParsedMessage,
+    explained: Sequence[Explained],
+    org: Organisation,
+    sent: datetime,
+    subject: str,
+    kind: str,
+    **extra: object,
+) -> bytes:
+    """A notice to the sender about their message, "SUBJECT: their subject"."""
+    context = _context(message, explained, org, sent) | extra
+    return plain_notice(
+        hostname=hostname,
+        to=[message.envelope_from],
+        subject=f"{subject}: {message.subject or '(no subject)'}",
+        body=env.get_template(template).render(context),
+        sent=sent,
+        kind=kind,
+        from_name="Safeguard Gateway",
+    )
+
+
 def deferral_notice(
     env: jinja2.Environment,
     *,
@@ -255,19 +281,18 @@ def deferral_notice(
     deliver_at: datetime,
     queue_id: str,
 ) -> bytes:
-    context = _context(message, explained, org, sent) | {
-        "deliver_at": deliver_at.astimezone(org.timezone),
-        "queue_id": queue_id,
-    }
-    return plain_notice(
+    return _to_sender(
+        env,
+        "notices/deferral.txt.j2",
         hostname=hostname,
-        to=[message.envelope_from],
-        subject=f"Held until {local_time(deliver_at, org.timezone)}: "
-        f"{message.subject or '(no subject)'}",
-        body=env.get_template("notices/deferral.txt.j2").render(context),
+        message=message,
+        explained=explained,
+        org=org,
         sent=sent,
+        subject=f"Held until {local_time(deliver_at, org.timezone)}",
         kind="deferral",
-        from_name="Safeguard Gateway",
+        deliver_at=deliver_at.astimezone(org.timezone),
+        queue_id=queue_id,
     )
 
 
@@ -283,16 +308,16 @@ def changed_notice(
     """To the sender of mass mail sent with the outside addresses hidden: what was changed,
     and how to send it so next time. Their Sent folder shows every address in To; without
     this they would not know the recipients saw otherwise."""
-    return plain_notice(
+    return _to_sender(
+        env,
+        "notices/changed.txt.j2",
         hostname=hostname,
-        to=[message.envelope_from],
-        subject=f"Sent with the addresses hidden: {message.subject or '(no subject)'}",
-        body=env.get_template("notices/changed.txt.j2").render(
-            _context(message, explained, org, sent)
-        ),
+        message=message,
+        explained=explained,
+        org=org,
         sent=sent,
+        subject="Sent with the addresses hidden",
         kind="changed",
-        from_name="Safeguard Gateway",
     )
 
 
