@@ -129,8 +129,9 @@ def outcome(
     channel: str = "email",
     envelope_to: Sequence[str] = (),
 ) -> str:
-    """What became of a message, in the console's words: whether, and when, it reached its
-    recipients (a referral asks whether the child ever received it). Its deliveries say so
+    """What became of a message, as a child's export and the console's message page say it:
+    whether, and when, it reached its recipients (a referral asks whether the child ever
+    received it). Its deliveries say so
     first: in monitor mode a message the policy would refuse is delivered all the same. A
     recipient upstream refused is named: one delivery may reach a parent and not the child."""
     if not deliveries:

@@ -28,7 +28,7 @@ from yarl import URL
 from gateway.clock import Clock
 from gateway.config import Settings, WebSettings
 from gateway.directory.model import DirectoryView, normalise_email
-from gateway.export import cover_page, matching_ids, person_history
+from gateway.export import cover_page, matching_ids, outcome, person_history
 from gateway.export import export as write_export
 from gateway.httpserver import HttpServer
 from gateway.message.parse import parse_message
@@ -631,10 +631,19 @@ class _Console:
         held = await self._run(self.held_mail.of_message, archive_id, self.s.clock.now())
         # Parsing and marking a 10 MB message takes seconds: not on the loop the relay shares.
         body, told = await self._run(self._reading, found)
+        # What became of it, in the words a child's export uses.
+        now = outcome(
+            found.verdict,
+            [entry for entry in found.history if entry.kind == "deliver"],
+            self.s.zone,
+            channel=found.channel,
+            envelope_to=found.envelope_to,
+        )
         return self._page(
             request,
             "message.html",
             m=found,
+            now=now,
             body=body,
             told=told,
             reviews=reviews,

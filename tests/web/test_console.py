@@ -335,7 +335,7 @@ def test_a_held_message_s_own_page_says_it_is_not_sent_yet_and_can_cancel_it(
     browser = signed_in(console)
     page = browser.get(f"/messages/{held_id}")
     assert "Not sent yet" in page.text and "does not stop it" in page.text
-    assert "Held for office hours" in page.text and "Now: waiting until" in page.text
+    assert "Held for office hours" in page.text and "Now: Waiting until" in page.text
     assert "Release now" in page.text and "Cancel: do not send it" in page.text
     entry = _entry_of(console, held_id)
     reply = browser.post(
@@ -345,7 +345,7 @@ def test_a_held_message_s_own_page_says_it_is_not_sent_yet_and_can_cancel_it(
     assert reply.status == 200
     assert "Cancelled: it will not be sent" in reply.text and "Not sent yet" not in reply.text
     assert "Weekend" in reply.text  # back on the message's own page
-    assert "Now: cancelled" in reply.text and "never sent" in reply.text
+    assert "Now: Cancelled" in reply.text and "never sent" in reply.text
     # Beside the policy's verdict, what became of it: a review found "Held for office hours"
     # alone on a message a lead had cancelled.
     assert '<span class="badge badge-reject">Cancelled, never sent</span>' in reply.text
@@ -424,7 +424,7 @@ def test_cancelling_held_mail_that_alerted_the_lead_does_not_tell_its_sender_by_
         {"csrf": page.field("csrf"), "from": "message", "tell_sender": "no", "note": "x"},
     )
     assert reply.status == 200 and "Its sender has not been told" in reply.text
-    assert "Now: cancelled" in reply.text
+    assert "Now: Cancelled" in reply.text
     time.sleep(0.5)  # the worker had its chance to send a notice
     assert len(sink.handler.received) == before and _not_sent_notices(sink) == []
     [entry_row] = audit(console, "cancel")
