@@ -19,7 +19,7 @@ import jinja2
 from sqlalchemy import Engine, and_, select
 
 from gateway.directory.model import DirectoryView, normalise_email
-from gateway.notify.render import local_time
+from gateway.notify.render import local_time, short_time
 from gateway.policy.types import stored_finding_urgent
 from gateway.search.labels import finding_label, verdict_label
 from gateway.search.query import Node
@@ -117,10 +117,6 @@ def _rows(
             )
 
 
-def _local(moment: datetime | None, zone: tzinfo) -> str:
-    return "" if moment is None else f"{as_aware(moment).astimezone(zone):%d %b %Y %H:%M}"
-
-
 def outcome(
     verdict: str,
     deliveries: Sequence[Any],
@@ -144,17 +140,17 @@ def outcome(
     sent_to = {r for entry in deliveries for r in entry.recipients or ()}
     for entry in deliveries:
         if entry.status == "delivered":
-            text = f"delivered {_local(entry.finished_at, zone)}"
+            text = f"delivered {short_time(entry.finished_at, zone)}"
             if entry.last_error:  # some recipients refused upstream: which, and why
                 text += f", refused for some: {entry.last_error[:300]}"
         elif entry.status == "cancelled":
-            text = f"cancelled {_local(entry.finished_at, zone)}, never sent"
+            text = f"cancelled {short_time(entry.finished_at, zone)}, never sent"
         elif entry.status == "failed":
-            text = f"could not be delivered ({_local(entry.finished_at, zone)})"
+            text = f"could not be delivered ({short_time(entry.finished_at, zone)})"
         elif entry.status == "sending":
             text = "being sent"
         elif entry.next_attempt_at > entry.created_at:
-            text = f"waiting until {_local(entry.next_attempt_at, zone)}"
+            text = f"waiting until {short_time(entry.next_attempt_at, zone)}"
         else:
             text = "waiting to be sent"
         if len(deliveries) > 1:
@@ -169,10 +165,8 @@ def outcome(
 
 
 def _reviews(reviews: Sequence[Review], zone: tzinfo) -> str:
-    return "; ".join(
-        f"{_local(r.at, zone)} {r.reviewer}: {r.outcome_label}" + (f": {r.note}" if r.note else "")
-        for r in reviews
-    )
+    said = [(f"{short_time(r.at, zone)} {r.reviewer}: {r.outcome_label}", r.note) for r in reviews]
+    return "; ".join(f"{head}: {note}" if note else head for head, note in said)
 
 
 def _told(row: Any, urgent_rules: frozenset[str]) -> tuple[str, list[str]]:
@@ -215,7 +209,7 @@ def _manifest_row(
         "findings": ";".join(codes),
         "sha256": hashlib.sha256(raw).hexdigest(),
         "file": name,
-        "date_local": _local(row.received_at, zone),
+        "date_local": short_time(row.received_at, zone),
         "outcome": outcome(
             row.verdict,
             item.deliveries,

@@ -102,3 +102,12 @@ def local_time(value: str | datetime, zone: tzinfo | None = None) -> str:
         aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
         moment = aware.astimezone(zone)
     return f"{moment:%A} {moment.day} {moment:%B %Y}, {moment:%H:%M}"
+
+
+def short_time(value: datetime | None, zone: tzinfo) -> str:
+    """'07 Dec 2026 15:30' in `zone`: the same moment as `local_time`, for tables and lists
+    (the console's, an export's manifest). None: ""; a time with no zone is UTC."""
+    if value is None:
+        return ""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return f"{aware.astimezone(zone):%d %b %Y %H:%M}"

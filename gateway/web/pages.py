@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from gateway.notify.render import BUILTIN_TEMPLATES
+from gateway.notify.render import BUILTIN_TEMPLATES, local_time, short_time
 from gateway.search.labels import finding_label, verdict_label
 
 STATIC = BUILTIN_TEMPLATES / "web" / "static"
@@ -26,10 +26,7 @@ def pages_environment(zone: tzinfo, folder: Path = BUILTIN_TEMPLATES / "web") ->
     def local(moment: datetime | None, style: str = "long") -> str:
         if moment is None:
             return ""
-        here = moment.astimezone(zone)
-        if style == "short":
-            return f"{here:%d %b %Y %H:%M}"
-        return f"{here:%A} {here.day} {here:%B %Y}, {here:%H:%M}"
+        return short_time(moment, zone) if style == "short" else local_time(moment, zone)
 
     env.filters["local"] = local
     env.filters["verdict_label"] = verdict_label
