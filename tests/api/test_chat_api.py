@@ -207,9 +207,7 @@ def test_risk_language_in_a_dm_alerts_the_safeguarding_lead(api: Api):
     with api.gateway.engine.connect() as conn:
         entries = conn.execute(queue.select()).all()
         [findings] = conn.execute(select(archive.c.findings)).scalars().all()
-    assert [(e.kind, list(e.recipients)) for e in entries] == [
-        ("alert", ["dsl@safe.example"])
-    ]
+    assert [(e.kind, list(e.recipients)) for e in entries] == [("alert", ["dsl@safe.example"])]
     assert "risk_language" in {f["code"] for f in findings}  # the archive keeps it
     # The chat tool shows its answer to the person writing: no tipping off.
     assert "risk_language" not in {f["code"] for f in result["findings"]}
