@@ -58,7 +58,7 @@ def test_a_refused_mass_mail_s_bounce_attaches_a_draft_with_the_outside_addresse
     # A review: "Nothing has been delivered to anyone" sat beside "The gateway has done this
     # for you: each person still receives the message", read as if it had gone out.
     flat = " ".join(told.split())
-    assert "The corrected draft attached does this" in flat
+    assert "Put the outside recipients in Bcc: then each person receives it" in flat
     assert "has done this for you" not in flat
 
 
@@ -161,7 +161,7 @@ def test_the_draft_of_refused_mass_mail_hides_the_parents_and_leaves_out_the_you
     # A review: "Nothing has been delivered to anyone" sat beside "The gateway has done this
     # for you: each person still receives the message", read as if it had gone out.
     flat = " ".join(told.split())
-    assert "The corrected draft attached does this" in flat
+    assert "Put the outside recipients in Bcc: then each person receives it" in flat
     assert "has done this for you" not in flat
     assert "Nora Noconsent is left out of the draft: no consent is on record." in told
     assert _send_as_it_is("teens-in-ai", fixed, draft.at).record.verdict != "reject"
@@ -204,3 +204,15 @@ def test_a_message_to_her_alone_has_no_draft_rather_than_one_refused_again():
     told = _content(prepared, "bounce")
     assert "Please make the changes above yourself and send the message again." in told
     assert "left out of the draft" not in told
+
+
+def test_a_refused_mass_mail_s_correction_does_not_promise_a_draft():
+    """What to change is worded apart from the draft: when nobody is left to send a draft to
+    (only young people with no consent on record), none is attached, and the correction must
+    not point to "the corrected draft attached" (left alone in session 25's note)."""
+    nobody = Draft(to=(NORA, *PARENTS))
+    result = evaluate("teens-in-ai", nobody)
+    [mass] = [e for e in result.explained if e.finding.code == "mass_mail_visible_recipients"]
+    assert result.verdict.action is Action.REJECT
+    assert "attached" not in mass.correction
+    assert mass.correction.startswith("Put the outside recipients in Bcc: then each person")
