@@ -73,9 +73,18 @@ def parse_intervals(text: str) -> tuple[Interval, ...]:
     return tuple(intervals)
 
 
+_NATIONS = "GB-ENG (England), GB-WLS (Wales), GB-SCT (Scotland) or GB-NIR (Northern Ireland)"
+
+
 def holiday_calendar(code: str, years: range) -> holidays.HolidayBase:
     """`GB-ENG` → England and Wales' bank holidays (with substitute days) for `years`."""
     country, _, subdivision = code.partition("-")
+    if country.upper() in ("GB", "UK") and not subdivision:
+        # The library accepts it, and gives only the holidays the four nations share.
+        raise HoursError(
+            f"bank-holiday region {code!r} names no nation, and would close only on the days "
+            f"all four share: use {_NATIONS}"
+        )
     try:
         return holidays.country_holidays(country, subdiv=subdivision or None, years=list(years))
     except (NotImplementedError, KeyError) as exc:

@@ -146,6 +146,15 @@ def test_the_sites_organisation_settings_win_over_the_packs(tmp_path):
         ('office_hours = "Mon-Fri 25:00-17:00"', "[organisation] office_hours: '25:00'"),
         ('timezone = "Europe/Londres"', "unknown time zone 'Europe/Londres'"),
         ('dsl = "lead@school.example"', "[organisation] dsl has the wrong shape"),
+        # The holidays library takes "UK" and gives only what the four nations share: an
+        # English school would then be "open" on Easter Monday.
+        (
+            'bank_holidays = "UK"',
+            "[organisation] bank_holidays: bank-holiday region 'UK' names no nation, and would"
+            " close only on the days all four share: use GB-ENG (England), GB-WLS (Wales),"
+            " GB-SCT (Scotland) or GB-NIR (Northern Ireland)",
+        ),
+        ('bank_holidays = "GB-XYZ"', "[organisation] bank_holidays: unknown bank-holiday region"),
     ],
 )
 def test_a_bad_site_value_is_reported_in_gateway_toml_not_in_the_pack(
