@@ -51,7 +51,11 @@ def _peer_ip(session: Session) -> str:
     `::ffff:a.b.c.d`: `trusted_networks`, the failure counts, `staff unlock --client` and the
     archive all name it so."""
     peer = session.peer
-    address = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
+    return _unmapped(str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or ""))
+
+
+@functools.lru_cache(maxsize=1024)  # asked about four times a message, of a few clients
+def _unmapped(address: str) -> str:
     try:
         mapped = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
