@@ -106,13 +106,13 @@ def verify(
     return Report(checked, None, tombstones)
 
 
-def _indexed(conn: Connection, first: int, last: int) -> dict[int, set[tuple[str, ...]]]:
+def _indexed(conn: Connection, first: int, last: int) -> dict[int, set[tuple[object, ...]]]:
     """What search's side tables hold for the records `first`..`last`: their addresses by role,
     and their findings."""
-    found: dict[int, set[tuple[str, ...]]] = {}
+    found: dict[int, set[tuple[object, ...]]] = {}
     for table, columns in (
         (archive_addresses, ("role", "address")),
-        (archive_findings, ("code", "rule", "action")),
+        (archive_findings, ("code", "rule", "action", "urgent")),
     ):
         rows = conn.execute(
             select(table.c.archive_id, *(table.c[c] for c in columns)).where(
@@ -124,14 +124,14 @@ def _indexed(conn: Connection, first: int, last: int) -> dict[int, set[tuple[str
     return found
 
 
-def _unindexed(row: Any, indexed: dict[int, set[tuple[str, ...]]]) -> str | None:
+def _unindexed(row: Any, indexed: dict[int, set[tuple[object, ...]]]) -> str | None:
     """A chained record (since 0010) whose search entries are not those its columns give:
     `contact:`, `flag:` and an export of a child's history would miss it."""
     if row.content_sha256 is None or row.purged_at is not None:
         return None
     addresses, findings = index_rows(row.id, SimpleNamespace(**row._mapping))
     expected = {("archive_addresses", a["role"], a["address"]) for a in addresses} | {
-        ("archive_findings", f["code"], f["rule"], f["action"]) for f in findings
+        ("archive_findings", f["code"], f["rule"], f["action"], f["urgent"]) for f in findings
     }
     if indexed.get(row.id, set()) != expected:
         return "its search entries (addresses or findings) were altered: search would miss it"

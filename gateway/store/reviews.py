@@ -115,17 +115,17 @@ class ReviewStore:
         self, *, limit: int = 50, offset: int = 0, urgent_rules: frozenset[str] = frozenset()
     ) -> tuple[list[Awaiting], int]:
         """Messages with findings other than a rewrite and no review, and how many there are:
-        those with a finding of an urgent rule first (`urgent_rules`, the pack's; risk
-        language counts whatever the pack, as for records from before findings said so), then
-        oldest first. A watch-list message must not wait behind a day of routine flags."""
+        those with an urgent finding first (urgent by its record, or by `urgent_rules`, the
+        pack's now: a rule made urgent since), then oldest first. A watch-list message must
+        not wait behind a day of routine flags."""
         # Read from archive_findings, which holds rows of flagged messages only (a purge
         # deletes a tombstone's), not by looking at every archived message. A rewrite (group
         # mail moved to BCC) is fixed already; it needs nobody's judgement.
         urgent = case(
             (
                 or_(
+                    archive_findings.c.urgent,
                     archive_findings.c.rule.in_(sorted(urgent_rules)),
-                    archive_findings.c.code == "risk_language",
                 ),
                 1,
             ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
@@ -197,6 +199,9 @@ archive_findings = Table(
     Column("code", String(64), primary_key=True),
     Column("rule", String(128), primary_key=True),
     Column("action", String(16), nullable=False),
+    # As the record says (`stored_finding_urgent`): the review queue puts these first, even
+    # after a pack change has renamed the rule (migration 0011).
+    Column("urgent", Boolean, nullable=False, server_default=false()),
     Index("ix_archive_findings_code", "code", "archive_id"),
 )
 

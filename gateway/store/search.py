@@ -50,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSQUERY
 
+from gateway.policy.types import stored_finding_urgent
 from gateway.search.query import (
     Address,
     After,
@@ -284,6 +285,7 @@ def index_rows(
                     "code": key[0],
                     "rule": key[1],
                     "action": str(finding.get("action", ""))[:16],
+                    "urgent": stored_finding_urgent(finding),
                 }
             )
     return addresses, findings
