@@ -19,6 +19,7 @@ an optimisation. Same pack, directory (5,000 contacts) and message mix as throug
     .venv/bin/python bench/stage_cost.py                      # SQLite, 2000 messages x 3
     .venv/bin/python bench/stage_cost.py --database postgres  # a fresh database on 127.0.0.1
     .venv/bin/python bench/stage_cost.py --profile            # cProfile's top functions
+    SORT=cumulative TOP=60 .venv/bin/python bench/stage_cost.py --profile  # another order
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import contextlib
 import cProfile
 import itertools
 import json
+import os
 import pstats
 import random
 import statistics
@@ -145,7 +147,8 @@ def measure(
                 action = prepare(prepared) if name == "prepare" else commit(prepared)
                 profiler.runcall(action)
                 print(f"--- {name}")
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+                stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
+                stats.print_stats(int(os.environ.get("TOP", "25")))
             return results
         for _ in range(rounds):
             prepared = []
