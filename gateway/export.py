@@ -355,8 +355,15 @@ def cover_page(
             query=query,
             messages=manifest,
             with_reviews=with_reviews,
-            verdict_label=verdict_label,
+            verdict_label=verdict_label if with_reviews else _family_verdict_label,
             finding_label=finding_label,
         )
 
     return render
+
+
+def _family_verdict_label(verdict: str) -> str:
+    """Without the watch list's findings, "nothing found" could be false (a message they alone
+    flagged shows as delivered), and on some rows only would point to the ones it is not:
+    every delivered message is "Sent"."""
+    return "Sent" if verdict == "deliver" else verdict_label(verdict)

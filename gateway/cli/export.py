@@ -105,13 +105,15 @@ def export(
                 err=True,
             )
             sys.exit(2)
+        pack = load_pack(ctx.settings.pack, site=ctx.settings.organisation)
         cover = None
         if history is not None:
             cover = cover_page(
                 environment_for(ctx.settings.pack, ctx.settings.templates),
                 contact=", ".join(history.addresses),
                 name=history.name,
-                organisation=ctx.settings.organisation.name or "",
+                # The pack's, with the site's override: named as the console names it.
+                organisation=pack.organisation.name,
                 exported_by=actor,
                 at=now,
                 query=text,
@@ -134,9 +136,7 @@ def export(
                 progress=progress,
                 zone=ctx.zone,
                 with_reviews=with_reviews,
-                urgent_rules=load_pack(
-                    ctx.settings.pack, site=ctx.settings.organisation
-                ).urgent_rules,
+                urgent_rules=pack.urgent_rules,
             )
         audit.record(
             actor=actor,

@@ -305,6 +305,8 @@ def test_an_export_for_the_family_leaves_the_leads_reviews_out_and_says_so(refer
     assert [row["reviews"] for row in manifest] == ["", "", "", ""]
     assert "LADO" not in cover and "escalated" not in cover
     assert "reviews and notes are not included in this export" in cover
+    # Without the watch list's findings "nothing found" could be false: every one is "Sent".
+    assert "<td>Sent<" in cover and "nothing found" not in cover
     audit = json.loads(_run(config, "audit", "--json").output)
     assert audit[0]["action"] == "export" and audit[0]["detail"]["reviews"] is False
 
@@ -423,6 +425,10 @@ def test_an_export_without_the_leads_notes_leaves_the_watch_list_out(
         manifest, cover = _export_sam(config, out, *extra)
         [rows[notes]] = [r for r in manifest if r["subject"] == "Trip"]
         assert ("Risk language" in cover) is notes
+        # A review: the family's copy said "Sent, nothing found" of the grooming message.
+        assert ("nothing found" in cover) is False
+        # The pack's organisation name, as the console gives it, when the site sets none.
+        assert '<p class="meta">Safeguard Gateway baseline · every message' in cover
     assert rows[True]["verdict"] == "flag" and "risk_language" in rows[True]["findings"]
     assert rows[False]["verdict"] == "deliver" and "risk_language" not in rows[False]["findings"]
 
