@@ -16,6 +16,8 @@ from gateway.cli import Context, pass_context
 from gateway.cli.actor import audit_note
 from gateway.clock import SystemClock
 from gateway.directory.csvfile import (
+    DEMO_CONTACTS_CSV,
+    DEMO_STAFF_CSV,
     DirectoryFileError,
     ImportDiff,
     diff_contacts,
@@ -25,6 +27,74 @@ from gateway.directory.csvfile import (
 )
 from gateway.directory.model import Contact
 from gateway.store.audit import AuditNote
+
+# A partial export (one row, a filtered view, the wrong sheet) replaced the whole list and
+# silently took every young person left out of it out of the rules. Refused when more than
+# half the list would go (more than a year's leavers ever are), and at least 3: so that a
+# small directory (2 people, one or both leaving) still imports without the flag.
+_MOST = 0.5
+_AT_LEAST = 3
+
+
+class ImportRefused(Exception):
+    """An import that would remove most of the list, or every lead: raised in the import's
+    own transaction, which it rolls back, so the check and the replacement are of one list."""
+
+    def __init__(self, reasons: Sequence[str], removed: Sequence[str]) -> None:
+        super().__init__(" ".join(reasons))
+        self.reasons = tuple(reasons)
+        self.removed = tuple(removed)
+
+
+def _shown(keys: Sequence[str]) -> str:
+    return ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _refusals(
+    kind: str,
+    csv_file: Path,
+    before: Sequence[Any],
+    items: Sequence[Any],
+    diff: ImportDiff,
+) -> list[str]:
+    """Why the import is not applied without --allow-removals, one plain sentence each."""
+    reasons = []
+    removed = len(diff.removed)
+    # The demo directory `serve` seeds an empty archive with goes whole at the first real
+    # import: not a partial file.
+    demo = _demo_keys(kind)
+    if all(entry.email in demo for entry in before):
+        removed = 0
+    if removed >= _AT_LEAST and removed > _MOST * len(before):
+        reasons.append(
+            f"{csv_file} would remove {removed} of the {len(before)} {kind} the directory "
+            f"has (keeping {len(before) - removed}, adding {len(diff.added)}). If this file "
+            "is the whole list, run the import again with --allow-removals; otherwise check "
+            "you exported the full list."
+        )
+    if kind == "staff" and not any(s.dsl for s in items):
+        # The console's only users and the alerts' only readers: a file without them leaves
+        # the archive unread. Not refused when there was no lead to lose (warned of after).
+        leads = sorted(s.email for s in before if s.dsl)
+        if leads:
+            reasons.append(
+                f"{csv_file} has no safeguarding lead (no row with dsl = yes): "
+                f"{_and(leads)} would stop being {'one' if len(leads) == 1 else 'leads'}, "
+                "and nobody could then sign in to the safeguarding console or read the "
+                "alerts. Mark the lead dsl = yes in the file, or, if there is to be no lead "
+                "for now, run the import again with --allow-removals."
+            )
+    return reasons
+
+
+def _demo_keys(kind: str) -> set[str]:
+    if kind == "staff":
+        return {m.email for m in read_staff_csv(DEMO_STAFF_CSV)}
+    return {c.email for c in read_contacts_csv(DEMO_CONTACTS_CSV, today=date.today())}
 
 
 def _note(
@@ -87,9 +157,15 @@ def directory() -> None:
 @directory.command("import")
 @click.argument("kind", type=click.Choice(["staff", "contacts"]))
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--allow-removals",
+    is_flag=True,
+    help="Apply a file that removes most of the list, or every safeguarding lead.",
+)
 @pass_context
-def import_(ctx: Context, kind: str, csv_file: Path) -> None:
-    """Replace the staff or contacts list with CSV_FILE (a bad row: nothing is applied)."""
+def import_(ctx: Context, kind: str, csv_file: Path, allow_removals: bool) -> None:
+    """Replace the staff or contacts list with CSV_FILE (a bad row: nothing is applied; a
+    file that would remove most of the list or every lead: refused without --allow-removals)."""
     from gateway.service import open_admin
     from gateway.store.directory import DirectoryStore
 
@@ -111,6 +187,9 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
             }
         else:
             diff = diff_contacts(before, items)
+        reasons = _refusals(kind, csv_file, before, items, diff)
+        if reasons and not allow_removals:
+            raise ImportRefused(reasons, diff.removed)
         diffs.append(diff)
         return _note(kind, csv_file, diff, leads, now)
 
@@ -133,6 +212,13 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
         for line in rest:
             click.echo(f"  {line}")
         sys.exit(2)
+    except ImportRefused as exc:
+        # Rolled back: the directory is as it was. Who would have gone, to check the file by.
+        for reason in exc.reasons:
+            click.echo(f"safeguard: {reason}", err=True)
+        if exc.removed:
+            click.echo(f"  would remove: {_shown(exc.removed)}")
+        sys.exit(2)
     finally:
         store.engine.dispose()
     [diff] = diffs
@@ -143,5 +229,11 @@ def import_(ctx: Context, kind: str, csv_file: Path) -> None:
         ("removed", diff.removed),
     ):
         if keys:
-            shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
-            click.echo(f"  {label}: {shown}")
+            click.echo(f"  {label}: {_shown(keys)}")
+    if kind == "staff" and not any(s.dsl for s in items):
+        click.echo(
+            f"safeguard: warning: {csv_file} has no safeguarding lead (no row with dsl = yes): "
+            "nobody can sign in to the safeguarding console or read the alerts until one is "
+            "imported.",
+            err=True,
+        )

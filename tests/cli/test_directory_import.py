@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.cli.actor import local_user
 from gateway.config import load_settings
 from gateway.service import open_engine
 from gateway.store.audit import AuditLog
+from gateway.store.directory import DirectoryStore
 
 STAFF = (
     "email,name,safeguarding_level,training_expires,dbs_checked,dsl\n"
@@ -20,6 +22,23 @@ CONTACTS = (
 )
 
 
+def _contacts(count: int) -> str:
+    """A contacts.csv of `count` young people, each with a parent to copy."""
+    return (
+        CONTACTS.splitlines()[0]
+        + "\n"
+        + "".join(
+            f"child{n}@home.example,Child {n},2012-01-0{1 + n % 9},participant,"
+            f"parent{n}@parents.example,,yes\n"
+            for n in range(count)
+        )
+    )
+
+
+def _directory(config: Path) -> DirectoryStore:
+    return DirectoryStore(open_engine(load_settings(config)))
+
+
 def test_import_reports_added_then_changed_and_removed(run, tmp_path: Path):
     staff = tmp_path / "staff.csv"
     staff.write_text(STAFF)
@@ -27,12 +46,9 @@ def test_import_reports_added_then_changed_and_removed(run, tmp_path: Path):
     assert first.exit_code == 0, first.output
     assert "2 added, 0 changed, 0 removed" in first.output
 
-    staff.write_text(
-        STAFF.replace("Alex Teacher,1", "Alex Teacher,2").splitlines()[0]
-        + "\n"
-        + STAFF.replace("Alex Teacher,1", "Alex Teacher,2").splitlines()[2]
-        + "\n"
-    )
+    # Alex takes over as the lead: a file with none is refused (below).
+    changed = STAFF.replace("Alex Teacher,1,2027-09-01,yes,no", "Alex Teacher,2,2027-09-01,yes,yes")
+    staff.write_text(changed.splitlines()[0] + "\n" + changed.splitlines()[2] + "\n")
     second = run("directory", "import", "staff", str(staff))
     assert second.exit_code == 0, second.output
     assert "0 added, 1 changed, 1 removed" in second.output
@@ -158,3 +174,127 @@ def test_the_other_lists_file_is_named_as_such(run, tmp_path: Path):
     staff.write_text(STAFF)
     result = run("directory", "import", "contacts", str(staff))
     assert result.exit_code == 2 and "this is a staff file" in result.output
+
+
+def test_a_partial_contacts_file_is_refused_and_the_directory_kept(
+    run, config: Path, tmp_path: Path
+):
+    """A review: a contacts file of one row replaced the list of 13, "1 added, 0 changed, 12
+    removed", at once and exit 0. A partial file silently removed every young person's
+    protection: mail to them without a parent's copy was delivered and archived as "Sent,
+    nothing found"."""
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(_contacts(13))
+    assert run("directory", "import", "contacts", str(contacts)).exit_code == 0
+    one_row = tmp_path / "one_row.csv"
+    one_row.write_text(CONTACTS)
+    result = run("directory", "import", "contacts", str(one_row))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"safeguard: {one_row} would remove 13 of the 13 contacts the directory has (keeping "
+        "0, adding 1). If this file is the whole list, run the import again with "
+        "--allow-removals; otherwise check you exported the full list.\n"
+    )
+    assert "would remove: child0@home.example" in result.stdout
+    assert "Imported" not in result.output and "Traceback" not in result.output
+    store = _directory(config)
+    kept = {c.email for c in store.contacts()}
+    store.engine.dispose()
+    assert kept == {f"child{n}@home.example" for n in range(13)}
+
+
+def test_a_file_that_is_the_whole_list_is_applied_with_allow_removals(
+    run, config: Path, tmp_path: Path
+):
+    """The admin who means it (the organisation now works with one young person) says so, and
+    the import is applied as before."""
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(_contacts(13))
+    assert run("directory", "import", "contacts", str(contacts)).exit_code == 0
+    contacts.write_text(CONTACTS)
+    result = run("directory", "import", "contacts", str(contacts), "--allow-removals")
+    assert result.exit_code == 0, result.output
+    assert "1 added, 0 changed, 13 removed, 0 unchanged" in result.stdout
+    store = _directory(config)
+    emails = [c.email for c in store.contacts()]
+    store.engine.dispose()
+    assert emails == ["sam.minor@home.example"]
+
+
+def test_leavers_are_removed_without_the_flag(run, config: Path, tmp_path: Path):
+    """Leavers going is the ordinary import: one of many, or both of a directory of 2 (where
+    the share alone would refuse), is applied without asking."""
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(_contacts(13))
+    assert run("directory", "import", "contacts", str(contacts)).exit_code == 0
+    contacts.write_text(_contacts(13).replace("child12@home.example", "new@home.example"))
+    result = run("directory", "import", "contacts", str(contacts))
+    assert result.exit_code == 0, result.output
+    assert "1 added, 0 changed, 1 removed, 12 unchanged" in result.stdout
+    assert "removed: child12@home.example" in result.stdout
+    contacts.write_text(_contacts(2))
+    assert run("directory", "import", "contacts", str(contacts), "--allow-removals").exit_code == 0
+    contacts.write_text(CONTACTS)
+    small = run("directory", "import", "contacts", str(contacts))
+    assert small.exit_code == 0, small.output
+    assert "1 added, 0 changed, 2 removed" in small.stdout
+
+
+def test_a_staff_file_without_any_lead_is_refused(run, config: Path, tmp_path: Path):
+    """A staff file lacking the lead's row removed every DSL: nobody could sign in to the
+    safeguarding console, and the alerts lost their reader."""
+    staff = tmp_path / "staff.csv"
+    staff.write_text(STAFF)
+    assert run("directory", "import", "staff", str(staff)).exit_code == 0
+    without_lead = tmp_path / "without_lead.csv"
+    without_lead.write_text(STAFF.splitlines()[0] + "\n" + STAFF.splitlines()[2] + "\n")
+    result = run("directory", "import", "staff", str(without_lead))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"safeguard: {without_lead} has no safeguarding lead (no row with dsl = yes): "
+        "dana.lee@safe.example would stop being one, and nobody could then sign in to the "
+        "safeguarding console or read the alerts. Mark the lead dsl = yes in the file, or, if "
+        "there is to be no lead for now, run the import again with --allow-removals.\n"
+    )
+    store = _directory(config)
+    leads = [s.email for s in store.staff() if s.dsl]
+    store.engine.dispose()
+    assert leads == ["dana.lee@safe.example"]
+    forced = run("directory", "import", "staff", str(without_lead), "--allow-removals")
+    assert forced.exit_code == 0, forced.output
+    assert "0 added, 0 changed, 1 removed" in forced.stdout
+    assert "safeguard: warning: " in forced.stderr and "has no safeguarding lead" in forced.stderr
+
+
+def test_the_first_import_into_an_empty_directory_is_never_refused(run, tmp_path: Path):
+    """There is nothing to lose; a staff file with no lead yet is said, not refused."""
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(_contacts(13))
+    first = run("directory", "import", "contacts", str(contacts))
+    assert first.exit_code == 0 and "13 added" in first.stdout and first.stderr == ""
+    staff = tmp_path / "staff.csv"
+    staff.write_text(STAFF.replace("Dana Lee,3,2027-03-31,yes,yes", "Dana Lee,3,2027-03-31,yes,no"))
+    result = run("directory", "import", "staff", str(staff))
+    assert result.exit_code == 0 and "2 added" in result.stdout
+    assert result.stderr == (
+        f"safeguard: warning: {staff} has no safeguarding lead (no row with dsl = yes): nobody "
+        "can sign in to the safeguarding console or read the alerts until one is imported.\n"
+    )
+
+
+def test_the_demo_directory_goes_whole_at_the_first_real_import(run, tmp_path: Path):
+    """`serve` seeds an empty archive with the demo directory; a site's own list shares none of
+    its people, and replacing it is not a partial file."""
+    from gateway.directory_source import seed_demo_if_empty
+
+    engine = open_engine(load_settings(tmp_path / "gateway.toml"))
+    seed_demo_if_empty(DirectoryStore(engine), datetime.now(UTC))
+    engine.dispose()
+    ours = tmp_path / "ours.csv"
+    ours.write_text(
+        "email,name,date_of_birth,category,guardian_emails,school_emails,consent\n"
+        "ola.new@pupils.example,Ola New,2012-03-04,participant,mum@parents.example,,yes\n"
+    )
+    result = run("directory", "import", "contacts", str(ours))
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output
