@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -176,6 +176,37 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
 
 
+def nearest(word: str, known: Iterable[str]) -> str | None:
+    """The known name a misspelt `word` was most likely meant to be, if any is close."""
+    near = difflib.get_close_matches(word, sorted(known), n=1)
+    return near[0] if near else None
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """The hint after an unknown name: did you mean the nearest known one, else the known
+    ones. Every "unknown key" the gateway reports (gateway.toml, a pack) says it this way."""
+    names = sorted(known)
+    near = nearest(word, names)
+    return f"did you mean {near!r}?" if near else f"known: {', '.join(names)}"
+
+
+def _section_line(text: str, section: str) -> int | None:
+    """The line of `[section]` (or `[section.sub]`, `[[section]]`, `section.key = `, or a
+    top-level `section = ` that should have been a table)."""
+    name = re.escape(section)
+    header = re.compile(rf"^\[\[?\s*{name}\s*(?:\.[^\]]*)?\]\]?\s*(?:#.*)?$|^{name}\s*[.=]")
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped
+            if header.match(stripped):
+                return number
+        elif not current and header.match(stripped):
+            return number
+    return None
+
+
 def _key_line(text: str, section: str, key: str) -> int | None:
     """Best effort: the line where `key` is set inside `[section]` (tomllib keeps no positions)."""
     current = ""
@@ -188,6 +219,17 @@ def _key_line(text: str, section: str, key: str) -> int | None:
         if current == section and re.match(rf"^{re.escape(key)}\s*=", stripped):
             return number
     return None
+
+
+def _expected_span(key: str, default: Any, value: Any) -> str:
+    """What a float setting takes, in words: a plain number of the unit its name gives
+    (`lockout_minutes`, `session_hours`), else of seconds; no unit is read ("4000s", "30m")."""
+    unit = next((u for u in ("minutes", "hours") if key.endswith(f"_{u}")), "seconds")
+    example = f"{default:g}" if isinstance(default, int | float) else "30"
+    said = f"expected a number of {unit}, like {example}"
+    if isinstance(value, str):
+        said += " (a bare number: no quotes, no unit)"
+    return f"{said}, got {value!r}"
 
 
 class _Reader:
@@ -206,10 +248,8 @@ class _Reader:
             for key in table:
                 if (section, key) in self.known:
                     continue
-                names = sorted(k for s, k in self.known if s == section)
-                near = difflib.get_close_matches(key, names, n=1)
-                hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(names)}"
-                raise self.error(section, key, f"unknown key ({hint})")
+                names = (k for s, k in self.known if s == section)
+                raise self.error(section, key, f"unknown key ({did_you_mean(key, names)})")
 
     def error(self, section: str, key: str, reason: str) -> ConfigError:
         line = _key_line(self.text, section, key)
@@ -239,6 +279,8 @@ class _Reader:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            if kind is float:  # every float setting is a span of time, its unit in its name
+                raise self.error(section, key, _expected_span(key, default, value))
             names = (
                 kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             )
@@ -284,6 +326,23 @@ def _hostname(r: _Reader) -> str:
             f'expected a host name such as "mail.school.example", got {name!r}',
         )
     return name
+
+
+def _check_pack_exists(r: _Reader, pack: str) -> None:
+    """`[policy] pack` names a pack in rules/ (or a pack file): a typo is refused here, at its
+    line in gateway.toml, with the packs there are, not later against a rules/ path."""
+    from gateway.policy.pack import available_packs, pack_path  # it imports this module
+
+    if pack_path(pack).exists():
+        return
+    names = available_packs()
+    near = nearest(pack, names)
+    hint = f"did you mean {near!r}? " if near else ""
+    raise r.error(
+        "policy",
+        "pack",
+        f"no such policy pack {pack!r} ({hint}available: {', '.join(names)})",
+    )
 
 
 def parse_upstream(url: str) -> UpstreamSettings:
@@ -381,8 +440,10 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     }
     for section in data:
         if section not in known:
+            line = _section_line(text, section)
+            where = f"{path}:{line}" if line else str(path)
             raise ConfigError(
-                f"{path}: unknown section [{section}] (known: {', '.join(sorted(known))})"
+                f"{where}: unknown section [{section}] ({did_you_mean(section, known)})"
             )
 
     state_dir = Path(r.get("database", "state_dir", str, "var"))
@@ -545,6 +606,7 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     if web.url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", web.url):
         raise r.error("web", "url", f"expected an http:// or https:// address, got {web.url!r}")
     pack = r.get("policy", "pack", str, "default")
+    _check_pack_exists(r, pack)
     web_listen = r.listen("web", "listen", "127.0.0.1:8025")
     api_listen = r.listen("api", "listen", "127.0.0.1:8026")
     r.unknown_keys()

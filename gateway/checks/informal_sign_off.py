@@ -80,6 +80,17 @@ _LINE_LOVE_RE = re.compile(
     r"their|a|an|seeing|hearing|reading|having|being|working|getting|doing|making)\b)",
     re.IGNORECASE,
 )
+# "Love" signing off the message's last words after a full stop, on the line they end ("Lovely
+# to meet you. Love, Jamie xx", "See you Friday! Love from Alex"): a one-line mail's sign-off,
+# as "Love" on a line of its own is a longer one's. A name (capitalised) and nothing but
+# kisses, emoji or punctuation after it; without a comma or "from", the name is the sender's
+# ("Love Jamie xx"), so that "Great work. Love Mondays!" is not read as one.
+_END_LOVE_RE = re.compile(
+    r"[.!?\u2026]\s*(?P<word>love|luv)(?P<sep>\s*,\s*|\s+from\s+|\s+)"
+    r"(?P<name>(?-i:[A-Z][\w'\-]*)(?:\s+(?-i:[A-Z][\w'\-]*)){0,2})"
+    r"(?:[^\w]|(?<!\w)(?:[xX]{1,4}|(?:[xX][oO]){1,3}[xX]?)(?!\w))*$",
+    re.IGNORECASE,
+)
 # A vocative at the end of a line: "Thanks lovely x", "Night, gorgeous x".
 _VOCATIVE_RE = re.compile(
     r"(?:^|,\s*|\b(?:thanks|thank you|night|morning|bye|cheers|soon|care|ta)\s*,?\s*)"
@@ -228,6 +239,21 @@ def _words(line: str, previous: str, sender_names: frozenset[str], settings: Set
     return found
 
 
+def _closing_love(line: str, sender_names: frozenset[str]) -> list[str]:
+    """The word of a "Love, NAME" ending the last line (`_END_LOVE_RE`), unless the sender is
+    called Love."""
+    low = line.lower()
+    if "love" in sender_names or not ("love" in low or "luv" in low):
+        return []
+    match = _END_LOVE_RE.search(line)
+    if match is None:
+        return []
+    names = {word.lower() for word in match.group("name").split()}
+    if not match.group("sep").strip() and not names & sender_names:
+        return []  # "Love Mondays!": not the sender's name, nor a "Love," or "Love from"
+    return [match.group("word")]
+
+
 def informal_tokens(
     text: str, *, sender_name: str = "", settings: Settings | None = None
 ) -> list[tuple[str, list[str]]]:
@@ -240,6 +266,10 @@ def informal_tokens(
     for index, whole in enumerate(lines):
         line = whole[-LINE_TAIL:]
         tokens = [*_words(line, previous, names, settings), *_emoticons(line)]
+        if index == len(lines) - 1 and not any(
+            "lov" in t.lower() or "luv" in t.lower() for t in tokens
+        ):
+            tokens += _closing_love(line, names)
         following = lines[index + 1] if index + 1 < len(lines) else ""
         found = _emoji(line)
         if _FORMAL_CLOSING_RE.match(following):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import click
@@ -15,6 +15,7 @@ from gateway.clock import SystemClock
 from gateway.config import read_at_most
 from gateway.message.addresses import checked_address
 from gateway.message.parse import MessageTooComplex, parse_message
+from gateway.notify.render import local_time
 from gateway.pipeline import check_result
 from gateway.policy.types import Action
 
@@ -93,7 +94,7 @@ def check(
             )
         )
     else:
-        _print(verdict.action, explained, verdict.deliver_at, message.subject)
+        _print(verdict.action, explained, verdict.deliver_at, message.subject, zone)
     sys.exit(0 if not explained else 1)
 
 
@@ -106,10 +107,13 @@ _HEADLINE = {
 }
 
 
-def _print(action: Action, explained, deliver_at: datetime | None, subject: str) -> None:
+def _print(
+    action: Action, explained, deliver_at: datetime | None, subject: str, zone: tzinfo
+) -> None:
     click.echo(f"{subject or '(no subject)'}\n{_HEADLINE[action]}")
     if deliver_at is not None:
-        click.echo(f"It would be delivered {deliver_at:%A %d %B %Y at %H:%M}.")
+        # In the notices' one format (the findings below and the sender's notice use it).
+        click.echo(f"It would be delivered {local_time(deliver_at, zone)}.")
     for number, e in enumerate(explained, start=1):
         who = f" [{e.finding.recipient}]" if e.finding.recipient else ""
         click.echo(

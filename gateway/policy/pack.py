@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.config import ORGANISATION_KEYS, OrganisationSettings, read_text_file
+from gateway.config import (
+    ORGANISATION_KEYS,
+    OrganisationSettings,
+    did_you_mean,
+    nearest,
+    read_text_file,
+)
 from gateway.policy.hours import HoursError, OfficeHours
 from gateway.policy.registry import CheckSpec, discover
 from gateway.policy.types import RULE_ACTIONS, Action, Organisation, Pack, Retention, Rule, Where
@@ -57,8 +63,8 @@ def _retention(raw: Any, p: _Problems) -> Retention:
     values: dict[str, int | None] = {}
     for key in raw:
         if key not in _RETENTION_KEYS:
-            known = ", ".join(sorted(_RETENTION_KEYS))
-            p.add(f"[retention] unknown key {key!r} (known: {known})", line=p.line_of(key, None))
+            hint = did_you_mean(key, _RETENTION_KEYS)
+            p.add(f"[retention] unknown key {key!r} ({hint})", line=p.line_of(key, None))
     for key, lowest, highest in (("years", 1, 100), ("until_age", 18, 120)):
         value = raw.get(key)
         if value is not None and (
@@ -161,9 +167,7 @@ def _organisation(
     for key in merged:
         if key not in ORGANISATION_KEYS:
             refuse(
-                key,
-                f"[organisation] unknown key {key!r} "
-                f"(known: {', '.join(sorted(ORGANISATION_KEYS))})",
+                key, f"[organisation] unknown key {key!r} ({did_you_mean(key, ORGANISATION_KEYS)})"
             )
     domains = merged.get("domains", [])
     if not _strings(domains) or not domains:
@@ -228,9 +232,16 @@ def _rule(
         p.add(f"id {rule_id!r} must be kebab-case (a-z, 0-9, -)", line=p.line_of("id", line))
         return None
     ok = True
+    # A key misspelt for one the rule needs ("chek" for "check") is reported once, as the typo:
+    # not again as the missing key's own error ("unknown check None").
+    misspelt: set[str] = set()
     for key in raw:
         if key not in _RULE_KEYS:
-            p.add(f"unknown key {key!r}", line=p.line_of(key, line), rule=rule_id)
+            hint = did_you_mean(key, _RULE_KEYS)
+            p.add(f"unknown key {key!r} ({hint})", line=p.line_of(key, line), rule=rule_id)
+            meant = nearest(key, _RULE_KEYS)
+            if meant is not None and meant not in raw:
+                misspelt.add(meant)
             ok = False
     if rule_id in seen:
         p.add("the same id is used twice in this pack", line=line, rule=rule_id)
@@ -238,23 +249,29 @@ def _rule(
     seen.add(rule_id)
     code = raw.get("check")
     spec = checks.get(code) if isinstance(code, str) else None
-    if spec is None:
+    if spec is None and "check" not in misspelt:
+        known = ", ".join(sorted(checks))
         p.add(
-            f"unknown check {code!r} (known: {', '.join(sorted(checks))})",
+            f"missing key 'check' (known checks: {known})"
+            if "check" not in raw
+            else f"unknown check {code!r} (known: {known})",
             line=p.line_of("check", line),
             rule=rule_id,
         )
-        ok = False
+    ok = ok and spec is not None
     try:
         action = Action(raw.get("action"))
         if action not in RULE_ACTIONS:
             raise ValueError
     except ValueError:
-        p.add(
-            f"action {raw.get('action')!r} must be one of reject, defer, rewrite, flag",
-            line=p.line_of("action", line),
-            rule=rule_id,
-        )
+        if "action" not in misspelt:
+            p.add(
+                "missing key 'action' (one of reject, defer, rewrite, flag)"
+                if "action" not in raw
+                else f"action {raw.get('action')!r} must be one of reject, defer, rewrite, flag",
+                line=p.line_of("action", line),
+                rule=rule_id,
+            )
         ok = False
     if ok and action is not Action.FLAG and raw.get("urgent", False):
         # An urgent finding alerts the lead and is never shown to the sender (it would tell
@@ -268,11 +285,12 @@ def _rule(
         ok = False
     policy = raw.get("policy")
     if not isinstance(policy, str) or not policy.strip():
-        p.add(
-            "every rule quotes the policy sentence it enforces: `policy` is missing",
-            line=line,
-            rule=rule_id,
-        )
+        if "policy" not in misspelt:
+            p.add(
+                "every rule quotes the policy sentence it enforces: `policy` is missing",
+                line=line,
+                rule=rule_id,
+            )
         ok = False
     where_raw = raw.get("where", {})
     where = Where()
@@ -335,7 +353,7 @@ def load_pack(
     p = _Problems(path, text)
     for key in data:
         if key not in _PACK_KEYS:
-            p.add(f"unknown top-level key {key!r} (known: {', '.join(sorted(_PACK_KEYS))})")
+            p.add(f"unknown top-level key {key!r} ({did_you_mean(key, _PACK_KEYS)})")
     meta = data.get("pack", {})
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
         p.add("[pack] needs a name")

@@ -331,7 +331,8 @@ def test_config_after_the_command_is_the_file_used(tmp_path: Path):
 
     good = tmp_path / "gateway.toml"
     good.write_text('[database]\nurl = "sqlite:///archive.db"\n[directory]\ndemo = false\n')
-    result = CliRunner().invoke(cli, ["queue", "list", "--config", str(good)])
+    # A command that may make the archive (a reading one refuses to: none is there yet).
+    result = CliRunner().invoke(cli, ["api", "token", "list", "--config", str(good)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "archive.db").exists()
 
@@ -354,3 +355,44 @@ def test_the_audited_local_user_names_who_ran_sudo(monkeypatch):
     assert local_user() == "alice (as root)"
     monkeypatch.delenv("SUDO_USER")
     assert local_user() == "root"
+
+
+def test_rules_lint_of_a_misspelt_check_key_suggests_check_and_says_it_once(run, tmp_path: Path):
+    """A review: `chek = ...` gave "unknown key 'chek'" with no hint, then "unknown check
+    None" as a second problem."""
+    pack = tmp_path / "typo.toml"
+    pack.write_text(
+        '[pack]\nname = "typo"\n[organisation]\ndomains = ["x.example"]\n'
+        '[[rule]]\nid = "r1"\nchek = "informal_sign_off"\naction = "flag"\npolicy = "P."\n'
+    )
+    result = run("rules", "lint", str(pack))
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"{pack}:7: rule 'r1': unknown key 'chek' (did you mean 'check'?)"
+    )
+
+
+def test_check_says_when_a_held_draft_goes_in_the_notices_one_format(tmp_path: Path):
+    """A review: the header said "Tuesday 08 December 2026 at 09:00" above findings saying
+    "Tuesday 8 December 2026, 09:00". Both are now the notices' `local_time`."""
+    from click.testing import CliRunner
+
+    draft = tmp_path / "draft.eml"
+    draft.write_bytes(
+        b"From: alex.teacher@safe.example\r\nTo: sam.minor@home.example\r\n"
+        b"Cc: priya.shah@parents.example, jordan.ellis@safe.example\r\nSubject: Room\r\n\r\n"
+        b"The session moves to room 4.\r\n\r\nKind regards,\r\nAlex\r\n"
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[organisation]\ndomains = ["safe.example"]\n'
+        f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n[policy]\npack = "thread-and-press"\n'
+    )
+    saturday = "2026-12-05T11:00:00"
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "check", str(draft), "--at", saturday]
+    )
+    assert result.exit_code == 1, result.output
+    assert "It would be delivered Monday 7 December 2026, 09:00.\n" in result.output
+    assert "when the office opens, Monday 7 December 2026, 09:00." in result.output
+    assert " at 09:00" not in result.output and "07 December" not in result.output
