@@ -114,34 +114,42 @@ def _missing_sqlite_file(settings: Settings) -> str | None:
 
 def open_archive(settings: Settings, pool_size: int = 1) -> Engine:
     """`open_engine` for the commands that read what the gateway has archived (search, verify,
-    export, ...): a SQLite file that is not there is a mistyped path, said as such, not a new
-    empty archive made there and reported on as if it were the gateway's."""
+    export, audit, queue, digest): a SQLite file that is not there is a mistyped path, or a
+    configuration copied away from its `state_dir`, said as such, not a new empty archive
+    made there and reported on as if it were the gateway's ("No messages match")."""
     database = _missing_sqlite_file(settings)
+    if database is not None and not settings.path.exists():
+        raise ConfigError(_wrong_folder(settings.path.name, database))
     if database is not None:
         raise ConfigError(
             f"{settings.path}: [database] url {settings.database_url}: there is no archive "
-            f"at {database}; check the path (the gateway makes it when it first runs)"
+            f"at {database}; check the path (the gateway makes it when it first runs); "
+            "nothing was changed"
         )
     return open_engine(settings, pool_size)
 
 
 def open_admin(settings: Settings, pool_size: int = 1) -> Engine:
     """`open_engine` for an admin command that may make the database (a directory import, a
-    password, search, audit, queue, API tokens, the digest). Run with no configuration file
-    found and no archive at the built-in default, it is almost surely run in the wrong folder
-    (the live gateway's configuration named only in its systemd unit): said so, rather than a
-    new, empty database made here and changed as if it were the gateway's. A configuration
-    named (`--config`, `$SAFEGUARD_CONFIG`, `./gateway.toml`) may make its database: a
-    directory imported before the first `serve`."""
+    password, API tokens). Run with no configuration file found and no archive at the
+    built-in default, it is almost surely run in the wrong folder (the live gateway's
+    configuration named only in its systemd unit): said so, rather than a new, empty database
+    made here and changed as if it were the gateway's. A configuration named (`--config`,
+    `$SAFEGUARD_CONFIG`, `./gateway.toml`) may make its database: a directory imported before
+    the first `serve`."""
     database = _missing_sqlite_file(settings)
     if database is not None and not settings.path.exists():
-        raise ConfigError(
-            f"no configuration file ({settings.path.name} in this folder, --config or "
-            f"$SAFEGUARD_CONFIG) and no archive at {database}: run this in the gateway's "
-            "folder, or name its configuration (safeguard --config /etc/safeguard/gateway.toml "
-            "...); nothing was changed"
-        )
+        raise ConfigError(_wrong_folder(settings.path.name, database))
     return open_engine(settings, pool_size)
+
+
+def _wrong_folder(name: str, database: str) -> str:
+    return (
+        f"no configuration file ({name} in this folder, --config or "
+        f"$SAFEGUARD_CONFIG) and no archive at {database}: run this in the gateway's "
+        "folder, or name its configuration (safeguard --config /etc/safeguard/gateway.toml "
+        "...); nothing was changed"
+    )
 
 
 def open_store(settings: Settings) -> DirectoryStore:

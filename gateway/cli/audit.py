@@ -37,7 +37,7 @@ def audit(
 ) -> None:
     """Who searched, exported, reviewed or released what, and when (newest first; times in
     the organisation's zone, --json in UTC)."""
-    from gateway.service import open_admin
+    from gateway.service import open_archive
 
     try:
         back = parse_since(since) if since is not None else None
@@ -50,7 +50,7 @@ def audit(
         click.echo(f"safeguard: --action {action!r} is not an action (known: {known})", err=True)
         sys.exit(2)
     now = SystemClock().now()
-    engine = open_admin(ctx.settings)
+    engine = open_archive(ctx.settings)
     try:
         entries = AuditLog(engine).entries(
             since=now - back if back is not None else None,

@@ -20,7 +20,7 @@ def digest(ctx: Context, since: str) -> None:
     """Flags by rule and by member of staff, with counts of returned and held mail."""
     from gateway.notify.digest import render, summarise
     from gateway.notify.render import environment_for
-    from gateway.service import load_policy, open_admin
+    from gateway.service import load_policy, open_archive
     from gateway.store.reports import verdicts_since
 
     try:
@@ -31,7 +31,7 @@ def digest(ctx: Context, since: str) -> None:
     pack = load_policy(ctx.settings).pack
     org = pack.organisation
     now = SystemClock().now().astimezone(org.timezone)
-    engine = open_admin(ctx.settings)
+    engine = open_archive(ctx.settings)
     try:
         items = verdicts_since(engine, now - span)
     finally:

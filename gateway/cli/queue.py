@@ -15,9 +15,9 @@ from gateway.store.records import as_aware
 
 
 def _store(ctx: Context) -> QueueStore:
-    from gateway.service import open_admin
+    from gateway.service import open_archive
 
-    engine = open_admin(ctx.settings)
+    engine = open_archive(ctx.settings)
     ctx.call_on_close(engine.dispose)
     return QueueStore(engine)
 

@@ -122,13 +122,13 @@ def search(
     page: int,
     as_email: str | None,
 ) -> None:
-    from gateway.service import open_admin
+    from gateway.service import open_archive
 
     refuse_options_in_query(query)
     # Several shell words are one query: `safeguard search from:x room` needs no outer quotes.
     text = " ".join(query)
     settings = ctx.settings
-    engine = open_admin(settings)
+    engine = open_archive(settings)
     try:
         result = ArchiveSearch(engine, ctx.zone).search(
             text,

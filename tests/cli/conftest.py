@@ -7,6 +7,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gateway.cli import cli
+from gateway.config import load_settings
+from gateway.service import open_engine
+
+
+def make_archive(config: Path) -> Path:
+    """The archive `config` names, made as `serve` makes it on its first run: the commands that
+    read it refuse to make one (a mistyped path would read as an empty archive)."""
+    open_engine(load_settings(config)).dispose()
+    return config
 
 
 @pytest.fixture
@@ -17,7 +26,7 @@ def config(tmp_path: Path) -> Path:
         '[database]\nurl = "sqlite:///archive.db"\n'
         "[directory]\ndemo = false\n"
     )
-    return path
+    return make_archive(path)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from gateway.store.archive import Archive
 from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade
 from gateway.store.records import ArchiveRecord
+from tests.cli.conftest import make_archive
 
 
 def _invoke(config: Path, *args: str, input: str | bytes | None = None) -> Result:
@@ -48,7 +49,8 @@ def _config(tmp_path: Path, body: str) -> Path:
         ("notaurl", "[database] url cannot be used"),
         ("mysql://x@localhost/db", "for SQLite or PostgreSQL"),
         ("sqlite://", "an in-memory database keeps nothing"),
-        ("sqlite:///{tmp}/a-file/archive.db", "a-file: File exists"),
+        # Read commands: no archive there (they never make one); `serve` says "File exists".
+        ("sqlite:///{tmp}/a-file/archive.db", "there is no archive at"),
         ("sqlite:///{tmp}", "the database could not be used"),  # a folder
     ],
 )
@@ -69,7 +71,7 @@ def test_a_missing_module_of_the_installation_is_not_blamed_on_the_database_url(
         raise ModuleNotFoundError("No module named 'holidays'", name="holidays")
 
     monkeypatch.setattr(queue_command, "QueueStore", missing)
-    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
+    config = make_archive(_config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"'))
     line = _one_clear_line(_invoke(config, "queue", "list"))
     assert "No module named 'holidays'" in line and "installation is incomplete" in line
     assert "[database] url" not in line
@@ -89,7 +91,7 @@ def test_a_database_error_with_no_text_is_still_one_line(
         raise OperationalError("SELECT 1", {}, sqlite3.OperationalError())
 
     monkeypatch.setattr(queue_command, "QueueStore", silent)
-    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
+    config = make_archive(_config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"'))
     line = _one_clear_line(_invoke(config, "queue", "list"))
     assert "the database could not be used: OperationalError" in line
 
@@ -139,7 +141,7 @@ def test_numbers_no_one_means_are_refused_with_their_line(tmp_path: Path, settin
 
 @pytest.fixture
 def run(tmp_path: Path) -> Callable[..., Result]:
-    config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
+    config = make_archive(_config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"'))
     return lambda *args, input=None: _invoke(config, *args, input=input)
 
 

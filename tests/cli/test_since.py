@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gateway.cli import cli
+from tests.cli.conftest import make_archive
 
 
 def _run(tmp_path: Path, *args: str) -> Result:
@@ -19,6 +20,7 @@ def _run(tmp_path: Path, *args: str) -> Result:
         f'[database]\nurl = "sqlite:///{tmp_path / "archive.db"}"\n'
         "[directory]\ndemo = false\n"
     )
+    make_archive(config)
     return CliRunner().invoke(cli, ["--config", str(config), *args])
 
 
