@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import click
 
@@ -73,17 +74,54 @@ def list_(ctx: Context) -> None:
 
 
 @queue.command()
-@click.argument("entry_id", type=click.IntRange(1, 2**63 - 1))
+@click.argument("entry")
+@click.option(
+    "--yes", is_flag=True, help="Release mail the policy held without asking for confirmation."
+)
 @pass_context
-def retry(ctx: Context, entry_id: int) -> None:
-    """Try entry ENTRY_ID (from `queue list`) now, even if it is held until later."""
+def retry(ctx: Context, entry: str, yes: bool) -> None:
+    """Try ENTRY now, even if it is held until later: the ID column of `queue list`, or the
+    reference of `250 ... queued as REF` and of the notices (every waiting entry of it)."""
     store = _store(ctx)
     now = SystemClock().now()
+    text = entry.strip()
+    if text.isdigit() and len(text) <= 18:
+        ids = [int(text)]
+    else:
+        # What staff quote: the reply's and the held notice's reference.
+        ids = store.waiting_for(text.upper())
+        if not ids:
+            click.echo(
+                f"safeguard: nothing waits for delivery under the reference {text!r} "
+                "(`safeguard queue list` shows what does, with its ID and QUEUE ID)",
+                err=True,
+            )
+            sys.exit(2)
+    for entry_id in ids:
+        _retry(ctx, store, entry_id, now, yes)
+
+
+def _retry(ctx: Context, store: QueueStore, entry_id: int, now: datetime, yes: bool) -> None:
     held_mail = HeldMail(store.engine, lifetime=ctx.settings.delivery.lifetime)
     held = held_mail.get(entry_id, now)
     if held is not None:
-        # Mail the policy held for office hours going early is a release, as in the console:
-        # on the audit log, by whoever ran this.
+        until = f"{held.release_at.astimezone(ctx.zone):%Y-%m-%d %H:%M} ({ctx.zone})"
+        # Sending early what the safeguarding policy held overrides it: asked first, as a
+        # lead's release in the console is a decision, not a nudge.
+        if not yes:
+            asked = (
+                f"Entry {entry_id} ({held.queue_id}) to {', '.join(held.recipients)} was held "
+                f"by the safeguarding policy until {until}. Release it now"
+            )
+            if not sys.stdin.isatty():
+                click.echo(
+                    f"safeguard: {asked}? Not at a terminal: add --yes to release it", err=True
+                )
+                sys.exit(2)
+            if not click.confirm(asked + "?", default=False):
+                click.echo("Not released.")
+                return
+        # On the audit log, by whoever ran this, as a release in the console is.
         note = audit_note(
             "release",
             at=now,
@@ -96,8 +134,7 @@ def retry(ctx: Context, entry_id: int) -> None:
         )
         if held_mail.release(entry_id, now, audit=note):
             click.echo(
-                f"Entry {entry_id} was held for office hours until "
-                f"{held.release_at.astimezone(ctx.zone):%Y-%m-%d %H:%M} ({ctx.zone}). "
+                f"Entry {entry_id} was held for office hours until {until}. "
                 "Released: the gateway sends it on its "
                 f"next look at the queue (while `safeguard serve` runs). The audit log records "
                 f"it as released by {note.actor}."

@@ -268,6 +268,18 @@ class QueueStore:
             )
         return result.rowcount == 1
 
+    def waiting_for(self, queue_id: str) -> list[int]:
+        """The waiting entries (`queued`) of the message the reference `queue_id` names (the
+        id of `250 ... queued as` and of the notices), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(queue.c.id)
+                .join(archive, archive.c.id == queue.c.archive_id)
+                .where(archive.c.queue_id == queue_id, queue.c.status == "queued")
+                .order_by(queue.c.id)
+            ).all()
+        return [row.id for row in rows]
+
     def waiting(self) -> dict[str, int]:
         """How many entries wait for delivery (`queued`) or are being sent (`sending`); read
         through the (status, next_attempt_at) index, not the delivered history."""

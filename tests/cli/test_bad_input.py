@@ -155,7 +155,7 @@ def run(tmp_path: Path) -> Callable[..., Result]:
         (["audit", "--since", "10000000d"], "more than 100 years"),
         (["audit", "--limit", "9223372036854775808"], "'--limit'"),
         (["digest", "--since", "99999999999999999999d"], "more than 100 years"),
-        (["queue", "retry", "99999999999999999999"], "'ENTRY_ID'"),
+        (["queue", "retry", "99999999999999999999"], "nothing waits for delivery under"),
         (["archive", "purge", "--dry-run", "--on", "0001-01-01"], "give a date from 1970 on"),
         (["serve", "--log-level", "banana"], "'--log-level'"),
         (["export", "hello", "--format", "mbox", "-o", "/nonexistent/dir/o.mbox"], "not a folder"),

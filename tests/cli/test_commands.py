@@ -85,9 +85,14 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     engine.dispose()
     listing = run("queue", "list")
     assert "sam.minor@home.example" in listing.output and "2030-01-01 00:00:00" in listing.output
-    entry = listing.output.splitlines()[1].split()[0]
-    released = run("queue", "retry", entry)
-    assert released.exit_code == 0
+    entry, reference = listing.output.splitlines()[1].split()[:2]
+    # A review: an admin nudging the queue released a safeguarding hold without a word.
+    asked = run("queue", "retry", entry)
+    assert asked.exit_code == 2 and "add --yes to release it" in asked.output
+    assert "held by the safeguarding policy until 2030-01-01 00:00" in asked.output
+    # The reference the 250 reply and the notices quote names it too.
+    released = run("queue", "retry", reference.lower(), "--yes")
+    assert released.exit_code == 0, released.output
     # In the organisation's zone (the default pack's here), as `queue list` and `search` show.
     assert (
         "held for office hours until 2030-01-01 00:00 (Europe/London). Released:" in released.output
@@ -103,6 +108,9 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     assert again.exit_code == 0 and "will be tried at once" in again.output
     missing = run("queue", "retry", "99999")
     assert missing.exit_code == 2 and "no waiting queue entry 99999" in missing.output
+    unknown = run("queue", "retry", "2TLPB88MYNXQBJS8FGZ")
+    assert unknown.exit_code == 2
+    assert "nothing waits for delivery under the reference '2TLPB88MYNXQBJS8FGZ'" in unknown.output
 
 
 def test_queue_list_fits_its_columns_and_names_the_zone_of_its_times(tmp_path: Path):
