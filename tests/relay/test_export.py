@@ -405,7 +405,12 @@ def test_an_export_without_the_leads_notes_leaves_the_watch_list_out(
     """A member of staff's subject access request is answered without the leads' notes: it
     must not tell them that the watch list caught them ("a sender shown which words are
     watched for could avoid them"); the referral's export keeps every finding."""
-    gateway = start_gateway(policy={"pack": "default"}, organisation={"domains": ["safe.example"]})
+    # Open all week: sent after 18:00 the message would be flagged out of hours as well.
+    always = "Mon-Sun 00:00-24:00"
+    gateway = start_gateway(
+        policy={"pack": "default"},
+        organisation={"domains": ["safe.example"], "office_hours": always},
+    )
     config = tmp_path / "export.toml"
     url = gateway.gateway.engine.url.render_as_string(hide_password=False)
     config.write_text(f'[database]\nurl = "{url}"\n[policy]\npack = "default"\n')
