@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.policy import SMTPUTF8
-from email.utils import format_datetime
+from email.parser import BytesHeaderParser
+from email.policy import SMTPUTF8, compat32
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 MAX_TEXT = 100_000  # characters; a chat message, not an attachment
@@ -25,6 +26,9 @@ _ADDRESS_RE = re.compile(
 _EARLIEST_YEAR, _LATEST_YEAR = 1990, 2200
 # How far a chat tool's clock may run ahead of the gateway's (as Kerberos allows).
 CLOCK_SKEW = timedelta(minutes=5)
+# Sent and received further apart than this (a tool passing on what it held during an outage),
+# the console and the lead's alert show both times: the console lists and searches by receipt.
+SENT_APART = timedelta(minutes=5)
 
 
 class ChatInvalid(ValueError):
@@ -76,6 +80,34 @@ class ChatMessage:
         mail["X-Safeguard-Chat-Message-Id"] = self.message_id
         mail.set_content(self.text, cte="8bit")
         return mail.as_bytes()
+
+
+def sent_at_of(raw: bytes) -> datetime | None:
+    """When the chat tool says it sent an archived chat message (`as_rfc822`'s Date: header,
+    its `sent_at` to the second), or None if the header is missing or unreadable. The archive's
+    own time is when the gateway received it, which for a message a tool held during an outage
+    is later."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Date")
+    if value is None:
+        return None
+    try:
+        moment = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def sent_apart(channel: str, raw: bytes | None, received_at: datetime) -> datetime | None:
+    """When a chat message was sent (by the chat tool), if that is more than `SENT_APART` from
+    when the gateway received it (a tool passing on what it held during an outage); None for
+    mail, whose Date: header its sender's program writes, and for a tombstone."""
+    if channel == "email" or not raw:
+        return None
+    sent = sent_at_of(raw)
+    if sent is None or abs(sent - received_at) <= SENT_APART:
+        return None
+    return sent
 
 
 def _printable(value: str, key: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from gateway.chat import ChatMessage
+from gateway.chat import SENT_APART, ChatMessage
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
 from gateway.message.parse import MessageTooComplex, parse_chat, parse_message
@@ -250,7 +250,19 @@ class Pipeline:
         queued; the API's answer says what the policy found."""
         view = self.directory()
         message, verdict, explained = self._check_chat(chat, view)
-        items = self._alerts(message, verdict, explained, queue_id, chat.sent_at)
+        subject = f"{chat.channel} message in conversation {chat.conversation}"
+        # The alert names it as the archive and the console do, and says when it was received
+        # if the tool passed it on late (held during an outage): the console lists it by that.
+        late = abs(received_at - chat.sent_at) > SENT_APART
+        items = self._alerts(
+            message,
+            verdict,
+            explained,
+            queue_id,
+            chat.sent_at,
+            subject=subject,
+            received=received_at if late else None,
+        )
         sub = Submission(
             queue_id=queue_id,
             raw=chat.as_rfc822(),
@@ -270,7 +282,7 @@ class Pipeline:
             message_id=chat.rfc822_id,
             dedupe=True,
             dedupe_on=chat.dedupe_on,
-            subject=f"{chat.channel} message in conversation {chat.conversation}",
+            subject=subject,
             conversation=chat.conversation,
         )
         return Prepared(record, tuple(items), ""), verdict, explained
@@ -350,8 +362,12 @@ class Pipeline:
         explained: tuple[Explained, ...],
         queue_id: str,
         sent: datetime,
+        *,
+        subject: str | None = None,
+        received: datetime | None = None,
     ) -> list[QueueItem]:
-        """The safeguarding lead's alert, when a finding's rule is urgent."""
+        """The safeguarding lead's alert, when a finding's rule is urgent (`dsl_alert`'s
+        `subject` and `received`)."""
         org = self.organisation
         urgent = tuple(e for e in explained if e.rule.urgent)
         if not (urgent and org.dsl):
@@ -370,6 +386,8 @@ class Pipeline:
                     sent=sent,
                     queue_id=queue_id,
                     verdict=verdict,
+                    subject=subject,
+                    received=received,
                 ),
             )
         ]

@@ -21,6 +21,7 @@ from gateway.notify.dsn import GENERATED_HEADER, RecipientStatus, attached_messa
 from gateway.notify.render import local_time
 from gateway.notify.wording import Explained
 from gateway.policy.types import Action, Organisation, Verdict
+from gateway.search.labels import chat_told
 
 
 @dataclass(frozen=True)
@@ -361,7 +362,9 @@ def _outcome(verdict: Verdict, channel: str, org: Organisation) -> str:
     """What became of the message, as its alert tells the lead: above all, whether it is on
     its way to the young person and whether there is still time to stop it."""
     if channel != "email":
-        return f"judged {verdict.action.value} (the chat tool delivers its own messages)"
+        # The chat tool sends its own messages: the gateway only answered it.
+        until = local_time(verdict.deliver_at, org.timezone) if verdict.deliver_at else ""
+        return chat_told(verdict.action.value, until)
     if verdict.monitor:
         return "sent on (monitor mode: the policy is recorded, not enforced)"
     if verdict.action is Action.DEFER and verdict.deliver_at is not None:
@@ -386,8 +389,16 @@ def dsl_alert(
     sent: datetime,
     queue_id: str,
     verdict: Verdict,
+    subject: str | None = None,
+    received: datetime | None = None,
 ) -> bytes:
+    """`subject`: the message's as the archive (and so the console) names it, where that is not
+    its own (a chat message has none). `received`: when the gateway received it, if that is
+    not `sent` (a chat tool passes on late what it held during an outage): the console lists
+    and searches messages by that date."""
     context = _context(message, explained, org, sent) | {
+        "subject": subject or message.subject or "(no subject)",
+        "received": received.astimezone(org.timezone) if received is not None else None,
         "queue_id": queue_id,
         "outcome": _outcome(verdict, message.channel, org),
         # Who it goes to, as the envelope says (a Cc header naming a parent who was not sent
@@ -403,7 +414,8 @@ def dsl_alert(
         to=list(org.dsl),
         subject=f"Safeguarding alert: message from {context['sender']} ({queue_id})",
         body=env.get_template("notices/dsl_alert.txt.j2").render(context),
-        sent=sent,
+        # Dated when it was written: one dated months back sorts out of sight in a mailbox.
+        sent=received or sent,
         kind="dsl-alert",
         from_name="Safeguard Gateway",
     )

@@ -12,6 +12,12 @@ VERDICT_LABELS = {
     "flag": "Sent, flagged",
     "deliver": "Sent, nothing found",
 }
+# A chat tool delivers its own messages: the gateway only answers it. "Refused" read as if the
+# child could not have received a chat message the tool may have sent all the same.
+CHAT_VERDICT_LABELS = {
+    "reject": "Chat tool told not to send",
+    "defer": "Chat tool told to hold",
+}
 FINDING_LABELS = {
     "missing_required_cc": "Required copy missing",
     "no_consent": "No consent on record",
@@ -26,8 +32,34 @@ FINDING_LABELS = {
 }
 
 
-def verdict_label(verdict: str) -> str:
+def verdict_label(verdict: str, channel: str = "email") -> str:
+    """`channel`: the message's; a chat message's (any but "email") refusal or hold was advice
+    to the chat tool, not a stop."""
+    if channel != "email" and verdict in CHAT_VERDICT_LABELS:
+        return CHAT_VERDICT_LABELS[verdict]
     return VERDICT_LABELS.get(verdict, verdict)
+
+
+def chat_told(verdict: str, until: str = "") -> str:
+    """What the gateway's answer to a chat tool meant for a chat message, in plain words (the
+    lead's alert, the console's message page): the tool sends its own messages, so one it was
+    told not to send may have reached its recipients anyway. `until`: when a held one may go."""
+    if verdict == "reject":
+        return (
+            "The gateway told the chat tool not to send it; the chat tool may have sent it anyway."
+        )
+    if verdict == "defer":
+        when = f" until {until}" if until else ""
+        return (
+            f"The gateway told the chat tool to hold it{when}; "
+            "the chat tool may have sent it anyway."
+        )
+    if verdict == "rewrite":
+        return (
+            "The gateway told the chat tool to send it with the recipients' addresses hidden; "
+            "the chat tool may have sent it as it was."
+        )
+    return "The gateway told the chat tool it may send it, so it has most likely been sent."
 
 
 def finding_label(code: str) -> str:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, select
 
 from gateway.store.records import as_aware
-from gateway.store.schema import archive, queue
+from gateway.store.schema import archive, archive_findings, queue
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,50 @@ def archived_message(engine: Engine, archive_id: int) -> ArchivedMessage | None:
             for e in entries
         ),
     )
+
+
+@dataclass(frozen=True)
+class ListedMessage:
+    """What a row of the console's lists (search results, a person's page, the review queue)
+    shows beside a search hit or a queue entry."""
+
+    channel: str  # "email", or the chat tool's ("whatsapp")
+    received_at: datetime  # aware UTC
+    chat_raw: bytes | None  # a chat message's archived bytes (its Date: is when it was sent)
+    # A finding other than a rewrite: the review queue lists it until it is reviewed
+    # (ReviewStore.awaiting). A rewrite alone (mass mail moved to Bcc) needs no review.
+    needs_review: bool
+
+
+def listed_messages(engine: Engine, archive_ids: list[int]) -> dict[int, ListedMessage]:
+    """`ListedMessage` of each of these records (a page of them: two lookups by primary key).
+    Only a chat message's bytes are read (the API takes 256 kB at most), never a mail's."""
+    if not archive_ids:
+        return {}
+    chat_raw = case((archive.c.channel != "email", archive.c.raw_gz), else_=None)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                archive.c.id, archive.c.channel, archive.c.received_at, chat_raw.label("raw")
+            ).where(archive.c.id.in_(archive_ids))
+        ).all()
+        # As the review queue decides (ReviewStore.awaiting), so that "Not yet" means it waits.
+        waiting = set(
+            conn.execute(
+                select(archive_findings.c.archive_id)
+                .where(
+                    archive_findings.c.archive_id.in_(archive_ids),
+                    archive_findings.c.action != "rewrite",
+                )
+                .distinct()
+            ).scalars()
+        )
+    return {
+        row.id: ListedMessage(
+            channel=row.channel,
+            received_at=as_aware(row.received_at),
+            chat_raw=zlib.decompress(row.raw) if row.raw else None,
+            needs_review=row.id in waiting,
+        )
+        for row in rows
+    }

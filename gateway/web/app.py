@@ -12,7 +12,7 @@ import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from email import policy as email_policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -25,6 +25,7 @@ from aiohttp import web
 from sqlalchemy import Engine
 from yarl import URL
 
+from gateway.chat import sent_apart
 from gateway.clock import Clock
 from gateway.config import Settings, WebSettings
 from gateway.directory.model import DirectoryView, normalise_email
@@ -35,7 +36,7 @@ from gateway.message.parse import parse_message
 from gateway.notify.policy import held_cancelled_notice
 from gateway.policy.types import Organisation
 from gateway.search import QueryError, is_whole_address, parse
-from gateway.search.labels import FINDING_LABELS, VERDICT_LABELS
+from gateway.search.labels import FINDING_LABELS, VERDICT_LABELS, chat_told
 from gateway.smtp.auth import Authenticator, anyone
 from gateway.store.audit import AUDIT_ACTIONS, AuditLog, AuditNote
 from gateway.store.credentials import CredentialStore
@@ -45,6 +46,7 @@ from gateway.store.messages import (
     QueueHistory,
     archive_id_for,
     archived_message,
+    listed_messages,
 )
 from gateway.store.reviews import OUTCOMES, NoSuchMessage, ReviewStore
 from gateway.store.search import ArchiveSearch, NotASafeguardingLead
@@ -123,6 +125,24 @@ class WebServices:
             queue_lifetime=settings.delivery.lifetime,
             urgent_rules=urgent_rules,
         )
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What a row of the console's lists shows beside a search hit or a queue entry."""
+
+    channel: str  # "email", or the chat tool's: its verdict is worded for it
+    sent_at: datetime | None  # when the chat tool sent it, if apart from its receipt
+    needs_review: bool  # the review queue lists it until reviewed
+
+
+def listed(engine: Engine, archive_ids: list[int]) -> dict[int, Listed]:
+    return {
+        archive_id: Listed(
+            m.channel, sent_apart(m.channel, m.chat_raw, m.received_at), m.needs_review
+        )
+        for archive_id, m in listed_messages(engine, archive_ids).items()
+    }
 
 
 class _Refused(Exception):
@@ -579,13 +599,13 @@ class _Console:
             except NotASafeguardingLead:
                 raise _Refused(403, "Only a safeguarding lead may search.") from None
         params = {k: v for k, v in request.query.items() if k != "page" and v}
-        reviewed = (
-            await self._run(self.reviews.latest, [h.id for h in result.hits]) if result else {}
-        )
+        ids = [h.id for h in result.hits] if result else []
+        reviewed = await self._run(self.reviews.latest, ids) if ids else {}
         return self._page(
             request,
             "search.html",
             reviewed=reviewed,
+            facts=await self._run(listed, self.s.engine, ids),
             form=dict(request.query),
             text=text,
             problems=problems,
@@ -644,6 +664,9 @@ class _Console:
             "message.html",
             m=found,
             now=now,
+            sent=sent_apart(found.channel, found.raw, found.received_at),
+            # A chat tool sends its own messages: what the gateway's answer meant for this one.
+            chat_told=chat_told(found.verdict) if found.channel != "email" else "",
             body=body,
             told=told,
             reviews=reviews,
@@ -745,6 +768,7 @@ class _Console:
             request,
             "review.html",
             waiting=waiting,
+            facts=await self._run(listed, self.s.engine, [w.archive_id for w in waiting]),
             total=total,
             page=page,
             pages=max(1, -(-total // PER_PAGE)),
@@ -889,11 +913,13 @@ class _Console:
         )
         today = self.s.clock.now().astimezone(self.s.zone).date()
         person = view.contact(email)
-        reviewed = await self._run(self.reviews.latest, [h.id for h in result.hits])
+        ids = [h.id for h in result.hits]
+        reviewed = await self._run(self.reviews.latest, ids)
         return self._page(
             request,
             "contact.html",
             reviewed=reviewed,
+            facts=await self._run(listed, self.s.engine, ids),
             email=email,
             person=person,
             age=person.age_on(today) if person and person.date_of_birth else None,
