@@ -7,12 +7,15 @@ import sys
 from datetime import tzinfo
 
 import click
+from sqlalchemy import Engine
 
 from gateway.cli import Context, pass_context
 from gateway.cli.actor import local_user
 from gateway.cli.query_words import refuse_options_in_query
 from gateway.clock import SystemClock
-from gateway.search import QueryError
+from gateway.search import QueryError, parse
+from gateway.search.query import Address, And, Node, Not, Or
+from gateway.store.directory import DirectoryStore
 from gateway.store.search import ArchiveSearch, Hit, NotASafeguardingLead, Page, SearchUnsupported
 
 _QUERY_HELP = """Search the archive. QUERY (quote it for the shell) combines:
@@ -66,6 +69,31 @@ def _pages(page: Page) -> str:
     """ "1 page", "2 pages", "at least 20 pages" (the count stopped early)."""
     pages = f"{page.pages} {_plural(page.pages, 'page', 'pages')}"
     return pages if page.exact else f"at least {pages}"
+
+
+def _other_addresses(engine: Engine, text: str) -> dict[str, tuple[str, list[str]]]:
+    """Each whole address a `contact:` term names whose person the directory knows by other
+    addresses too, not in the query: (their name, those addresses)."""
+    named: list[str] = []
+    nodes: list[Node] = [parse(text)]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, And | Or):
+            nodes.extend(node.items)
+        elif isinstance(node, Not):
+            nodes.append(node.item)
+        elif isinstance(node, Address) and node.field == "contact" and not node.domain:
+            named.append(node.value)
+    if not named:
+        return {}
+    view = DirectoryStore(engine).view()
+    found: dict[str, tuple[str, list[str]]] = {}
+    for address in dict.fromkeys(named):
+        person = view.contact(address)
+        rest = [a for a in person.emails if a not in named] if person else []
+        if person and rest:
+            found[address] = (person.name, rest)
+    return found
 
 
 def _table(page: Page, zone: tzinfo) -> None:
@@ -139,6 +167,7 @@ def search(
             page=page,
             detail={"via": "cli"},
         )
+        others = _other_addresses(engine, text)
     except QueryError as exc:
         click.echo(f"safeguard: query: {exc}", err=True)
         sys.exit(2)
@@ -158,6 +187,14 @@ def search(
         click.echo(json.dumps([hit.as_dict() for hit in result.hits], indent=2, ensure_ascii=False))
     else:
         _table(result, ctx.zone)
+    for address, (name, rest) in others.items():
+        # `contact:` is one address; a pupil may write from home and from school.
+        click.echo(
+            f"safeguard: note: {address} is {name} in the directory, who also uses "
+            f"{', '.join(rest)}: add OR contact:{rest[0]}, or use `safeguard export --contact "
+            f"{address}` (or their page in the console), which covers every address",
+            err=True,
+        )
     if result.behind is not None:
         click.echo(
             f"safeguard: {result.behind}: words in those messages were not searched; "

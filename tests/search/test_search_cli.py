@@ -274,3 +274,17 @@ def test_dates_in_a_query_are_the_organisations_not_utc(
     exported = run("export", "after:2026-07-15", "--format", "mbox", "-o", str(out))
     assert exported.exit_code == 0, exported.output
     assert "Exported 1 message to" in exported.output
+
+
+def test_contact_search_by_one_of_a_person_s_addresses_names_the_others(run):
+    """A review: `contact:mia.jones@pupils.school.example` found nothing while her mail to her
+    home address was there, and the export and the console's person page found it."""
+    result = run("search", "contact:mia.jones@pupils.school.example")
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: mia.jones@pupils.school.example is Mia Jones in the directory, who also uses "
+        "mia.jones@home.example: add OR contact:mia.jones@home.example" in result.stderr
+    )
+    school, home = "contact:mia.jones@pupils.school.example", "contact:mia.jones@home.example"
+    both = run("search", f"{school} OR {home}")
+    assert "note:" not in both.stderr
