@@ -47,6 +47,7 @@ MANIFEST_COLUMNS = (
     "date_local",  # in the organisation's time zone, as the console shows it
     "outcome",  # what became of it: delivered when, held, cancelled, refused
     "reviews",  # the safeguarding leads' reviews, oldest first (only when asked for)
+    "channel",  # "email", or the chat tool's: its verdict was advice to the tool
 )
 
 
@@ -218,6 +219,7 @@ def _manifest_row(
             envelope_to=row.envelope_to or (),
         ),
         "reviews": _reviews(item.reviews, zone),
+        "channel": row.channel,
     }
 
 
@@ -362,8 +364,8 @@ def cover_page(
     return render
 
 
-def _family_verdict_label(verdict: str) -> str:
+def _family_verdict_label(verdict: str, channel: str = "email") -> str:
     """Without the watch list's findings, "nothing found" could be false (a message they alone
-    flagged shows as delivered), and on some rows only would point to the ones it is not:
-    every delivered message is "Sent"."""
-    return "Sent" if verdict == "deliver" else verdict_label(verdict)
+    flagged shows as delivered), and on some rows only would point to the ones it is not: a
+    message with nothing found is "Sent"."""
+    return "Sent" if verdict == "deliver" else verdict_label(verdict, channel)

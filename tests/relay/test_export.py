@@ -405,11 +405,11 @@ def test_an_export_without_the_leads_notes_leaves_the_watch_list_out(
     """A member of staff's subject access request is answered without the leads' notes: it
     must not tell them that the watch list caught them ("a sender shown which words are
     watched for could avoid them"); the referral's export keeps every finding."""
-    # Open all week: sent after 18:00 the message would be flagged out of hours as well.
+    # Open every day: sent after 18:00 (or on a bank holiday) it would be out of hours too.
     always = "Mon-Sun 00:00-24:00"
     gateway = start_gateway(
         policy={"pack": "default"},
-        organisation={"domains": ["safe.example"], "office_hours": always},
+        organisation={"domains": ["safe.example"], "office_hours": always, "bank_holidays": ""},
     )
     config = tmp_path / "export.toml"
     url = gateway.gateway.engine.url.render_as_string(hide_password=False)
@@ -475,3 +475,38 @@ def test_an_export_names_a_recipient_upstream_refused():
     assert said == (
         "Delivered 07 Dec 2026 09:05; not delivered to sam.minor@home.example (refused upstream)"
     )
+
+
+def test_a_chat_message_the_tool_was_told_not_to_send_is_not_called_refused_on_the_cover():
+    """A review: the console says "Chat tool told not to send" (the child may have received
+    it all the same), while the export's cover still said "Refused"."""
+    from datetime import UTC, datetime
+
+    from gateway.export import cover_page
+    from gateway.notify.render import make_environment
+
+    row = {
+        "date_local": "01 Dec 2026 10:00",
+        "from": "alex.teacher@safe.example",
+        "to": "sam.minor@home.example",
+        "cc": "",
+        "subject": "whatsapp message in conversation c-9",
+        "verdict": "reject",
+        "findings": "",
+        "sha256": "0" * 64,
+        "outcome": "Sent by the chat tool itself, not through the gateway",
+        "reviews": "",
+        "channel": "whatsapp",
+    }
+    for with_reviews in (True, False):
+        page = cover_page(
+            make_environment(),
+            contact="sam.minor@home.example",
+            name="Sam Taylor",
+            organisation="Safe Example",
+            exported_by="dana.lee@safe.example",
+            at=datetime(2026, 12, 6, 9, 0, tzinfo=UTC),
+            query="contact:sam.minor@home.example",
+            with_reviews=with_reviews,
+        )([row])
+        assert "<td>Chat tool told not to send" in page and "Refused" not in page
