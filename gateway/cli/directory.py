@@ -60,19 +60,21 @@ def _refusals(
     before: Sequence[Any],
     items: Sequence[Any],
     diff: ImportDiff,
-) -> list[str]:
-    """Why the import is not applied without --allow-removals, one plain sentence each."""
+) -> tuple[list[str], list[str]]:
+    """Why the import is not applied without --allow-removals, one plain sentence each, and
+    who would go."""
     reasons = []
-    removed = len(diff.removed)
+    # People none of whose addresses the file has: a contact whose addresses were only
+    # reordered (a new first address) is not one who goes.
+    kept = {e for item in items for e in _addresses(item)}
+    gone = [b.email for b in before if not kept & set(_addresses(b))]
     # The demo directory `serve` seeds an empty archive with goes whole at the first real
-    # import: not a partial file.
-    demo = _demo_keys(kind)
-    if all(entry.email in demo for entry in before):
-        removed = 0
-    if removed >= _AT_LEAST and removed > _MOST * len(before):
+    # import: not a partial file, and its lead is not the site's.
+    demo = all(entry.email in _demo_keys(kind) for entry in before)
+    if not demo and len(gone) >= _AT_LEAST and len(gone) > _MOST * len(before):
         reasons.append(
-            f"{csv_file} would remove {removed} of the {len(before)} {kind} the directory "
-            f"has (keeping {len(before) - removed}, adding {len(diff.added)}). If this file "
+            f"{csv_file} would remove {len(gone)} of the {len(before)} {kind} the directory "
+            f"has (keeping {len(before) - len(gone)}, adding {len(diff.added)}). If this file "
             "is the whole list, run the import again with --allow-removals; otherwise check "
             "you exported the full list."
         )
@@ -80,7 +82,7 @@ def _refusals(
         # The console's only users and the alerts' only readers: a file without them leaves
         # the archive unread. Not refused when there was no lead to lose (warned of after).
         leads = sorted(s.email for s in before if s.dsl)
-        if leads:
+        if leads and not demo:
             reasons.append(
                 f"{csv_file} has no safeguarding lead (no row with dsl = yes): "
                 f"{_and(leads)} would stop being {'one' if len(leads) == 1 else 'leads'}, "
@@ -88,7 +90,11 @@ def _refusals(
                 "alerts. Mark the lead dsl = yes in the file, or, if there is to be no lead "
                 "for now, run the import again with --allow-removals."
             )
-    return reasons
+    return reasons, gone
+
+
+def _addresses(entry: Any) -> tuple[str, ...]:
+    return tuple(getattr(entry, "emails", (entry.email,)))
 
 
 def _demo_keys(kind: str) -> set[str]:
@@ -187,9 +193,9 @@ def import_(ctx: Context, kind: str, csv_file: Path, allow_removals: bool) -> No
             }
         else:
             diff = diff_contacts(before, items)
-        reasons = _refusals(kind, csv_file, before, items, diff)
+        reasons, gone = _refusals(kind, csv_file, before, items, diff)
         if reasons and not allow_removals:
-            raise ImportRefused(reasons, diff.removed)
+            raise ImportRefused(reasons, gone)
         diffs.append(diff)
         return _note(kind, csv_file, diff, leads, now)
 

@@ -298,3 +298,47 @@ def test_the_demo_directory_goes_whole_at_the_first_real_import(run, tmp_path: P
     result = run("directory", "import", "contacts", str(ours))
     assert result.exit_code == 0, result.output
     assert "1 added" in result.output
+
+
+def test_the_demo_s_lead_is_not_one_the_site_loses(run, tmp_path: Path):
+    """A review: the demo's dsl@safe.example was named as a lead the site's first staff file
+    would lose, and the file refused."""
+    from gateway.directory_source import seed_demo_if_empty
+
+    engine = open_engine(load_settings(tmp_path / "gateway.toml"))
+    seed_demo_if_empty(DirectoryStore(engine), datetime.now(UTC))
+    engine.dispose()
+    staff = tmp_path / "staff.csv"
+    staff.write_text(
+        "email,name,safeguarding_level,training_expires,dbs_checked,dsl\n"
+        "kim.head@ours.example,Kim Head,3,2030-01-01,yes,no\n"
+    )
+    result = run("directory", "import", "staff", str(staff))
+    assert result.exit_code == 0, result.output
+    assert "has no safeguarding lead" in result.stderr  # warned of, not refused
+
+
+def test_addresses_only_reordered_are_not_people_removed(run, tmp_path: Path):
+    """A review: contacts are keyed by their first address, so a file that gave each person a
+    new first address read as "would remove 13 of 13"."""
+    rows = [
+        f"p{n}@home.example;p{n}@school.example,Person {n},2012-01-0{n},participant,,,yes"
+        for n in range(1, 6)
+    ]
+    header = "email,name,date_of_birth,category,guardian_emails,school_emails,consent\n"
+    first = tmp_path / "first.csv"
+    first.write_text(header + "\n".join(rows) + "\n")
+    assert run("directory", "import", "contacts", str(first)).exit_code == 0
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_text(
+        header
+        + "\n".join(
+            r.replace("@home.example;", "@X;")
+            .replace("@school.example", "@home.example")
+            .replace("@X;", "@school.example;")
+            for r in rows
+        )
+        + "\n"
+    )
+    result = run("directory", "import", "contacts", str(swapped))
+    assert result.exit_code == 0, result.output
