@@ -14,7 +14,7 @@ from gateway.cli.actor import local_user
 from gateway.cli.query_words import refuse_options_in_query
 from gateway.clock import SystemClock
 from gateway.search import QueryError, parse
-from gateway.search.query import Address, And, Node, Not, Or
+from gateway.search.query import Address, And, Node, Or
 from gateway.store.directory import DirectoryStore
 from gateway.store.search import ArchiveSearch, Hit, NotASafeguardingLead, Page, SearchUnsupported
 
@@ -72,16 +72,14 @@ def _pages(page: Page) -> str:
 
 
 def _other_addresses(engine: Engine, text: str) -> dict[str, tuple[str, list[str]]]:
-    """Each whole address a `contact:` term names whose person the directory knows by other
-    addresses too, not in the query: (their name, those addresses)."""
+    """Each whole address a `contact:` term names (not one excluded) whose person the
+    directory knows by other addresses too, not in the query: (their name, those addresses)."""
     named: list[str] = []
     nodes: list[Node] = [parse(text)]
     while nodes:
         node = nodes.pop()
         if isinstance(node, And | Or):
             nodes.extend(node.items)
-        elif isinstance(node, Not):
-            nodes.append(node.item)
         elif isinstance(node, Address) and node.field == "contact" and not node.domain:
             named.append(node.value)
     if not named:
@@ -191,8 +189,9 @@ def search(
         # `contact:` is one address; a pupil may write from home and from school.
         click.echo(
             f"safeguard: note: {address} is {name} in the directory, who also uses "
-            f"{', '.join(rest)}: add OR contact:{rest[0]}, or use `safeguard export --contact "
-            f"{address}` (or their page in the console), which covers every address",
+            f"{', '.join(rest)}: add {' '.join(f'OR contact:{a}' for a in rest)}, or use "
+            f"`safeguard export --contact {address}` (or their page in the console), which "
+            "covers every address",
             err=True,
         )
     if result.behind is not None:

@@ -288,3 +288,5 @@ def test_contact_search_by_one_of_a_person_s_addresses_names_the_others(run):
     school, home = "contact:mia.jones@pupils.school.example", "contact:mia.jones@home.example"
     both = run("search", f"{school} OR {home}")
     assert "note:" not in both.stderr
+    excluded = run("search", "room", f"-{school}")  # an exclusion is not to be widened
+    assert "note:" not in excluded.stderr
