@@ -10,7 +10,7 @@ import click
 from gateway.cli import Context, pass_context
 from gateway.cli.actor import audit_note
 from gateway.clock import SystemClock
-from gateway.store.held import HeldMail
+from gateway.store.held import HeldMail, HeldMessage
 from gateway.store.queue import QueueStore
 from gateway.store.records import as_aware
 
@@ -97,30 +97,42 @@ def retry(ctx: Context, entry: str, yes: bool) -> None:
                 err=True,
             )
             sys.exit(2)
-    for entry_id in ids:
-        _retry(ctx, store, entry_id, now, yes)
-
-
-def _retry(ctx: Context, store: QueueStore, entry_id: int, now: datetime, yes: bool) -> None:
     held_mail = HeldMail(store.engine, lifetime=ctx.settings.delivery.lifetime)
-    held = held_mail.get(entry_id, now)
-    if held is not None:
-        until = f"{held.release_at.astimezone(ctx.zone):%Y-%m-%d %H:%M} ({ctx.zone})"
+    # Every entry's hold decided before any is changed: a refusal leaves none released.
+    plan = [(entry_id, held_mail.get(entry_id, now)) for entry_id in ids]
+    held = [h for _, h in plan if h is not None]
+    if held and not yes:
         # Sending early what the safeguarding policy held overrides it: asked first, as a
         # lead's release in the console is a decision, not a nudge.
-        if not yes:
-            asked = (
-                f"Entry {entry_id} ({held.queue_id}) to {', '.join(held.recipients)} was held "
-                f"by the safeguarding policy until {until}. Release it now"
-            )
-            if not sys.stdin.isatty():
-                click.echo(
-                    f"safeguard: {asked}? Not at a terminal: add --yes to release it", err=True
-                )
-                sys.exit(2)
-            if not click.confirm(asked + "?", default=False):
-                click.echo("Not released.")
-                return
+        asked = "; ".join(
+            f"entry {h.entry_id} ({h.queue_id}) to {', '.join(h.recipients)} was held by the "
+            f"safeguarding policy until {_until(h, ctx)}"
+            for h in held
+        )
+        asked = f"{asked[0].upper()}{asked[1:]}. Release {'it' if len(held) == 1 else 'them'} now"
+        if not sys.stdin.isatty():
+            click.echo(f"safeguard: {asked}? Not at a terminal: add --yes", err=True)
+            sys.exit(2)
+        if not click.confirm(asked + "?", default=False):
+            click.echo("Not released; nothing changed.")
+            return
+    for entry_id, hold in plan:
+        _retry(ctx, store, held_mail, entry_id, hold, now)
+
+
+def _until(held: HeldMessage, ctx: Context) -> str:
+    return f"{held.release_at.astimezone(ctx.zone):%Y-%m-%d %H:%M} ({ctx.zone})"
+
+
+def _retry(
+    ctx: Context,
+    store: QueueStore,
+    held_mail: HeldMail,
+    entry_id: int,
+    held: HeldMessage | None,
+    now: datetime,
+) -> None:
+    if held is not None:
         # On the audit log, by whoever ran this, as a release in the console is.
         note = audit_note(
             "release",
@@ -134,7 +146,7 @@ def _retry(ctx: Context, store: QueueStore, entry_id: int, now: datetime, yes: b
         )
         if held_mail.release(entry_id, now, audit=note):
             click.echo(
-                f"Entry {entry_id} was held for office hours until {until}. "
+                f"Entry {entry_id} was held for office hours until {_until(held, ctx)}. "
                 "Released: the gateway sends it on its "
                 f"next look at the queue (while `safeguard serve` runs). The audit log records "
                 f"it as released by {note.actor}."

@@ -88,7 +88,7 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     entry, reference = listing.output.splitlines()[1].split()[:2]
     # A review: an admin nudging the queue released a safeguarding hold without a word.
     asked = run("queue", "retry", entry)
-    assert asked.exit_code == 2 and "add --yes to release it" in asked.output
+    assert asked.exit_code == 2 and "Not at a terminal: add --yes" in asked.output
     assert "held by the safeguarding policy until 2030-01-01 00:00" in asked.output
     # The reference the 250 reply and the notices quote names it too.
     released = run("queue", "retry", reference.lower(), "--yes")
