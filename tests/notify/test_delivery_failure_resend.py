@@ -36,10 +36,9 @@ def test_one_refused_recipient_is_the_only_one_to_send_it_to_again():
     plain, html = _texts(["jordn.ellis@safe.example"], expired=False)
     said = (
         "Check the address for typing mistakes, then send the message again to that address "
-        "only. If you also sent it to other people, they are not listed here because the "
-        "gateway has delivered it to them or is still trying to: sending it to everyone again "
-        "would give them a second copy. If it keeps happening, forward this notice to your IT "
-        "team."
+        "only. Anyone else you sent it to and not listed here has had it from the gateway, "
+        "or will, unless an earlier notice named them: sending it to everyone again would "
+        "give them a second copy. If it keeps happening, forward this notice to your IT team."
     )
     assert said in plain
     assert said in html
@@ -57,7 +56,8 @@ def test_several_refused_recipients_are_those_to_send_it_to_again(expired: bool)
 
 
 def test_at_expiry_the_others_have_had_it_and_nothing_is_still_being_tried():
-    """At the end of the lifetime every recipient not yet delivered to is in this notice."""
+    """At the end of the lifetime every recipient not yet delivered to is in this notice, or
+    in an earlier one (refused for good before)."""
     plain, _ = _texts(["a@home.example"], expired=True)
-    assert "because the gateway has delivered it to them: sending it" in plain
-    assert "still trying" not in plain
+    assert "has had it from the gateway, unless an earlier notice named them" in plain
+    assert "or will" not in plain
