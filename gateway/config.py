@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.policy.packs_dir import available_packs, pack_path
+
 DEFAULT_PATH = "gateway.toml"
 
 # `[server] event_loop`: what `gateway.eventloop` can run on.
@@ -225,8 +227,7 @@ def _expected_span(key: str, default: Any, value: Any) -> str:
     """What a float setting takes, in words: a plain number of the unit its name gives
     (`lockout_minutes`, `session_hours`), else of seconds; no unit is read ("4000s", "30m")."""
     unit = next((u for u in ("minutes", "hours") if key.endswith(f"_{u}")), "seconds")
-    example = f"{default:g}" if isinstance(default, int | float) else "30"
-    said = f"expected a number of {unit}, like {example}"
+    said = f"expected a number of {unit}, like {default:g}"
     if isinstance(value, str):
         said += " (a bare number: no quotes, no unit)"
     return f"{said}, got {value!r}"
@@ -331,8 +332,6 @@ def _hostname(r: _Reader) -> str:
 def _check_pack_exists(r: _Reader, pack: str) -> None:
     """`[policy] pack` names a pack in rules/ (or a pack file): a typo is refused here, at its
     line in gateway.toml, with the packs there are, not later against a rules/ path."""
-    from gateway.policy.pack import available_packs, pack_path  # it imports this module
-
     if pack_path(pack).exists():
         return
     names = available_packs()

@@ -21,10 +21,9 @@ from gateway.config import (
     read_text_file,
 )
 from gateway.policy.hours import HoursError, OfficeHours
+from gateway.policy.packs_dir import RULES_DIR, available_packs, pack_path
 from gateway.policy.registry import CheckSpec, discover
 from gateway.policy.types import RULE_ACTIONS, Action, Organisation, Pack, Retention, Rule, Where
-
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PACK_KEYS = {"pack", "organisation", "retention", "rule"}
@@ -80,17 +79,6 @@ def _retention(raw: Any, p: _Problems) -> Retention:
     return Retention(
         years=values["years"], until_age=values["until_age"], policy=str(raw.get("policy", ""))
     )
-
-
-def pack_path(name_or_path: str, rules_dir: Path = RULES_DIR) -> Path:
-    candidate = Path(name_or_path)
-    if candidate.suffix == ".toml" or "/" in name_or_path:
-        return candidate
-    return rules_dir / f"{name_or_path}.toml"
-
-
-def available_packs(rules_dir: Path = RULES_DIR) -> list[str]:
-    return sorted(p.stem for p in rules_dir.glob("*.toml"))
 
 
 def _rule_lines(text: str) -> list[int]:
