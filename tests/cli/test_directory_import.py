@@ -282,14 +282,19 @@ def test_the_first_import_into_an_empty_directory_is_never_refused(run, tmp_path
     )
 
 
-def test_the_demo_directory_goes_whole_at_the_first_real_import(run, tmp_path: Path):
-    """`serve` seeds an empty archive with the demo directory; a site's own list shares none of
-    its people, and replacing it is not a partial file."""
+def _seed_demo(tmp_path: Path) -> None:
+    """The demo directory, as `serve` loads it into an empty archive."""
     from gateway.directory_source import seed_demo_if_empty
 
     engine = open_engine(load_settings(tmp_path / "gateway.toml"))
     seed_demo_if_empty(DirectoryStore(engine), datetime.now(UTC))
     engine.dispose()
+
+
+def test_the_demo_directory_goes_whole_at_the_first_real_import(run, tmp_path: Path):
+    """`serve` seeds an empty archive with the demo directory; a site's own list shares none of
+    its people, and replacing it is not a partial file."""
+    _seed_demo(tmp_path)
     ours = tmp_path / "ours.csv"
     ours.write_text(
         "email,name,date_of_birth,category,guardian_emails,school_emails,consent\n"
@@ -303,11 +308,7 @@ def test_the_demo_directory_goes_whole_at_the_first_real_import(run, tmp_path: P
 def test_the_demo_s_lead_is_not_one_the_site_loses(run, tmp_path: Path):
     """A review: the demo's dsl@safe.example was named as a lead the site's first staff file
     would lose, and the file refused."""
-    from gateway.directory_source import seed_demo_if_empty
-
-    engine = open_engine(load_settings(tmp_path / "gateway.toml"))
-    seed_demo_if_empty(DirectoryStore(engine), datetime.now(UTC))
-    engine.dispose()
+    _seed_demo(tmp_path)
     staff = tmp_path / "staff.csv"
     staff.write_text(
         "email,name,safeguarding_level,training_expires,dbs_checked,dsl\n"
