@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import datetime
 
 import click
 
 from gateway.cli import Context, pass_context
-from gateway.cli.actor import audit_note
+from gateway.cli.actor import audit_note, local_user
 from gateway.clock import SystemClock
+from gateway.policy.pack import load_pack
+from gateway.search.labels import finding_label
 from gateway.store.held import HeldMail, HeldMessage
 from gateway.store.queue import QueueStore
 from gateway.store.records import as_aware
+from gateway.store.search import NotASafeguardingLead, require_dsl
 
 
 def _store(ctx: Context) -> QueueStore:
@@ -76,12 +80,20 @@ def list_(ctx: Context) -> None:
 @queue.command()
 @click.argument("entry")
 @click.option(
+    "--as",
+    "as_email",
+    metavar="EMAIL",
+    help="The safeguarding lead releasing mail the policy held (a staff row with dsl = yes); "
+    "audited by that name.",
+)
+@click.option(
     "--yes", is_flag=True, help="Release mail the policy held without asking for confirmation."
 )
 @pass_context
-def retry(ctx: Context, entry: str, yes: bool) -> None:
+def retry(ctx: Context, entry: str, as_email: str | None, yes: bool) -> None:
     """Try ENTRY now, even if it is held until later: the ID column of `queue list`, or the
-    reference of `250 ... queued as REF` and of the notices (every waiting entry of it)."""
+    reference of `250 ... queued as REF` and of the notices (every waiting entry of it).
+    Mail the safeguarding policy held is released only by a lead (--as), as in the console."""
     store = _store(ctx)
     now = SystemClock().now()
     text = entry.strip()
@@ -97,27 +109,56 @@ def retry(ctx: Context, entry: str, yes: bool) -> None:
                 err=True,
             )
             sys.exit(2)
-    held_mail = HeldMail(store.engine, lifetime=ctx.settings.delivery.lifetime)
+    held_mail = HeldMail(
+        store.engine,
+        lifetime=ctx.settings.delivery.lifetime,
+        urgent_rules=load_pack(ctx.settings.pack, site=ctx.settings.organisation).urgent_rules,
+    )
     # Every entry's hold decided before any is changed: a refusal leaves none released.
     plan = [(entry_id, held_mail.get(entry_id, now)) for entry_id in ids]
     held = [h for _, h in plan if h is not None]
-    if held and not yes:
-        # Sending early what the safeguarding policy held overrides it: asked first, as a
-        # lead's release in the console is a decision, not a nudge.
-        asked = "; ".join(
-            f"entry {h.entry_id} ({h.queue_id}) to {', '.join(h.recipients)} was held by the "
-            f"safeguarding policy until {_until(h, ctx)}"
-            for h in held
-        )
-        asked = f"{asked[0].upper()}{asked[1:]}. Release {'it' if len(held) == 1 else 'them'} now"
-        if not sys.stdin.isatty():
-            click.echo(f"safeguard: {asked}? Not at a terminal: add --yes", err=True)
+    actor = None
+    if held:
+        # Sending early what the safeguarding policy held overrides it: a lead's decision, as
+        # in the console (where only leads may release), not an admin's nudge.
+        said = "; ".join(_held_line(h, ctx) for h in held)
+        said = f"{said[0].upper()}{said[1:]}"
+        if as_email is None:
+            click.echo(
+                f"safeguard: {said}. Releasing it is a safeguarding lead's decision: run this "
+                "with --as LEAD@ADDRESS (a staff row with dsl = yes), or release it in the "
+                "console; nothing changed",
+                err=True,
+            )
             sys.exit(2)
-        if not click.confirm(asked + "?", default=False):
-            click.echo("Not released; nothing changed.")
-            return
+        try:
+            actor = require_dsl(store.engine, as_email)
+        except NotASafeguardingLead:
+            click.echo(
+                f"safeguard: {as_email} is not a safeguarding lead in the directory; "
+                "nothing changed",
+                err=True,
+            )
+            sys.exit(2)
+        if not yes:
+            asked = f"{said}. Release {'it' if len(held) == 1 else 'them'} now"
+            if not sys.stdin.isatty():
+                click.echo(f"safeguard: {asked}? Not at a terminal: add --yes", err=True)
+                sys.exit(2)
+            if not click.confirm(asked + "?", default=False):
+                click.echo("Not released; nothing changed.")
+                return
     for entry_id, hold in plan:
-        _retry(ctx, store, held_mail, entry_id, hold, now)
+        _retry(ctx, store, held_mail, entry_id, hold, now, actor)
+
+
+def _held_line(held: HeldMessage, ctx: Context) -> str:
+    found = ", ".join(finding_label(code) for code in held.codes) or "no finding recorded"
+    alerted = " (the safeguarding lead was alerted)" if held.urgent else ""
+    return (
+        f"entry {held.entry_id} ({held.queue_id}) to {', '.join(held.recipients)} was held by "
+        f"the safeguarding policy until {_until(held, ctx)}: {found}{alerted}"
+    )
 
 
 def _until(held: HeldMessage, ctx: Context) -> str:
@@ -131,9 +172,10 @@ def _retry(
     entry_id: int,
     held: HeldMessage | None,
     now: datetime,
+    actor: str | None,
 ) -> None:
     if held is not None:
-        # On the audit log, by whoever ran this, as a release in the console is.
+        # On the audit log, by the lead who released it, as a release in the console is.
         note = audit_note(
             "release",
             at=now,
@@ -142,8 +184,10 @@ def _retry(
                 "archive_id": held.archive_id,
                 "entry": entry_id,
                 "queue_id": held.queue_id,
+                "run_by": local_user(),
             },
         )
+        note = replace(note, actor=actor or note.actor)
         if held_mail.release(entry_id, now, audit=note):
             click.echo(
                 f"Entry {entry_id} was held for office hours until {_until(held, ctx)}. "

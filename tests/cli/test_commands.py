@@ -86,12 +86,25 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     listing = run("queue", "list")
     assert "sam.minor@home.example" in listing.output and "2030-01-01 00:00:00" in listing.output
     entry, reference = listing.output.splitlines()[1].split()[:2]
-    # A review: an admin nudging the queue released a safeguarding hold without a word.
-    asked = run("queue", "retry", entry)
+    # Reviews: an admin nudging the queue released a safeguarding hold without a word, and
+    # one that had alerted the lead; in the console only a lead may release.
+    refused = run("queue", "retry", entry)
+    assert refused.exit_code == 2 and "a safeguarding lead's decision" in refused.output
+    assert "held by the safeguarding policy until 2030-01-01 00:00" in refused.output
+    staff = config.parent / "staff.csv"
+    staff.write_text(
+        "email,name,safeguarding_level,training_expires,dbs_checked,dsl\n"
+        "dana.lee@safe.example,Dana Lee,3,2030-01-01,yes,yes\n"
+        "alex.teacher@safe.example,Alex Teacher,2,2030-01-01,yes,no\n"
+    )
+    assert run("directory", "import", "staff", str(staff)).exit_code == 0
+    not_lead = run("queue", "retry", entry, "--as", "alex.teacher@safe.example")
+    assert not_lead.exit_code == 2 and "is not a safeguarding lead" in not_lead.output
+    asked = run("queue", "retry", entry, "--as", "dana.lee@safe.example")
     assert asked.exit_code == 2 and "Not at a terminal: add --yes" in asked.output
-    assert "held by the safeguarding policy until 2030-01-01 00:00" in asked.output
     # The reference the 250 reply and the notices quote names it too.
-    released = run("queue", "retry", reference.lower(), "--yes")
+    lead = ("--as", "dana.lee@safe.example", "--yes")
+    released = run("queue", "retry", reference.lower(), *lead)
     assert released.exit_code == 0, released.output
     # In the organisation's zone (the default pack's here), as `queue list` and `search` show.
     assert (
@@ -103,7 +116,8 @@ def test_queue_list_shows_held_mail_and_retry_makes_it_due(run, config: Path):
     [entry_row] = AuditLog(engine).entries(action="release")
     engine.dispose()
     assert entry_row.detail["via"] == "cli" and entry_row.detail["entry"] == int(entry)
-    assert entry_row.actor == local_user()
+    assert entry_row.actor == "dana.lee@safe.example"
+    assert entry_row.detail["run_by"] == local_user()
     again = run("queue", "retry", entry)  # no longer held: an ordinary nudge
     assert again.exit_code == 0 and "will be tried at once" in again.output
     missing = run("queue", "retry", "99999")
