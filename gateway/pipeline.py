@@ -176,6 +176,7 @@ class Pipeline:
                 self.organisation,
                 verdict.action.value,
                 receiving,
+                message.channel,
             )
             for f in verdict.findings
         )

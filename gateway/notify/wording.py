@@ -49,11 +49,14 @@ def explain(
     org: Organisation,
     outcome: str = "",
     recipients: Collection[str] = (),
+    channel: str = "email",
 ) -> Explained:
     """`outcome`: the message's verdict (`reject`, ...), for wording that depends on it: a
     finding that would hold the message says otherwise when another refuses it.
     `recipients`: who the message goes to (normalised addresses), for wording that depends on
-    it: a correction does not suggest writing to someone the message already goes to."""
+    it: a correction does not suggest writing to someone the message already goes to.
+    `channel`: "email", or a chat tool's, which sends its own messages (the gateway holds
+    none of them)."""
     module = _template(env, finding.code).make_module(
         {
             "f": finding,
@@ -62,6 +65,7 @@ def explain(
             "org": org,
             "outcome": outcome,
             "recipients": frozenset(recipients),
+            "channel": channel,
         }
     )
     explanation = " ".join(str(module.explanation()).split())  # type: ignore[attr-defined]
