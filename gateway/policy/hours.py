@@ -78,8 +78,8 @@ _NATIONS = "GB-ENG (England), GB-WLS (Wales), GB-SCT (Scotland) or GB-NIR (North
 
 def holiday_calendar(code: str, years: range) -> holidays.HolidayBase:
     """`GB-ENG` → England and Wales' bank holidays (with substitute days) for `years`."""
-    country, _, subdivision = code.partition("-")
-    if country.upper() in ("GB", "UK") and not subdivision:
+    country, _, subdivision = code.strip().partition("-")
+    if country.upper() in ("GB", "GBR", "UK") and not subdivision:
         # The library accepts it, and gives only the holidays the four nations share.
         raise HoursError(
             f"bank-holiday region {code!r} names no nation, and would close only on the days "
@@ -88,7 +88,9 @@ def holiday_calendar(code: str, years: range) -> holidays.HolidayBase:
     try:
         return holidays.country_holidays(country, subdiv=subdivision or None, years=list(years))
     except (NotImplementedError, KeyError) as exc:
-        raise HoursError(f"unknown bank-holiday region {code!r}: {exc}") from None
+        raise HoursError(
+            f"unknown bank-holiday region {code!r} ({exc}); in the UK use {_NATIONS}"
+        ) from None
 
 
 class OfficeHours:

@@ -155,6 +155,8 @@ def test_the_sites_organisation_settings_win_over_the_packs(tmp_path):
             " GB-SCT (Scotland) or GB-NIR (Northern Ireland)",
         ),
         ('bank_holidays = "GB-XYZ"', "[organisation] bank_holidays: unknown bank-holiday region"),
+        ('bank_holidays = "England"', "in the UK use GB-ENG (England), GB-WLS (Wales)"),
+        ('bank_holidays = "GBR"', "bank-holiday region 'GBR' names no nation"),
     ],
 )
 def test_a_bad_site_value_is_reported_in_gateway_toml_not_in_the_pack(
