@@ -133,6 +133,10 @@ def outcome(
     recipient upstream refused is named: one delivery may reach a parent and not the child."""
     if not deliveries:
         if channel != "email":
+            # The tool sends its own messages; what it was told is advice it may not follow.
+            told = {"reject": "not to send it", "defer": "to hold it"}.get(verdict)
+            if told:
+                return f"Sent by the chat tool itself, if at all: the gateway told it {told}"
             return "Sent by the chat tool itself, not through the gateway"
         if verdict == "reject":
             return "Refused: not sent (its sender was told why)"

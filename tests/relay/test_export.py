@@ -397,6 +397,9 @@ def test_a_chat_message_is_said_to_be_sent_by_the_chat_tool():
 
     said = outcome("flag", [], ZoneInfo("Europe/London"), channel="teams")
     assert said == "Sent by the chat tool itself, not through the gateway"
+    # A review: one the tool was told not to send read as if it had gone out.
+    refused = outcome("reject", [], ZoneInfo("Europe/London"), channel="teams")
+    assert refused == "Sent by the chat tool itself, if at all: the gateway told it not to send it"
 
 
 def test_an_export_without_the_leads_notes_leaves_the_watch_list_out(

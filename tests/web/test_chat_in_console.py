@@ -193,6 +193,9 @@ def test_a_refused_or_held_chat_message_is_not_called_refused(chat_tool: ChatToo
         in page
     )
     assert "Refused" not in page
+    # A review: "What the sender was told: Nothing", when the tool had the verdict and why.
+    assert "The chat tool was given the verdict and each finding's correction" in page
+    assert "Nothing: no bounce or notice was sent" not in page
     assert "Chat tool told to hold" in browser.get(f"/messages/{held}").text
 
     for path in ("/search?q=room", "/review"):
