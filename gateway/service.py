@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -129,18 +130,24 @@ def open_archive(settings: Settings, pool_size: int = 1) -> Engine:
     return open_engine(settings, pool_size)
 
 
-def open_admin(settings: Settings, pool_size: int = 1) -> Engine:
+def open_admin(
+    settings: Settings, pool_size: int = 1, *, made: Callable[[str], None] | None = None
+) -> Engine:
     """`open_engine` for an admin command that may make the database (a directory import, a
     password, API tokens). Run with no configuration file found and no archive at the
     built-in default, it is almost surely run in the wrong folder (the live gateway's
     configuration named only in its systemd unit): said so, rather than a new, empty database
     made here and changed as if it were the gateway's. A configuration named (`--config`,
     `$SAFEGUARD_CONFIG`, `./gateway.toml`) may make its database: a directory imported before
-    the first `serve`."""
+    the first `serve`. `made` is told of a database made so: a configuration copied away from
+    its `state_dir` would otherwise change an archive no gateway reads, unremarked."""
     database = _missing_sqlite_file(settings)
     if database is not None and not settings.path.exists():
         raise ConfigError(_wrong_folder(settings.path.name, database))
-    return open_engine(settings, pool_size)
+    engine = open_engine(settings, pool_size)
+    if database is not None and made is not None:
+        made(database)
+    return engine
 
 
 def _wrong_folder(name: str, database: str) -> str:

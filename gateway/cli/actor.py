@@ -7,8 +7,20 @@ import os
 from datetime import datetime
 from typing import Any
 
+import click
+
 from gateway.clock import SystemClock
 from gateway.store.audit import AuditNote
+
+
+def note_new_archive(database: str) -> None:
+    """`open_admin`'s `made`: said on stderr, as a command run with a configuration copied away
+    from its `state_dir` changes an archive no gateway reads."""
+    click.echo(
+        f"safeguard: note: there was no archive at {database}; a new, empty one was made "
+        "there (if the gateway runs elsewhere, name its configuration with --config)",
+        err=True,
+    )
 
 
 def local_user() -> str:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from gateway.cli import Context, pass_context
-from gateway.cli.actor import audit_note
+from gateway.cli.actor import audit_note, note_new_archive
 from gateway.store.tokens import TokenError, TokenStore
 
 
@@ -24,7 +24,7 @@ def token() -> None:
 def _store(ctx: Context) -> TokenStore:
     from gateway.service import open_admin
 
-    engine = open_admin(ctx.settings)
+    engine = open_admin(ctx.settings, made=note_new_archive)
     ctx.call_on_close(engine.dispose)
     return TokenStore(engine)
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from gateway.cli import Context, pass_context
-from gateway.cli.actor import audit_note
+from gateway.cli.actor import audit_note, note_new_archive
 from gateway.clock import SystemClock
 from gateway.directory.csvfile import (
     DEMO_CONTACTS_CSV,
@@ -176,7 +176,7 @@ def import_(ctx: Context, kind: str, csv_file: Path, allow_removals: bool) -> No
     from gateway.store.directory import DirectoryStore
 
     now = SystemClock().now()
-    store = DirectoryStore(open_admin(ctx.settings))
+    store = DirectoryStore(open_admin(ctx.settings, made=note_new_archive))
     # Made in the import's own transaction, from the list it replaces.
     diffs: list[ImportDiff] = []
 

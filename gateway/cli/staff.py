@@ -10,6 +10,7 @@ from datetime import timedelta
 import click
 
 from gateway.cli import Context, pass_context
+from gateway.cli.actor import note_new_archive
 from gateway.clock import SystemClock
 from gateway.smtp.auth import hash_password
 from gateway.store.credentials import CredentialStore
@@ -44,7 +45,7 @@ def set_password(ctx: Context, email: str) -> None:
         sys.exit(2)
     from gateway.service import open_admin
 
-    engine = open_admin(ctx.settings)
+    engine = open_admin(ctx.settings, made=note_new_archive)
     ctx.call_on_close(engine.dispose)
     from gateway.cli.actor import local_user
 

@@ -56,3 +56,7 @@ def test_a_named_configuration_may_make_its_database_for_an_import_before_the_fi
     result = CliRunner().invoke(cli, ["directory", "import", "contacts", "contacts.csv"])
     assert result.exit_code == 0, result.output
     assert "1 added" in result.output
+    # Said, as a configuration copied away from its state_dir would make one unremarked.
+    assert "a new, empty one was made there" in result.stderr
+    again = CliRunner().invoke(cli, ["directory", "import", "contacts", "contacts.csv"])
+    assert again.exit_code == 0 and "a new, empty one" not in again.stderr
