@@ -86,9 +86,9 @@ def _refusals(
             reasons.append(
                 f"{csv_file} has no safeguarding lead (no row with dsl = yes): "
                 f"{_and(leads)} would stop being {'one' if len(leads) == 1 else 'leads'}, "
-                "and nobody could then sign in to the safeguarding console or read the "
-                "alerts. Mark the lead dsl = yes in the file, or, if there is to be no lead "
-                "for now, run the import again with --allow-removals."
+                "and nobody could then sign in to the safeguarding console. Mark the lead "
+                "dsl = yes in the file, or, if there is to be no lead for now, run the import "
+                "again with --allow-removals."
             )
     return reasons, gone
 
@@ -239,7 +239,28 @@ def import_(ctx: Context, kind: str, csv_file: Path, allow_removals: bool) -> No
     if kind == "staff" and not any(s.dsl for s in items):
         click.echo(
             f"safeguard: warning: {csv_file} has no safeguarding lead (no row with dsl = yes): "
-            "nobody can sign in to the safeguarding console or read the alerts until one is "
-            "imported.",
+            "nobody can sign in to the safeguarding console until one is imported.",
+            err=True,
+        )
+    if kind == "staff":
+        _warn_of_alert_readers(ctx, items, csv_file)
+
+
+def _warn_of_alert_readers(ctx: Context, items: Sequence[Any], csv_file: Path) -> None:
+    """Alerts go to `[organisation] dsl`, not to the staff list's leads: an address there that
+    the new list does not make a lead is one the console would refuse."""
+    from gateway.policy.pack import PackError, load_pack
+
+    try:
+        readers = load_pack(ctx.settings.pack, site=ctx.settings.organisation).organisation.dsl
+    except PackError:  # `serve` and `rules lint` say what is wrong with the pack
+        return
+    leads = {s.email.lower() for s in items if s.dsl}
+    others = [address for address in readers if address.lower() not in leads]
+    if others:
+        click.echo(
+            f"safeguard: warning: the safeguarding alerts go to {_and(others)} ([organisation] "
+            f"dsl), not a lead (dsl = yes) in {csv_file}: set [organisation] dsl in "
+            "gateway.toml to the leads' addresses, or mark them dsl = yes",
             err=True,
         )
