@@ -501,7 +501,15 @@ def diff_staff(old: Iterable[StaffMember], new: Iterable[StaffMember]) -> Import
 
 
 def diff_contacts(old: Iterable[Contact], new: Iterable[Contact]) -> ImportDiff:
-    """Keyed by primary address: a contact whose first address changes is removed + added."""
-    return _diff(
-        _keyed(old, lambda c: c.email, "contacts"), _keyed(new, lambda c: c.email, "contacts")
-    )
+    """Keyed by primary address; a contact whose first address changes but who keeps another
+    is the same person, changed (under the new first address), not removed and added."""
+    before = _keyed(old, lambda c: c.email, "contacts")
+    after = _keyed(new, lambda c: c.email, "contacts")
+    owner = {normalise_email(e): k for k, c in before.items() for e in c.emails}
+    for key in sorted(after.keys() - before.keys()):
+        for email in after[key].emails:
+            was = owner.get(normalise_email(email))
+            if was is not None and was in before and was not in after:
+                before[key] = before.pop(was)
+                break
+    return _diff(before, after)
