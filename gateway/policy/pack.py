@@ -242,7 +242,7 @@ def _rule(
         p.add(
             f"missing key 'check' (known checks: {known})"
             if "check" not in raw
-            else f"unknown check {code!r} (known: {known})",
+            else f"unknown check {code!r} ({did_you_mean(str(code), checks)})",
             line=p.line_of("check", line),
             rule=rule_id,
         )

@@ -60,3 +60,19 @@ def test_an_unknown_key_nothing_is_close_to_lists_the_known_keys(tmp_path):
         tmp_path, 'check = "informal_sign_off"\naction = "flag"\npolicy = "P."\nzzz = 1\n'
     )
     assert "unknown key 'zzz' (known: action, check, id, " in problem
+
+
+def test_a_misspelt_check_name_gets_a_suggestion(tmp_path):
+    """A reviewer's `check = "out_of_hour"` was told only the list of checks."""
+    from gateway.policy.pack import PackError, load_pack
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[pack]\nname = "p"\n[organisation]\ndomains = ["school.example"]\n'
+        '[[rule]]\nid = "hours"\ncheck = "out_of_hour"\naction = "flag"\n'
+        'policy = "Not after hours."\n'
+    )
+    with pytest.raises(
+        PackError, match=r"unknown check 'out_of_hour' \(did you mean 'out_of_hours'\?\)"
+    ):
+        load_pack(str(path))
