@@ -64,8 +64,6 @@ def test_an_unknown_key_nothing_is_close_to_lists_the_known_keys(tmp_path):
 
 def test_a_misspelt_check_name_gets_a_suggestion(tmp_path):
     """A reviewer's `check = "out_of_hour"` was told only the list of checks."""
-    from gateway.policy.pack import PackError, load_pack
-
     path = tmp_path / "p.toml"
     path.write_text(
         '[pack]\nname = "p"\n[organisation]\ndomains = ["school.example"]\n'
