@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 from sqlalchemy import Engine, and_, select
 
+from gateway.chat import sent_apart
 from gateway.directory.model import DirectoryView, normalise_email
 from gateway.notify.render import local_time, short_time
 from gateway.policy.types import stored_finding_urgent
@@ -221,10 +222,18 @@ def _manifest_row(
             zone,
             channel=row.channel,
             envelope_to=row.envelope_to or (),
-        ),
+        )
+        + _sent_late(row, raw, zone),
         "reviews": _reviews(item.reviews, zone),
         "channel": row.channel,
     }
+
+
+def _sent_late(row: Any, raw: bytes, zone: tzinfo) -> str:
+    """When a chat tool sent a message it passed on late (held during an outage): the dates
+    are when the gateway received it, as the console lists it."""
+    sent = sent_apart(row.channel, raw, as_aware(row.received_at))
+    return f"; the chat tool sent it {short_time(sent, zone)}" if sent is not None else ""
 
 
 def _csv(rows: Sequence[dict[str, Any]]) -> bytes:

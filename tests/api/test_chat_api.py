@@ -177,7 +177,7 @@ def test_a_message_dated_after_the_gateways_clock_is_refused_for_the_archive(api
     assert api.call("/api/v1/check", chat(sent_at=late))[0] == 200
 
 
-def test_a_message_sent_during_an_outage_is_archived_with_both_times(api: Api):
+def test_a_message_sent_during_an_outage_is_archived_with_both_times(api: Api, tmp_path: Path):
     """A tool sends what it held while the gateway was away: the message is judged as of its
     sent_at, and the archive records when the gateway received it too."""
     sent = datetime.now(UTC) - timedelta(days=2)
@@ -186,6 +186,13 @@ def test_a_message_sent_during_an_outage_is_archived_with_both_times(api: Api):
     assert datetime.now(UTC) - row.received_at.replace(tzinfo=UTC) < timedelta(minutes=5)
     raw = zlib.decompress(row.raw_gz)
     assert f"Date: {format_datetime(sent.replace(microsecond=0))}".encode() in raw
+    # A review: an export gave only when it was received; its outcome says when it was sent.
+    out = tmp_path / "sam.mbox"
+    engine = api.gateway.engine
+    export(engine, matching_ids(engine, parse(f"contact:{SAM}")), fmt="mbox", out=out)
+    [manifest] = json.loads(out.with_name("sam.mbox.manifest.json").read_text())
+    when = f"{sent.astimezone(UTC):%d %b %Y %H:%M}"
+    assert manifest["outcome"].endswith(f"; the chat tool sent it {when}")
 
 
 def test_a_refused_chat_message_is_archived_with_its_findings(api: Api):
