@@ -178,9 +178,11 @@ def _prepare(settings: Settings) -> None:
     from gateway.clock import SystemClock
     from gateway.directory_source import seed_demo_if_empty
     from gateway.metrics import metrics_folder
-    from gateway.service import open_engine
+    from gateway.service import load_policy_and_wording, open_engine
     from gateway.store.directory import DirectoryStore
 
+    # The pack and its wording first: a broken one stops start-up before the archive is made.
+    load_policy_and_wording(settings)
     engine = open_engine(settings, pool_size=1)
     try:
         if settings.demo_directory:
