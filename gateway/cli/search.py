@@ -14,7 +14,7 @@ from gateway.cli.actor import local_user
 from gateway.cli.query_words import refuse_options_in_query
 from gateway.clock import SystemClock
 from gateway.search import QueryError, parse
-from gateway.search.query import Address, And, Node, Or
+from gateway.search.people import OtherAddresses, other_addresses
 from gateway.store.directory import DirectoryStore
 from gateway.store.search import ArchiveSearch, Hit, NotASafeguardingLead, Page, SearchUnsupported
 
@@ -71,27 +71,8 @@ def _pages(page: Page) -> str:
     return pages if page.exact else f"at least {pages}"
 
 
-def _other_addresses(engine: Engine, text: str) -> dict[str, tuple[str, list[str]]]:
-    """Each whole address a `contact:` term names (not one excluded) whose person the
-    directory knows by other addresses too, not in the query: (their name, those addresses)."""
-    named: list[str] = []
-    nodes: list[Node] = [parse(text)]
-    while nodes:
-        node = nodes.pop()
-        if isinstance(node, And | Or):
-            nodes.extend(node.items)
-        elif isinstance(node, Address) and node.field == "contact" and not node.domain:
-            named.append(node.value)
-    if not named:
-        return {}
-    view = DirectoryStore(engine).view()
-    found: dict[str, tuple[str, list[str]]] = {}
-    for address in dict.fromkeys(named):
-        person = view.contact(address)
-        rest = [a for a in person.emails if a not in named] if person else []
-        if person and rest:
-            found[address] = (person.name, rest)
-    return found
+def _other_addresses(engine: Engine, text: str) -> list[OtherAddresses]:
+    return other_addresses(parse(text), DirectoryStore(engine).view())
 
 
 def _table(page: Page, zone: tzinfo) -> None:
@@ -185,13 +166,12 @@ def search(
         click.echo(json.dumps([hit.as_dict() for hit in result.hits], indent=2, ensure_ascii=False))
     else:
         _table(result, ctx.zone)
-    for address, (name, rest) in others.items():
-        # `contact:` is one address; a pupil may write from home and from school.
+    for other in others:
         click.echo(
-            f"safeguard: note: {address} is {name} in the directory, who also uses "
-            f"{', '.join(rest)}: add {' '.join(f'OR contact:{a}' for a in rest)}, or use "
-            f"`safeguard export --contact {address}` (or their page in the console), which "
-            "covers every address",
+            f"safeguard: note: {other.address} is {other.name} in the directory, who also uses "
+            f"{', '.join(other.others)}: add {' '.join(f'OR contact:{a}' for a in other.others)}"
+            f", or use `safeguard export --contact {other.address}` (or their page in the "
+            "console), which covers every address",
             err=True,
         )
     if result.behind is not None:

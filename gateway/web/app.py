@@ -37,6 +37,7 @@ from gateway.notify.policy import held_cancelled_notice
 from gateway.policy.types import Organisation
 from gateway.search import QueryError, is_whole_address, parse
 from gateway.search.labels import FINDING_LABELS, VERDICT_LABELS, chat_told
+from gateway.search.people import other_addresses
 from gateway.smtp.auth import Authenticator, anyone
 from gateway.store.audit import AUDIT_ACTIONS, AuditLog, AuditNote
 from gateway.store.credentials import CredentialStore
@@ -598,6 +599,10 @@ class _Console:
                 problems.append(f"The search could not be read: {exc}")
             except NotASafeguardingLead:
                 raise _Refused(403, "Only a safeguarding lead may search.") from None
+        others = []
+        if result is not None:
+            directory = view or await self._run(self.s.directory)
+            others = other_addresses(parse(text), directory)
         params = {k: v for k, v in request.query.items() if k != "page" and v}
         ids = [h.id for h in result.hits] if result else []
         reviewed = await self._run(self.reviews.latest, ids) if ids else {}
@@ -610,6 +615,7 @@ class _Console:
             text=text,
             problems=problems,
             result=result,
+            others=others,
             flags=FINDING_LABELS,
             verdicts=VERDICT_LABELS,
             page_link=lambda n: "/search?" + urlencode({**params, "page": n}),

@@ -826,6 +826,12 @@ def test_a_persons_page_and_export_cover_every_address_they_have(console: Consol
     found = browser.get(f"/search?child={school}&q=Thursday")
     assert f"To {home}" in found.text and f"To {school}" in found.text
     assert audit(console, "search")[0].query == (f"Thursday (contact:{home} OR contact:{school})")
+    # A review: `contact:` with her school address found only that, and nothing said so.
+    one = browser.get(f"/search?q=contact:{school}")
+    assert f"To {school}" in one.text and f"To {home}" not in one.text
+    assert f"{school} is Mia Jones in the directory, who also uses {home}" in one.text
+    both = browser.get(f"/search?child={school}")
+    assert "who also uses" not in both.text
 
 
 def test_cookies_are_secure_when_the_console_is_reached_over_https_even_on_loopback(
