@@ -832,6 +832,16 @@ def test_a_persons_page_and_export_cover_every_address_they_have(console: Consol
     assert f"{school} is Mia Jones in the directory, who also uses {home}" in one.text
     both = browser.get(f"/search?child={school}")
     assert "who also uses" not in both.text
+    # A review: an address in both To and Cc was listed twice in the results.
+    console.send(
+        MONDAY,
+        to=[home, "dave.jones@home.example"],
+        cc=["dave.jones@home.example"],
+        subject="Twice",
+        body="Hi Mia,\n\nRoom 4.\n\nKind regards,\nAlex\n",
+    )
+    row = browser.get("/search?q=subject:twice").text
+    assert row.count("dave.jones@home.example") == 1
 
 
 def test_cookies_are_secure_when_the_console_is_reached_over_https_even_on_loopback(
