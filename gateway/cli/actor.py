@@ -35,12 +35,17 @@ def local_user() -> str:
 
 
 def audit_note(
-    action: str, *, query: str, detail: dict[str, Any], at: datetime | None = None
+    action: str,
+    *,
+    query: str,
+    detail: dict[str, Any],
+    at: datetime | None = None,
+    actor: str | None = None,
 ) -> AuditNote:
-    """`action` by the local user, from the command line (`detail.via` = `cli`), for the
-    transaction of the change it records."""
+    """`action` by the local user (or `actor`, a lead named with --as), from the command line
+    (`detail.via` = `cli`), for the transaction of the change it records."""
     return AuditNote(
-        actor=local_user(),
+        actor=actor or local_user(),
         action=action,
         at=at or SystemClock().now(),
         query=query,

@@ -16,8 +16,6 @@ from gateway.cli import Context, pass_context
 from gateway.cli.actor import audit_note, note_new_archive
 from gateway.clock import SystemClock
 from gateway.directory.csvfile import (
-    DEMO_CONTACTS_CSV,
-    DEMO_STAFF_CSV,
     DirectoryFileError,
     ImportDiff,
     diff_contacts,
@@ -26,6 +24,7 @@ from gateway.directory.csvfile import (
     read_staff_csv,
 )
 from gateway.directory.model import Contact
+from gateway.directory_source import demo_view
 from gateway.store.audit import AuditNote
 
 # A partial export (one row, a filtered view, the wrong sheet) replaced the whole list and
@@ -70,7 +69,8 @@ def _refusals(
     gone = [b.email for b in before if not kept & set(_addresses(b))]
     # The demo directory `serve` seeds an empty archive with goes whole at the first real
     # import: not a partial file, and its lead is not the site's.
-    demo = all(entry.email in _demo_keys(kind) for entry in before)
+    demo_keys = _demo_keys(kind)
+    demo = all(entry.email in demo_keys for entry in before)
     if not demo and len(gone) >= _AT_LEAST and len(gone) > _MOST * len(before):
         reasons.append(
             f"{csv_file} would remove {len(gone)} of the {len(before)} {kind} the directory "
@@ -98,9 +98,8 @@ def _addresses(entry: Any) -> tuple[str, ...]:
 
 
 def _demo_keys(kind: str) -> set[str]:
-    if kind == "staff":
-        return {m.email for m in read_staff_csv(DEMO_STAFF_CSV)}
-    return {c.email for c in read_contacts_csv(DEMO_CONTACTS_CSV, today=date.today())}
+    demo = demo_view(SystemClock().now())
+    return {e.email for e in (demo.staff if kind == "staff" else demo.contacts)}
 
 
 def _note(
@@ -236,13 +235,13 @@ def import_(ctx: Context, kind: str, csv_file: Path, allow_removals: bool) -> No
     ):
         if keys:
             click.echo(f"  {label}: {_shown(keys)}")
-    if kind == "staff" and not any(s.dsl for s in items):
-        click.echo(
-            f"safeguard: warning: {csv_file} has no safeguarding lead (no row with dsl = yes): "
-            "nobody can sign in to the safeguarding console until one is imported.",
-            err=True,
-        )
     if kind == "staff":
+        if not any(s.dsl for s in items):
+            click.echo(
+                f"safeguard: warning: {csv_file} has no safeguarding lead (no row with dsl = "
+                "yes): nobody can sign in to the safeguarding console until one is imported.",
+                err=True,
+            )
         _warn_of_alert_readers(ctx, items, csv_file)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from datetime import datetime
 
 import click
@@ -178,6 +177,7 @@ def _retry(
         # On the audit log, by the lead who released it, as a release in the console is.
         note = audit_note(
             "release",
+            actor=actor,
             at=now,
             query=f"message {held.archive_id}",
             detail={
@@ -187,7 +187,6 @@ def _retry(
                 "run_by": local_user(),
             },
         )
-        note = replace(note, actor=actor or note.actor)
         if held_mail.release(entry_id, now, audit=note):
             click.echo(
                 f"Entry {entry_id} was held for office hours until {_until(held, ctx)}. "
