@@ -67,12 +67,17 @@ class ChatMessage:
         digest = hashlib.sha256(self.dedupe_on.encode()).hexdigest()[:16]
         return f"{_TOKEN_RE.sub('-', self.message_id)[:64]}.{digest}@{self.channel}.chat.invalid"
 
+    @property
+    def subject(self) -> str:
+        """What the archive, the console and the lead's alert call it (it has no subject)."""
+        return f"{self.channel} message in conversation {self.conversation}"
+
     def as_rfc822(self) -> bytes:
         """What the archive keeps: headers naming channel and conversation, the text as body."""
         mail = EmailMessage(policy=SMTPUTF8)
         mail["From"] = self.sender
         mail["To"] = ", ".join(self.participants)
-        mail["Subject"] = f"{self.channel} message in conversation {self.conversation}"
+        mail["Subject"] = self.subject
         mail["Date"] = format_datetime(self.sent_at)
         mail["Message-ID"] = f"<{self.rfc822_id}>"
         mail["X-Safeguard-Channel"] = self.channel
@@ -98,16 +103,18 @@ def sent_at_of(raw: bytes) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+def passed_on_late(sent: datetime, received: datetime) -> bool:
+    """Whether a chat tool passed a message on more than `SENT_APART` after sending it."""
+    return abs(received - sent) > SENT_APART
+
+
 def sent_apart(channel: str, raw: bytes | None, received_at: datetime) -> datetime | None:
-    """When a chat message was sent (by the chat tool), if that is more than `SENT_APART` from
-    when the gateway received it (a tool passing on what it held during an outage); None for
+    """When a chat message was sent (by the chat tool), if it was passed on late; None for
     mail, whose Date: header its sender's program writes, and for a tombstone."""
     if channel == "email" or not raw:
         return None
     sent = sent_at_of(raw)
-    if sent is None or abs(sent - received_at) <= SENT_APART:
-        return None
-    return sent
+    return sent if sent is not None and passed_on_late(sent, received_at) else None
 
 
 def _printable(value: str, key: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from gateway.chat import SENT_APART, ChatMessage
+from gateway.chat import ChatMessage, passed_on_late
 from gateway.directory.model import DirectoryView
 from gateway.message.model import Message
 from gateway.message.parse import MessageTooComplex, parse_chat, parse_message
@@ -251,17 +251,16 @@ class Pipeline:
         queued; the API's answer says what the policy found."""
         view = self.directory()
         message, verdict, explained = self._check_chat(chat, view)
-        subject = f"{chat.channel} message in conversation {chat.conversation}"
         # The alert names it as the archive and the console do, and says when it was received
         # if the tool passed it on late (held during an outage): the console lists it by that.
-        late = abs(received_at - chat.sent_at) > SENT_APART
+        late = passed_on_late(chat.sent_at, received_at)
         items = self._alerts(
             message,
             verdict,
             explained,
             queue_id,
             chat.sent_at,
-            subject=subject,
+            subject=chat.subject,
             received=received_at if late else None,
         )
         sub = Submission(
@@ -283,7 +282,7 @@ class Pipeline:
             message_id=chat.rfc822_id,
             dedupe=True,
             dedupe_on=chat.dedupe_on,
-            subject=subject,
+            subject=chat.subject,
             conversation=chat.conversation,
         )
         return Prepared(record, tuple(items), ""), verdict, explained

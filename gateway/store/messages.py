@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, select
 
+from gateway.chat import sent_apart
 from gateway.store.records import as_aware
 from gateway.store.schema import archive, archive_findings, queue
 
@@ -115,9 +116,10 @@ class ListedMessage:
     """What a row of the console's lists (search results, a person's page, the review queue)
     shows beside a search hit or a queue entry."""
 
-    channel: str  # "email", or the chat tool's ("whatsapp")
-    received_at: datetime  # aware UTC
-    chat_raw: bytes | None  # a chat message's archived bytes (its Date: is when it was sent)
+    channel: str  # "email", or the chat tool's ("whatsapp"): its verdict is worded for it
+    # When the chat tool sent a chat message it passed on late (`gateway.chat.sent_apart`, from
+    # the archived message's Date:), else None.
+    sent_at: datetime | None
     # A finding other than a rewrite: the review queue lists it until it is reviewed
     # (ReviewStore.awaiting). A rewrite alone (mass mail moved to Bcc) needs no review.
     needs_review: bool
@@ -149,8 +151,11 @@ def listed_messages(engine: Engine, archive_ids: list[int]) -> dict[int, ListedM
     return {
         row.id: ListedMessage(
             channel=row.channel,
-            received_at=as_aware(row.received_at),
-            chat_raw=zlib.decompress(row.raw) if row.raw else None,
+            sent_at=sent_apart(
+                row.channel,
+                zlib.decompress(row.raw) if row.raw else None,
+                as_aware(row.received_at),
+            ),
             needs_review=row.id in waiting,
         )
         for row in rows

@@ -12,7 +12,7 @@ import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, timedelta, tzinfo
 from email import policy as email_policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -126,24 +126,6 @@ class WebServices:
             queue_lifetime=settings.delivery.lifetime,
             urgent_rules=urgent_rules,
         )
-
-
-@dataclass(frozen=True)
-class Listed:
-    """What a row of the console's lists shows beside a search hit or a queue entry."""
-
-    channel: str  # "email", or the chat tool's: its verdict is worded for it
-    sent_at: datetime | None  # when the chat tool sent it, if apart from its receipt
-    needs_review: bool  # the review queue lists it until reviewed
-
-
-def listed(engine: Engine, archive_ids: list[int]) -> dict[int, Listed]:
-    return {
-        archive_id: Listed(
-            m.channel, sent_apart(m.channel, m.chat_raw, m.received_at), m.needs_review
-        )
-        for archive_id, m in listed_messages(engine, archive_ids).items()
-    }
 
 
 class _Refused(Exception):
@@ -610,7 +592,7 @@ class _Console:
             request,
             "search.html",
             reviewed=reviewed,
-            facts=await self._run(listed, self.s.engine, ids),
+            facts=await self._run(listed_messages, self.s.engine, ids),
             form=dict(request.query),
             text=text,
             problems=problems,
@@ -774,7 +756,7 @@ class _Console:
             request,
             "review.html",
             waiting=waiting,
-            facts=await self._run(listed, self.s.engine, [w.archive_id for w in waiting]),
+            facts=await self._run(listed_messages, self.s.engine, [w.archive_id for w in waiting]),
             total=total,
             page=page,
             pages=max(1, -(-total // PER_PAGE)),
@@ -925,7 +907,7 @@ class _Console:
             request,
             "contact.html",
             reviewed=reviewed,
-            facts=await self._run(listed, self.s.engine, ids),
+            facts=await self._run(listed_messages, self.s.engine, ids),
             email=email,
             person=person,
             age=person.age_on(today) if person and person.date_of_birth else None,
