@@ -22,7 +22,7 @@ from gateway.chat import sent_apart
 from gateway.directory.model import DirectoryView, normalise_email
 from gateway.notify.render import local_time, short_time
 from gateway.policy.types import stored_finding_urgent
-from gateway.search.labels import finding_label, verdict_label
+from gateway.search.labels import chat_told, finding_label, verdict_label
 from gateway.search.query import Node
 from gateway.store.records import as_aware
 from gateway.store.reviews import Review, ReviewStore
@@ -134,11 +134,8 @@ def outcome(
     recipient upstream refused is named: one delivery may reach a parent and not the child."""
     if not deliveries:
         if channel != "email":
-            # The tool sends its own messages; what it was told is advice it may not follow.
-            told = {"reject": "not to send it", "defer": "to hold it"}.get(verdict)
-            if told:
-                return f"Sent by the chat tool itself, if at all: the gateway told it {told}"
-            return "Sent by the chat tool itself, not through the gateway"
+            # The tool sends its own messages: said as the console and the alert say it.
+            return chat_told(verdict)
         if verdict == "reject":
             return "Refused: not sent (its sender was told why)"
         return "No delivery recorded"
@@ -233,7 +230,7 @@ def _sent_late(row: Any, raw: bytes, zone: tzinfo) -> str:
     """When a chat tool sent a message it passed on late (held during an outage): the dates
     are when the gateway received it, as the console lists it."""
     sent = sent_apart(row.channel, raw, as_aware(row.received_at))
-    return f"; the chat tool sent it {short_time(sent, zone)}" if sent is not None else ""
+    return f" It was sent {short_time(sent, zone)}." if sent is not None else ""
 
 
 def _csv(rows: Sequence[dict[str, Any]]) -> bytes:

@@ -192,7 +192,7 @@ def test_a_message_sent_during_an_outage_is_archived_with_both_times(api: Api, t
     export(engine, matching_ids(engine, parse(f"contact:{SAM}")), fmt="mbox", out=out)
     [manifest] = json.loads(out.with_name("sam.mbox.manifest.json").read_text())
     when = f"{sent.astimezone(UTC):%d %b %Y %H:%M}"
-    assert manifest["outcome"].endswith(f"; the chat tool sent it {when}")
+    assert manifest["outcome"].endswith(f"most likely been sent. It was sent {when}.")
 
 
 def test_a_refused_chat_message_is_archived_with_its_findings(api: Api):

@@ -396,10 +396,12 @@ def test_a_chat_message_is_said_to_be_sent_by_the_chat_tool():
     from gateway.export import outcome
 
     said = outcome("flag", [], ZoneInfo("Europe/London"), channel="teams")
-    assert said == "Sent by the chat tool itself, not through the gateway"
+    assert said == "The gateway told the chat tool it may send it, so it has most likely been sent."
     # A review: one the tool was told not to send read as if it had gone out.
     refused = outcome("reject", [], ZoneInfo("Europe/London"), channel="teams")
-    assert refused == "Sent by the chat tool itself, if at all: the gateway told it not to send it"
+    assert refused == (
+        "The gateway told the chat tool not to send it; the chat tool may have sent it anyway."
+    )
 
 
 def test_an_export_without_the_leads_notes_leaves_the_watch_list_out(
@@ -497,7 +499,7 @@ def test_a_chat_message_the_tool_was_told_not_to_send_is_not_called_refused_on_t
         "verdict": "reject",
         "findings": "",
         "sha256": "0" * 64,
-        "outcome": "Sent by the chat tool itself, not through the gateway",
+        "outcome": "The gateway told the chat tool not to send it.",
         "reviews": "",
         "channel": "whatsapp",
     }
