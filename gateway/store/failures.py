@@ -239,7 +239,7 @@ def _pending(conn: Connection, login: str, client: str | None, since: datetime) 
     by_client: dict[str, int] = {}
     others: dict[str, int] = {}
     for row_id, _, who, address in rows:
-        if row_id in forgiven or (client is not None and address != client):
+        if row_id in forgiven:  # rows are at `client` alone when it is given (`mine`)
             continue
         counts = by_client if who == login else others
         counts[address] = counts.get(address, 0) + 1
