@@ -105,9 +105,14 @@ def corrected_draft(
     for address in add_cc:  # where it went: hidden with the rest unless a colleague
         fixes.append(f"{address} added in {'Bcc' if hide and not colleague(address) else 'Cc'}")
     if hide:
-        keep_to = [a for a in message.to if colleague(a.email) and a.email not in dropped]
-        keep_cc = [a for a in message.cc if colleague(a.email) and a.email not in dropped]
-        keep_cc += [Address(e) for e in add_cc if colleague(e)]  # a colleague copied
+        # Colleagues stay in sight, but one To or Cc cannot carry (a non-ASCII local part)
+        # goes in Bcc with the rest: the draft is sent by its headers.
+        def shown(a: Address) -> bool:
+            return colleague(a.email) and a.email not in dropped and header_writable(a)
+
+        keep_to = [a for a in message.to if shown(a)]
+        keep_cc = [a for a in message.cc if shown(a)]
+        keep_cc += [a for a in map(Address, add_cc) if shown(a)]  # a colleague copied
         shown_or_dropped = {a.email for a in (*keep_to, *keep_cc)} | set(dropped)
         hidden = [e for e in dict.fromkeys(everyone + add_cc) if e not in shown_or_dropped]
         draft = hide_recipients(draft, keep_to, keep_cc)

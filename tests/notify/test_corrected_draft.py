@@ -216,3 +216,21 @@ def test_a_refused_mass_mail_s_correction_does_not_promise_a_draft():
     assert result.verdict.action is Action.REJECT
     assert "attached" not in mass.correction
     assert mass.correction.startswith("Put the outside recipients in Bcc: then each person")
+
+
+def test_the_draft_of_mass_mail_keeps_a_colleague_to_cannot_carry_in_bcc():
+    """A review: the Bcc fix for an address To and Cc cannot carry (a non-ASCII local part) was
+    made where the draft leaves someone out, not where it hides mass mail's addresses: there a
+    colleague so named was kept "in sight" in a To that could not carry them, and lost."""
+    staff_domain = domain("teens-in-ai")
+    colleague = f"zoë.mentor@{staff_domain}"
+    result = evaluate("teens-in-ai", Draft(to=(SAM, *PARENTS), cc=(colleague,)))
+    fixed = corrected_draft(
+        result.raw,
+        result.message,
+        result.explained,
+        lambda address: address.endswith(f"@{staff_domain}"),  # staff, as the directory says
+    )
+    draft = message_from_bytes(fixed.raw, policy=policy.default)
+    assert colleague not in _addresses(draft, "To", "Cc")
+    assert colleague in str(draft["Bcc"])
