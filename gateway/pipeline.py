@@ -469,7 +469,7 @@ class Pipeline:
                 org=org,
                 sent=sub.received_at,
             )
-        if action is Action.DEFER and not_before is not None and can_notify:
+        elif action is Action.DEFER and not_before is not None and can_notify:
             notice = deferral_notice(
                 self.templates,
                 hostname=self.hostname,
