@@ -72,7 +72,7 @@ def _pages(page: Page) -> str:
 
 
 def _other_addresses(engine: Engine, text: str) -> list[OtherAddresses]:
-    return other_addresses(parse(text), DirectoryStore(engine).view())
+    return other_addresses(parse(text), DirectoryStore(engine).view)
 
 
 def _table(page: Page, zone: tzinfo) -> None:

@@ -3,6 +3,7 @@ home and from school. Said beside the results, never used to widen them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.directory.model import DirectoryView
@@ -16,9 +17,10 @@ class OtherAddresses:
     others: tuple[str, ...]  # their addresses the query does not name
 
 
-def other_addresses(node: Node, view: DirectoryView) -> list[OtherAddresses]:
+def other_addresses(node: Node, directory: Callable[[], DirectoryView]) -> list[OtherAddresses]:
     """Each whole address a `contact:` term names (not one excluded) whose person the
-    directory knows by other addresses too, not in the query."""
+    directory knows by other addresses too, not in the query. `directory` is asked only when
+    the query names one (the CLI reads the whole directory from the database)."""
     named: list[str] = []
     nodes: list[Node] = [node]
     while nodes:
@@ -27,6 +29,9 @@ def other_addresses(node: Node, view: DirectoryView) -> list[OtherAddresses]:
             nodes.extend(item.items)
         elif isinstance(item, Address) and item.field == "contact" and not item.domain:
             named.append(item.value)
+    if not named:
+        return []
+    view = directory()
     found = []
     for address in dict.fromkeys(named):
         person = view.contact(address)

@@ -584,7 +584,7 @@ class _Console:
         others = []
         if result is not None:
             directory = view or await self._run(self.s.directory)
-            others = other_addresses(parse(text), directory)
+            others = other_addresses(parse(text), lambda: directory)
         params = {k: v for k, v in request.query.items() if k != "page" and v}
         ids = [h.id for h in result.hits] if result else []
         reviewed = await self._run(self.reviews.latest, ids) if ids else {}
