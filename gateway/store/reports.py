@@ -22,6 +22,9 @@ class ArchivedVerdict:
     subject: str
     verdict: str
     findings: tuple[dict[str, Any], ...]
+    # The header From, when it names someone other than `sender` (the envelope's: the
+    # address the relay made staff send as, so the one a flag is counted against).
+    written_as: str = ""
 
 
 def verdicts_since(engine: Engine, since: datetime) -> list[ArchivedVerdict]:
@@ -44,16 +47,19 @@ def verdicts_since(engine: Engine, since: datetime) -> list[ArchivedVerdict]:
             .where(archive.c.verdict != "deliver")
             .order_by(archive.c.received_at)
         ).all()
-    return [
-        ArchivedVerdict(
-            r.id,
-            r.queue_id,
-            r.received_at,
-            r.from_addr or r.envelope_from,
-            tuple(r.envelope_to),
-            r.subject,
-            r.verdict,
-            tuple(r.findings),
-        )
-        for r in rows
-    ]
+    return [_verdict(r) for r in rows]
+
+
+def _verdict(r: Any) -> ArchivedVerdict:
+    sender = r.envelope_from or r.from_addr
+    return ArchivedVerdict(
+        r.id,
+        r.queue_id,
+        r.received_at,
+        sender,
+        tuple(r.envelope_to),
+        r.subject,
+        r.verdict,
+        tuple(r.findings),
+        written_as=r.from_addr if r.from_addr and r.from_addr != sender else "",
+    )

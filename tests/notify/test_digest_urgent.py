@@ -4,9 +4,11 @@ them, as each archived finding records it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from gateway.notify.digest import summarise
+from gateway.notify.digest import render, summarise
+from gateway.notify.render import make_environment
 from gateway.store.reports import ArchivedVerdict
 
 AT = datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
@@ -41,3 +43,12 @@ def test_the_digest_also_lists_findings_of_rules_the_pack_makes_urgent_now():
     other = _item(2, {"code": "informal_sign_off", "rule": "r4", "urgent": False})
     digest = summarise([made_urgent, other], AT, AT, frozenset({"r1"}))
     assert [i.archive_id for i in digest.urgent] == [1]
+
+
+def test_an_urgent_message_shows_the_from_line_when_it_named_someone_else():
+    item = replace(
+        _item(1, {"code": "risk_language", "rule": "r1", "urgent": True}),
+        written_as="head.teacher@safe.example",
+    )
+    text = render(make_environment(), summarise([item], AT, AT), "Org")
+    assert "alex.teacher@safe.example (as From: head.teacher@safe.example) -> sam" in text

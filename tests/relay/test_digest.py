@@ -81,3 +81,24 @@ def test_the_daily_digest_is_sent_once_even_with_two_gateways(start_gateway, sin
     got = sink.handler.wait_for(4)
     [digest] = [m for m in got if m.rcpt_tos == ["dsl@safe.example"]]
     assert b"Safeguarding digest" in digest.data
+
+
+def test_the_digest_counts_a_flag_against_who_sent_it_not_the_from_line(
+    start_gateway, sink: Sink, tmp_path
+):
+    """A From line is the writer's to fill in; the address the relay let them send from is
+    not. A flag is counted against that, and the From line is shown beside it."""
+    gateway = start_gateway(policy=PACK)
+    forged = (
+        b"From: head.teacher@safe.example\r\nTo: sam.minor@home.example\r\n"
+        b"Subject: no parent\r\nMessage-ID: <d3@safe.example>\r\n\r\nHi Sam\r\n"
+    )
+    send(gateway.port, forged, rcpts=["sam.minor@home.example"])
+    sink.handler.wait_for(1)  # the bounce
+    config = tmp_path / "digest.toml"
+    url = gateway.gateway.engine.url.render_as_string(hide_password=False)
+    config.write_text(f'[database]\nurl = "{url}"\n[policy]\npack = "{PACK["pack"]}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "digest", "--since", "24h"])
+    assert result.exit_code == 0, result.output
+    assert "1  alex.teacher@safe.example" in result.output
+    assert "head.teacher" not in result.output.split("By member of staff")[1].split("\n\n")[0]
