@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.policy.packs_dir import available_packs, pack_path
+from gateway.policy.packs_dir import available_packs, names_a_file, pack_path
 
 DEFAULT_PATH = "gateway.toml"
 
@@ -605,6 +605,8 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     if web.url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", web.url):
         raise r.error("web", "url", f"expected an http:// or https:// address, got {web.url!r}")
     pack = r.get("policy", "pack", str, "default")
+    if names_a_file(pack):
+        pack = str(base / pack)  # as the file's other paths: not wherever serve started
     _check_pack_exists(r, pack)
     web_listen = r.listen("web", "listen", "127.0.0.1:8025")
     api_listen = r.listen("api", "listen", "127.0.0.1:8026")

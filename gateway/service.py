@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from gateway.clock import Clock, SystemClock
 from gateway.config import ConfigError, Settings
-from gateway.delivery.transports import Transport, make_transport
+from gateway.delivery.transports import Transport, check_upstream, make_transport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
 from gateway.metrics import ARCHIVE_RECORDS, ARCHIVE_TRANSACTIONS, CPU_SECONDS, Metrics
@@ -191,6 +191,7 @@ class Gateway:
     def __post_init__(self) -> None:
         # Pack and wording first: a broken one stops start-up before anything is opened.
         self.policy, self.templates = load_policy_and_wording(self.settings)
+        check_upstream(self.settings.upstream)  # a Maildir made only for a gateway that starts
         self.engine = open_engine(self.settings)
         self.archive = Archive(self.engine, lifetime=self.settings.delivery.lifetime)
         self.queue = QueueStore(self.engine, lease=self.settings.delivery.lease)

@@ -46,14 +46,14 @@ def serve(ctx: Context, log_level: str) -> None:
     from gateway.delivery.transports import check_upstream
     from gateway.smtp.server import server_tls_context
 
-    check_upstream(settings.upstream)  # a Maildir that cannot be made: said now, not in a log
-    server_tls_context(settings.server)  # a certificate and key that do not go together, too
+    server_tls_context(settings.server)  # a certificate and key that do not go together
     if settings.server.processes > 1:
         from gateway.service import load_policy_and_wording
 
         # Once, here, with each problem on its line (a relay process would only log that it
         # failed); a single process finds them as it builds its Gateway.
         load_policy_and_wording(settings)
+        check_upstream(settings.upstream)  # a Maildir that cannot be made: said, not logged
         _whole_lines_on_stderr()
         configure_logging(log_level)
         sys.exit(_supervise(settings))

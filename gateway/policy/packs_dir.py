@@ -8,10 +8,14 @@ from pathlib import Path
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
 
+def names_a_file(name_or_path: str) -> bool:
+    """`ours.toml` or `packs/ours` is a pack file; `teens-in-ai` a pack in rules/."""
+    return Path(name_or_path).suffix == ".toml" or "/" in name_or_path
+
+
 def pack_path(name_or_path: str, rules_dir: Path = RULES_DIR) -> Path:
-    candidate = Path(name_or_path)
-    if candidate.suffix == ".toml" or "/" in name_or_path:
-        return candidate
+    if names_a_file(name_or_path):
+        return Path(name_or_path)
     return rules_dir / f"{name_or_path}.toml"
 
 

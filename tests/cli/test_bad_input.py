@@ -322,3 +322,19 @@ def test_an_audit_action_that_does_not_exist_is_refused_not_reported_as_nothing(
     config = _config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/a.db"')
     said = _one_clear_line(_invoke(config, "audit", "--action", "reviewed"))
     assert "--action 'reviewed' is not an action" in said and "review," in said
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_serve_with_a_broken_pack_makes_nothing(tmp_path: Path, processes: int):
+    """A gateway that cannot start leaves no folders behind: not the Maildir it would deliver
+    to, not the archive (an admin trying a pack should not have to clean up after it)."""
+    (tmp_path / "broken.toml").write_text("x = = 1\n")
+    config = _config(
+        tmp_path,
+        f'[server]\nprocesses = {processes}\n[policy]\npack = "broken.toml"\n'
+        f'[upstream]\nurl = "maildir://{tmp_path}/out"\n'
+        f'[database]\nurl = "sqlite:///{tmp_path}/state/archive.db"',
+    )
+    said = _one_clear_line(_invoke(config, "serve"))
+    assert "broken.toml: not valid TOML" in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.toml", "gateway.toml"]

@@ -171,3 +171,22 @@ def test_a_span_of_time_of_the_wrong_type_says_in_words_what_is_expected(
     with pytest.raises(ConfigError) as refused:
         load_settings(config)
     assert str(refused.value) == f"{config}:4: {said}"
+
+
+def test_a_pack_file_is_found_beside_the_configuration_wherever_serve_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """As the example configuration says, "Relative paths are relative to this file": the
+    systemd unit starts the gateway in /var/lib/safeguard, its configuration is in /etc."""
+    etc = tmp_path / "etc"
+    (etc / "packs").mkdir(parents=True)
+    (etc / "packs" / "ours.toml").write_text("")
+    config = etc / "gateway.toml"
+    config.write_text('[policy]\npack = "packs/ours.toml"\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(config).pack == str(etc / "packs" / "ours.toml")
+    config.write_text('[policy]\npack = "teens-in-ai"\n')  # a pack's name: from rules/
+    assert load_settings(config).pack == "teens-in-ai"
+    config.write_text('[policy]\npack = "missing.toml"\n')
+    with pytest.raises(ConfigError, match=f"no such policy pack '{etc}/missing.toml'"):
+        load_settings(config)
