@@ -18,6 +18,13 @@ CHAT_VERDICT_LABELS = {
     "reject": "Chat tool told not to send",
     "defer": "Chat tool told to hold",
 }
+# The search form's list picks a verdict whatever the channel: each choice says what it finds.
+SEARCH_VERDICT_LABELS = {
+    code: f"{label}, or {CHAT_VERDICT_LABELS[code][0].lower()}{CHAT_VERDICT_LABELS[code][1:]}"
+    if code in CHAT_VERDICT_LABELS
+    else label
+    for code, label in VERDICT_LABELS.items()
+}
 FINDING_LABELS = {
     "missing_required_cc": "Required copy missing",
     "no_consent": "No consent on record",

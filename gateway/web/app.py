@@ -36,7 +36,12 @@ from gateway.message.parse import parse_message
 from gateway.notify.policy import held_cancelled_notice
 from gateway.policy.types import Organisation
 from gateway.search import QueryError, is_whole_address, parse
-from gateway.search.labels import FINDING_LABELS, VERDICT_LABELS, chat_told
+from gateway.search.labels import (
+    FINDING_LABELS,
+    SEARCH_VERDICT_LABELS,
+    VERDICT_LABELS,
+    chat_told,
+)
 from gateway.search.people import other_addresses
 from gateway.smtp.auth import Authenticator, anyone
 from gateway.store.audit import AUDIT_ACTIONS, AuditLog, AuditNote
@@ -599,7 +604,7 @@ class _Console:
             result=result,
             others=others,
             flags=FINDING_LABELS,
-            verdicts=VERDICT_LABELS,
+            verdicts=SEARCH_VERDICT_LABELS,
             page_link=lambda n: "/search?" + urlencode({**params, "page": n}),
         )
 

@@ -125,6 +125,9 @@ def test_a_chat_message_passed_on_late_shows_when_it_was_sent(chat_tool: ChatToo
 
     form = browser.get("/search").text
     assert "Dates (after: and before: too) go by when the gateway received a message" in form
+    # Its verdict list finds chat messages too, and says so.
+    assert '<option value="reject">Refused, or chat tool told not to send</option>' in form
+    assert '<option value="defer">Held for office hours, or chat tool told to hold</option>' in form
     # after:/before: stay on the received date.
     assert f'href="/messages/{late}"' in browser.get("/search?after=2026-12-07").text
     assert f'href="/messages/{late}"' not in browser.get("/search?before=2026-12-01&q=room").text
