@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import jinja2
+
+from gateway.store.records import as_aware
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -99,8 +101,7 @@ def local_time(value: str | datetime, zone: tzinfo | None = None) -> str:
     Date headers stay RFC 5322 (`email.utils.format_datetime`)."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     if zone is not None:
-        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-        moment = aware.astimezone(zone)
+        moment = as_aware(moment).astimezone(zone)
     return f"{moment:%A} {moment.day} {moment:%B %Y}, {moment:%H:%M}"
 
 
@@ -109,5 +110,4 @@ def short_time(value: datetime | None, zone: tzinfo) -> str:
     (the console's, an export's manifest). None: ""; a time with no zone is UTC."""
     if value is None:
         return ""
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return f"{aware.astimezone(zone):%d %b %Y %H:%M}"
+    return f"{as_aware(value).astimezone(zone):%d %b %Y %H:%M}"
