@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from datetime import tzinfo
@@ -26,9 +27,9 @@ class Context:
             self._settings = load_settings(self.config_path)
         return self._settings
 
-    @property
+    @functools.cached_property
     def zone(self) -> tzinfo:
-        """The organisation's time zone: the site's setting, else its pack's."""
+        """The organisation's time zone: the site's setting, else its pack's (loaded once)."""
         from gateway.policy.pack import load_pack
 
         settings = self.settings
