@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from gateway.checks._scope import InScope, describe
@@ -10,6 +11,85 @@ from gateway.checks._scope import InScope, describe
 # Curly and look-alike apostrophes are read as the straight one (').
 _CURLY = ("\u2019", "\u2018", "\u02bc", "\u2032", "\uff07", "`")
 _WHITESPACE_RE = re.compile(r"\s+")
+
+# Letters that look like Latin ones, read as those: "ѕеcrеt" with Cyrillic ѕ and е, "ꜱᴇᴄʀᴇᴛ" in
+# small capitals, "ｓｅｃｒｅｔ" full-width or "𝐬𝐞𝐜𝐫𝐞𝐭" in mathematical bold would otherwise pass a
+# phrase list as other words. One character for one, so that positions in the folded text
+# are positions in the text as written (its evidence is quoted as written).
+_CONFUSABLES = (
+    "аaвbеeёeкkмmнhоoрpсcтtуyхxѕsіiїiјjԁdԛqԝwӏlһhɡgıiℓlοoαaνvρpυuιiκkχxτt"
+    "АAВBЕEКKМMНHОOРPСCТTХXУYЅSІIЈJԌGΑAΒBΕEΖZΗHΙIΚKΜMΝNΟOΡPΤTΥYΧX"
+    "ᴀaʙbᴄcᴅdᴇeꜰfɢgʜhɪiᴊjᴋkʟlᴍmɴnᴏoᴘpʀrꜱsᴛtᴜuᴠvᴡwʏyᴢz"
+)
+
+
+# Where NFKC makes single Latin letters and digits of other characters: Latin extensions and
+# phonetic letters, letter-like symbols, enclosed (circled) ones, full-width forms and the
+# mathematical alphabets.
+_FOLDED_BLOCKS = (
+    (0x0100, 0x0300),
+    (0x1D00, 0x1E00),
+    (0x2000, 0x2500),
+    (0x2C00, 0x2D00),
+    (0xA700, 0xA800),
+    (0xFF00, 0xFFF0),
+    (0x10700, 0x10800),
+    (0x1D400, 0x1D800),
+    (0x1F100, 0x1F200),
+    (0x1FB00, 0x1FC00),
+)
+_ASTRAL_FOLDED_RE = re.compile(
+    "[" + "".join(f"{chr(a)}-{chr(b - 1)}" for a, b in _FOLDED_BLOCKS[6:]) + "]"
+)
+
+
+def _lookalikes() -> dict[str, str]:
+    table = dict(zip(_CONFUSABLES[::2], _CONFUSABLES[1::2], strict=True))
+    for first, end in _FOLDED_BLOCKS:
+        for code in range(first, end):
+            folded = unicodedata.normalize("NFKC", chr(code))
+            if len(folded) == 1 and folded.isascii() and folded.isalnum():
+                table.setdefault(chr(code), folded)
+    return table
+
+
+def _character_class(characters: Iterable[str]) -> str:
+    """A regular expression's class of `characters`, consecutive ones as ranges."""
+    runs: list[list[int]] = []
+    for code in sorted(map(ord, characters)):
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return (
+        "["
+        + "".join(
+            re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+            for a, b in runs
+        )
+        + "]"
+    )
+
+
+_LOOKALIKE = _lookalikes()
+_LOOKALIKE_TABLE = str.maketrans(_LOOKALIKE)
+_BMP_LOOKALIKE_RE = re.compile(_character_class(c for c in _LOOKALIKE if ord(c) < 0x10000))
+
+
+def read_as_latin(text: str) -> str:
+    """`text` with each look-alike of a Latin letter or digit as that letter, one for one."""
+    if text.isascii():
+        return text
+    # Most mail with any non-ASCII character (curly quotes, dashes, £, emoji) has no
+    # look-alike: two quick scans say so (a class with characters beyond the BMP scans
+    # slowly, so those are looked for only in a text that has any).
+    if _BMP_LOOKALIKE_RE.search(text) is None and (
+        len(text.encode("utf-16-le", "surrogatepass")) == 2 * len(text)
+        or _ASTRAL_FOLDED_RE.search(text) is None
+    ):
+        return text
+    return text.translate(_LOOKALIKE_TABLE)
+
 
 # Lines that end a mail but are not the sender's closing: device footers, disclaimers, and the
 # attribution line of a reply whose quote the parser did not strip.
@@ -44,14 +124,16 @@ def _straight(text: str) -> str:
 
 
 def normalise(text: str) -> str:
-    """Straight apostrophes, and every run of whitespace (line breaks included) as one space."""
+    """Straight apostrophes, look-alike letters as Latin ones, and every run of whitespace
+    (line breaks included) as one space."""
     # str.split() splits on exactly the characters `\s` matches (str.isspace), in C.
-    return " ".join(_straight(text).split())
+    return " ".join(read_as_latin(_straight(text)).split())
 
 
 def normalise_marked(text: str) -> str:
     """`normalise(text)` position for position, but a whitespace run holding a blank line (a
-    paragraph break) is a newline instead of a space: evidence is cut at paragraphs."""
+    paragraph break) is a newline instead of a space, and letters are as written: evidence is
+    cut at paragraphs, and quotes what the reader saw."""
     return _WHITESPACE_RE.sub(_one_space_or_break, _straight(text)).strip()
 
 

@@ -47,9 +47,40 @@ _ASCII_SUPERSETS = frozenset(
 )
 _UNDECLARED = frozenset({"", "unknown_8bit", "x_unknown"})
 
-_CONTROLS_EXCEPT_TAB_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Characters that show nothing but split a word for a machine: "se<U+200B>cret" reads as
+# "secret" and is matched and searched as two words. Left out of the text the checks read
+# and the archive indexes (the bytes as received are kept). Zero-width space, joiner and
+# non-joiner, soft hyphen, direction marks and embeddings, word joiner, invisible operators,
+# the byte order mark, Hangul fillers. The joiner, variation selectors and tag characters
+# join emoji (a family, a red heart, a flag): they are dropped only after a letter.
+_INVISIBLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u200c\u200e\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0\U0001d173-\U0001d17a"
+)
+_JOINERS = "\u200d\ufe00-\ufe0f\U000e0000-\U000e0fff"
+_JOINER_RE = re.compile(f"[{_JOINERS}]")
+# One character class, so that a text without any costs one scan (a lookbehind would be
+# tried at every character); what a run keeps is decided for the few runs found.
+_HIDDEN_RE = re.compile(f"[{_INVISIBLE}{_JOINERS}]+")
+_CONTROLS_EXCEPT_TAB_RE = re.compile(rf"[\x00-\x08\x0a-\x1f\x7f{_INVISIBLE}{_JOINERS}]+")
 _LINE_BREAKS_RE = re.compile(r"\r\n|\r|\n")
-_BODY_CONTROLS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_BODY_CONTROLS_RE = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f{_INVISIBLE}{_JOINERS}]+")
+
+
+def _kept(match: re.Match[str]) -> str:
+    """Of a run of controls and invisible characters, the joiners that join emoji (those
+    after anything but a letter); the rest is dropped."""
+    start = match.start()
+    before = match.string[start - 1] if start else ""
+    if before.isalpha():
+        return ""
+    return "".join(_JOINER_RE.findall(match.group()))
+
+
+def _without_hidden(pattern: re.Pattern[str], text: str) -> str:
+    return pattern.sub(_kept, text)
+
+
 # Encoded word (RFC 2047); charset may carry an RFC 2231 language ("utf-8*en").
 _ENCODED_WORD_RE = re.compile(r"=\?([^?\s]{1,64})\?([bBqQ])\?([^?\s]*)\?=")
 # lxml refuses NUL and most C0 controls in text.
@@ -128,7 +159,7 @@ def from_surrogates(value: str) -> str:
 def clean_header_value(value: str) -> str:
     """Unfolded, 8-bit-safe header text with no control characters."""
     value = from_surrogates(_LINE_BREAKS_RE.sub("", value))
-    return _CONTROLS_EXCEPT_TAB_RE.sub("", value).strip()
+    return _without_hidden(_CONTROLS_EXCEPT_TAB_RE, value).strip()
 
 
 def _decode_word_payload(encoding: str, payload: str) -> bytes | None:
@@ -191,9 +222,12 @@ _BODY_CONTROLS = dict.fromkeys([*range(0x09), *range(0x0B, 0x20), 0x7F])
 
 
 def normalise_newlines(text: str) -> str:
-    """``\\n`` line ends, and no control characters other than tab and newline."""
+    """``\\n`` line ends, and no control characters other than tab and newline, nor
+    invisible ones (`_INVISIBLE`)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.translate(_BODY_CONTROLS) if text.isascii() else _BODY_CONTROLS_RE.sub("", text)
+    if text.isascii():
+        return text.translate(_BODY_CONTROLS)
+    return _without_hidden(_BODY_CONTROLS_RE, text)
 
 
 def _without_style_and_script(html: str) -> str:
@@ -217,7 +251,7 @@ def _without_style_and_script(html: str) -> str:
 def crude_html_text(html: str) -> str:
     """Tag-stripped text: no layout, but nothing lost to parser limits."""
     text = _TAG_RE.sub(" ", _BREAK_TAG_RE.sub("\n", _without_style_and_script(html)))
-    text = html_lib.unescape(text)
+    text = _without_hidden(_HIDDEN_RE, html_lib.unescape(text))
     lines = (" ".join(line.split()) for line in text.split("\n"))
     return _BLANK_RUNS_RE.sub("\n\n", "\n".join(lines)).strip()
 
@@ -270,4 +304,5 @@ def html_to_text(html: str) -> tuple[str, str | None]:
     # libxml2 silently drops content nested deeper than 255 elements; a browser shows it.
     if _letters(crude) > 2 * _letters(text) + 200:
         return crude, "HTML body only partly convertible; tags stripped instead"
-    return _BLANK_RUNS_RE.sub("\n\n", text).strip(), None
+    # Entities (&#8203;, &shy;) become the invisible characters the plain text loses.
+    return _BLANK_RUNS_RE.sub("\n\n", _without_hidden(_HIDDEN_RE, text)).strip(), None

@@ -441,3 +441,33 @@ def test_skipping_phrases_whose_inner_words_are_absent_changes_no_match():
             found = category.search(matching, words, split)
             every = dataclasses.replace(category, needs={}).search(matching, words, split)
             assert (found and found.span()) == (every and every.span()), (category.name, variant)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "our little ѕеcrеt",  # Cyrillic ѕ and е among Latin letters
+        "our little ꜱᴇᴄʀᴇᴛ",  # small capitals
+        "our little ｓｅｃｒｅｔ",  # full-width
+        "our little 𝐬𝐞𝐜𝐫𝐞𝐭",  # mathematical bold
+        "our little Ⓢⓔⓒⓡⓔⓣ",  # circled
+    ],
+)
+def test_letters_that_look_latin_are_read_as_latin(written: str):
+    """“Do not say anything that you would not say in the open”: a phrase written in letters
+    that only look like ours is the same phrase to a child. The evidence quotes it as written,
+    so that the console can mark it in the message."""
+    text = f"Hi Sam,\n\nThis is {written}, ok?\n\nAlex"
+    [finding] = run(risk_language, make_message(text), rule(["secrecy"]))
+    assert written in finding.evidence
+
+
+def test_invisible_characters_do_not_hide_a_phrase_from_the_check():
+    """A zero-width space or a soft hyphen inside a word shows nothing to the child, in the
+    plain text or as an HTML entity; the check reads the word whole."""
+    plain = "Hi Sam,\n\nThis is our little se\u200bcret, don\u00adt t\u200dell your mum.\n\nAlex"
+    html = "<p>Hi Sam,</p><p>This is our little se&#8203;cret, don&shy;t tell your mum.</p>"
+    message = parse_alternative(plain, html)
+    assert "our little secret, dont tell your mum" in message.new_text
+    [finding] = run(risk_language, message, rule(["secrecy"]))
+    assert "our little secret" in finding.evidence
