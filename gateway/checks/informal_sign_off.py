@@ -168,8 +168,9 @@ def _is_decoration(token: str) -> bool:
     return not token.isascii() and not emoji.replace_emoji(token, "").strip(_PUNCT)
 
 
-def _kisses(line: str) -> list[str]:
-    """Kisses at the end of a line, walking back over emoji and punctuation."""
+def _kisses(line: str, sender_names: frozenset[str] = frozenset()) -> list[str]:
+    """Kisses at the end of a line, walking back over emoji and punctuation. `sender_names`:
+    the sender's names, lower-case: "Alex X" from Alex Teacher is a kiss, not an initial."""
     tokens = line.split()
     found: list[str] = []
     for i in range(len(tokens) - 1, -1, -1):
@@ -186,6 +187,7 @@ def _kisses(line: str) -> list[str]:
                 core == "X"
                 and _NAME_WORD_RE.fullmatch(previous)
                 and previous.lower() not in _KISS_AFTER
+                and not _signed_with_kiss(previous.lower(), sender_names)
             ):
                 break  # an initial after a name: "Malcolm X", "Jo X" is read as an initial
             found.append(core)
@@ -195,6 +197,12 @@ def _kisses(line: str) -> list[str]:
         break
     found.reverse()
     return found
+
+
+def _signed_with_kiss(name: str, sender_names: frozenset[str]) -> bool:
+    """The sender's own name then "X": no initial of theirs (a review: "Thanks, Alex X" from
+    Alex Teacher passed as an initial)."""
+    return name in sender_names and not any(n.startswith("x") for n in sender_names - {name})
 
 
 def _emoticons(line: str) -> list[str]:
@@ -275,7 +283,7 @@ def informal_tokens(
         if _FORMAL_CLOSING_RE.match(following):
             found = [e for e in found if e.rstrip("\ufe0f") in _AFFECTION_EMOJI]
         tokens += found
-        tokens += [k for k in _kisses(line) if k not in tokens]
+        tokens += [k for k in _kisses(line, names) if k not in tokens]
         if tokens:
             hits.append((line, list(dict.fromkeys(tokens))))
         previous = line

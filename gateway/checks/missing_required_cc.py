@@ -59,6 +59,13 @@ def _holders(
     return None  # staff: any other address in the organisation
 
 
+def _untagged(address: str) -> str:
+    """`alex+copy@x` as `alex@x`: the sender copying themselves at a sub-address (which
+    reaches their own mailbox) is not another person."""
+    local, at, domain = address.partition("@")
+    return f"{local.partition('+')[0]}{at}{domain}"
+
+
 def _satisfied(
     role: str,
     holders: tuple[str, ...] | None,
@@ -78,7 +85,12 @@ def check(
     sender = sender_of(message)
     findings = []
     for young in young_recipients(message, view, now, rule):
-        copied = {a.email for a in message.receiving} - set(young.contact.emails) - {sender}
+        own = _untagged(sender)
+        copied = {
+            a.email
+            for a in message.receiving
+            if a.email not in young.contact.emails and _untagged(a.email) != own
+        }
         holders = {
             r: _holders(r, young.contact, view, now, sender, settings.min_level)
             for r in (*settings.any_of, *settings.fallback)

@@ -301,3 +301,21 @@ def test_kisses_endearments_and_hearts_above_a_formal_closing_still_count(text):
     """A review found these missed when everything above "Kind regards" was set aside: only an
     emoji ending the message's last words is, and not a kiss or a heart."""
     assert fires(f"Hi Sam,\n\n{text}")
+
+
+@pytest.mark.parametrize(
+    ("closing", "sender_name", "informal"),
+    [
+        ("Thanks,\nAlex X", "Alex Teacher", True),
+        ("Kind regards,\nAlex X", "Alex Teacher", True),
+        ("Kind regards,\nJo X", "Jo Xu", False),  # her initial
+        ("Kind regards,\nSam X", "Alex Teacher", False),  # not the sender's name: an initial
+        ("Reading: The Autobiography of Malcolm X", "Alex Teacher", False),
+    ],
+)
+def test_a_capital_x_after_the_sender_s_own_name_is_a_kiss(closing, sender_name, informal):
+    """“avoiding the use of emoji's or symbols such as 'kisses' ('X's)”: a review found
+    "Thanks, Alex X" from Alex Teacher passed as if X were an initial. After the sender's own
+    name, an X is an initial only if one of their other names starts with it."""
+    text = f"Hi Sam,\n\nNotes from today are attached.\n\n{closing}"
+    assert fires(text, sender_name=sender_name) is informal

@@ -5,8 +5,15 @@ together ("again.; Remove", "given..")."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 
-from tests.policy.harness import Draft, domain
+from gateway.checks import missing_required_cc
+from gateway.directory.model import Contact, DirectoryView
+from gateway.message.parse import parse_message
+from gateway.notify.render import environment_for
+from gateway.notify.wording import explain
+from gateway.policy.pack import load_pack
+from tests.policy.harness import Draft, directory, domain
 from tests.policy.test_tipping_off import _content, _prepare
 
 
@@ -72,3 +79,19 @@ def test_a_held_message_s_notice_says_what_to_change_for_what_was_flagged():
     notice = _content(prepared, "notice")
     assert "07700 900987" in notice
     assert "Next time: " in notice
+
+
+def test_a_young_person_with_no_parent_on_record_is_said_in_plain_english():
+    """Teens in AI: 'parents need to be copied at all times'. A review found "There is no a
+    parent or guardian on record for ..." when the directory holds none."""
+    pack = load_pack("teens-in-ai")
+    [rule] = [r for r in pack.rules if r.id == "copy-parents-under-18"]
+    base = directory(domain("teens-in-ai"))
+    alone = Contact(("nog@home.example",), "Nog Noguardian", date(2011, 1, 1), "participant")
+    view = DirectoryView([*base.contacts, alone], base.staff)
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    raw = Draft(to=("nog@home.example",)).raw(domain("teens-in-ai"))
+    message = parse_message(raw, envelope_from="", envelope_to=("nog@home.example",), sent_at=at)
+    [finding] = missing_required_cc.check(message, view, at, rule, pack.organisation)
+    told = explain(environment_for("teens-in-ai"), finding, rule, pack.organisation).correction
+    assert told.startswith("Nog Noguardian has no parent or guardian on record.")

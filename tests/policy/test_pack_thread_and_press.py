@@ -23,6 +23,13 @@ def test_we_will_copy_at_least_one_other_member_of_staff_into_any_emails_sent():
     assert evaluate(PACK, Draft(**COMPLIANT)).action == "deliver"
 
 
+def test_the_sender_copying_themselves_at_a_sub_address_is_not_another_member_of_staff():
+    """'we will copy at least one other member of staff': a review found the sender's own
+    alex.teacher+copy@ (their own mailbox) satisfied the rule."""
+    own = Draft(to=("sam.minor@home.example",), cc=("alex.teacher+copy@threadandpress.example",))
+    assert evaluate(PACK, own).codes == {"missing_required_cc"}
+
+
 def test_we_would_only_contact_children_by_email_with_parents_permission():
     result = evaluate(
         PACK, Draft(to=("nora.noconsent@home.example",), cc=("lee.mentor@threadandpress.example",))
