@@ -29,6 +29,17 @@ def test_brigantia_flags_but_never_blocks_contact_outside_trust_systems():
     assert result.action == "flag"
 
 
+def test_brigantia_flags_grooming_language_to_a_pupil_of_18_or_over_too():
+    """'Be careful in their communications with children/young people so as to avoid any
+    possible misinterpretation': the policy speaks of pupils and learners, never of under-18s.
+    A review found "Let's keep this between us... You looked gorgeous" to an 18-year-old
+    sixth-former delivered with no finding."""
+    body = "Hi Ada,\n\nLet's keep this between us. You looked gorgeous at prom.\n\nAlex"
+    result = evaluate("brigantia", Draft(to=("ada.adult@home.example",), body=body))
+    assert result.action == "flag"
+    assert "risk_language" in result.codes
+
+
 def test_default_pack_requires_a_guardian_with_school_or_level_2_fallback():
     assert evaluate("default", Draft(to=("sam.minor@home.example",))).action == "reject"
     copied = Draft(to=("sam.minor@home.example",), cc=("priya.shah@parents.example",))

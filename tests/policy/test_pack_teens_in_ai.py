@@ -78,6 +78,41 @@ def test_communications_should_not_be_copied_to_anybody_besides_parents_and_ment
     ]
 
 
+def test_the_outside_copy_is_told_who_the_policy_allows_not_a_school_it_does_not_name():
+    """Teens in AI allows "parents and mentors/volunteers": a review found the finding said
+    "is not a parent, guardian or school contact", naming schools the policy does not allow."""
+    draft = Draft(
+        to=("sam.minor@home.example",),
+        cc=("priya.shah@parents.example", STAFF_COPY, "head@school.example"),
+    )
+    text = evaluate(PACK, draft).text()
+    assert (
+        "head@school.example is copied, but is not a parent or guardian of Sam Taylor, "
+        "nor a member of staff." in text
+    )
+
+
+def test_a_fellow_participant_of_18_in_a_team_mail_is_not_an_outside_copy():
+    """A team's mail to two participants, one of them 18, copies nobody 'besides parents and
+    mentors/volunteers': the review found the 18-year-old flagged as a third party."""
+    draft = Draft(
+        to=("sam.minor@home.example", "ada.adult@home.example"),
+        cc=("priya.shah@parents.example", STAFF_COPY),
+    )
+    assert "unapproved_third_party" not in evaluate(PACK, draft).codes
+
+
+def test_a_participant_of_18_or_over_is_covered_where_the_sentence_names_no_age():
+    """'At least one other member of staff or volunteer should be copied into any emails sent
+    to children or young people.' and 'Emails should be signed off in a professional manner':
+    unlike 'young people under the age of 18, parents need to be copied', no age. A review
+    found mail to an 18-year-old participant, uncopied and signed 'Alex xx', delivered clean."""
+    draft = Draft(to=("ada.adult@home.example",), body="Hi Ada,\n\nSee you Thursday.\n\nAlex xx")
+    result = evaluate(PACK, draft)
+    assert result.action == "flag"
+    assert result.codes == {"missing_required_cc", "informal_sign_off"}
+
+
 def test_a_compliant_message_is_delivered_untouched():
     draft = Draft(to=("sam.minor@home.example",), cc=("priya.shah@parents.example", STAFF_COPY))
     result = evaluate(PACK, draft)
