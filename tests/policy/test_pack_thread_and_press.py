@@ -83,3 +83,18 @@ def test_every_finding_is_reported_and_the_strongest_action_wins():
     result = evaluate(PACK, Draft(to=("sam.minor@home.example",), at="2026-11-28T11:00:00"))
     assert result.codes == {"missing_required_cc", "out_of_hours"}
     assert result.action == "reject"
+
+
+@pytest.mark.parametrize(
+    "closing", ["See ya,\nAlex", "Laters,\nAlex", "Cheers mate,\nAlex", "Ta ta for now\nAlex"]
+)
+def test_slang_closings_are_not_signed_off_in_a_formal_manner(closing):
+    """'Emails and contact will be signed off in an an appropriate and formal manner'."""
+    draft = Draft(**COMPLIANT, body=f"Hi Sam,\n\nSee you Thursday.\n\n{closing}")
+    result = evaluate(PACK, draft)
+    assert (result.action, result.codes) == ("reject", {"informal_sign_off"})
+
+
+def test_cheers_alone_is_still_not_informal():
+    draft = Draft(**COMPLIANT, body="Hi Sam,\n\nSee you Thursday.\n\nCheers,\nAlex")
+    assert evaluate(PACK, draft).action == "deliver"
