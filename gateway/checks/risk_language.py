@@ -9,7 +9,10 @@ in a fresh message would otherwise hide the sender's. The signature (all below a
 is read too, or writing below one would hide text from the check; in its paragraphs worded
 like a confidentiality notice ("if you are not the intended recipient, delete this email")
 all but the secrecy phrases. Text is read case-insensitively, on whole words, with curly
-apostrophes as straight ones and every whitespace run (line breaks included) as one space;
+apostrophes as straight ones, letters that only look Latin (Cyrillic "е", small capitals,
+full-width and mathematical letters) as the Latin ones, without the invisible characters the
+parser leaves out (`gateway.message.text`), and every whitespace run (line breaks included)
+as one space;
 `*` in a phrase is exactly one word, and an apostrophe in a phrase may be left out ("dont
 tell anyone").
 """
