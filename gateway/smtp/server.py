@@ -113,13 +113,34 @@ def _factory(
             require_starttls=False,
             auth_require_tls=not implicit_tls,
             enable_SMTPUTF8=True,
-            command_call_limit={"AUTH": 5, "RCPT": settings.max_recipients + 10, "*": 200},
+            command_call_limit=_call_limits(settings.max_recipients),
             # Without it aiosmtpd looks the loop up with warnings filters set and restored, once
             # per connection (~1 % of py-spy's samples of the relay; a few us alone).
             loop=asyncio.get_running_loop(),
         )
 
     return make
+
+
+# aiosmtpd counts each command over the whole connection, not per message: a relay's client
+# (Postfix's relayhost or content_filter, which keeps its connections for reuse) sends many
+# messages down one, and with {"RCPT": max_recipients + 10, "*": 200} it was cut off with
+# `421 RCPT sent too many times` after about a hundred (found by an admin's review). The
+# mail commands get room for thousands of messages; the rest (NOOP, HELP, VRFY...) stay few,
+# and AUTH is tried at most 5 times. A message's own recipients are capped by handle_RCPT.
+MESSAGES_PER_CONNECTION = 10_000
+
+
+def _call_limits(max_recipients: int) -> dict[str, int]:
+    mail = MESSAGES_PER_CONNECTION
+    return {
+        "AUTH": 5,
+        "MAIL": mail,
+        "RCPT": mail * max(max_recipients // 10, 1) + max_recipients,
+        "DATA": mail,
+        "RSET": mail,
+        "*": 200,
+    }
 
 
 async def start_listeners(
