@@ -200,13 +200,25 @@ class RelayHandler:
         user = self._auth_user(session)
         if address == "<>":  # aiosmtpd hands the null reverse-path over as written
             address = ""
+        refused = None
         if user is None and not self.settings.auth.is_trusted(ip):
-            return replies.AUTH_REQUIRED
-        if not self.pipeline.sender_allowed(address, user):
+            refused = replies.AUTH_REQUIRED
+        elif not self.pipeline.sender_allowed(address, user):
             owner = f"user <{user}>" if user else "this network"
-            return f"553 5.7.1 <{address}>: Sender address rejected: not owned by {owner}"
-        if not self._disk_ok():
-            return replies.NO_STORAGE
+            refused = f"553 5.7.1 <{address}>: Sender address rejected: not owned by {owner}"
+        elif not self._disk_ok():
+            refused = replies.NO_STORAGE
+        if refused is not None:
+            # A member of staff told "not owned by" calls IT: the log says who, from where.
+            log.info(
+                "smtp_refused",
+                command="MAIL",
+                client=ip,
+                user=user,
+                mail_from=address[:320],
+                reply=refused,
+            )
+            return refused
         # aiosmtpd treats an empty mail_from as "no MAIL yet"; keep the null path spelled "<>".
         envelope.mail_from = address.strip().lower() or "<>"
         envelope.mail_options.extend(mail_options)
@@ -234,13 +246,14 @@ class RelayHandler:
         rcpt_options: list[str],
     ) -> str:
         if len(envelope.rcpt_tos) >= self.settings.server.max_recipients:
-            return replies.TOO_MANY_RECIPIENTS
+            return self._refused_rcpt(session, address, replies.TOO_MANY_RECIPIENTS)
         normalised = self._recipients.get(address)
         if normalised is None:
             try:
                 normalised = checked_address(address)
             except EmailNotValidError:
-                return f"{replies.BAD_ADDRESS}: <{address[:100]}>"
+                reply = f"{replies.BAD_ADDRESS}: <{address[:100]}>"
+                return self._refused_rcpt(session, address, reply)
             if len(self._recipients) >= RECIPIENTS_REMEMBERED:
                 self._recipients.clear()
             self._recipients[address] = normalised
@@ -248,6 +261,16 @@ class RelayHandler:
             envelope.rcpt_tos.append(normalised)
             envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
+
+    def _refused_rcpt(self, session: Session, address: str, reply: str) -> str:
+        log.info(
+            "smtp_refused",
+            command="RCPT",
+            client=_peer_ip(session),
+            rcpt=address[:320],
+            reply=reply,
+        )
+        return reply
 
     # --- data -------------------------------------------------------------------------------
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -280,6 +303,12 @@ class RelayHandler:
             return refused.reply
         except TimeoutError:
             bound.error("smtp_transaction", result="tempfail", reason="evaluation timed out")
+            self.metrics.inc(_TRANSACTIONS, result="tempfail", verdict="")
+            return replies.TEMPFAIL
+        except Exception as exc:
+            # The directory's database unreachable, say: 451 (the client tries again), with
+            # the message's context in the log and the count, not aiosmtpd's bare exception.
+            bound.error("smtp_transaction", result="tempfail", reason=f"policy: {exc!r}")
             self.metrics.inc(_TRANSACTIONS, result="tempfail", verdict="")
             return replies.TEMPFAIL
         try:

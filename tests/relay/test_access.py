@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.smtp import handler as handler_module
 from gateway.smtp.auth import hash_password
@@ -237,11 +238,15 @@ def test_staff_cannot_send_as_another_member_of_staff(staff_gateway, tls_files):
 
 def test_a_trusted_network_may_relay_only_for_the_organisations_domains(start_gateway, sink: Sink):
     gateway = start_gateway()
-    with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+    with capture_logs() as logs, smtplib.SMTP("127.0.0.1", gateway.port) as client:
         client.ehlo("mta.safe.example")
         code, reply = client.mail("someone@elsewhere.example")
         assert code == 553 and reply.startswith(b"5.7.1")
         assert client.mail("alex.teacher@safe.example")[0] == 250
+        assert client.rcpt("not an address")[0] == 501
+    # Refusals are logged, so that IT can answer "why was I refused?" (an admin's review).
+    refused = [(e["command"], e["reply"][:3]) for e in logs if e["event"] == "smtp_refused"]
+    assert refused == [("MAIL", "553"), ("RCPT", "501")]
 
 
 def test_oversized_mail_is_refused_with_an_enhanced_code(start_gateway):

@@ -31,6 +31,9 @@ def test_database_unavailable_answers_451_and_the_retry_is_delivered(
         "postgresql+psycopg://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT"
     )
     with RunningGateway(Gateway(make_settings(tmp_path, postgres_url, upstream=sink.url))) as gw:
+        # The directory is looked up again at this message (every few seconds in service): the
+        # policy stage, not only the archive's commit, meets the database down.
+        gw.gateway.directory.recheck = 0
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
             conn.execute(
@@ -46,6 +49,9 @@ def test_database_unavailable_answers_451_and_the_retry_is_delivered(
                 client.rcpt("sam.minor@home.example")
                 code, reply = client.data(MESSAGE)
             assert (code, reply[:5]) == (451, b"4.3.0")
+            # Counted, as an admin's review found it was not (it was logged without context).
+            counts = gw.gateway.metrics.snapshot()["safeguard_smtp_transactions_total"]
+            assert counts[(("result", "tempfail"), ("verdict", ""))] == 1
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
