@@ -35,7 +35,7 @@ from gateway.store.db import make_engine
 from gateway.store.directory import DirectoryStore
 from gateway.store.failures import SMTP_AUTH_FAILED, FailureLog
 from gateway.store.fulltext import INDEX_INTERVAL, INDEX_MOST, deferred, index_pending
-from gateway.store.migrate import upgrade
+from gateway.store.migrate import SchemaTooNew, upgrade
 from gateway.store.queue import QueueStore
 from gateway.store.writer import ArchiveWriter
 from gateway.throttle import LOGINS_PER_ADDRESS, FailureLimiter
@@ -101,7 +101,12 @@ def relay_warnings(settings: Settings) -> list[tuple[str, dict[str, object]]]:
 
 def open_engine(settings: Settings, pool_size: int = 8) -> Engine:
     engine = make_engine(settings.database_url, pool_size=pool_size)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except SchemaTooNew as exc:
+        engine.dispose()
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise ConfigError(f"{settings.path}: [database] url {shown}: {exc}") from None
     return engine
 
 

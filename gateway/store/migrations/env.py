@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from gateway.store.schema import metadata
+
+MIGRATION_LOCK = 0x5AFE_6A7E  # any constant of ours: the key of PostgreSQL's advisory lock
 
 engine = context.config.attributes["engine"]
 
@@ -20,4 +23,8 @@ with engine.connect() as connection:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Two gateways starting together on a new database would both create the tables
+            # (one failed with a duplicate key); the second waits here, then finds them made.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
