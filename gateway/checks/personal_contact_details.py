@@ -2,14 +2,16 @@
 
 Reads the text the sender wrote and their signature (a personal mobile in a signature is the
 commonest case). Mobiles are found by their SHAPE (07xxx xxxxxx, +44 7xxx ..., any separators),
-so Ofcom's drama range 07700 900xxx counts although no number library calls it valid; a
-landline counts only when it is labelled as a home or personal number. The organisation's own
-numbers (`own_phone_numbers`, compared as E.164), its domains, its postal addresses, and the
-addresses of people already in the conversation are never personal. Email addresses are flagged
-only when they look personal (webmail domains, or introduced as "my personal email"), so a
-partner organisation's work address passes. A street address with a postcode is flagged in the
-text unless it reads like a venue; in the signature only when it is labelled as a home address.
-An HTML alternative that says more than the plain part is read too, split the same way.
+so Ofcom's drama range 07700 900xxx counts although no number library calls it valid; a landline
+counts only when it is labelled as a home or personal number; a number introduced as the
+recipient's own or their family's ("your mum on ...", "your number is ...") is not the sender's.
+The organisation's own numbers (`own_phone_numbers`, compared as E.164), its domains, its postal
+addresses, and the addresses of people already in the conversation are never personal. Email
+addresses are flagged only when they look personal (webmail domains, or introduced as "my
+personal email"), so a partner organisation's work address passes. A street address with a
+postcode is flagged in the text unless it reads like a venue ("Museum House", not "my house");
+in the signature only when it is labelled as a home address ("Home:", "my house, 14 ..."). An
+HTML alternative that says more than the plain part is read too, split the same way.
 """
 
 from __future__ import annotations
@@ -73,6 +75,29 @@ _PHONE_RE = re.compile(
 _REFERENCE_BEFORE_RE = re.compile(
     r"\b(?:ref|reference|invoice|inv|order|account|acct|a/c|booking|ticket|case|policy|"
     r"membership|member|candidate|serial|isbn|barcode|id|sort code|po)\b[\s.:#no]{0,6}$",
+    re.IGNORECASE,
+)
+# Just before a number: it is the recipient's own, or their family's ("We have your emergency
+# contact as your mum on ...", "your number is ..."), not the sender's. Only "your" with these
+# few words and a joining word, nothing between: "your trip, call 07700 ..." is not it.
+_NUMBER_WORDS = (
+    r"(?:(?:emergency|home|mobile|phone|contact|landline)\s+){0,2}"
+    r"(?:number|no\.?|mobile|phone|landline|tel|contact(?:\s+details)?)"
+)
+_RECIPIENTS_OWN_BEFORE_RE = re.compile(
+    # Not "in your phone: 07700 ..." (where to save the sender's number).
+    # (The look-ahead first: the look-behinds are tried only where "your" is.)
+    r"\b(?=your\s)(?<!\bin\s)(?<!\binto\s)(?<!\bto\s)(?<!\bon\s)your\s+(?:own\s+)?"
+    r"(?:(?:mum|mom|mam|mother|dad|father|parents?|guardian|carer|step-?(?:mum|dad)|gran|granny|"
+    r"grandma|grandmother|nan|nana|grandad|grandpa|grandfather|brother|sister|aunt|auntie|aunty|"
+    r"uncle|family)(?:['\u2019]s\s+" + _NUMBER_WORDS + r")?|" + _NUMBER_WORDS + r")"
+    r"(?:\s{0,2}(?:[:=,(\-\u2013]|\b(?:is|as|on|at)\b)){0,2}\s{0,2}$",
+    re.IGNORECASE,
+)
+# ... unless the sender speaks of themself there: "I'm your emergency contact: 07700 ...".
+_FIRST_PERSON_RE = re.compile(
+    r"\b(?:me|my|mine|myself)\b|\b(?:i|we)(?:['\u2019](?:m|re)|\s+am|\s+are)\b"
+    r"|(?:['\u2019]ll|\bwill|\bshall)\s+be\b",
     re.IGNORECASE,
 )
 # Just before a landline: it is a home or personal one.
@@ -216,6 +241,13 @@ _SOCIAL_INVITE_RE = re.compile(
     r"\s+(?:my\s+)?(?P<platform>" + _INVITE_PLATFORMS + r")\b|\bwhats\s?app\s+me\b|\bsnap\s+me\b",
     re.IGNORECASE,
 )
+# Just before a platform's name: an invitation that belongs to the handle ("Follow me on
+# Instagram: @x" is one passage to remove, not "Instagram: @x").
+_INVITE_BEFORE_RE = re.compile(
+    r"\b(?:add|follow|find|friend|message|msg|dm|text|snap|hit)[ \t]{1,3}me[ \t]{1,3}"
+    r"(?:up[ \t]{1,3})?(?:on|at|via)[ \t]{1,3}$",
+    re.IGNORECASE,
+)
 _AT_HANDLE_RE = re.compile(
     r"(?<![\w.@/\\])@(?P<handle>[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)(?![\w@])"
 )
@@ -249,14 +281,19 @@ _STREET_RE = re.compile(
 _HOME_INTRO_RE = re.compile(
     r"\b(?:my|his|her|their)\s+(?:home\s+|house\s+|flat\s+|postal\s+|own\s+|personal\s+|"
     r"private\s+)?address\b|\bi\s+live\s+(?:at|on)\b|\bi'?m\s+at\b(?=\s+\d)|"
-    r"\bmy\s+(?:house|flat|place|home)\s+(?:is\s+)?(?:at|on)\b|"
+    # "my house is at ...", and "at my house, 14 Acacia Avenue" / "to my house: 14 ...": a
+    # street number straight after (not "my house. The workshop is at 45 Station Road").
+    r"\bmy\s+(?:own\s+)?(?:house|flat|place|home)(?:\s+(?:is\s+)?(?:at|on)\b|"
+    r"(?=[ \t]{0,3}(?:is[ \t]{1,3}|[,:(\-\u2013][ \t]{0,3})?\d))|"
     r"\b(?:come|pop|get)\s+(?:round|over|back)\s+to\s+(?:mine|my\s+(?:house|flat|place))\b|"
-    r"\bhome\s+address\b|(?:^|\n)[ \t]*home\s*:",
+    r"\bhome\s+address\b|(?:^|\n)[ \t]*home\s*:|\b(?:at|my)\s+home[ \t]{0,3}:",
     re.IGNORECASE,
 )
+# "House" names a venue ("Museum House", "Soho House"), not "my house" or "our house".
 _VENUE_RE = re.compile(
     r"\b(?:Museum|Gallery|Centre|Center|Hall|School|Academy|College|University|Studios?|Theatre|"
-    r"Theater|Library|Church|Chapel|Cathedral|Offices?|Building|House|Station|Arena|Stadium|Hub|"
+    r"Theater|Library|Church|Chapel|Cathedral|Offices?|Building|"
+    r"(?<!\bmy\s)(?<!\bour\s)(?<!\bhis\s)(?<!\bher\s)(?<!\btheir\s)House|Station|Arena|Stadium|Hub|"
     r"Works|Mill|Factory|Warehouse|Institute|Trust|Club|Reception|Venue|Campus|HQ|Headquarters|"
     r"Unit|Suite|Floor|Cottage|Farm|Hotel|Pavilion|Leisure|Community|Hospital|Surgery|Cinema|"
     r"Shop|Store|Market|Ltd|CIC|Charity|Registered)\b|\b(?:registered\s+office|venue|meet(?:ing)?"
@@ -287,6 +324,13 @@ def _before(text: str, start: int, width: int = 60) -> str:
     return text[max(line_start, start - width) : start]
 
 
+def _recipients_own(before: str) -> bool:
+    """The number is introduced as the recipient's own or their family's ("your mum on")."""
+    if "your" not in before.lower():
+        return False
+    return bool(_RECIPIENTS_OWN_BEFORE_RE.search(before)) and not _FIRST_PERSON_RE.search(before)
+
+
 def _phones(text: str, where: str, own: frozenset[str]) -> Iterator[Hit]:
     for match in _PHONE_RE.finditer(text):
         number = match.group("number").strip()
@@ -297,6 +341,8 @@ def _phones(text: str, where: str, own: frozenset[str]) -> Iterator[Hit]:
             continue
         before = _before(text, match.start())
         if _REFERENCE_BEFORE_RE.search(before):
+            continue
+        if _recipients_own(before):
             continue
         if kind == "landline" and not _HOME_LABEL_RE.search(before):
             continue
@@ -380,10 +426,15 @@ def _socials(text: str, low: str, where: str, org: Organisation) -> Iterator[Hit
             continue  # "Instagram is great"; "my insta is jo_s" counts
         if handle.lower() in _HANDLE_STOPWORDS or _TIME_HANDLE_RE.fullmatch(handle):
             continue
-        if _org_handle(handle, org) or _ORG_ACCOUNT_BEFORE_RE.search(_before(text, match.start())):
+        before = _before(text, match.start())
+        if _org_handle(handle, org) or _ORG_ACCOUNT_BEFORE_RE.search(before):
             continue
-        value = text[match.start() : match.start("handle") + len(handle)]
-        yield Hit("social", value, _compact(handle), match.start(), match.end(), where)
+        invite = None
+        if not match.group("my") and before.rstrip(" \t").lower().endswith(("on", "at", "via")):
+            invite = _INVITE_BEFORE_RE.search(before)
+        start = match.start() - len(invite.group()) if invite else match.start()
+        value = text[start : match.start("handle") + len(handle)]
+        yield Hit("social", value, _compact(handle), start, match.end(), where)
     invites = any(h in low for h in _INVITE_HINTS)
     for match in _SOCIAL_INVITE_RE.finditer(text) if invites else ():
         value = " ".join(match.group().split())

@@ -173,6 +173,49 @@ def test_a_foreign_mobile_counts_too():
     assert found("My Irish mobile is +353 87 123 4567.") == [("phone", "+353 87 123 4567")]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We have your emergency contact as your mum on 07700 900321.",
+        "Your number: 07700 900321.",
+        "Can you check your mum's mobile, 07700 900321, is still right?",
+        "I'll ring your dad (07700 900321) to confirm.",
+        "Your home number is 0121 496 0731 on our records.",
+    ],
+)
+def test_the_recipients_own_number_confirmed_back_is_not_the_senders_personal_detail(text):
+    """BMT: “Do not let children ... have your personal contact details (mobile number, ...)”:
+    a review found “We have your emergency contact as your mum on 07700 900321”, to Sam with
+    his mum copied, refused. A number introduced as the recipient's own or their family's is
+    not the sender's to withhold."""
+    assert found(text, kinds=["phone"]) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Call me on 07700 900321.",
+        "If your bus is late, call me on 07700 900321.",
+        "For your trip, text 07700 900321.",
+        "I'm your emergency contact: 07700 900321.",
+        "Save this in your phone: 07700 900321.",
+        "Save my number as your emergency contact: 07700 900321.",
+        "Call your mum or me on 07700 900321.",
+    ],
+)
+def test_a_number_near_your_is_still_the_senders_unless_it_is_introduced_as_the_recipients(text):
+    """BMT: “Do not let children ... have your personal contact details (mobile number, ...)”:
+    only “your mum on”, “your number is” and the like, with nothing between, and the sender not
+    speaking of themself, read as the recipient's own."""
+    assert found(text, kinds=["phone"]) == [("phone", "07700 900321")]
+
+
+def test_the_recipients_own_number_does_not_excuse_the_senders_in_the_same_mail():
+    assert found("We have your mum on 07700 900321. If you are late, text me on 07700 900461.") == [
+        ("phone", "07700 900461")
+    ]
+
+
 # --- email addresses --------------------------------------------------------------------------
 
 
@@ -249,6 +292,9 @@ def test_a_spelled_out_webmail_address_is_found():
         ("Whatsapp me when you're there", "Whatsapp me"),
         ("I'm on Discord as alex#1234", "alex#1234"),
         ("Follow @alex_t_music for the new tracks", "@alex_t_music"),
+        # The invitation is part of the passage to remove, not only the handle after it.
+        ("Follow me on Instagram: @alex_t_99", "Follow me on Instagram: @alex_t_99"),
+        ("add me on snap - alex.t99", "add me on snap - alex.t99"),
     ],
 )
 def test_or_have_contact_with_them_via_a_personal_social_media_account(text, value):
@@ -302,6 +348,42 @@ def test_we_will_never_reveal_personal_details_such_as_a_home_address(text, valu
     ],
 )
 def test_venues_and_rooms_are_not_home_addresses(text):
+    assert found(text, kinds=["address"]) == []
+
+
+ACACIA = "14 Acacia Avenue, Birmingham B13 9QT"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (f"Drop the form at my house, {ACACIA}.", ACACIA),
+        (f"Or you can post it to my house: {ACACIA}", ACACIA),
+        ("My flat is 2 Elm Close, Birmingham B13 9QT.", "2 Elm Close, Birmingham B13 9QT"),
+        (f"Bring it to my place ({ACACIA}) on Sunday.", ACACIA),
+        (f"Send it to me at home: {ACACIA}.", ACACIA),
+        (f"Drop it at our house, {ACACIA}.", ACACIA),
+    ],
+)
+def test_a_home_address_after_my_house_is_a_home_address(text, value):
+    """BMT: “Do not let children, young people or vulnerable adults have your personal contact
+    details (mobile number, email or postal address) ...”. A review found “Drop the form at my
+    house, 14 Acacia Avenue, ...” delivered: “house” was read as a venue's name."""
+    assert found(text) == [("address", value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Meet at Museum House, 1 Chamberlain Square, Birmingham B3 3DH.",
+        "The showcase is at Soho House, 56 Dean Street, London W1D 3SF.",
+        "I left my notes at my house. The workshop is at Thimble Hall, 45 Station Road, "
+        "Stroud GL5 3AP.",
+    ],
+)
+def test_a_venue_named_house_is_still_not_a_home_address(text):
+    """README: “The organisation's own numbers and addresses are not personal”, nor a venue's:
+    “my house” introduces a home address only when the address follows it."""
     assert found(text, kinds=["address"]) == []
 
 
