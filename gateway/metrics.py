@@ -22,6 +22,7 @@ Source = Callable[[], Iterable[tuple[str, Labels, float]]]
 CPU_SECONDS = "safeguard_cpu_seconds_total"
 ARCHIVE_TRANSACTIONS = "safeguard_archive_transactions_total"
 ARCHIVE_RECORDS = "safeguard_archive_records_total"
+NOTICES_LOST = "safeguard_notices_undeliverable_total"
 
 _HELP = {
     "safeguard_smtp_transactions_total": "SMTP transactions that reached DATA, by outcome",

@@ -20,7 +20,13 @@ from gateway.config import ConfigError, Settings
 from gateway.delivery.transports import Transport, check_upstream, make_transport
 from gateway.delivery.worker import DeliveryWorker
 from gateway.directory_source import DirectorySource, demo_view, seed_demo_if_empty
-from gateway.metrics import ARCHIVE_RECORDS, ARCHIVE_TRANSACTIONS, CPU_SECONDS, Metrics
+from gateway.metrics import (
+    ARCHIVE_RECORDS,
+    ARCHIVE_TRANSACTIONS,
+    CPU_SECONDS,
+    NOTICES_LOST,
+    Metrics,
+)
 from gateway.notify.render import environment_for, template_problems
 from gateway.notify.schedule import run_daily
 from gateway.pipeline import Pipeline
@@ -244,6 +250,10 @@ class Gateway:
                     float(self.writer.mark_transactions),
                 ),
                 (ARCHIVE_RECORDS, (), float(self.writer.records)),
+                *(
+                    (NOTICES_LOST, (("kind", kind),), float(count))
+                    for kind, count in self.worker.notices_lost.items()
+                ),
             ]
         )
         self.handler = RelayHandler(

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -103,6 +103,9 @@ class DeliveryWorker:
         self._stopping = asyncio.Event()
         self._running = False
         self._finished = False
+        # The gateway's own notices (alerts, bounces) upstream refused for good, by kind: an
+        # upstream that refuses the null sender (Microsoft 365 over SMTP AUTH) drops them all.
+        self.notices_lost: Counter[str] = Counter()
         # Look in the database for due entries: at start, on `wake`, and at least once per
         # poll interval however busy the hand-over is (retries, holds come due, other
         # processes' expired leases, entries left unleased).
@@ -422,7 +425,16 @@ class DeliveryWorker:
         """The bounce of `failures` to the sender, as a record to archive; None if none is owed."""
         # Never bounce a bounce or a notice (RFC 5321 §4.5.5), nor mail without a sender.
         if entry.kind != "deliver" or not entry.mail_from:
-            log.warning("undeliverable_notice_dropped", queue_id=entry.queue_id, kind=entry.kind)
+            self.notices_lost[entry.kind] += 1
+            # Error: an alert that never reaches the safeguarding lead, or a bounce that never
+            # tells staff their mail was not sent, is not routine.
+            log.error(
+                "undeliverable_notice_dropped",
+                queue_id=entry.queue_id,
+                kind=entry.kind,
+                reply=_first_reply(failures),
+                hint="upstream refused the gateway's own notice, sent from <>: deploy/README.md",
+            )
             return None
         statuses = [
             RecipientStatus(
@@ -458,3 +470,9 @@ class DeliveryWorker:
             evaluation={"generated": "delivery_failure", "for_queue_id": entry.queue_id},
         )
         return record, [QueueItem(kind="bounce", mail_from="", recipients=(entry.mail_from,))]
+
+
+def _first_reply(failures: dict[str, Outcome]) -> str:
+    for outcome in failures.values():
+        return f"{outcome.code} {outcome.text}"[:200]
+    return ""

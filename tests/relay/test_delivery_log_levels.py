@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from structlog.testing import capture_logs
 
+from gateway.store.records import ArchiveRecord, Lease, QueueItem
 from tests.relay.test_outcome_and_bounce import BUSY, GONE, GOOD, Upstream, _leased, _worker
 
 
@@ -39,3 +40,23 @@ def test_a_delivery_attempt_is_logged_at_the_level_of_its_outcome(
     assert attempt["log_level"] == level
     assert attempt["reply"] == reply  # the answer that explains it, not another's 250
     assert attempt["expired"] is expired
+
+
+def test_a_notice_upstream_refuses_for_good_is_an_error_and_counted(engine: Engine):
+    """An admin's review: Microsoft 365 over SMTP AUTH refuses the null sender, so every alert
+    to the safeguarding lead and every "not sent" bounce was dropped with a warning that no
+    one watching errors saw, and nothing counted it."""
+    worker = _worker(engine)
+    now = datetime.now(UTC)
+    record = ArchiveRecord(
+        queue_id="A0001", received_at=now, raw=b"Subject: Alert\r\n\r\nx\r\n", verdict="deliver"
+    )
+    item = QueueItem(kind="alert", mail_from="", recipients=(GONE,))
+    lease = Lease(worker.owner, now + timedelta(minutes=10))
+    [entry] = worker.archive.store(record, [item], lease=lease).leased
+    with capture_logs() as logs:
+        asyncio.run(worker.deliver(entry, Upstream()))
+    [dropped] = [e for e in logs if e["event"] == "undeliverable_notice_dropped"]
+    assert (dropped["log_level"], dropped["kind"]) == ("error", "alert")
+    assert dropped["reply"] == "550 5.1.1 no such user"
+    assert worker.notices_lost == {"alert": 1}
