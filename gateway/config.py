@@ -252,6 +252,16 @@ class _Reader:
                 names = (k for s, k in self.known if s == section)
                 raise self.error(section, key, f"unknown key ({did_you_mean(key, names)})")
 
+    def refuse_typo_of(self, section: str, key: str) -> None:
+        """When `key` is not set and a key that is nothing else's looks like it (`retry_minn`),
+        that is the mistake to name, not the value the default then clashes with."""
+        table = self.table(section)
+        if key in table:
+            return
+        for written in table:
+            if (section, written) not in self.known and nearest(written, [key]) == key:
+                raise self.error(section, written, f"unknown key (did you mean {key!r}?)")
+
     def error(self, section: str, key: str, reason: str) -> ConfigError:
         line = _key_line(self.text, section, key)
         where = f"{self.path}:{line}" if line else str(self.path)
@@ -549,6 +559,8 @@ def settings_from_dict(data: dict[str, Any], path: Path, text: str = "") -> Sett
     retry_min = r.get("delivery", "retry_min", float, 300.0, _LONG)
     retry_max = r.get("delivery", "retry_max", float, 4000.0, _LONG)
     if retry_max < retry_min:
+        r.refuse_typo_of("delivery", "retry_min")
+        r.refuse_typo_of("delivery", "retry_max")
         # Named where it was set: the key in the file, not the default it met.
         key = "retry_max" if "retry_max" in r.table("delivery") else "retry_min"
         raise r.error(

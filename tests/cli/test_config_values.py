@@ -24,6 +24,8 @@ from gateway.config import ConfigError, load_settings
             "[delivery] retry_min: retry_max (4000) is less than retry_min (5000)",
         ),
         ("[upstream]", 'url = "mx://relay.example"', "mx: takes nothing after it"),
+        # A review: named as "retry_max (60) is less than retry_min (300)", the default.
+        ("[delivery]", "retry_minn = 20\nretry_max = 60", "retry_minn: unknown key (did you mean"),
     ],
 )
 def test_a_mistyped_value_is_refused_naming_its_line(tmp_path: Path, section, line, said):
