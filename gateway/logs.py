@@ -39,5 +39,28 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    # aiosmtpd logs peers and commands at INFO through stdlib logging; keep only its warnings.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+    # aiosmtpd logs peers and commands at INFO through stdlib logging; keep only its warnings,
+    # as JSON lines like the gateway's own (plain text among them broke an admin's parser).
+    root = logging.getLogger()
+    root.handlers[:] = [_AsStructlog()]
+    root.setLevel(logging.WARNING)
+
+
+# aiosmtpd 1.4 sets its own deprecated `Session.login_data` at every successful AUTH, and
+# warns of it each time: nothing of ours, nothing an admin can act on.
+_NOISE = ("Session.login_data is deprecated",)
+
+
+class _AsStructlog(logging.Handler):
+    """A library's log record (aiosmtpd's `mail.log`, asyncio's) as one structlog event."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if message.startswith(_NOISE):
+                return
+            structlog.get_logger(record.name).log(
+                record.levelno, "library_log", logger=record.name, message=message[:2000]
+            )
+        except Exception:
+            self.handleError(record)
