@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.policy.packs_dir import available_packs, names_a_file, pack_path
+from gateway.policy.packs_dir import RULES_DIR, available_packs, names_a_file, pack_path
 
 DEFAULT_PATH = "gateway.toml"
 
@@ -344,6 +344,14 @@ def _check_pack_exists(r: _Reader, pack: str) -> None:
     line in gateway.toml, with the packs there are, not later against a rules/ path."""
     if pack_path(pack).exists():
         return
+    if not names_a_file(pack) and not RULES_DIR.is_dir():
+        # `pip install .` copies the package without rules/ and templates/ beside it.
+        raise r.error(
+            "policy",
+            "pack",
+            f"the policy packs folder {RULES_DIR} is not there: install the gateway from its "
+            "source folder with `pip install -e` (deploy/README.md)",
+        )
     names = available_packs()
     near = nearest(pack, names)
     hint = f"did you mean {near!r}? " if near else ""

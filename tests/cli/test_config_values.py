@@ -3,10 +3,15 @@ section and key, not met later as a crash or a bounce from `MAILER-DAEMON@`."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import gateway
 from gateway.config import ConfigError, load_settings
 
 
@@ -192,3 +197,28 @@ def test_a_pack_file_is_found_beside_the_configuration_wherever_serve_starts(
     config.write_text('[policy]\npack = "missing.toml"\n')
     with pytest.raises(ConfigError, match=f"no such policy pack '{etc}/missing.toml'"):
         load_settings(config)
+
+
+def test_an_installation_without_its_packs_folder_says_so(tmp_path: Path):
+    """An admin's review: `pip install .` copies the package alone, leaving rules/ behind, and
+    serve said "no such policy pack 'default' (available: )". The package alone, as installed
+    so, in another folder."""
+    site = tmp_path / "site-packages"
+    shutil.copytree(
+        Path(gateway.__file__).parent, site / "gateway", ignore=shutil.ignore_patterns("*.pyc")
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text('[policy]\npack = "default"\n')
+    said = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from gateway.config import load_settings; load_settings({str(config)!r})",
+        ],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "rules is not there: install the gateway from its source folder" in said.stderr
