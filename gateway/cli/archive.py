@@ -22,12 +22,24 @@ def archive() -> None:
 
 
 @archive.command()
+@click.option(
+    "--expect",
+    "expect_text",
+    metavar="ID:HASH",
+    help="A head an earlier verify printed (kept elsewhere): the chain must still pass through it.",
+)
 @pass_context
-def verify(ctx: Context) -> None:
-    """Walk the hash chain; exit 1 naming the first record that does not match."""
+def verify(ctx: Context, expect_text: str | None) -> None:
+    """Walk the hash chain; exit 1 naming the first record that does not match. Prints the
+    chain's head: keep it somewhere else and pass it back with --expect."""
     from gateway.service import open_archive
+    from gateway.store.integrity import parse_head
     from gateway.store.integrity import verify as walk
 
+    try:
+        expect = parse_head(expect_text) if expect_text is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expect") from None
     engine = open_archive(ctx.settings, pool_size=1)
     show = sys.stderr.isatty()
 
@@ -36,7 +48,7 @@ def verify(ctx: Context) -> None:
             click.echo(f"\rchecked {done:,} of {total:,} records", nl=False, err=True)
 
     try:
-        report = walk(engine, progress=progress)
+        report = walk(engine, progress=progress, expect=expect)
     finally:
         engine.dispose()
     if show:
@@ -44,6 +56,9 @@ def verify(ctx: Context) -> None:
     if report.ok:
         purged = f" ({report.tombstones:,} emptied by audited purges)" if report.tombstones else ""
         click.echo(f"Archive verified: {report.checked:,} records{purged}, hash chain intact.")
+        if report.head:
+            click.echo(f"Head: {report.head}")
+            click.echo("Keep the head somewhere else; `archive verify --expect` checks it later.")
         return
     click.echo(f"ARCHIVE ALTERED: {report.problem}. {report.checked:,} records before it verified.")
     sys.exit(1)

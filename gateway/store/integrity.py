@@ -35,19 +35,39 @@ class Report:
     checked: int
     problem: Problem | None
     tombstones: int = 0  # records emptied by an audited retention purge (links still checked)
+    head: str = ""  # "ID:HASH" of the last record, to keep elsewhere and pass back as `expect`
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
+def parse_head(text: str) -> tuple[int, str]:
+    """ "ID:HASH", as a report's `head` gives it; ValueError if it is not that."""
+    number, _, digest = text.strip().partition(":")
+    if not (
+        number.isdigit() and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+    ):
+        raise ValueError(
+            f"expected ID:HASH as verify prints it (e.g. 1234:{'0' * 8}...), got {text!r}"
+        )
+    return int(number), digest
+
+
 def verify(
-    engine: Engine, *, progress: Callable[[int, int], None] | None = None, batch: int = 2000
+    engine: Engine,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    batch: int = 2000,
+    expect: tuple[int, str] | None = None,
 ) -> Report:
     """Recompute every link and every raw message's SHA-256; stop at the first mismatch.
 
     A tombstone (a record retention emptied) has no message left to hash, so only its link
     and record hash are recomputed, and it must fall inside a range an audited purge names.
+    `expect`: a head kept from an earlier run (id, record hash): the chain must still pass
+    through it. The chain has no secret, so rewriting every record from a change onwards, and
+    the head, leaves a chain that verifies; a head kept elsewhere is what then differs.
     """
     purged = _Ranges(audited_ids(engine))
     with engine.connect() as conn:
@@ -86,6 +106,13 @@ def verify(
             break
         for row in rows:
             reason = _problem(row, previous, purged) or _unindexed(row, indexed)
+            if reason is None and expect is not None and row.id == expect[0]:
+                if row.record_hash != expect[1]:
+                    reason = (
+                        f"its hash is {row.record_hash}, not {expect[1]} as the head kept "
+                        "earlier says: the chain was rewritten from here or before"
+                    )
+                expect = None
             if reason is not None:
                 return Report(checked, Problem(row.id, row.queue_id, reason), tombstones)
             tombstones += row.purged_at is not None
@@ -103,7 +130,10 @@ def verify(
             "(every record was removed)"
         )
         return Report(checked, Problem(int(head_id), "-", reason), tombstones)
-    return Report(checked, None, tombstones)
+    if expect is not None:
+        reason = "the head kept earlier names this record, and the archive no longer holds it"
+        return Report(checked, Problem(expect[0], "-", reason), tombstones)
+    return Report(checked, None, tombstones, head=f"{after}:{previous}" if checked else "")
 
 
 def _indexed(conn: Connection, first: int, last: int) -> dict[int, set[tuple[object, ...]]]:

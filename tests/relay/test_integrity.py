@@ -12,7 +12,14 @@ from gateway.cli import cli
 from gateway.store.db import make_engine, transaction
 from gateway.store.integrity import verify
 from gateway.store.migrate import upgrade
-from gateway.store.schema import archive, archive_addresses, archive_findings, metadata, queue
+from gateway.store.schema import (
+    archive,
+    archive_addresses,
+    archive_findings,
+    chain_head,
+    metadata,
+    queue,
+)
 from tests.relay.test_relay import MESSAGE, send
 from tests.support import Sink
 
@@ -148,3 +155,35 @@ def test_a_record_s_search_entries_altered_are_named(archived):
     with transaction(engine) as conn:  # the gateway's writer may be indexing
         conn.execute(delete(archive_findings).where(archive_findings.c.archive_id == ids[1]))
     assert verify(engine).problem.archive_id == ids[3]
+
+
+def test_a_head_kept_elsewhere_finds_what_the_chain_alone_cannot(archived, tmp_path):
+    """ "The chain has no secret ... the head copied elsewhere from time to time makes that
+    visible too" (README): an admin's review found no command that printed it. Removing the
+    newest record and setting the chain's head back to the one before leaves a chain that
+    verifies; the head kept from before does not."""
+    engine, ids = archived
+    config = tmp_path / "verify.toml"
+    config.write_text(f'[database]\nurl = "{engine.url.render_as_string(hide_password=False)}"\n')
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--config", str(config), "archive", "verify"])
+    [kept] = [line[6:] for line in first.output.splitlines() if line.startswith("Head: ")]
+    assert kept.startswith(f"{ids[-1]}:")
+    again = runner.invoke(cli, ["--config", str(config), "archive", "verify", "--expect", kept])
+    assert again.exit_code == 0, again.output
+
+    with transaction(engine) as conn:
+        before = conn.execute(
+            select(archive.c.record_hash).where(archive.c.id == ids[-2])
+        ).scalar_one()
+        conn.execute(delete(queue).where(queue.c.archive_id == ids[-1]))
+        conn.execute(delete(archive).where(archive.c.id == ids[-1]))
+        conn.execute(update(chain_head).values(last_id=ids[-2], last_hash=before))
+    assert verify(engine).ok  # the chain alone cannot tell
+    caught = runner.invoke(cli, ["--config", str(config), "archive", "verify", "--expect", kept])
+    assert caught.exit_code == 1
+    assert f"ARCHIVE ALTERED: record {ids[-1]}" in caught.output
+    assert "no longer holds it" in caught.output
+
+    typo = runner.invoke(cli, ["--config", str(config), "archive", "verify", "--expect", "12"])
+    assert typo.exit_code == 2 and "expected ID:HASH" in typo.output
