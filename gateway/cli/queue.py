@@ -72,8 +72,17 @@ def list_(ctx: Context) -> None:
     click.echo(first + "RECIPIENTS / LAST ERROR")
     for row, cells in zip(rows, table, strict=True):
         click.echo(_line(cells, widths) + "  " + ", ".join(row.recipients))
+        if row.status == "sending" and row.lease_until is not None:
+            click.echo(" " * len(first) + _sending(row.lease_owner or "?", row.lease_until, ctx))
         if row.last_error:  # on a line of its own, under RECIPIENTS
             click.echo(" " * len(first) + row.last_error[:200])
+
+
+def _sending(owner: str, until: datetime, ctx: Context) -> str:
+    """Whose the entry is: a gateway that stopped mid-send holds it until its lease ends, and
+    then another takes it (an admin's review found it shown with no owner, and unretryable)."""
+    when = f"{as_aware(until).astimezone(ctx.zone):%Y-%m-%d %H:%M:%S}"
+    return f"being sent by {owner}; if that gateway has stopped, another takes it over at {when}"
 
 
 @queue.command()
@@ -197,6 +206,10 @@ def _retry(
             return
     if store.retry_now(entry_id, now):
         click.echo(f"Entry {entry_id} will be tried at once by the running gateway.")
+        return
+    sending = store.sending(entry_id)
+    if sending is not None:
+        click.echo(f"safeguard: entry {entry_id} is {_sending(*sending, ctx)}", err=True)
     else:
         click.echo(f"safeguard: no waiting queue entry {entry_id}", err=True)
-        sys.exit(2)  # bad input, as interface.md's exit codes have it
+    sys.exit(2)  # bad input, as interface.md's exit codes have it

@@ -92,6 +92,8 @@ class QueueRow:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+    lease_owner: str | None = None  # "sending": the gateway (host:pid:worker) sending it
+    lease_until: datetime | None = None  # ... and when another may take it over
 
 
 class QueueStore:
@@ -258,6 +260,16 @@ class QueueStore:
             )
         return int(result.rowcount)
 
+    def sending(self, entry_id: int) -> tuple[str, datetime] | None:
+        """Who is sending this entry and until when they hold it, if it is being sent."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(queue.c.lease_owner, queue.c.lease_until).where(
+                    queue.c.id == entry_id, queue.c.status == "sending"
+                )
+            ).first()
+        return None if row is None else (row.lease_owner or "?", row.lease_until)
+
     def retry_now(self, entry_id: int, now: datetime) -> bool:
         """`safeguard queue retry`: make a waiting entry due now (a held message included)."""
         with transaction(self.engine) as conn:
@@ -304,6 +316,8 @@ class QueueStore:
                     queue.c.attempts,
                     queue.c.next_attempt_at,
                     queue.c.last_error,
+                    queue.c.lease_owner,
+                    queue.c.lease_until,
                 )
                 .join(archive, archive.c.id == queue.c.archive_id)
                 .where(queue.c.status.in_(("queued", "sending")))
@@ -321,6 +335,8 @@ class QueueStore:
                 attempts=row.attempts,
                 next_attempt_at=row.next_attempt_at,
                 last_error=row.last_error,
+                lease_owner=row.lease_owner,
+                lease_until=row.lease_until,
             )
             for row in rows
         ]
