@@ -23,6 +23,7 @@ CPU_SECONDS = "safeguard_cpu_seconds_total"
 ARCHIVE_TRANSACTIONS = "safeguard_archive_transactions_total"
 ARCHIVE_RECORDS = "safeguard_archive_records_total"
 NOTICES_LOST = "safeguard_notices_undeliverable_total"
+DELIVERY_RECIPIENTS = "safeguard_delivery_recipients_total"
 
 _HELP = {
     "safeguard_smtp_transactions_total": "SMTP transactions that reached DATA, by outcome",
@@ -33,6 +34,10 @@ _HELP = {
     ARCHIVE_TRANSACTIONS: "Transactions the archive writer committed, by what they held: "
     "records (group commit; with delivery marks or not), or marks alone",
     ARCHIVE_RECORDS: "Messages the archive writer archived: per records transaction, its batch",
+    NOTICES_LOST: "The gateway's own notices (alerts, bounces) upstream refused for good, "
+    "by kind: with none delivered, the safeguarding lead and staff are not told",
+    DELIVERY_RECIPIENTS: "Recipients of this gateway's delivery attempts, by kind and result: "
+    "delivered, deferred (to retry), refused, expired (deferred past the lifetime: bounced)",
 }
 
 

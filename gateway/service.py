@@ -24,6 +24,7 @@ from gateway.metrics import (
     ARCHIVE_RECORDS,
     ARCHIVE_TRANSACTIONS,
     CPU_SECONDS,
+    DELIVERY_RECIPIENTS,
     NOTICES_LOST,
     Metrics,
 )
@@ -253,6 +254,11 @@ class Gateway:
                 *(
                     (NOTICES_LOST, (("kind", kind),), float(count))
                     for kind, count in self.worker.notices_lost.items()
+                ),
+                *(
+                    (DELIVERY_RECIPIENTS, (("kind", kind), ("result", result)), float(count))
+                    for (kind, result), count in self.worker.outcomes.items()
+                    if count
                 ),
             ]
         )

@@ -106,6 +106,9 @@ class DeliveryWorker:
         # The gateway's own notices (alerts, bounces) upstream refused for good, by kind: an
         # upstream that refuses the null sender (Microsoft 365 over SMTP AUTH) drops them all.
         self.notices_lost: Counter[str] = Counter()
+        # Recipients by (kind, what upstream's answer came to), for alerting on deferrals and
+        # refusals: the queue's own gauge is the shared database's, the same on every gateway.
+        self.outcomes: Counter[tuple[str, str]] = Counter()
         # Look in the database for due entries: at start, on `wake`, and at least once per
         # poll interval however busy the hand-over is (retries, holds come due, other
         # processes' expired leases, entries left unleased).
@@ -246,6 +249,10 @@ class DeliveryWorker:
         expired = bool(pending) and now >= as_aware(entry.expires_at)
         # An admin filtering on warning and above must see upstream trouble: a refusal, or a
         # deferral the lifetime has run out on, bounces (error); a deferral retries (warning).
+        kind = entry.kind
+        self.outcomes[kind, "delivered"] += len(delivered)
+        self.outcomes[kind, "refused"] += len(permanent)
+        self.outcomes[kind, "expired" if expired else "deferred"] += len(pending)
         if permanent or expired:
             level = logging.ERROR
         elif pending:

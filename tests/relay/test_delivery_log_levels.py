@@ -60,3 +60,15 @@ def test_a_notice_upstream_refuses_for_good_is_an_error_and_counted(engine: Engi
     assert (dropped["log_level"], dropped["kind"]) == ("error", "alert")
     assert dropped["reply"] == "550 5.1.1 no such user"
     assert worker.notices_lost == {"alert": 1}
+
+
+def test_each_recipient_s_outcome_is_counted_for_monitoring(engine: Engine):
+    """An admin's review: nothing to alert on while upstream deferred or refused mail (the
+    queue gauge is the shared database's, the same on every gateway)."""
+    worker = _worker(engine)
+    asyncio.run(worker.deliver(_leased(worker, GOOD, GONE, BUSY), Upstream()))
+    assert worker.outcomes == {
+        ("deliver", "delivered"): 1,
+        ("deliver", "refused"): 1,
+        ("deliver", "deferred"): 1,
+    }
