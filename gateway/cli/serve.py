@@ -110,7 +110,7 @@ def _run_one(settings: Settings, *, announce: bool = True) -> None:
     try:
         eventloop.run(run(), settings.server.event_loop)
     except OSError as exc:
-        raise click.ClickException(f"cannot start: {exc}") from None
+        raise click.ClickException(f"cannot start: {exc.strerror or exc}") from None
 
 
 def settle_garbage_collector() -> None:
@@ -138,7 +138,7 @@ async def _start_api(gateway: Gateway, settings: Settings) -> HttpServer | None:
     server = ApiServer(
         ApiServices.of(gateway), host, port, reuse_port=settings.server.processes > 1
     )
-    return await _listen(server, gateway, "api_listening")
+    return await _listen(server, gateway, "api_listening", "[api] listen")
 
 
 async def _start_console(gateway: Gateway, settings: Settings) -> HttpServer | None:
@@ -158,14 +158,17 @@ async def _start_console(gateway: Gateway, settings: Settings) -> HttpServer | N
         gateway.policy.pack.urgent_rules,
     )
     server = WebServer(services, host, port, reuse_port=settings.server.processes > 1)
-    return await _listen(server, gateway, "console_listening")
+    return await _listen(server, gateway, "console_listening", "[web] listen")
 
 
-async def _listen(server: HttpServer, gateway: Gateway, event: str) -> HttpServer:
+async def _listen(server: HttpServer, gateway: Gateway, event: str, key: str) -> HttpServer:
     """Several relay processes share each HTTP port as they share the SMTP one. A port that
     is taken stops the gateway (OSError: `serve` says it cannot start)."""
+    from gateway.smtp.server import listening
+
     try:
-        bound = await server.start()
+        with listening(key, server.host, server.port):
+            bound = await server.start()
     except OSError:
         await gateway.stop()
         raise
@@ -219,7 +222,7 @@ def _supervise(settings: Settings) -> int:
     try:
         _prepare(settings)
     except OSError as exc:
-        raise click.ClickException(f"cannot start: {exc}") from None
+        raise click.ClickException(f"cannot start: {exc.strerror or exc}") from None
     child_settings = _per_process(settings)
     children: dict[int, int] = {}
     sys.stdout.flush()

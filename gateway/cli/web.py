@@ -43,13 +43,16 @@ def web(ctx: Context, log_level: str) -> None:
             notices,
             policy.pack.urgent_rules,
         )
+        from gateway.smtp.server import listening
+
         host, port = settings.web_listen  # type: ignore[misc]
         server = WebServer(services, host, port, reuse_port=False)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        bound = await server.start()
+        with listening("[web] listen", host, port):
+            bound = await server.start()
         click.echo(f"safeguard: console on http://{host}:{bound}/", err=True)
         await stop.wait()
         await server.stop()
@@ -57,6 +60,6 @@ def web(ctx: Context, log_level: str) -> None:
     try:
         eventloop.run(run(), settings.server.event_loop)
     except OSError as exc:
-        raise click.ClickException(f"cannot start the console: {exc}") from None
+        raise click.ClickException(f"cannot start the console: {exc.strerror or exc}") from None
     finally:
         engine.dispose()

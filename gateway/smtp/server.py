@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+from collections.abc import Iterator
 from typing import Any
 
 from gateway.config import ConfigError, ServerSettings
@@ -148,27 +150,44 @@ async def start_listeners(
 ) -> list[asyncio.Server]:
     loop = asyncio.get_running_loop()
     tls = server_tls_context(settings)
-    servers = [
-        await loop.create_server(
-            _factory(handler, settings, counter, implicit_tls=False, tls=tls),
-            host=settings.host,
-            port=settings.port,
-            reuse_address=True,
-            # `[server] processes`: each process binds its own socket on the port; the kernel
-            # spreads new connections across them.
-            reuse_port=settings.processes > 1,
-        )
-    ]
-    if settings.tls_listen and tls is not None:
-        host, port = settings.tls_listen
-        servers.append(
+    with listening("[server] listen", settings.host, settings.port):
+        servers = [
             await loop.create_server(
-                _factory(handler, settings, counter, implicit_tls=True, tls=tls),
-                host=host,
-                port=port,
-                ssl=tls,
+                _factory(handler, settings, counter, implicit_tls=False, tls=tls),
+                host=settings.host,
+                port=settings.port,
                 reuse_address=True,
+                # `[server] processes`: each process binds its own socket on the port; the
+                # kernel spreads new connections across them.
                 reuse_port=settings.processes > 1,
             )
-        )
+        ]
+    if settings.tls_listen and tls is not None:
+        host, port = settings.tls_listen
+        try:
+            with listening("[server] tls_listen", host, port):
+                servers.append(
+                    await loop.create_server(
+                        _factory(handler, settings, counter, implicit_tls=True, tls=tls),
+                        host=host,
+                        port=port,
+                        ssl=tls,
+                        reuse_address=True,
+                        reuse_port=settings.processes > 1,
+                    )
+                )
+        except OSError:
+            servers[0].close()
+            raise
     return servers
+
+
+@contextlib.contextmanager
+def listening(key: str, host: str, port: int) -> Iterator[None]:
+    """A port that cannot be had is named with the key that asked for it: "[Errno 98] Address
+    already in use" alone does not say which of the gateway's three ports it was."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OSError(exc.errno, f"{key} {host}:{port}: {reason}") from None

@@ -114,4 +114,5 @@ def test_serve_runs_the_api_and_a_taken_port_stops_it_with_a_clear_error(tmp_pat
         taken = run_cli(config, "serve")
     assert taken.returncode != 0
     assert "cannot start" in taken.stderr and str(api_port) in taken.stderr
+    assert f"[api] listen 127.0.0.1:{api_port}" in taken.stderr  # which of the ports
     assert "Traceback" not in taken.stderr

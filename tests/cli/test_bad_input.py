@@ -3,6 +3,7 @@ command with a mistaken or hostile value)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade
 from gateway.store.records import ArchiveRecord
 from tests.cli.conftest import make_archive
+from tests.support import free_port
 
 
 def _invoke(config: Path, *args: str, input: str | bytes | None = None) -> Result:
@@ -338,3 +340,18 @@ def test_serve_with_a_broken_pack_makes_nothing(tmp_path: Path, processes: int):
     said = _one_clear_line(_invoke(config, "serve"))
     assert "broken.toml: not valid TOML" in said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.toml", "gateway.toml"]
+
+
+def test_a_port_already_taken_is_named_by_its_key(tmp_path: Path):
+    """An admin's review: "Error: cannot start: [Errno 98]" did not say which of the gateway's
+    ports (SMTP, console, API) was taken."""
+    port = free_port()
+    config = _config(
+        tmp_path,
+        f'[server]\nlisten = "127.0.0.1:{port}"\n[web]\nlisten = ""\n[api]\nlisten = ""\n'
+        f'[database]\nurl = "sqlite:///{tmp_path}/archive.db"',
+    )
+    with socket.create_server(("127.0.0.1", port)):
+        said = _one_clear_line(_invoke(config, "serve"))
+    assert f"cannot start: [server] listen 127.0.0.1:{port}:" in said
+    assert "Errno" not in said

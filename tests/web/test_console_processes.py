@@ -87,4 +87,5 @@ def test_a_taken_console_port_stops_serve_with_a_clear_error(tmp_path: Path):
     for result in (served, alone):
         assert result.returncode != 0
         assert "cannot start" in result.stderr and str(web_port) in result.stderr
+        assert f"[web] listen 127.0.0.1:{web_port}" in result.stderr  # which of the ports
         assert "Traceback" not in result.stderr
