@@ -8,12 +8,15 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.policy import SMTPUTF8, compat32
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
+
+from gateway.message.parse import EMAIL_CHANNEL
+from gateway.message.text import normalise_newlines
 
 MAX_TEXT = 100_000  # characters; a chat message, not an attachment
 MAX_PARTICIPANTS = 500
@@ -24,6 +27,9 @@ _ADDRESS_RE = re.compile(
     r"[^\s@,;:<>()\[\]\"\\]{1,64}@[^\s@,;:<>()\[\]\"\\]+\.[^\s@,;:<>()\[\]\"\\]+"
 )
 _EARLIEST_YEAR, _LATEST_YEAR = 1990, 2200
+# C0 controls but tab, newline and carriage return: chat text needs none of them, and ESC
+# sequences and BEL act on a terminal that shows the archived text (`safeguard search`, a log).
+_TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # How far a chat tool's clock may run ahead of the gateway's (as Kerberos allows).
 CLOCK_SKEW = timedelta(minutes=5)
 # Sent and received further apart than this (a tool passing on what it held during an outage),
@@ -49,14 +55,16 @@ class ChatMessage:
     def dedupe_on(self) -> str:
         """A resend (same channel, message id and content) is archived once; the same id with
         other content (an edit, or a channel whose ids repeat across chats) is archived too,
-        never dropped."""
+        never dropped. The same content is the same people in any order and the same instant
+        however its offset is written: a retry that lists the participants afresh, or gives
+        10:15Z as 11:15+01:00, is a resend."""
         content = "\0".join(
             (
                 self.conversation,
                 self.sender,
-                *self.participants,
+                *sorted(self.participants),
                 self.text,
-                self.sent_at.isoformat(),
+                self.sent_at.astimezone(UTC).isoformat(),
             )
         )
         digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
@@ -103,6 +111,21 @@ def sent_at_of(raw: bytes) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+def text_of(raw: bytes) -> str:
+    """An archived chat message's whole text (`as_rfc822`'s body), as the checks read it: a
+    "> " line in it is a blockquote its recipient saw, not quoted mail (`parse_chat`)."""
+    part = BytesParser(policy=compat32).parsebytes(raw)
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        text = payload.decode(charset, "replace")
+    except LookupError:
+        text = payload.decode("utf-8", "replace")
+    return normalise_newlines(text).strip()
+
+
 def passed_on_late(sent: datetime, received: datetime) -> bool:
     """Whether a chat tool passed a message on more than `SENT_APART` after sending it."""
     return abs(received - sent) > SENT_APART
@@ -111,7 +134,7 @@ def passed_on_late(sent: datetime, received: datetime) -> bool:
 def sent_apart(channel: str, raw: bytes | None, received_at: datetime) -> datetime | None:
     """When a chat message was sent (by the chat tool), if it was passed on late; None for
     mail, whose Date: header its sender's program writes, and for a tombstone."""
-    if channel == "email" or not raw:
+    if channel == EMAIL_CHANNEL or not raw:
         return None
     sent = sent_at_of(raw)
     return sent if sent is not None and passed_on_late(sent, received_at) else None
@@ -167,6 +190,12 @@ def chat_from_json(data: object) -> ChatMessage:
         raise ChatInvalid("text: expected a string")
     if any("\ud800" <= ch <= "\udfff" or ch == "\0" for ch in text):
         raise ChatInvalid("text: contains a NUL or an unpaired surrogate")
+    control = _TEXT_CONTROL_RE.search(text)
+    if control is not None:
+        raise ChatInvalid(
+            f"text: contains a control character ({control.group()!r}); "
+            "only tab, newline and carriage return are allowed"
+        )
     if len(text) > MAX_TEXT:
         raise ChatInvalid(f"text: longer than {MAX_TEXT} characters")
     sent = _string(data, "sent_at", limit=64)
@@ -181,8 +210,16 @@ def chat_from_json(data: object) -> ChatMessage:
     recipients = tuple(p for p in people if p != sender)
     if not recipients:
         raise ChatInvalid("participants: nobody but the sender")
+    channel = _TOKEN_RE.sub("-", _string(data, "channel", limit=32)).lower()
+    if channel == EMAIL_CHANNEL:
+        # The archive's channel for mail: the console would show the message as mail the
+        # relay refused or held, though the chat tool sends it itself.
+        raise ChatInvalid(
+            f"channel: {EMAIL_CHANNEL!r} is mail, which comes through the SMTP relay; "
+            "name the chat tool (e.g. teams, slack, whatsapp)"
+        )
     return ChatMessage(
-        channel=_TOKEN_RE.sub("-", _string(data, "channel", limit=32)).lower(),
+        channel=channel,
         conversation=_string(data, "conversation", limit=200),
         message_id=_string(data, "message_id", limit=200),
         sender=sender,

@@ -98,7 +98,17 @@ def check_result(
         )
     payload = verdict.as_dict()
     payload["findings"] = [e.as_dict() for e in explained]
+    # In monitor mode nothing is blocked or held: the verdict is what enforcing would have
+    # done, and a chat tool that reads `mode` sends as usual.
+    payload["mode"] = "monitor" if verdict.monitor else "enforce"
     return payload
+
+
+def unknown_participants(chat: ChatMessage, view: DirectoryView) -> list[str]:
+    """The participants the directory does not list (sorted): no check knows their age, so
+    none of the rules for young people applies to them. Every participant, when a chat tool
+    sends its own user ids rather than the directory's addresses."""
+    return sorted(p for p in chat.participants if not view.knows(p))
 
 
 def told_to_sender(explained: tuple[Explained, ...]) -> tuple[Explained, ...]:
@@ -218,9 +228,13 @@ class Pipeline:
         )
         return Prepared(record, tuple(items), reply)
 
-    def check_chat(self, chat: ChatMessage) -> tuple[Message, Verdict, tuple[Explained, ...]]:
-        """A chat message judged as of its `sent_at`, exactly as mail to the same people."""
-        return self._check_chat(chat, self.directory())
+    def check_chat(
+        self, chat: ChatMessage
+    ) -> tuple[Message, Verdict, tuple[Explained, ...], list[str]]:
+        """A chat message judged as of its `sent_at`, exactly as mail to the same people, and
+        the participants the directory it was judged against does not list."""
+        view = self.directory()
+        return *self._check_chat(chat, view), unknown_participants(chat, view)
 
     def _check_chat(
         self, chat: ChatMessage, view: DirectoryView
@@ -244,11 +258,12 @@ class Pipeline:
         received_at: datetime,
         client_address: str,
         auth_user: str,
-    ) -> tuple[Prepared, Verdict, tuple[Explained, ...]]:
+    ) -> tuple[Prepared, Verdict, tuple[Explained, ...], list[str]]:
         """What `/api/v1/messages` commits: the message archived (a resend with the same
         channel, message id and content only once), and an alert to the safeguarding lead for
         an urgent finding. The chat tool delivers the message itself, so nothing else is
-        queued; the API's answer says what the policy found."""
+        queued; the API's answer says what the policy found, and which participants the
+        directory does not list."""
         view = self.directory()
         message, verdict, explained = self._check_chat(chat, view)
         # The alert names it as the archive and the console do, and says when it was received
@@ -285,7 +300,8 @@ class Pipeline:
             subject=chat.subject,
             conversation=chat.conversation,
         )
-        return Prepared(record, tuple(items), ""), verdict, explained
+        unknown = unknown_participants(chat, view)
+        return Prepared(record, tuple(items), ""), verdict, explained, unknown
 
     def _record(
         self,

@@ -46,8 +46,9 @@ class ApiServices:
     executor: Executor
     metrics: Metrics
     sessions: Callable[[], int]  # SMTP sessions in flight
-    # Wrong tokens per client address, as [auth] limits wrong SMTP passwords: a guesser is
-    # turned away before each guess costs a database lookup.
+    # Wrong tokens per client address, as [auth] limits wrong SMTP passwords: a guesser's
+    # further wrong tokens are answered 429 (not counted, not audited) until the window passes;
+    # a valid token from the address is still accepted (`_Api._chat`).
     limiter: FailureLimiter
     # Several relay processes: where each publishes its counters for the others' scrapes.
     shared: SharedCounters | None = None
@@ -99,6 +100,14 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
+def _unauthorised() -> web.Response:
+    return _error(
+        401,
+        "a valid token is needed: Authorization: Bearer TOKEN (safeguard api token create NAME)",
+        **{"WWW-Authenticate": 'Bearer realm="safeguard"'},
+    )
+
+
 def make_app(services: ApiServices) -> web.Application:
     api = _Api(services)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[api.errors])
@@ -138,26 +147,30 @@ class _Api:
 
     async def _chat(self, request: web.Request) -> tuple[str, ChatMessage] | web.Response:
         client = request.remote or ""
-        if self.s.limiter.blocked(client):
-            return _error(
-                429,
-                "too many requests with a wrong token from this address; "
-                "check the integration's token, then try again later",
-                **{"Retry-After": str(int(self.s.limiter.window))},
-            )
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        name = None
-        if scheme.lower() == "bearer" and token.strip():
-            name = await asyncio.to_thread(self.s.tokens.name_for, token.strip())
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            # No token at all guesses nothing: not counted, or anyone on the network could
+            # lock every chat tool behind the same address out by sending five empty requests.
+            return _unauthorised()
+        # A valid token is accepted even from an address locked out for wrong ones. The
+        # lockout is there to stop guessing, and a valid token is not a guess: tokens are
+        # "sgw_" + secrets.token_urlsafe(32), 256 random bits (gateway/store/tokens.py), which
+        # no number of guesses finds. Refusing it would let a stranger behind the same NAT
+        # switch off the safeguarding API for every chat tool. So the token is looked up first
+        # (one indexed lookup of its SHA-256, none for a token without the prefix).
+        name = await asyncio.to_thread(self.s.tokens.name_for, token)
         if name is None:
+            if self.s.limiter.blocked(client):
+                return _error(
+                    429,
+                    "too many requests with a wrong token from this address; "
+                    "check the integration's token, then try again later",
+                    **{"Retry-After": str(int(self.s.limiter.window))},
+                )
             await self.s.limiter.failed(client, actor="(wrong API token)")
-            return _error(
-                401,
-                "a valid token is needed: Authorization: Bearer TOKEN "
-                "(safeguard api token create NAME)",
-                **{"WWW-Authenticate": 'Bearer realm="safeguard"'},
-            )
+            return _unauthorised()
         if request.content_type != "application/json":
             return _error(415, "send the message as Content-Type: application/json")
         try:
@@ -175,13 +188,15 @@ class _Api:
             return parsed
         _name, chat = parsed
         loop = asyncio.get_running_loop()
-        _message, verdict, explained = await loop.run_in_executor(
+        _message, verdict, explained, unknown = await loop.run_in_executor(
             self.s.executor, self.s.pipeline.check_chat, chat
         )
         self.s.metrics.inc(
             "safeguard_chat_messages_total", endpoint="check", verdict=verdict.action.value
         )
-        return web.json_response(check_result(verdict, explained, sender_facing=True))
+        payload = check_result(verdict, explained, sender_facing=True)
+        payload["unknown_participants"] = unknown
+        return web.json_response(payload)
 
     async def messages(self, request: web.Request) -> web.Response:
         parsed = await self._chat(request)
@@ -201,7 +216,7 @@ class _Api:
             )
             return _error(422, str(exc))
         loop = asyncio.get_running_loop()
-        prepared, verdict, explained = await loop.run_in_executor(
+        prepared, verdict, explained, unknown = await loop.run_in_executor(
             self.s.executor,
             lambda: self.s.pipeline.prepare_chat(
                 chat,
@@ -228,6 +243,7 @@ class _Api:
             duplicate=stored.duplicate,
         )
         payload = check_result(verdict, explained, sender_facing=True)
+        payload["unknown_participants"] = unknown
         payload["archive_id"] = stored.archive_id
         payload["duplicate"] = stored.duplicate
         return web.json_response(payload, status=200 if stored.duplicate else 201)

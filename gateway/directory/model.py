@@ -171,6 +171,17 @@ class DirectoryView:
     def is_staff(self, email: str) -> bool:
         return normalise_email(email) in self._staff_by_email
 
+    def knows(self, email: str) -> bool:
+        """Whether the directory lists this address at all: as a contact's, a member of
+        staff's, or a contact's guardian's or school representative's."""
+        address = normalise_email(email)
+        return (
+            address in self._contact_by_email
+            or address in self._staff_by_email
+            or address in self._by_guardian
+            or address in self._by_school
+        )
+
     def guardians_of(self, contact: Contact) -> tuple[str, ...]:
         """The contact's guardian addresses, normalised, in the order listed."""
         return tuple(dict.fromkeys(normalise_email(e) for e in contact.guardian_emails))

@@ -27,7 +27,7 @@ from typing import Any
 from gateway.message.addresses import parse_address_list, unique
 from gateway.message.limits import MessageTooComplex, ParseLimits, header_block_size, prescan
 from gateway.message.model import Address, Attachment, Message, normalise_email
-from gateway.message.quoting import TOKEN_RE, split_quoted_lines, split_reply
+from gateway.message.quoting import TOKEN_RE, split_reply
 from gateway.message.text import (
     clean_header_value,
     crude_html_text,
@@ -733,7 +733,10 @@ def parse_chat(
     """A direct message from the HTTP API, in the same shape as a mail.
 
     ``participants`` become ``to`` (and ``envelope_to``); the sender is left out of them if
-    listed. Only "> " lines count as quoted; there is no signature. ``date`` is ``sent_at``.
+    listed. The whole text is ``new_text``: ``quoted_text`` is empty and there is no signature.
+    A "> " line is not mail's reply quoting here: in chat tools (Teams, Slack, Discord) it is a
+    blockquote the sender wrote and the recipient sees, so the checks that read only new text
+    (personal contact details, for one) must read it too. ``date`` is ``sent_at``.
     """
     _check_sent_at(sent_at)
     _check_addresses(participants, "participants")
@@ -744,7 +747,7 @@ def parse_chat(
     recipients = tuple(p for p in _unique_emails(participants) if p != from_address)
     if not recipients:
         defects.add("no participants")
-    new_text, quoted = split_quoted_lines(normalise_newlines(text))
+    new_text = normalise_newlines(text).strip()
     return Message(
         channel=clean_header_value(channel).lower() or "chat",
         sender=Address(from_address),
@@ -759,7 +762,7 @@ def parse_chat(
         sent_at=sent_at,
         new_text=new_text,
         signature="",
-        quoted_text=quoted,
+        quoted_text="",
         attachments=(),
         auto_submitted=False,
         defects=defects.as_tuple(),

@@ -219,11 +219,3 @@ def _after_last_line(plain: str, html: str) -> int | None:
         if all(words[start + i].group().casefold() == w for i, w in enumerate(wanted)):
             return words[start + len(wanted) - 1].end()
     return None
-
-
-def split_quoted_lines(text: str) -> tuple[str, str]:
-    """(unquoted, quoted) for chat text, where only "> " lines count as quotes."""
-    lines = text.split("\n")
-    new = [line for line in lines if not is_quoted(line)]
-    quoted = [line for line in lines if is_quoted(line)]
-    return _trim(new), _trim(quoted)

@@ -25,14 +25,14 @@ from aiohttp import web
 from sqlalchemy import Engine
 from yarl import URL
 
-from gateway.chat import sent_apart
+from gateway.chat import sent_apart, text_of
 from gateway.clock import Clock
 from gateway.config import Settings, WebSettings
 from gateway.directory.model import DirectoryView, normalise_email
 from gateway.export import cover_page, matching_ids, outcome, person_history
 from gateway.export import export as write_export
 from gateway.httpserver import HttpServer
-from gateway.message.parse import parse_message
+from gateway.message.parse import EMAIL_CHANNEL, parse_message
 from gateway.notify.policy import held_cancelled_notice
 from gateway.policy.types import Organisation
 from gateway.search import QueryError, is_whole_address, parse
@@ -659,7 +659,7 @@ class _Console:
             now=now,
             sent=sent_apart(found.channel, found.raw, found.received_at),
             # A chat tool sends its own messages: what the gateway's answer meant for this one.
-            chat_told=chat_told(found.verdict) if found.channel != "email" else "",
+            chat_told=chat_told(found.verdict) if found.channel != EMAIL_CHANNEL else "",
             body=body,
             told=told,
             reviews=reviews,
@@ -697,10 +697,15 @@ class _Console:
         def mark(text: str) -> Any:
             return highlighted(text, find_marks(text, evidence))
 
+        new_text, signature, quoted = parsed.new_text, parsed.signature, parsed.quoted_text
+        if found.channel != EMAIL_CHANNEL:
+            # Chat text is all new text, as it was judged: a "> " line is a blockquote the
+            # young person saw, not an earlier message quoted.
+            new_text, signature, quoted = text_of(found.raw), "", ""
         body = {
-            "new_text": mark(parsed.new_text),
-            "signature": mark(parsed.signature),
-            "quoted_text": mark(parsed.quoted_text),
+            "new_text": mark(new_text),
+            "signature": mark(signature),
+            "quoted_text": mark(quoted),
             # What only the HTML beside the plain part says (what most clients show).
             "alternative_text": mark(parsed.alternative_text),
             "attachments": parsed.attachments,

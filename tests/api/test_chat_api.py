@@ -91,7 +91,18 @@ def chat(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def api(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Api]:
-    settings = make_settings(tmp_path, database_url, upstream=sink.url, policy={"pack": "default"})
+    yield from _running_api(tmp_path, database_url, sink, mode="enforce")
+
+
+@pytest.fixture
+def monitoring_api(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Api]:
+    """`[policy] mode = "monitor"`: records what would have happened, blocks nothing."""
+    yield from _running_api(tmp_path, database_url, sink, mode="monitor")
+
+
+def _running_api(tmp_path: Path, database_url: str, sink: Sink, *, mode: str) -> Iterator[Api]:
+    policy = {"pack": "default", "mode": mode}
+    settings = make_settings(tmp_path, database_url, upstream=sink.url, policy=policy)
     with RunningGateway(Gateway(settings)) as running:
         g = running.gateway
         server = ApiServer(
@@ -115,6 +126,7 @@ def test_check_answers_what_safeguard_check_prints_and_stores_nothing(api: Api):
     assert status == 200
     assert result["verdict"] == "reject"
     assert result["deliver_at"] is None
+    assert result["mode"] == "enforce"
     codes = {f["code"]: f for f in result["findings"]}
     assert set(codes) == {"missing_required_cc", "informal_sign_off"}
     missing = codes["missing_required_cc"]
@@ -126,7 +138,16 @@ def test_check_answers_what_safeguard_check_prints_and_stores_nothing(api: Api):
 
 def test_a_compliant_message_is_delivered_with_no_findings(api: Api):
     status, result = api.call("/api/v1/check", chat())
-    assert (status, result) == (200, {"verdict": "deliver", "deliver_at": None, "findings": []})
+    assert (status, result) == (
+        200,
+        {
+            "verdict": "deliver",
+            "deliver_at": None,
+            "findings": [],
+            "mode": "enforce",
+            "unknown_participants": [],
+        },
+    )
 
 
 def test_messages_archives_once_per_channel_and_message_id(api: Api):
@@ -240,17 +261,48 @@ def test_a_request_without_a_valid_token_is_refused(api: Api, token: str):
     assert api.archived() == []
 
 
-def test_repeated_wrong_tokens_turn_the_address_away_before_any_lookup(api: Api):
+def test_repeated_wrong_tokens_turn_the_address_away_but_not_a_valid_token(api: Api):
     """As wrong SMTP passwords are limited ([auth] max_failures, 5 in 10 minutes): the sixth
-    request from the address is refused with 429, even with the right token."""
+    wrong token from the address is refused with 429. The reviewer: "five bad requests from one
+    client address ... make the API answer 429 for ten minutes even to a valid token, so anyone
+    on the network can switch off the safeguarding API for every chat tool". A valid token is
+    not a guess: it is accepted while the address is locked out."""
     for n in range(5):
         assert api.call("/api/v1/check", chat(), token=f"sgw_guess-{n}")[0] == 401
-    status, result = api.call("/api/v1/check", chat())
+    status, result = api.call("/api/v1/check", chat(), token="sgw_guess-5")
     assert status == 429 and "too many requests with a wrong token" in result["error"]
+    assert api.call("/api/v1/check", chat())[0] == 200
+    assert api.call("/api/v1/messages", chat())[0] == 201
+    # Still locked out for wrong tokens, a valid one between them notwithstanding.
+    assert api.call("/api/v1/check", chat(), token="sgw_guess-6")[0] == 429
     assert api.call("/healthz", token="")[0] == 200  # monitoring needs no token
-    # Counted in the database, for every process and gateway on it, and shown to the IT admin.
+    # Counted in the database, for every process and gateway on it, and shown to the IT admin;
+    # the ones turned away while locked out are not (as before).
     entries = AuditLog(api.gateway.engine).entries(action="api_token_failed")
     assert [(e.actor, e.query) for e in entries] == [("(wrong API token)", "127.0.0.1")] * 5
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   ", "Basic YWxleDpwYXNz"])
+def test_a_request_with_no_token_is_401_and_not_counted_as_a_guess(api: Api, header: str | None):
+    """The reviewer: "five bad requests from one client address (including requests with no
+    Authorization header at all) make the API answer 429". A request with no credentials is
+    answered 401 and not counted: it guesses nothing."""
+    for _ in range(8):
+        request = urllib.request.Request(
+            api.base + "/api/v1/check",
+            data=json.dumps(chat()).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        if header is not None:
+            request.add_header("Authorization", header)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 401
+        assert "safeguard api token create" in json.loads(refused.value.read())["error"]
+    assert AuditLog(api.gateway.engine).entries(action="api_token_failed") == []
+    # A wrong token after them is the address's first failure: 401, not 429.
+    assert api.call("/api/v1/check", chat(), token="sgw_guess")[0] == 401
+    assert api.call("/api/v1/check", chat())[0] == 200
 
 
 def test_a_revoked_token_is_refused_from_then_on(api: Api):
@@ -377,3 +429,99 @@ def test_the_same_id_with_other_content_is_archived_not_dropped(api: Api):
 def test_deeply_nested_json_is_a_clear_400(api: Api):
     status, result = api.call("/api/v1/check", raw=b"[" * 100_000 + b"]" * 100_000)
     assert status == 400 and result["error"].startswith("the body is not JSON this API can read")
+
+
+def test_a_retry_with_participants_reordered_or_another_offset_is_a_resend(api: Api):
+    """The reviewer: "a retry of the same message with participants reordered, or the same
+    instant written '…11:15+01:00' instead of '…10:15Z', is archived twice". The content key
+    takes the participants in any order and `sent_at` as the UTC instant."""
+    first = chat(participants=[SAM, PARENT], sent_at="2026-11-23T10:15:00Z")
+    status, stored = api.call("/api/v1/messages", first)
+    assert status == 201
+    for retry in (
+        chat(participants=[PARENT, SAM], sent_at="2026-11-23T10:15:00Z"),
+        chat(participants=[SAM, PARENT], sent_at="2026-11-23T11:15:00+01:00"),
+        chat(participants=[PARENT.upper(), SAM], sent_at="2026-11-23T05:15:00-05:00"),
+    ):
+        status, again = api.call("/api/v1/messages", retry)
+        assert (status, again["duplicate"]) == (200, True), retry
+        assert again["archive_id"] == stored["archive_id"]
+    # Another instant, or other people, is other content: archived, never dropped.
+    later = chat(participants=[SAM, PARENT], sent_at="2026-11-23T10:15:00+01:00")
+    assert api.call("/api/v1/messages", later)[0] == 201
+    assert api.call("/api/v1/messages", chat(participants=[SAM]))[0] == 201
+    assert len(api.archived()) == 3
+
+
+@pytest.mark.parametrize("channel", ["email", "EMAIL", " Email "])
+def test_the_email_channel_is_refused_as_mail_comes_through_the_relay(api: Api, channel: str):
+    """The reviewer: "`channel: "email"` is accepted from the API and the message then shows in
+    the console as mail ("Refused", "What the sender was told: Nothing")". Mail comes through
+    the SMTP relay: the API refuses the channel with 422 naming the field."""
+    for path in ("/api/v1/check", "/api/v1/messages"):
+        status, result = api.call(path, chat(channel=channel))
+        assert status == 422, result
+        assert result["error"].startswith("channel: 'email' is mail"), result
+        assert "SMTP relay" in result["error"]
+    assert api.archived() == []
+    assert api.call("/api/v1/messages", chat(channel="e-mail-bridge"))[0] == 201
+
+
+@pytest.mark.parametrize("control", ["\x1b", "\x07", "\x08", "\x0b", "\x0c", "\x1f"])
+def test_text_refuses_control_characters_but_tab_newline_and_return(api: Api, control: str):
+    """README: "text fields refuse control characters" (in `text`, all C0 controls but tab,
+    newline and carriage return): the reviewer found text with ESC and BEL accepted."""
+    text = f"Hi Sam,{control}[31m see you in room 4."
+    status, result = api.call("/api/v1/messages", chat(text=text))
+    assert status == 422, result
+    assert result["error"] == (
+        f"text: contains a control character ({control!r}); "
+        "only tab, newline and carriage return are allowed"
+    )
+    assert api.archived() == []
+    fine = "Hi Sam,\r\n\tthe session moves to room 4.\nSee you Thursday."
+    assert api.call("/api/v1/messages", chat(text=fine))[0] == 201
+
+
+def test_a_blockquote_in_chat_is_read_as_the_senders_own_words(api: Api):
+    """The reviewer: in chat tools "a '> ' line is a blockquote the staff member wrote and the
+    child sees", and "Hi Sam… \\n> my number is 07700 900123" was delivered with no finding.
+    Chat text is all new text."""
+    text = "Hi Sam, see you on Thursday.\n> my number is 07700 900123"
+    status, result = api.call("/api/v1/check", chat(text=text))
+    assert status == 200
+    assert [f["code"] for f in result["findings"]] == ["personal_contact_details"]
+    assert "07700 900123" in result["findings"][0]["evidence"]
+
+
+def test_monitor_mode_says_so_and_keeps_the_verdict(monitoring_api: Api):
+    """README: `[policy] mode = "monitor"` "records what would have happened without blocking
+    or holding". The reviewer: "the API answers `reject` with no marker, so a tool blocks the
+    message". The answer carries `"mode": "monitor"`; the verdict is what enforcing would do,
+    and the tool sends as usual. (Enforcing, `"mode": "enforce"`: the tests above.)"""
+    lone = chat(participants=[SAM], message_id="m-lone")
+    for path in ("/api/v1/check", "/api/v1/messages"):
+        _, result = monitoring_api.call(path, lone)
+        assert (result["verdict"], result["mode"]) == ("reject", "monitor")
+        assert [f["code"] for f in result["findings"]] == ["missing_required_cc"]
+    (row,) = monitoring_api.archived()
+    assert (row.verdict, row.mode) == ("reject", "monitor")
+
+
+def test_participants_the_directory_does_not_list_are_named(api: Api):
+    """The reviewer: "a participant address the directory does not know gets no age-based
+    checks, silently". `/check` and `/messages` list them, sorted, in `unknown_participants`;
+    a guardian or school representative is known."""
+    # A tool sending its own user ids, not the directory's addresses.
+    teams_ids = ["sam.taylor@tenant.teams.example", "priya@tenant.teams.example"]
+    status, result = api.call("/api/v1/check", chat(participants=[*teams_ids, PARENT]))
+    assert status == 200
+    assert result["unknown_participants"] == sorted(teams_ids)
+    assert result["verdict"] == "deliver"  # nothing says either is a young person
+    status, result = api.call("/api/v1/messages", chat(participants=[SAM, "new@home.example"]))
+    assert status == 201
+    assert result["unknown_participants"] == ["new@home.example"]
+    school = "mr.okafor@school.example"
+    staff = "jordan.ellis@safe.example"
+    _, known = api.call("/api/v1/check", chat(participants=[SAM, PARENT, school, staff]))
+    assert known["unknown_participants"] == []

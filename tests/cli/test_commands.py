@@ -418,3 +418,29 @@ def test_check_says_when_a_held_draft_goes_in_the_notices_one_format(tmp_path: P
     assert "It would be delivered Monday 7 December 2026, 09:00.\n" in result.output
     assert "when the office opens, Monday 7 December 2026, 09:00." in result.output
     assert " at 09:00" not in result.output and "07 December" not in result.output
+
+
+@pytest.mark.parametrize("mode", ["enforce", "monitor"])
+def test_check_json_says_the_policy_mode(tmp_path: Path, mode: str):
+    """README: `[policy] mode = "monitor"` "records what would have happened without blocking
+    or holding". `check --json` (and the API, which answers with the same object) says which
+    mode judged it; the verdict is the same either way."""
+    import json
+
+    draft = tmp_path / "draft.eml"
+    draft.write_bytes(
+        b"From: alex.teacher@safe.example\r\nTo: sam.minor@home.example\r\n"
+        b"Subject: Room\r\n\r\nThe session moves to room 4.\r\n"
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[organisation]\ndomains = ["safe.example"]\n'
+        f'[database]\nurl = "sqlite:///{tmp_path}/a.db"\n'
+        f'[policy]\npack = "default"\nmode = "{mode}"\n'
+    )
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "check", str(draft), "--json", "--at", "2026-11-23T10:15"]
+    )
+    assert result.exit_code == 1, result.output
+    checked = json.loads(result.output)
+    assert (checked["verdict"], checked["mode"]) == ("reject", mode)

@@ -261,8 +261,9 @@ def test_chat_message() -> None:
     assert [a.email for a in message.to] == ["+447700900456"]
     assert message.envelope_to == ("+447700900456",)
     assert message.role_of("+447700900456") == "to"
-    assert message.new_text == "yes, after school"
-    assert message.quoted_text == "> are you free?"
+    # A "> " line in chat is a blockquote the recipient sees, not quoted mail: all new text.
+    assert message.new_text == "> are you free?\nyes, after school"
+    assert message.quoted_text == ""
     assert message.message_id == "m-1"
     assert message.date == SENT_AT
     assert message.defects == ()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from textwrap import dedent
 
 import pytest
 
-from gateway.message.quoting import split_quoted_lines, split_reply
+from gateway.message import parse_chat
+from gateway.message.quoting import split_reply
 from tests.message.support import parse
 
 
@@ -253,13 +255,6 @@ def test_signature_inside_quotes_is_not_ours() -> None:
     assert result.new == "Thanks"
 
 
-def test_chat_splits_only_quote_lines() -> None:
-    assert split_quoted_lines("> you said this\nOn Mon, 1 Jan 2024, Bob wrote:\nreply") == (
-        "On Mon, 1 Jan 2024, Bob wrote:\nreply",
-        "> you said this",
-    )
-
-
 def test_quoting_through_parse_message() -> None:
     message = parse(
         """
@@ -282,3 +277,20 @@ def test_quoting_through_parse_message() -> None:
         "On Mon, 4 Mar 2024 at 08:12, Bob <bob@example.org> wrote:\n> Can we meet at 4pm?"
     )
     assert "Can we meet at 4pm?" in message.all_text
+
+
+def test_chat_text_is_all_new_text_blockquotes_included() -> None:
+    """The reviewer: in chat tools (Teams, Slack, Discord) "a '> ' line is a blockquote the
+    staff member wrote and the child sees", and checks that read only new text skipped it.
+    For chat, the whole text is new text and `quoted_text` is empty."""
+    message = parse_chat(
+        channel="teams",
+        sender="alex.teacher@safe.example",
+        participants=["sam.minor@home.example"],
+        text="Hi Sam\r\n> my number is 07700 900123\n\nOn Mon, Bob wrote:\n> see you\n-- \nAlex\n",
+        sent_at=datetime(2026, 11, 23, 10, 15, tzinfo=UTC),
+    )
+    assert message.new_text == (
+        "Hi Sam\n> my number is 07700 900123\n\nOn Mon, Bob wrote:\n> see you\n-- \nAlex"
+    )
+    assert (message.quoted_text, message.signature) == ("", "")

@@ -228,3 +228,16 @@ def test_group_mail_moved_to_bcc_is_not_listed_as_awaiting_review(console: Conso
     listing = browser.get("/search?q=rota").text
     assert "<td>Not needed</td>" in row_of(listing, rota)
     assert "<td>Not yet</td>" in row_of(listing, kiss)
+
+
+def test_a_chat_blockquote_is_shown_as_the_message_s_own_text(chat_tool: ChatTool):
+    """The reviewer: in chat tools "a '> ' line is a blockquote the staff member wrote and the
+    child sees". The console shows a chat message's whole text as new text, its finding marked
+    there, not under "Quoted earlier message"."""
+    text = "Hi Sam, see you on Thursday.\n> my number is 07700 900123"
+    archive_id = chat_tool.post(MONDAY, text=text)
+    page = signed_in(chat_tool.console).get(f"/messages/{archive_id}").text
+    assert "Quoted earlier message" not in page
+    new_text = page.split('<pre class="text new">', 1)[1].split("</pre>", 1)[0]
+    assert new_text.startswith("Hi Sam, see you on Thursday.\n&gt; my number is ")
+    assert "07700 900123</mark>" in new_text
