@@ -92,7 +92,7 @@ def _explain(exc: Exception, ctx: click.Context) -> str:
     if isinstance(exc, ModuleNotFoundError):  # the gateway's own installation is incomplete
         said = (
             f"{exc}: the gateway's installation is incomplete; install it again "
-            "(pip install safeguard-gateway, or make .venv in a checkout)"
+            "(pip install -e '.[postgres]' in its checkout, or make .venv; deploy/README.md)"
         )
     else:
         said = f"unexpected error: {type(exc).__name__}: {exc}"
