@@ -39,6 +39,8 @@ from gateway.store.writer import WriterStopped
 
 log = structlog.get_logger("gateway.delivery")
 
+CLAIM_FAILURE_LOG_EVERY = 60.0  # seconds between log lines while claims keep failing
+
 _T = TypeVar("_T")
 
 # Seconds before its lease ends that a send is stopped (at most a tenth of the lease): the
@@ -106,6 +108,8 @@ class DeliveryWorker:
         # The gateway's own notices (alerts, bounces) upstream refused for good, by kind: an
         # upstream that refuses the null sender (Microsoft 365 over SMTP AUTH) drops them all.
         self.notices_lost: Counter[str] = Counter()
+        self._claim_failures = 0  # claims failed in a row (the database away)
+        self._claim_logged = 0.0  # the loop's time when that was last logged
         # Recipients by (kind, what upstream's answer came to), for alerting on deferrals and
         # refusals: the queue's own gauge is the shared database's, the same on every gateway.
         self.outcomes: Counter[tuple[str, str]] = Counter()
@@ -192,8 +196,10 @@ class DeliveryWorker:
                             self.queue.claim, self.owner, self.clock.now(), self._claim_size
                         )
                     except Exception as exc:  # database away: keep the worker alive, try again
-                        log.error("queue_claim_failed", error=repr(exc))
+                        self._claim_failed(exc, loop.time())
                         entries = []
+                    else:
+                        self._claim_failures = 0
                     for entry in entries:
                         await work.put(entry)
                     if entries:  # there may be more due
@@ -234,6 +240,14 @@ class DeliveryWorker:
         finally:
             if transport is not None:
                 await transport.close()
+
+    def _claim_failed(self, exc: Exception, now: float) -> None:
+        """Logged at once, then once a minute while it lasts, with how many tries failed: a
+        database away for an hour was an error line every second from every gateway."""
+        self._claim_failures += 1
+        if self._claim_failures == 1 or now - self._claim_logged >= CLAIM_FAILURE_LOG_EVERY:
+            self._claim_logged = now
+            log.error("queue_claim_failed", error=repr(exc), failures=self._claim_failures)
 
     async def deliver(self, entry: QueueEntry, transport: Transport) -> None:
         if self._lease_nearly_out(entry):

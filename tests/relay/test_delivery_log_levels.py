@@ -72,3 +72,14 @@ def test_each_recipient_s_outcome_is_counted_for_monitoring(engine: Engine):
         ("deliver", "refused"): 1,
         ("deliver", "deferred"): 1,
     }
+
+
+def test_a_database_away_is_logged_once_a_minute_not_at_every_claim(engine: Engine):
+    """An admin's review: `queue_claim_failed` at error level every second, from every
+    gateway, for as long as the database was away."""
+    worker = _worker(engine)
+    with capture_logs() as logs:
+        for second in range(125):
+            worker._claim_failed(ConnectionError("database away"), 1000.0 + second)
+    failed = [e["failures"] for e in logs if e["event"] == "queue_claim_failed"]
+    assert failed == [1, 61, 121]
