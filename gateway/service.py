@@ -91,19 +91,35 @@ def alert_warnings(policy: Policy) -> list[tuple[str, dict[str, object]]]:
 
 def relay_warnings(settings: Settings) -> list[tuple[str, dict[str, object]]]:
     """A relay nobody can send through: no trusted network, and no TLS, over which alone AUTH
-    is offered (a password is never sent in the clear), so every message would get `530`."""
-    if settings.auth.trusted_networks or settings.server.tls_enabled:
-        return []
-    return [
-        (
-            "nobody_can_send",
-            {
-                "why": "[auth] trusted_networks is empty and there is no TLS, which AUTH needs: "
-                "every message will be refused with 530",
-                "fix": "set [server] tls_cert and tls_key, or [auth] trusted_networks",
-            },
+    is offered (a password is never sent in the clear), so every message would get `530`. And
+    an upstream signed in to as a mailbox (Microsoft 365's SMTP AUTH): such services commonly
+    refuse the null sender the gateway's own notices go from, so alerts and bounces are lost."""
+    warnings: list[tuple[str, dict[str, object]]] = []
+    if not (settings.auth.trusted_networks or settings.server.tls_enabled):
+        warnings.append(
+            (
+                "nobody_can_send",
+                {
+                    "why": "[auth] trusted_networks is empty and there is no TLS, which AUTH "
+                    "needs: every message will be refused with 530",
+                    "fix": "set [server] tls_cert and tls_key, or [auth] trusted_networks",
+                },
+            )
         )
-    ]
+    if settings.upstream.username:
+        warnings.append(
+            (
+                "notices_may_not_be_delivered",
+                {
+                    "why": "[upstream] url signs in as a mailbox; the gateway's alerts and bounces "
+                    "are sent from <> (no sender), which such services (Microsoft 365 over SMTP "
+                    "AUTH) refuse: the safeguarding lead would get no alerts",
+                    "fix": "relay through a connector that accepts them (deploy/README.md), and "
+                    "check safeguard_notices_undeliverable_total stays 0",
+                },
+            )
+        )
+    return warnings
 
 
 def open_engine(settings: Settings, pool_size: int = 8) -> Engine:

@@ -226,3 +226,20 @@ def test_a_relay_nobody_can_send_through_is_warned_of_at_start(tmp_path):
     lan = tmp_path / "lan.toml"
     lan.write_text('[auth]\ntrusted_networks = ["10.0.0.0/8"]\n')
     assert relay_warnings(load_settings(lan)) == []
+
+
+def test_an_upstream_signed_in_to_as_a_mailbox_is_warned_of_at_start(tmp_path):
+    """An admin's review: with Microsoft 365 over SMTP AUTH every alert and bounce (sent from
+    <>) was refused, and nothing at start said it might be."""
+    from gateway.config import load_settings
+    from gateway.service import relay_warnings
+
+    m365 = tmp_path / "m365.toml"
+    m365.write_text(
+        '[upstream]\nurl = "smtp+starttls://relay%40school.example:secret@smtp.office365.com:587"\n'
+    )
+    [(event, fields)] = relay_warnings(load_settings(m365))
+    assert event == "notices_may_not_be_delivered" and "deploy/README.md" in str(fields["fix"])
+    connector = tmp_path / "connector.toml"
+    connector.write_text('[upstream]\nurl = "smtp://school-example.mail.protection.outlook.com"\n')
+    assert relay_warnings(load_settings(connector)) == []
