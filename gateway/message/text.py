@@ -13,6 +13,7 @@ import encodings.aliases
 import html as html_lib
 import pkgutil
 import re
+import unicodedata
 
 from inscriptis import get_annotated_text
 from inscriptis.model.config import ParserConfig
@@ -68,11 +69,13 @@ _BODY_CONTROLS_RE = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f{_INVISIBLE}{_JOINERS}]
 
 
 def _kept(match: re.Match[str]) -> str:
-    """Of a run of controls and invisible characters, the joiners that join emoji (those
-    after anything but a letter); the rest is dropped."""
+    """Of a run of controls and invisible characters, the joiners that join emoji (those right
+    after a symbol, a digit, # or *, as in a family, a red heart, a flag or a keycap); the
+    rest is dropped. After a letter, a space or an apostrophe a joiner joins nothing and only
+    splits a word for a machine ("our <ZWJ>little secret" read as "our" and "little")."""
     start = match.start()
     before = match.string[start - 1] if start else ""
-    if before.isalpha():
+    if not before or not (unicodedata.category(before)[0] == "S" or before in "#*0123456789"):
         return ""
     return "".join(_JOINER_RE.findall(match.group()))
 

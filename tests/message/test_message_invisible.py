@@ -49,3 +49,13 @@ def test_a_chat_message_loses_them_too():
         sent_at=SENT_AT,
     )
     assert message.new_text == "secret, dont tell, friday, saturday, sunday"
+
+
+def test_a_joiner_after_a_space_or_an_apostrophe_is_left_out_too():
+    """A review: a zero-width joiner kept after anything but a letter still split a phrase:
+    "our <ZWJ>little secret", "it'<ZWJ>s our secret"."""
+    message = parse(
+        "From: alex@safe.example\nTo: bob@example.org\nContent-Type: text/plain; charset=utf-8\n\n"
+        "our \u200dlittle \U000e0041secret, it'\u200ds \ufe0four secret\n"
+    )
+    assert message.new_text == "our little secret, it's our secret"
