@@ -84,13 +84,16 @@ _NUMBER_WORDS = (
     r"(?:(?:emergency|home|mobile|phone|contact|landline)\s+){0,2}"
     r"(?:number|no\.?|mobile|phone|landline|tel|contact(?:\s+details)?)"
 )
+# "Your contact" alone is whom to contact, which staff give as themselves ("your contact is
+# 07700 ..." on a trip letter): a contact is the recipient's own only as their family's.
+_OWN_NUMBER_WORDS = r"(?:(?:home|mobile|phone)\s+)?(?:number|no\.?|mobile|phone|landline|tel)"
 _RECIPIENTS_OWN_BEFORE_RE = re.compile(
     # Not "in your phone: 07700 ..." (where to save the sender's number).
     # (The look-ahead first: the look-behinds are tried only where "your" is.)
     r"\b(?=your\s)(?<!\bin\s)(?<!\binto\s)(?<!\bto\s)(?<!\bon\s)your\s+(?:own\s+)?"
     r"(?:(?:mum|mom|mam|mother|dad|father|parents?|guardian|carer|step-?(?:mum|dad)|gran|granny|"
     r"grandma|grandmother|nan|nana|grandad|grandpa|grandfather|brother|sister|aunt|auntie|aunty|"
-    r"uncle|family)(?:['\u2019]s\s+" + _NUMBER_WORDS + r")?|" + _NUMBER_WORDS + r")"
+    r"uncle|family)(?:['\u2019]s\s+" + _NUMBER_WORDS + r")?|" + _OWN_NUMBER_WORDS + r")"
     r"(?:\s{0,2}(?:[:=,(\-\u2013]|\b(?:is|as|on|at)\b)){0,2}\s{0,2}$",
     re.IGNORECASE,
 )
@@ -320,7 +323,7 @@ class Hit:
 
 
 def _before(text: str, start: int, width: int = 60) -> str:
-    line_start = text.rfind("\n", 0, start) + 1
+    line_start = text.rfind("\n", max(0, start - width), start) + 1
     return text[max(line_start, start - width) : start]
 
 
@@ -473,7 +476,8 @@ def _addresses(
     candidates: list[tuple[int, int]] = []
     intros = any(h in low for h in _INTRO_HINTS)
     for intro in _HOME_INTRO_RE.finditer(text) if intros else ():
-        window_end = text.find("\n\n", intro.end())
+        # Bounded searches: on a hostile text of thousands of intros each would run to its end.
+        window_end = text.find("\n\n", intro.end(), intro.end() + 160)
         window_end = min(intro.end() + 160, window_end if window_end != -1 else len(text))
         window = text[intro.end() : window_end]
         parts = [m for r in (_STREET_RE, _POSTCODE_RE) for m in r.finditer(window)]
@@ -487,8 +491,11 @@ def _addresses(
             postcode = _POSTCODE_RE.search(window)
             if postcode is None or "\n\n" in window[: postcode.start()]:
                 continue
-            line_start = text.rfind("\n", 0, street.start()) + 1
-            sentence_start = max(line_start, *(text.rfind(p, 0, street.start()) + 1 for p in ".!?"))
+            near = max(0, street.start() - 80)  # all that is read before the street
+            line_start = text.rfind("\n", near, street.start()) + 1
+            sentence_start = max(
+                line_start, *(text.rfind(p, near, street.start()) + 1 for p in ".!?")
+            )
             # Venue words around the street (not in it: "45 Station Road" is a street).
             before = text[max(sentence_start, street.start() - 80) : street.start()]
             between = window[: postcode.end()]

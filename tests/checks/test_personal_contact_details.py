@@ -201,6 +201,11 @@ def test_the_recipients_own_number_confirmed_back_is_not_the_senders_personal_de
         "Save this in your phone: 07700 900321.",
         "Save my number as your emergency contact: 07700 900321.",
         "Call your mum or me on 07700 900321.",
+        # A review: "your contact" is whom to contact, the sender on a trip letter.
+        "Your contact number is 07700 900321.",
+        "Any problems, your contact is 07700 900321 (text only)",
+        "Add it as your emergency contact - 07700 900321",
+        "Your contact details: 07700 900321",
     ],
 )
 def test_a_number_near_your_is_still_the_senders_unless_it_is_introduced_as_the_recipients(text):
