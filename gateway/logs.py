@@ -59,8 +59,9 @@ class _AsStructlog(logging.Handler):
             message = record.getMessage()
             if message.startswith(_NOISE):
                 return
-            structlog.get_logger(record.name).log(
-                record.levelno, "library_log", logger=record.name, message=message[:2000]
-            )
+            fields: dict[str, object] = {"logger": record.name, "message": message[:2000]}
+            if record.exc_info:  # aiosmtpd's "SMTP session exception": its traceback too
+                fields["exc_info"] = record.exc_info
+            structlog.get_logger(record.name).log(record.levelno, "library_log", **fields)
         except Exception:
             self.handleError(record)

@@ -25,6 +25,10 @@ import logging
 logging.getLogger("mail.log").warning("%r over limit for %s", ("10.0.0.9", 25), "RCPT")
 logging.getLogger("mail.log").warning("Session.login_data is deprecated and will be removed")
 logging.getLogger("mail.log").info("peer connected")
+try:
+    1 / 0
+except ZeroDivisionError:
+    logging.getLogger("mail.log").exception("SMTP session exception")
 """
 
 
@@ -38,8 +42,10 @@ def test_each_event_is_one_json_line_on_stderr():
         "odd_fields",
         "check_failed",
         "library_log",
+        "library_log",
     ]
-    first, odd, warning, library = events
+    first, odd, warning, library, crashed = events
+    assert "ZeroDivisionError" in crashed["exception"]  # a library's traceback is kept
     # aiosmtpd's own warnings as JSON too (an admin's review found plain text among the
     # lines), without the deprecation notice it gives itself at every AUTH.
     assert library["logger"] == "mail.log" and library["level"] == "warning"
