@@ -71,10 +71,12 @@ def verify(
     """
     purged = _Ranges(audited_ids(engine))
     with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(archive)).scalar_one()
         head_id, head_hash = conn.execute(
             select(chain_head.c.last_id, chain_head.c.last_hash).where(chain_head.c.id == 1)
         ).one()
+        total = conn.execute(
+            select(func.count()).select_from(archive).where(archive.c.id <= head_id)
+        ).scalar_one()
     previous, checked, after, tombstones = GENESIS, 0, 0, 0
     # One snapshot per batch for the records and their search entries (PostgreSQL's default
     # gives each statement its own): a purge committed in between is not an alteration.
@@ -95,7 +97,10 @@ def verify(
                     archive.c.content_sha256,
                     *(archive.c[name] for name in CHAINED_COLUMNS),
                 )
-                .where(archive.c.id > after)
+                # Up to the head read first: a running gateway archives more meanwhile, and a
+                # record past it is not "removed from the end" (a review: a false alarm from
+                # a nightly verify of a live gateway).
+                .where(archive.c.id > after, archive.c.id <= head_id)
                 .order_by(archive.c.id)
                 .limit(batch)
             ).all()

@@ -187,3 +187,23 @@ def test_a_head_kept_elsewhere_finds_what_the_chain_alone_cannot(archived, tmp_p
 
     typo = runner.invoke(cli, ["--config", str(config), "archive", "verify", "--expect", "12"])
     assert typo.exit_code == 2 and "expected ID:HASH" in typo.output
+
+
+def test_mail_archived_while_verify_walks_is_not_reported_as_removed(start_gateway, sink: Sink):
+    """A review: a nightly verify of a running gateway read the head at its start, walked on
+    past it into what was archived meanwhile, and reported "records were removed from the end".
+    It checks the chain up to the head it read."""
+    gateway = start_gateway()
+    for n in range(4):
+        send(gateway.port, MESSAGE.replace(b"thursday-1@", f"walk-{n}@".encode()))
+    sink.handler.wait_for(4)
+    sent: list[int] = []
+
+    def meanwhile(done: int, total: int) -> None:
+        if not sent:
+            sent.append(done)
+            send(gateway.port, MESSAGE.replace(b"thursday-1@", b"meanwhile@"))
+
+    report = verify(gateway.gateway.engine, progress=meanwhile, batch=2)
+    assert report.ok, report.problem
+    assert report.checked == 4
