@@ -29,7 +29,7 @@ _ADDRESS_RE = re.compile(
 _EARLIEST_YEAR, _LATEST_YEAR = 1990, 2200
 # C0 controls but tab, newline and carriage return: chat text needs none of them, and ESC
 # sequences and BEL act on a terminal that shows the archived text (`safeguard search`, a log).
-_TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0, DEL, C1
 # How far a chat tool's clock may run ahead of the gateway's (as Kerberos allows).
 CLOCK_SKEW = timedelta(minutes=5)
 # Sent and received further apart than this (a tool passing on what it held during an outage),

@@ -72,15 +72,17 @@ def list_(ctx: Context) -> None:
     click.echo(first + "RECIPIENTS / LAST ERROR")
     for row, cells in zip(rows, table, strict=True):
         click.echo(_line(cells, widths) + "  " + ", ".join(row.recipients))
-        if row.status == "sending" and row.lease_until is not None:
+        if row.status == "sending":
             click.echo(" " * len(first) + _sending(row.lease_owner or "?", row.lease_until, ctx))
         if row.last_error:  # on a line of its own, under RECIPIENTS
             click.echo(" " * len(first) + row.last_error[:200])
 
 
-def _sending(owner: str, until: datetime, ctx: Context) -> str:
+def _sending(owner: str, until: datetime | None, ctx: Context) -> str:
     """Whose the entry is: a gateway that stopped mid-send holds it until its lease ends, and
     then another takes it (an admin's review found it shown with no owner, and unretryable)."""
+    if until is None:
+        return f"being sent by {owner}"
     when = f"{as_aware(until).astimezone(ctx.zone):%Y-%m-%d %H:%M:%S}"
     return f"being sent by {owner}; if that gateway has stopped, another takes it over at {when}"
 

@@ -260,7 +260,7 @@ class QueueStore:
             )
         return int(result.rowcount)
 
-    def sending(self, entry_id: int) -> tuple[str, datetime] | None:
+    def sending(self, entry_id: int) -> tuple[str, datetime | None] | None:
         """Who is sending this entry and until when they hold it, if it is being sent."""
         with self.engine.connect() as conn:
             row = conn.execute(

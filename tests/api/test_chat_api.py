@@ -467,7 +467,9 @@ def test_the_email_channel_is_refused_as_mail_comes_through_the_relay(api: Api, 
     assert api.call("/api/v1/messages", chat(channel="e-mail-bridge"))[0] == 201
 
 
-@pytest.mark.parametrize("control", ["\x1b", "\x07", "\x08", "\x0b", "\x0c", "\x1f"])
+@pytest.mark.parametrize(
+    "control", ["\x1b", "\x07", "\x08", "\x0b", "\x0c", "\x1f", "\x7f", "\x9b"]
+)
 def test_text_refuses_control_characters_but_tab_newline_and_return(api: Api, control: str):
     """README: "text fields refuse control characters" (in `text`, all C0 controls but tab,
     newline and carriage return): the reviewer found text with ESC and BEL accepted."""
